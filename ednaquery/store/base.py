@@ -1,0 +1,149 @@
+"""The store interface every backend implements, and the value types it speaks.
+
+A store is an index of files on disk: ``apply`` says what a file path now holds,
+``find``/``count`` answer a parsed query (``ednaquery.query.ast``), ``get`` resolves
+ids and unique prefixes. Backends: :mod:`ednaquery.store.sqlite` (embedded default)
+and :mod:`ednaquery.store.mongo` (pymongo).
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from ednaquery.keys import KeySpec
+from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range, keys_of
+
+DEFAULT_KINDS = ("config", "run")
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the reconcile walk compares: a file changed if any of these differ."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass
+class PathUpdate:
+    """A file path now holds ``docs`` (``state`` None and no docs: the file is gone)."""
+
+    path: str
+    docs: list[dict]
+    state: FileState | None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """Sort by the values of ``key`` (ascending: smallest matching value; descending: largest)."""
+
+    key: KeySpec
+    descending: bool = False
+
+
+@dataclass
+class FindOptions:
+    """Everything ``find``/``count`` take beside the query."""
+
+    kinds: Sequence[str] | None = None  # None: config+run, or any kind when the query names `kind`
+    all_versions: bool = False  # include superseded and deleted documents
+    sort: Sequence[SortKey] = ()
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass
+class KeyStat:
+    """One row of ``ednaquery keys``: a leaf path, how many documents have it, types, examples."""
+
+    path: tuple[str, ...]
+    count: int
+    types: dict[str, int] = field(default_factory=dict)
+    examples: list[Any] = field(default_factory=list)
+
+
+def effective_kinds(node: Node, kinds: Sequence[str] | None) -> Sequence[str] | None:
+    """The kind filter to apply: explicit kinds, none when the query names ``kind`` itself, else config+run."""
+    if kinds:
+        return tuple(kinds)
+    if any(k.reserved_field() == "kind" for k in keys_of(node)):
+        return None
+    return DEFAULT_KINDS
+
+
+def uses_only(node: Node, types: tuple[type, ...]) -> bool:
+    """True if every term in the tree is one of ``types`` (for backend capability checks)."""
+    if isinstance(node, (And, Or)):
+        return all(uses_only(i, types) for i in node.items)
+    if isinstance(node, Not):
+        return uses_only(node.item, types)
+    return isinstance(node, types) or not isinstance(node, (Compare, Range, Exists))
+
+
+class Store(abc.ABC):
+    """What every backend provides. All methods raise ``StoreUnavailable`` when the backend is down."""
+
+    #: the URI with any password masked, safe to print
+    display_uri: str = ""
+
+    @abc.abstractmethod
+    def apply(self, updates: Iterable[PathUpdate]) -> None:
+        """Set what each path holds, in one transaction/bulk write per batch.
+
+        Documents new to the store are inserted; a document already there gains the path.
+        A document that no longer lives at the path loses it (kept in ``past_paths``); one left
+        with no path is no longer current, and ``deleted`` when its file is gone.
+        """
+
+    @abc.abstractmethod
+    def upsert(self, docs: Iterable[dict]) -> None:
+        """Insert or replace documents by id, keeping (merging) the paths already recorded."""
+
+    @abc.abstractmethod
+    def get(self, id_or_prefix: str) -> dict:
+        """The document with this id or unique id prefix (4+ chars); NotFound / AmbiguousId otherwise."""
+
+    @abc.abstractmethod
+    def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
+        """Documents matching a parsed query, sorted and limited as asked."""
+
+    @abc.abstractmethod
+    def count(self, node: Node, options: FindOptions | None = None) -> int:
+        """How many documents match (sort/limit ignored)."""
+
+    @abc.abstractmethod
+    def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
+        """Every leaf path seen in current documents, with counts, types and a few example values."""
+
+    @abc.abstractmethod
+    def stats(self) -> dict:
+        """Totals for ``ednaquery stats``: documents by kind, current/deleted, errors, size."""
+
+    @abc.abstractmethod
+    def file_states(self, root: str | None = None) -> dict[str, FileState]:
+        """The recorded state of every indexed file (under ``root``), for the reconcile walk."""
+
+    @abc.abstractmethod
+    def history(self, path: str) -> list[dict]:
+        """Every document a path has held, newest first (``ednaquery history``)."""
+
+    @abc.abstractmethod
+    def dependants(self, paths: Sequence[str]) -> list[str]:
+        """Paths of current documents whose ``depends_on`` names any of ``paths`` (base-file changes)."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable if the store cannot be reached."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,509 @@
+"""The embedded default store: one SQLite file (WAL), one writer and many readers at once.
+
+Schema (see docs/architecture.md): ``docs`` holds each document once (zlib-compressed JSON
+body, without leaves); ``leaves`` holds one row per leaf, clustered by document, with the
+value views the query needs and three covering indexes ``(pid, n)``, ``(pid, sid)``,
+``(pid, t)``; ``paths`` is the leaf-path catalog and ``strs``/``strtok`` dictionary-encode
+string values and their tokens. Writes are transactions, so a killed writer never leaves a
+half-written document behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
+from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
+from ednaquery.keys import KeySpec, is_reserved_path, key_matches
+from ednaquery.query.ast import Node
+from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
+from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.sql_compile import T_EMPTY, T_FALSE, T_NULL, T_NUM, T_STR, T_TRUE, compile_sql
+
+SCHEMA_VERSION = 1
+_TYPE_CODE = {"null": T_NULL, "num": T_NUM, "str": T_STR, "empty": T_EMPTY}
+_CODE_TYPE = {T_NULL: "null", T_FALSE: "bool", T_TRUE: "bool", T_NUM: "num", T_STR: "str", T_EMPTY: "empty"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
+CREATE TABLE IF NOT EXISTS docs (
+  rid INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  current INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  indexed_at REAL,
+  path0 TEXT,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS docs_kind ON docs(kind, current);
+CREATE TABLE IF NOT EXISTS paths (pid INTEGER PRIMARY KEY, p TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS strs (sid INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE, w TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS strtok (tok TEXT NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (tok, sid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leaves (
+  rid INTEGER NOT NULL,
+  i INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  t INTEGER NOT NULL,
+  n REAL,
+  sid INTEGER,
+  PRIMARY KEY (rid, i)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS leaves_num ON leaves(pid, n) WHERE n IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leaves_str ON leaves(pid, sid) WHERE sid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leaves_typ ON leaves(pid, t);
+CREATE TABLE IF NOT EXISTS doc_paths (
+  path TEXT NOT NULL, rid INTEGER NOT NULL, live INTEGER NOT NULL, PRIMARY KEY (path, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_paths_rid ON doc_paths(rid);
+CREATE TABLE IF NOT EXISTS deps (dep TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (dep, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER);
+"""
+
+_regex_cache: dict[str, re.Pattern] = {}
+
+
+def _regexp(pattern: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    rx = _regex_cache.get(pattern)
+    if rx is None:
+        try:
+            rx = re.compile(pattern, re.IGNORECASE)
+        except re.error as e:
+            raise UsageError(f"invalid regular expression {pattern!r}: {e}") from None
+        _regex_cache[pattern] = rx
+    return rx.search(value) is not None
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder (``$XDG_DATA_HOME/ednaquery`` or ``~/.local/share/ednaquery``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ednaquery"
+
+
+def find_project_index(start: Path | None = None) -> Path | None:
+    """``.ednaquery/index.db`` in the nearest parent folder that has a ``.ednaquery`` (like git's ``.git``)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".ednaquery").is_dir():
+            return folder / ".ednaquery" / "index.db"
+    return None
+
+
+def sqlite_path_from_uri(uri: str | None) -> Path:
+    """The database file a URI names: ``sqlite:///abs/path.db``, a plain path, or the default."""
+    if not uri:
+        return find_project_index() or default_data_dir() / "index.db"
+    if uri.startswith("sqlite://"):
+        rest = uri[len("sqlite://"):]
+        if not rest.startswith("/"):
+            raise UsageError(f"sqlite URI must name an absolute path, like sqlite:///abs/path/index.db (got {uri!r})")
+        return Path(rest)
+    if "://" in uri:
+        raise UsageError(f"unknown store URI scheme in {uri!r}; use mongodb://..., sqlite:///path, or a file path")
+    return Path(uri).expanduser()
+
+
+def _pack(doc: dict) -> bytes:
+    body = {k: v for k, v in doc.items() if k != "leaves"}
+    return zlib.compress(json.dumps(body, separators=(",", ":"), allow_nan=True).encode(), 6)
+
+
+def _unpack(blob: bytes) -> dict:
+    return json.loads(zlib.decompress(blob))
+
+
+class SQLiteStore(Store):
+    """The embedded store. Safe for one writer and many reader processes (WAL, busy timeout)."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True, busy_timeout_ms: int = 30000) -> None:
+        self.path = Path(path)
+        self.display_uri = f"sqlite:///{self.path}" if self.path.is_absolute() else str(self.path)
+        if not self.path.exists() and not create:
+            raise StoreUnavailable(f"no index at {self.path}; run `ednaquery init` or `ednaquery index PATH` first")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=busy_timeout_ms / 1000, isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=OFF")
+            self.db.execute("PRAGMA cache_size=-65536")
+            self.db.create_function("ednaquery_regexp", 2, _regexp, deterministic=True)
+            self._init_schema()
+        except sqlite3.DatabaseError as e:
+            raise StoreUnavailable(f"cannot open the index at {self.path}: {e}") from None
+        except OSError as e:
+            raise StoreUnavailable(f"cannot create the index at {self.path}: {e.strerror or e}") from None
+        self._lock = threading.RLock()
+        self._catalog = PathCatalog()
+        self._catalog_max = 0
+        self._str_cache: dict[str, int] = {}
+
+    # ------------------------------------------------------------ schema
+    def _init_schema(self) -> None:
+        cur = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
+        if cur.fetchone():
+            row = self.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+            if row and int(row[0]) != SCHEMA_VERSION:
+                raise StoreUnavailable(f"index {self.path} has schema v{row[0]}, this ednaquery needs "
+                                       f"v{SCHEMA_VERSION}; delete it and run `ednaquery index` again")
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self.db.execute(stmt)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def ensure_indexes(self) -> list[str]:
+        """Index names (created with the schema); listed for docs and tests."""
+        return [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")]
+
+    # ------------------------------------------------------------ write path
+    def _pid(self, p: str) -> int:
+        cur = self.db.execute("INSERT INTO paths(p) VALUES (?) ON CONFLICT(p) DO NOTHING RETURNING pid", (p,))
+        row = cur.fetchone()
+        if row is None:
+            row = self.db.execute("SELECT pid FROM paths WHERE p=?", (p,)).fetchone()
+        return row[0]
+
+    def _sid(self, s: str, w: str) -> int:
+        sid = self._str_cache.get(s)
+        if sid is not None:
+            return sid
+        row = self.db.execute("SELECT sid FROM strs WHERE s=?", (s,)).fetchone()
+        if row is None:
+            sid = self.db.execute("INSERT INTO strs(s, w) VALUES (?, ?)", (s, w)).lastrowid
+            toks = set(value_tokens(s)) or {s}
+            self.db.executemany("INSERT OR IGNORE INTO strtok VALUES (?, ?)", [(t, sid) for t in toks])
+        else:
+            sid = row[0]
+        if len(self._str_cache) > 200_000:
+            self._str_cache.clear()
+        self._str_cache[s] = sid
+        return sid
+
+    def _write_doc(self, doc: dict) -> int:
+        """Insert or replace one document and its leaves; returns its rid. Inside a transaction."""
+        row = self.db.execute("SELECT rid FROM docs WHERE id=?", (doc["_id"],)).fetchone()
+        first = (doc.get("paths") or doc.get("past_paths") or [None])[0]
+        cols = (doc["kind"], 1 if doc.get("current", True) else 0, 1 if doc.get("deleted") else 0,
+                doc.get("indexed_at"), first, _pack(doc))
+        if row:
+            rid = row[0]
+            self.db.execute("UPDATE docs SET kind=?, current=?, deleted=?, indexed_at=?, path0=?, body=? WHERE rid=?",
+                            (*cols, rid))
+            self.db.execute("DELETE FROM leaves WHERE rid=?", (rid,))
+            self.db.execute("DELETE FROM deps WHERE rid=?", (rid,))
+        else:
+            rid = self.db.execute("INSERT INTO docs(id, kind, current, deleted, indexed_at, path0, body) VALUES (?,?,?,?,?,?,?)",
+                                  (doc["_id"], *cols)).lastrowid
+        rows = []
+        pid_cache: dict[str, int] = {}
+        for i, leaf in enumerate([*doc.get("leaves", []), *reserved_leaves(doc)]):
+            p = leaf["p"]
+            pid = pid_cache.get(p)
+            if pid is None:
+                pid = pid_cache[p] = self._pid(p)
+            t = leaf["t"]
+            code = (T_TRUE if leaf["b"] else T_FALSE) if t == "bool" else _TYPE_CODE[t]
+            sid = self._sid(leaf["s"], leaf["w"]) if t == "str" else None
+            rows.append((rid, i, pid, code, leaf.get("n"), sid))
+        self.db.executemany("INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES (?,?,?,?,?,?)", rows)
+        self.db.execute("DELETE FROM doc_paths WHERE rid=?", (rid,))
+        self.db.executemany("INSERT OR REPLACE INTO doc_paths VALUES (?,?,1)", [(p, rid) for p in doc.get("paths", [])])
+        self.db.executemany("INSERT OR IGNORE INTO doc_paths VALUES (?,?,0)",
+                            [(p, rid) for p in doc.get("past_paths", []) if p not in doc.get("paths", [])])
+        self.db.executemany("INSERT OR IGNORE INTO deps VALUES (?,?)", [(d, rid) for d in doc.get("depends_on", [])])
+        return rid
+
+    def _load(self, doc_id: str) -> dict | None:
+        row = self.db.execute("SELECT body FROM docs WHERE id=?", (doc_id,)).fetchone()
+        return _unpack(row[0]) if row else None
+
+    def _merge_into_existing(self, doc: dict, path: str | None) -> dict:
+        """The document to write: ``doc``'s content with the paths the store already knows."""
+        old = self._load(doc["_id"])
+        new = dict(doc)
+        paths = list(old.get("paths", [])) if old else []
+        past = list(old.get("past_paths", [])) if old else []
+        for p in doc.get("paths", []):
+            if p not in paths:
+                paths.append(p)
+        if path and path not in paths:
+            paths.append(path)
+        new["paths"] = paths
+        new["past_paths"] = [p for p in past if p not in paths]
+        if old and old.get("tags"):
+            new["tags"] = sorted(set(old["tags"]) | set(doc.get("tags", [])))
+        new["current"] = True
+        new["deleted"] = False
+        return new
+
+    def _transaction(self):
+        return _Tx(self)
+
+    def apply(self, updates: Iterable[PathUpdate]) -> None:
+        updates = list(updates)
+        if not updates:
+            return
+        with self._lock, self._transaction():
+            for up in updates:
+                path = os.path.abspath(up.path)
+                keep = {d["_id"] for d in up.docs}
+                for doc in up.docs:
+                    self._write_doc(self._merge_into_existing(dict(doc, paths=[path]), path))
+                # documents that no longer live at this path lose it
+                rows = self.db.execute("SELECT d.id FROM doc_paths p JOIN docs d ON d.rid=p.rid "
+                                       "WHERE p.path=? AND p.live=1", (path,)).fetchall()
+                for (doc_id,) in rows:
+                    if doc_id in keep:
+                        continue
+                    old = self._load(doc_id)
+                    if old is None:
+                        continue
+                    old["paths"] = [p for p in old.get("paths", []) if p != path]
+                    if path not in old.get("past_paths", []):
+                        old.setdefault("past_paths", []).append(path)
+                    if not old["paths"]:
+                        old["current"] = False
+                        old["deleted"] = up.state is None
+                    old["leaves"] = self._leaves_of(doc_id)
+                    self._write_doc(old)
+                if up.state is None:
+                    self.db.execute("DELETE FROM files WHERE path=?", (path,))
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
+                                    (path, up.state.size, up.state.mtime_ns, up.state.inode))
+
+    def _leaves_of(self, doc_id: str) -> list[dict]:
+        """Rebuild a stored document's config leaves (reserved ones are regenerated on write)."""
+        rows = self.db.execute(
+            "SELECT p.p, l.t, l.n, s.s, s.w FROM leaves l JOIN docs d ON d.rid=l.rid JOIN paths p ON p.pid=l.pid "
+            "LEFT JOIN strs s ON s.sid=l.sid WHERE d.id=? ORDER BY l.i", (doc_id,)).fetchall()
+        out = []
+        for p, t, n, s, w in rows:
+            if is_reserved_path(tuple(p.split(PATH_SEP))):
+                continue
+            leaf: dict[str, Any] = {"p": p, "t": _CODE_TYPE[t]}
+            if t in (T_TRUE, T_FALSE):
+                leaf["b"] = t == T_TRUE
+            if n is not None:
+                leaf["n"] = float(n)
+            if s is not None:
+                leaf["s"], leaf["w"] = s, w
+            out.append(leaf)
+        return out
+
+    def upsert(self, docs: Iterable[dict]) -> None:
+        docs = list(docs)
+        if not docs:
+            return
+        with self._lock, self._transaction():
+            for doc in docs:
+                self._write_doc(self._merge_into_existing(doc, None))
+
+    # ------------------------------------------------------------ read path
+    def _refresh_catalog(self) -> None:
+        rows = self.db.execute("SELECT pid, p FROM paths WHERE pid > ?", (self._catalog_max,)).fetchall()
+        for pid, p in rows:
+            self._catalog.add(p, pid)
+            self._catalog_max = max(self._catalog_max, pid)
+
+    def _resolve(self, key: KeySpec) -> list[int]:
+        return self._catalog.resolve(key)
+
+    def _select(self, node: Node, options: FindOptions) -> tuple[str, list]:
+        self._refresh_catalog()
+        sql, params = compile_sql(node, self._resolve)
+        where = [f"d.rid IN ({sql})"]
+        kinds = effective_kinds(node, options.kinds)
+        if kinds:
+            where.append(f"d.kind IN ({','.join('?' * len(kinds))})")
+            params = params + list(kinds)
+        if not options.all_versions:
+            where.append("d.current = 1")
+        return " AND ".join(where), params
+
+    def _guard(self, fn, *args):
+        try:
+            with self._lock:
+                return fn(*args)
+        except sqlite3.OperationalError as e:
+            raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
+
+    def count(self, node: Node, options: FindOptions | None = None) -> int:
+        where, params = self._select(node, options or FindOptions())
+        return self._guard(lambda: self.db.execute(f"SELECT count(*) FROM docs d WHERE {where}", params).fetchone()[0])
+
+    def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
+        options = options or FindOptions()
+        where, params = self._select(node, options)
+        order, oparams = self._order_by(options.sort)
+        sql = f"SELECT d.body FROM docs d WHERE {where} ORDER BY {order}"
+        params = params + oparams
+        if options.limit is not None or options.offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [options.limit if options.limit is not None else -1, options.offset]
+        rows = self._guard(lambda: self.db.execute(sql, params).fetchall())
+        return [_unpack(r[0]) for r in rows]
+
+    def _order_by(self, sort: Sequence[SortKey]) -> tuple[str, list]:
+        parts: list[str] = []
+        params: list = []
+        for sk in sort:
+            pids = self._resolve(sk.key)
+            if not pids:
+                continue
+            agg = "max" if sk.descending else "min"
+            marks = ",".join("?" * len(pids))
+            num = f"(SELECT {agg}(l.n) FROM leaves l WHERE l.rid=d.rid AND l.pid IN ({marks}))"
+            txt = (f"(SELECT {agg}(s.s) FROM leaves l JOIN strs s ON s.sid=l.sid "
+                   f"WHERE l.rid=d.rid AND l.pid IN ({marks}))")
+            direction = "DESC" if sk.descending else "ASC"
+            parts += [f"{num} IS NULL", f"{num} {direction}", f"{txt} IS NULL", f"{txt} {direction}"]
+            params += pids * 4
+        parts += ["d.path0 IS NULL", "d.path0 ASC", "d.id ASC"]
+        return ", ".join(parts), params
+
+    def get(self, id_or_prefix: str) -> dict:
+        prefix = id_or_prefix.strip()
+        if len(prefix) < 4:
+            raise UsageError(f"id prefix {prefix!r} is too short: give at least 4 characters")
+        def run() -> list:
+            exact = self.db.execute("SELECT body FROM docs WHERE id=?", (prefix,)).fetchone()
+            if exact:
+                return [exact]
+            hi = prefix + "\U0010ffff"
+            return self.db.execute("SELECT body FROM docs WHERE id >= ? AND id < ? ORDER BY current DESC, id LIMIT 11",
+                                   (prefix, hi)).fetchall()
+        rows = self._guard(run)
+        if not rows:
+            raise NotFound(f"no document with id {prefix!r}; `ednaquery find` lists ids")
+        docs = [_unpack(r[0]) for r in rows]
+        if len(docs) > 1:
+            raise AmbiguousId(prefix, [d["_id"] for d in docs])
+        return docs[0]
+
+    def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
+        self._refresh_catalog()
+        spec = None
+        if pattern:
+            from ednaquery.query.parser import parse_key  # lazy: parser imports nothing heavy
+
+            spec = parse_key(pattern)
+
+        def run() -> list[KeyStat]:
+            rows = self.db.execute(
+                "SELECT l.pid, l.t, count(DISTINCT l.rid) FROM leaves l JOIN docs d ON d.rid=l.rid "
+                "WHERE d.current=1 AND d.kind!='error' GROUP BY l.pid, l.t").fetchall()
+            byp: dict[int, KeyStat] = {}
+            pmap = dict(self.db.execute("SELECT pid, p FROM paths").fetchall())
+            docs_per_pid: dict[int, int] = dict(self.db.execute(
+                "SELECT l.pid, count(DISTINCT l.rid) FROM leaves l JOIN docs d ON d.rid=l.rid "
+                "WHERE d.current=1 AND d.kind!='error' GROUP BY l.pid").fetchall())
+            for pid, t, c in rows:
+                path = tuple(pmap[pid].split(PATH_SEP))
+                if is_reserved_path(path) or (spec is not None and not key_matches(spec, path)):
+                    continue
+                st = byp.setdefault(pid, KeyStat(path=path, count=docs_per_pid.get(pid, 0)))
+                st.types[_CODE_TYPE[t]] = st.types.get(_CODE_TYPE[t], 0) + c
+            for pid, st in byp.items():
+                ex = self.db.execute(
+                    "SELECT DISTINCT coalesce(s.s, l.n, CASE l.t WHEN 2 THEN 'true' WHEN 1 THEN 'false' END) "
+                    "FROM leaves l LEFT JOIN strs s ON s.sid=l.sid WHERE l.pid=? LIMIT ?", (pid, sample)).fetchall()
+                st.examples = [e[0] for e in ex if e[0] is not None]
+            return sorted(byp.values(), key=lambda s: (-s.count, s.path))
+        return self._guard(run)
+
+    def stats(self) -> dict:
+        def run() -> dict:
+            out: dict[str, Any] = {"store": self.display_uri}
+            for kind, current, deleted, c in self.db.execute(
+                    "SELECT kind, current, deleted, count(*) FROM docs GROUP BY kind, current, deleted"):
+                state = "current" if current else ("deleted" if deleted else "superseded")
+                out.setdefault("documents", {}).setdefault(kind, {})[state] = c
+            out["leaves"] = self.db.execute("SELECT count(*) FROM leaves").fetchone()[0]
+            out["distinct_keys"] = self.db.execute("SELECT count(*) FROM paths").fetchone()[0]
+            out["files"] = self.db.execute("SELECT count(*) FROM files").fetchone()[0]
+            try:
+                out["size_bytes"] = sum(os.path.getsize(str(self.path) + s) for s in ("", "-wal")
+                                        if os.path.exists(str(self.path) + s))
+            except OSError:
+                pass
+            return out
+        return self._guard(run)
+
+    def file_states(self, root: str | None = None) -> dict[str, FileState]:
+        def run() -> dict[str, FileState]:
+            if root:
+                r = os.path.abspath(root).rstrip(os.sep) + os.sep
+                rows = self.db.execute("SELECT * FROM files WHERE path >= ? AND path < ?", (r, r + "\U0010ffff"))
+            else:
+                rows = self.db.execute("SELECT * FROM files")
+            return {p: FileState(s, m, i) for p, s, m, i in rows}
+        return self._guard(run)
+
+    def history(self, path: str) -> list[dict]:
+        path = os.path.abspath(path)
+        rows = self._guard(lambda: self.db.execute(
+            "SELECT d.body FROM doc_paths p JOIN docs d ON d.rid=p.rid WHERE p.path=? "
+            "ORDER BY p.live DESC, d.indexed_at DESC", (path,)).fetchall())
+        return [_unpack(r[0]) for r in rows]
+
+    def dependants(self, paths: Sequence[str]) -> list[str]:
+        out: set[str] = set()
+        for p in paths:
+            rows = self._guard(lambda p=p: self.db.execute(
+                "SELECT dp.path FROM deps x JOIN doc_paths dp ON dp.rid=x.rid AND dp.live=1 WHERE x.dep=?",
+                (os.path.abspath(p),)).fetchall())
+            out.update(r[0] for r in rows)
+        return sorted(out)
+
+    def errors(self) -> list[dict]:
+        rows = self._guard(lambda: self.db.execute(
+            "SELECT body FROM docs WHERE kind='error' AND current=1 ORDER BY id").fetchall())
+        return [_unpack(r[0]) for r in rows]
+
+    def ping(self) -> None:
+        self._guard(lambda: self.db.execute("SELECT 1").fetchone())
+
+    def close(self) -> None:
+        try:
+            self.db.close()
+        except sqlite3.Error:
+            pass
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ROLLBACK on error): one writer at a time, atomically."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        try:
+            self.store.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise StoreUnavailable(f"index {self.store.path} is busy or read-only: {e}") from None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.store.db.execute("COMMIT")
+        else:
+            self.store.db.execute("ROLLBACK")
+            self.store._str_cache.clear()

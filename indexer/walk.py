@@ -1,0 +1,83 @@
+"""The reconcile walk: every wanted file under a root with its (size, mtime_ns, inode).
+
+Comparing this with what the store recorded is how the indexer catches up on whatever
+happened while it was not running (or events the kernel dropped). The walk uses
+``os.scandir`` (one ``stat`` per wanted file), prunes excluded folders, never follows
+symlinked folders (so a link loop cannot hang it; watchdog does not follow them either)
+and remembers each folder's (device, inode) so a bind-mount cycle cannot either. Folders
+it cannot list are reported, not fatal, so the caller keeps what the store knows about
+them instead of marking their files deleted.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ednaquery.store.base import FileState
+from indexer.patterns import PathFilter, rel_parts
+
+
+@dataclass
+class WalkResult:
+    """What a walk found: wanted files and their states, and folders it could not read."""
+
+    files: dict[str, FileState] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)  # folder -> reason
+    folders: int = 0
+
+
+def file_state(st: os.stat_result) -> FileState:
+    return FileState(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
+def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
+         should_stop: Callable[[], bool] | None = None) -> WalkResult:
+    """Walk ``top`` (a root, or a folder below ``root``) and return the wanted files in it."""
+    root = root or top
+    result = WalkResult()
+    base = rel_parts(root, top)
+    if base is None:
+        return result
+    if base and not pfilter.wants_dir(base):
+        return result
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[str, tuple[str, ...]]] = [(top, base)]
+    while stack:
+        if should_stop is not None and should_stop():
+            break
+        folder, parts = stack.pop()
+        try:
+            st = os.stat(folder, follow_symlinks=folder == top)
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            it = os.scandir(folder)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            result.unreadable[folder] = exc.strerror or str(exc)
+            continue
+        result.folders += 1
+        with it:
+            while True:
+                try:
+                    entry = next(it)
+                except StopIteration:
+                    break
+                except OSError as exc:  # e.g. EIO half-way through a listing
+                    result.unreadable[folder] = exc.strerror or str(exc)
+                    break
+                sub = (*parts, entry.name)
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not pfilter.prunes_dir(sub):
+                            stack.append((entry.path, sub))
+                        continue
+                    if not pfilter.wants_file_in_walk(sub) or not entry.is_file():
+                        continue
+                    result.files[entry.path] = file_state(entry.stat())
+                except OSError:  # vanished, dangling link, link loop: not a file we can index
+                    continue
+    return result
