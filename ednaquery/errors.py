@@ -41,6 +41,21 @@ class StoreUnavailable(EdnaError):
     """The store cannot be reached (MongoDB down, database file not writable...)."""
 
 
+class LoadError(EdnaError):
+    """A file that cannot be read or parsed; the message names the line and column when known.
+
+    ``detail`` is the message without the path (what an error record stores next to its path).
+    """
+
+    def __init__(self, detail: str, *, path: str | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(f"{path}: {detail}" if path else detail)
+        self.detail = detail
+        self.path = path
+        self.line = line
+        self.column = column
+
+
 class NotFound(EdnaError):
     """No document has that id or id prefix."""
 

@@ -343,10 +343,14 @@ class Monitor:
         if not lost:
             return
         self._stop_observer(w)
-        self.queue.add(w.root, RESCAN, now=True)  # its files are compared with the store (gone)
-        self._set_state(w, "missing", reason, message=(
-            f"root {w.root} {reason}; its files are marked deleted and it will be watched "
-            f"again once it exists (checking every {self.retry_interval:g} s)"))
+        self.queue.add(w.root, RESCAN, now=True)  # compare its files with the store (gone, or new)
+        if os.path.isdir(w.root):
+            what = "stopped being watched" if reason == "observer stopped" else "was replaced"
+            log.warning("root %s %s; watching it again (%s)", w.root, what, w.mode)
+        else:
+            self._set_state(w, "missing", "does not exist", message=(
+                f"root {w.root} was deleted; its files are marked deleted, and it will be watched "
+                f"again once it is created (checking every {self.retry_interval:g} s)"))
         self._start_root(w)
 
 

@@ -25,13 +25,19 @@ CONVERT = 1
 GONE = 2
 #: a folder appeared, vanished or moved: compare everything below it with the store
 RESCAN = 3
+#: re-convert because a file this one depends on changed (its own dependants are not
+#: followed again, so a cycle of ``_BASE_`` files cannot loop forever)
+DEPENDANT = 4
 
-OP_NAMES = {CONVERT: "convert", GONE: "gone", RESCAN: "rescan"}
+OP_NAMES = {CONVERT: "convert", GONE: "gone", RESCAN: "rescan", DEPENDANT: "dependant"}
 
 
 def _merge(old: int, new: int) -> int:
-    """A later event wins, except that a folder rescan is never downgraded."""
-    return RESCAN if RESCAN in (old, new) else new
+    """A later event wins, except that a folder rescan is never downgraded and a
+    dependant re-conversion never replaces work an event asked for."""
+    if RESCAN in (old, new):
+        return RESCAN
+    return old if new == DEPENDANT else new
 
 
 class AddQueue:

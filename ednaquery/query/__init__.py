@@ -1,0 +1,28 @@
+"""The query language of QUERY.md: text or CLI arguments -> tokens -> AST -> aliases expanded.
+
+``compile_query("lr<1e-3 model=vit")`` is what a command calls; backends compile the
+resulting AST (:mod:`ednaquery.query.ast`) for their store.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ednaquery.query.aliases import BUILTIN_ALIASES, expand_aliases, load_alias_groups
+from ednaquery.query.ast import Node
+from ednaquery.query.describe import to_text
+from ednaquery.query.parser import parse
+
+__all__ = ["BUILTIN_ALIASES", "compile_query", "expand_aliases", "load_alias_groups", "parse", "to_text"]
+
+
+def compile_query(
+    text_or_args: str | Sequence[str],
+    aliases: Sequence[Sequence[str]] | None = None,
+    use_aliases: bool = True,
+) -> Node:
+    """Parse a query and widen its keys by alias groups.
+
+    ``aliases``: the groups in force (``load_alias_groups(settings_value)``); None means the
+    built-ins. ``use_aliases=False`` is ``--no-aliases``. Raises ``QuerySyntaxError``.
+    """
+    return expand_aliases(parse(text_or_args), aliases, enabled=use_aliases)

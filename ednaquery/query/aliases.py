@@ -52,20 +52,23 @@ def load_alias_groups(extra: object = None) -> list[list[str]]:
 
 
 def _merge(groups: Iterable[Sequence[str]]) -> list[list[str]]:
+    """Union of groups that share a normalised member; first spelling of each name kept."""
     merged: list[list[str]] = []
     for group in groups:
         names = list(group)
         norms = {normalise(n) for n in names}
-        keep: list[list[str]] = []
+        rest: list[list[str]] = []
+        joined: list[str] = []
         for existing in merged:
             if norms & {normalise(n) for n in existing}:
-                names = existing + names
-                norms |= {normalise(n) for n in existing}
+                joined += existing
             else:
-                keep.append(existing)
-        seen: set[str] = set()
-        unique = [n for n in names if not (normalise(n) in seen or seen.add(normalise(n)))]
-        merged = keep + [unique]
+                rest.append(existing)
+        names = joined + names
+        unique: dict[str, str] = {}
+        for name in names:
+            unique.setdefault(normalise(name), name)
+        merged = rest + [list(unique.values())]
     return [g for g in merged if len(g) > 1]
 
 

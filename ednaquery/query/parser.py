@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
 
 from ednaquery.errors import QuerySyntaxError
@@ -67,6 +68,56 @@ def word_value(text: str, *, glob_allowed: bool = True) -> Value:
     return Value("str", text, glob=glob_allowed and ("*" in text or "?" in text))
 
 
+class _KeyError(Exception):
+    def __init__(self, message: str, offset: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset  # where in the key; None: the whole key
+
+
+def parse_key(raw: str) -> KeySpec:
+    """A key as typed -> :class:`KeySpec`: split on ``.`` outside backquotes, leading ``.`` anchors."""
+    anchored = raw.startswith(".")
+    segments: list[str] = []
+    literal: list[bool] = []
+    i = 1 if anchored else 0
+    while True:
+        start = i
+        if i < len(raw) and raw[i] == "`":
+            buf: list[str] = []
+            i += 1
+            while i < len(raw) and raw[i] != "`":
+                if raw[i] == "\\" and i + 1 < len(raw) and raw[i + 1] in "`\\":
+                    i += 1
+                buf.append(raw[i])
+                i += 1
+            if i >= len(raw):
+                raise _KeyError("unterminated backquoted key: add the closing `", start)
+            i += 1
+            seg, lit = "".join(buf), True
+            if i < len(raw) and raw[i] != ".":
+                raise _KeyError("a backquoted key segment must end at a '.' or at the end of the key", i)
+        else:
+            while i < len(raw) and raw[i] not in ".`":
+                i += 1
+            seg, lit = raw[start:i], False
+            if i < len(raw) and raw[i] == "`":
+                raise _KeyError("quote a whole key segment in backquotes, not part of it", start)
+        if not seg:
+            raise _KeyError("empty key segment: a key looks like lr, optimizer.lr or .model.name", start)
+        if any(ord(c) < 32 or ord(c) == 127 for c in seg):
+            raise _KeyError("control characters are not allowed in keys", start)
+        if not lit and _INDEX.search(seg):
+            fixed = _INDEX.sub("", raw).replace("..", ".")
+            raise _KeyError(f"list indices are not part of keys: write '{fixed}' (it matches every element)", None)
+        segments.append(seg)
+        literal.append(lit)
+        if i >= len(raw):
+            break
+        i += 1  # the '.'
+    return KeySpec(tuple(segments), tuple(literal) if any(literal) else (), anchored)
+
+
 def _show(tok: Token) -> str:
     return tok.text if len(tok.text) <= 20 else tok.text[:17] + "..."
 
@@ -103,7 +154,7 @@ class _Parser:
         if tok.kind == "OP":
             return self.error(f"expected a key before '{_show(tok)}'", tok)
         if tok.kind == "COMMA":
-            return self.error("unexpected ',': a list of values goes after '=' or '!=' (model=vit,convnext)", tok)
+            return self.error("unexpected ',': a list of values goes after '=' or '!=' (a=x,y)", tok)
         if tok.kind in ("AND", "OR"):
             if self.last is None:
                 return self.error(f"expected a term before '{_show(tok)}'", tok)
@@ -203,9 +254,10 @@ class _Parser:
     def range(self, low_tok: Token, op1: Token, key_tok: Token) -> Node:
         op2 = self.next()
         ops = (op1.value, op2.value)
+        if op1.value not in ORDER_OPS:
+            raise self.error(f"unexpected '{_show(op2)}' after a value: quote a value that contains it", op2)
         if not (set(ops) <= {"<", "<="} or set(ops) <= {">", ">="}):
-            bad = op1 if op1.value not in ORDER_OPS else op2
-            raise self.error("a range needs '<'/'<=' on both sides (1e-4<=lr<1e-3) or '>'/'>=' on both", bad)
+            raise self.error("a range needs '<'/'<=' on both sides (1e-4<=lr<1e-3) or '>'/'>=' on both", op2)
         if key_tok.kind != "WORD":
             raise self.error("expected a key between the two operators of a range", key_tok)
         high_tok = self.expect_value(op2)
@@ -225,47 +277,13 @@ class _Parser:
     def key(self, tok: Token) -> KeySpec:
         if tok.kind != "WORD":
             raise self.error("a quoted string cannot be a key: put a literal key in backquotes (`my key`)", tok)
-        raw = tok.text
-        anchored = raw.startswith(".")
-        segments: list[str] = []
-        literal: list[bool] = []
-        i = 1 if anchored else 0
-        while True:
-            start = i
-            if i < len(raw) and raw[i] == "`":
-                buf: list[str] = []
-                i += 1
-                while raw[i] != "`":
-                    if raw[i] == "\\" and raw[i + 1] in "`\\":
-                        i += 1
-                    buf.append(raw[i])
-                    i += 1
-                i += 1
-                seg, lit = "".join(buf), True
-                if i < len(raw) and raw[i] != ".":
-                    raise self.key_error("a backquoted key segment must end at a '.' or the end of the key", tok, i)
-            else:
-                while i < len(raw) and raw[i] not in ".`":
-                    i += 1
-                seg, lit = raw[start:i], False
-                if i < len(raw) and raw[i] == "`":
-                    raise self.key_error("quote a whole key segment in backquotes, not part of it", tok, start)
-            if not seg:
-                raise self.key_error("empty key segment: a key looks like lr, optimizer.lr or .model.name", tok, start)
-            if any(ord(c) < 32 or ord(c) == 127 for c in seg):
-                raise self.key_error("control characters are not allowed in keys", tok, start)
-            if not lit and _INDEX.search(seg):
-                fixed = _INDEX.sub("", raw).replace("..", ".")
-                raise self.error(f"list indices are not part of keys: write '{fixed}' (it matches every element)", tok)
-            segments.append(seg)
-            literal.append(lit)
-            if i >= len(raw):
-                break
-            i += 1  # the '.'
-        return KeySpec(tuple(segments), tuple(literal) if any(literal) else (), anchored)
-
-    def key_error(self, message: str, tok: Token, offset: int) -> QuerySyntaxError:
-        return QuerySyntaxError(message, self.query, tok.pos + min(offset, max(0, len(tok.text) - 1)), 1)
+        try:
+            return parse_key(tok.text)
+        except _KeyError as exc:
+            if exc.offset is None:
+                raise self.error(exc.message, tok) from None
+            pos = tok.pos + min(exc.offset, len(tok.text))
+            raise QuerySyntaxError(exc.message, self.query, pos, 1) from None
 
     def value(self, tok: Token, op_tok: Token) -> Value:
         op = op_tok.value
@@ -285,16 +303,19 @@ class _Parser:
     def regex(self, tok: Token) -> Value:
         pattern = tok.value
         try:
-            re.compile(pattern)
+            with warnings.catch_warnings():  # FutureWarning for "[[" and the like is not the user's concern
+                warnings.simplefilter("ignore")
+                re.compile(pattern)
         except re.error as exc:
             pos, length = tok.pos, len(tok.text)
             if tok.kind == "REGEX" and exc.pos is not None:
                 pos, length = tok.pos + min(exc.pos, max(0, len(tok.text) - 1)), 1
-            raise QuerySyntaxError(f"invalid regular expression: {exc.msg}", self.query, pos, length) from None
+            message = f"invalid regular expression: {exc.msg}"
+            raise QuerySyntaxError(message, self.query, pos, length) from None
         return Value("str", pattern, quoted=tok.kind == "STRING")
 
 
-def _flat(cls: type[And] | type[Or], items: list[Node]) -> Node:
+def _flat(cls: type[And | Or], items: list[Node]) -> Node:
     if len(items) == 1:
         return items[0]
     out: list[Node] = []

@@ -51,7 +51,9 @@ def is_word_char(ch: str) -> bool:
     return not ch.isspace() and ch not in _STOP and ch != "`"
 
 
-def tokenize(text: str, offset: int = 0, *, query: str | None = None, after: Token | None = None) -> list[Token]:
+def tokenize(
+    text: str, offset: int = 0, *, query: str | None = None, after: Token | None = None
+) -> list[Token]:
     """Split ``text`` into tokens.
 
     ``offset`` is where ``text`` starts inside ``query`` (the whole query shown in errors;
@@ -135,7 +137,7 @@ class _Lexer:
                 j += 2
             elif ch == q:
                 self.emit("STRING", i, j + 1, "".join(buf))
-                if j + 1 < len(text) and is_word_char(text[j + 1]):
+                if j + 1 < len(text) and (is_word_char(text[j + 1]) or text[j + 1] == "`"):
                     raise self.error("unexpected text right after a closing quote: add a space", j + 1)
                 return j + 1
             else:
@@ -150,8 +152,8 @@ class _Lexer:
             ch = text[j]
             if ch.isspace():
                 break
-            if ch == "\\":
-                j = min(n, j + 2)
+            if ch == "\\":  # an escape; whitespace still ends the regex, as it does in argv
+                j += 2 if j + 1 < n and not text[j + 1].isspace() else 1
                 continue
             if ch == "[":  # a character class: parentheses inside it are literal
                 j += 1
@@ -160,7 +162,7 @@ class _Lexer:
                 if j < n and text[j] == "]":
                     j += 1
                 while j < n and text[j] != "]" and not text[j].isspace():
-                    j = min(n, j + 2) if text[j] == "\\" else j + 1
+                    j += 2 if text[j] == "\\" and j + 1 < n and not text[j + 1].isspace() else 1
                 if j < n and text[j] == "]":
                     j += 1
                 continue

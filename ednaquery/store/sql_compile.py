@@ -2,8 +2,11 @@
 
 Every term becomes a set of document row ids (``SELECT rid FROM leaves WHERE pid IN (..)
 AND <value condition>``), answered from the ``(pid, n)``, ``(pid, sid)`` or ``(pid, t)``
-index; AND/OR/NOT combine the sets with INTERSECT/UNION/EXCEPT. Keys arrive as path ids from
-the catalog and values as ``?`` parameters: nothing the user typed becomes SQL text.
+partial indexes; AND/OR/NOT combine the sets with INTERSECT/UNION/EXCEPT. String terms
+first narrow the distinct strings seen under the key (a small set), then look the matching
+ones up. Keys arrive as path ids from the catalog and values as ``?`` parameters: nothing
+the user typed becomes SQL text. The reserved ``id`` and ``path`` fields live in columns
+(``docs.id``, ``doc_paths.path``) instead of leaves, since they are unique per document.
 """
 from __future__ import annotations
 
@@ -16,10 +19,16 @@ from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, R
 
 # leaf type codes in the leaves table
 T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_EMPTY = 0, 1, 2, 3, 4, 5
+OTHER_TYPES = "t IN (0,1,2,5)"  # the partial index leaves_typ covers exactly these
 
 Resolver = Callable[[KeySpec], list[int]]
 SQL = tuple[str, list]
 NOTHING: SQL = ("SELECT rid FROM docs WHERE 0", [])
+# reserved fields stored as columns: (table, string column, token column)
+COLUMN_FIELDS = {
+    "id": ("SELECT rid FROM docs WHERE ", "id", "(' ' || id || ' ')"),
+    "path": ("SELECT rid FROM doc_paths WHERE live = 1 AND ", "lower(path)", "ednaquery_tokens(path)"),
+}
 
 
 def compile_sql(node: Node, resolve: Resolver) -> SQL:
@@ -38,13 +47,11 @@ def _node(node: Node, resolve: Resolver) -> SQL:
         s, p = _node(node.item, resolve)
         return f"SELECT rid FROM docs EXCEPT SELECT * FROM ({s})", p
     if isinstance(node, Exists):
-        return _leaves(node.key, resolve, None)
+        return _exists(node.key, resolve)
     if isinstance(node, Range):
-        conds = []
-        for bound, incl, op in ((node.low, node.low_inclusive, ">"), (node.high, node.high_inclusive, "<")):
-            if bound is not None:
-                conds.append(_ordered(op + ("=" if incl else ""), bound))
-        return _leaves(node.key, resolve, _and(conds))
+        bounds = [(node.low, node.low_inclusive, ">"), (node.high, node.high_inclusive, "<")]
+        vals = [(op + ("=" if incl else ""), b) for b, incl, op in bounds if b is not None]
+        return _term(node.key, resolve, lambda src: _and([_ordered(op, v, src) for op, v in vals]))
     if isinstance(node, Compare):
         return _compare(node, resolve)
     raise UsageError(f"cannot compile query node {type(node).__name__}")
@@ -54,63 +61,105 @@ def _and(conds: list[SQL]) -> SQL:
     return " AND ".join(f"({c})" for c, _ in conds), [p for _, ps in conds for p in ps]
 
 
-def _leaves(key: KeySpec, resolve: Resolver, cond: SQL | None) -> SQL:
+def _or(conds: list[SQL]) -> SQL:
+    return " OR ".join(f"({c})" for c, _ in conds), [p for _, ps in conds for p in ps]
+
+
+class _Source:
+    """Where a key's values live: leaf rows under some path ids, or a reserved column."""
+
+    def __init__(self, pids: list[int] | None = None, column: str | None = None) -> None:
+        self.pids = pids or []
+        self.column = column
+
+    def pid_in(self) -> SQL:
+        return f"pid IN ({','.join('?' * len(self.pids))})", list(self.pids)
+
+
+def _source(key: KeySpec, resolve: Resolver) -> _Source | None:
+    field = key.reserved_field()
+    if field in COLUMN_FIELDS:
+        return _Source(column=field)
     pids = resolve(key)
-    if not pids:
+    return _Source(pids=pids) if pids else None
+
+
+def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL]) -> SQL:
+    src = _source(key, resolve)
+    if src is None:
         return NOTHING
-    sql = f"SELECT rid FROM leaves WHERE pid IN ({','.join('?' * len(pids))})"
-    params = list(pids)
-    if cond is not None:
-        sql += f" AND ({cond[0]})"
-        params += cond[1]
-    return sql, params
+    c, cp = cond(src)
+    if src.column:
+        return COLUMN_FIELDS[src.column][0] + f"({c})", cp
+    pin, pp = src.pid_in()
+    return f"SELECT rid FROM leaves WHERE {pin} AND ({c})", pp + cp
+
+
+def _exists(key: KeySpec, resolve: Resolver) -> SQL:
+    src = _source(key, resolve)
+    if src is None:
+        return NOTHING
+    if src.column:
+        return COLUMN_FIELDS[src.column][0] + "1", []
+    pin, pp = src.pid_in()
+    parts = [f"SELECT rid FROM leaves WHERE {pin} AND {c}" for c in ("n IS NOT NULL", "sid IS NOT NULL", OTHER_TYPES)]
+    return " UNION ".join(parts), pp * 3
 
 
 def _compare(node: Compare, resolve: Resolver) -> SQL:
     op = node.op
     if op in ("=", "!=", "~", "!~"):
         one = _equal if op in ("=", "!=") else _regex
-        parts = [one(v) for v in node.values]
-        cond = (" OR ".join(f"({s})" for s, _ in parts), [p for _, ps in parts for p in ps])
-        match = _leaves(node.key, resolve, cond)
+        match = _term(node.key, resolve, lambda src: _or([one(v, src) for v in node.values]))
         if op in ("=", "~"):
             return match
-        exists = _leaves(node.key, resolve, None)  # k!=v: has k, and no matching leaf equals v
+        exists = _exists(node.key, resolve)  # k!=v: has k, and no matching leaf equals v
         if exists is NOTHING:
             return NOTHING
         return f"SELECT * FROM ({exists[0]}) EXCEPT SELECT * FROM ({match[0]})", exists[1] + match[1]
     if len(node.values) != 1:
         raise UsageError(f"a list of values only works with = and !=, not {op}")
-    return _leaves(node.key, resolve, _ordered(op, node.values[0]))
+    return _term(node.key, resolve, lambda src: _ordered(op, node.values[0], src))
 
 
-def _equal(v: Value) -> SQL:
+def _strings(src: _Source, pred: SQL) -> SQL:
+    """Leaves whose string value satisfies ``pred`` (over strs.s / strs.w, or the reserved column)."""
+    if src.column:
+        _, s_col, w_col = COLUMN_FIELDS[src.column]
+        return pred[0].replace("{s}", s_col).replace("{w}", w_col), pred[1]
+    pin, pp = src.pid_in()
+    cond = pred[0].replace("{s}", "s").replace("{w}", "w")
+    return ((f"sid IN (SELECT sid FROM strs WHERE sid IN (SELECT sid FROM leaves WHERE {pin} AND sid IS NOT NULL) "
+            f"AND ({cond}))"), pp + pred[1])
+
+
+def _equal(v: Value, src: _Source) -> SQL:
+    if v.kind in ("num", "bool", "null") and src.column:
+        return "0", []
     if v.kind == "num":
         return "n = ?", [v.value]
     if v.kind == "bool":
-        return f"t = {T_TRUE if v.value else T_FALSE}", []
+        return f"{OTHER_TYPES} AND t = {T_TRUE if v.value else T_FALSE}", []
     if v.kind == "null":
-        return f"t = {T_NULL}", []
+        return f"{OTHER_TYPES} AND t = {T_NULL}", []
     text = str(v.value).lower()
     if v.glob:
-        return "sid IN (SELECT sid FROM strs WHERE s GLOB ?)", [_glob_pattern(text)]
+        return _strings(src, ("{s} GLOB ?", [_glob_pattern(text)]))
     toks = value_tokens(text)
     if not toks:
-        return "sid IN (SELECT sid FROM strs WHERE s = ?)", [text]
-    return (("sid IN (SELECT sid FROM strs WHERE s = ? UNION SELECT t.sid FROM strtok t "
-            "JOIN strs s ON s.sid = t.sid WHERE t.tok = ? AND instr(s.w, ?) > 0)"),
-            [text, toks[0], " " + " ".join(toks) + " "])
+        return _strings(src, ("{s} = ?", [text]))
+    return _strings(src, ("{s} = ? OR instr({w}, ?) > 0", [text, " " + " ".join(toks) + " "]))
 
 
-def _regex(v: Value) -> SQL:
-    return "sid IN (SELECT sid FROM strs WHERE ednaquery_regexp(?, s))", [str(v.value)]
+def _regex(v: Value, src: _Source) -> SQL:
+    return _strings(src, ("ednaquery_regexp(?, {s})", [str(v.value)]))
 
 
-def _ordered(op: str, v: Value) -> SQL:
+def _ordered(op: str, v: Value, src: _Source) -> SQL:
     if v.kind == "num":
-        return f"n {op} ?", [v.value]
+        return ("0", []) if src.column else (f"n {op} ?", [v.value])
     if v.kind == "str":
-        return f"sid IN (SELECT sid FROM strs WHERE s {op} ?)", [str(v.value).lower()]
+        return _strings(src, (f"{{s}} {op} ?", [str(v.value).lower()]))
     raise UsageError(f"{op} needs a number or a string, not {v.kind}")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
-from ednaquery.keys import KeySpec, is_reserved_path, key_matches
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
 from ednaquery.store.catalog import PathCatalog
@@ -46,7 +46,6 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE INDEX IF NOT EXISTS docs_kind ON docs(kind, current);
 CREATE TABLE IF NOT EXISTS paths (pid INTEGER PRIMARY KEY, p TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS strs (sid INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE, w TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS strtok (tok TEXT NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (tok, sid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leaves (
   rid INTEGER NOT NULL,
   i INTEGER NOT NULL,
@@ -58,13 +57,13 @@ CREATE TABLE IF NOT EXISTS leaves (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leaves_num ON leaves(pid, n) WHERE n IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leaves_str ON leaves(pid, sid) WHERE sid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS leaves_typ ON leaves(pid, t);
+CREATE INDEX IF NOT EXISTS leaves_typ ON leaves(pid, t) WHERE t IN (0,1,2,5);
 CREATE TABLE IF NOT EXISTS doc_paths (
   path TEXT NOT NULL, rid INTEGER NOT NULL, live INTEGER NOT NULL, PRIMARY KEY (path, rid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS doc_paths_rid ON doc_paths(rid);
 CREATE TABLE IF NOT EXISTS deps (dep TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (dep, rid)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER) WITHOUT ROWID;
 """
 
 _regex_cache: dict[str, re.Pattern] = {}
@@ -112,13 +111,11 @@ def sqlite_path_from_uri(uri: str | None) -> Path:
     return Path(uri).expanduser()
 
 
-def _pack(doc: dict) -> bytes:
-    body = {k: v for k, v in doc.items() if k != "leaves"}
-    return zlib.compress(json.dumps(body, separators=(",", ":"), allow_nan=True).encode(), 6)
+_COLUMN_LEAVES = {RESERVED_PREFIX + "id", RESERVED_PREFIX + "path"}  # kept in docs.id / doc_paths instead
 
 
-def _unpack(blob: bytes) -> dict:
-    return json.loads(zlib.decompress(blob))
+def _tokens_text(text: str | None) -> str:
+    return " " + " ".join(value_tokens(text or "")) + " "
 
 
 class SQLiteStore(Store):
@@ -139,6 +136,7 @@ class SQLiteStore(Store):
             self.db.execute("PRAGMA foreign_keys=OFF")
             self.db.execute("PRAGMA cache_size=-65536")
             self.db.create_function("ednaquery_regexp", 2, _regexp, deterministic=True)
+            self.db.create_function("ednaquery_tokens", 1, _tokens_text, deterministic=True)
             self._init_schema()
         except sqlite3.DatabaseError as e:
             raise StoreUnavailable(f"cannot open the index at {self.path}: {e}") from None
@@ -148,6 +146,8 @@ class SQLiteStore(Store):
         self._catalog = PathCatalog()
         self._catalog_max = 0
         self._str_cache: dict[str, int] = {}
+        self._pid_cache: dict[str, int] = {}
+        self._zdict: bytes | None = None
 
     # ------------------------------------------------------------ schema
     def _init_schema(self) -> None:
@@ -175,10 +175,14 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------ write path
     def _pid(self, p: str) -> int:
+        pid = self._pid_cache.get(p)
+        if pid is not None:
+            return pid
         cur = self.db.execute("INSERT INTO paths(p) VALUES (?) ON CONFLICT(p) DO NOTHING RETURNING pid", (p,))
         row = cur.fetchone()
         if row is None:
             row = self.db.execute("SELECT pid FROM paths WHERE p=?", (p,)).fetchone()
+        self._pid_cache[p] = row[0]
         return row[0]
 
     def _sid(self, s: str, w: str) -> int:
@@ -188,8 +192,6 @@ class SQLiteStore(Store):
         row = self.db.execute("SELECT sid FROM strs WHERE s=?", (s,)).fetchone()
         if row is None:
             sid = self.db.execute("INSERT INTO strs(s, w) VALUES (?, ?)", (s, w)).lastrowid
-            toks = set(value_tokens(s)) or {s}
-            self.db.executemany("INSERT OR IGNORE INTO strtok VALUES (?, ?)", [(t, sid) for t in toks])
         else:
             sid = row[0]
         if len(self._str_cache) > 200_000:
@@ -202,7 +204,7 @@ class SQLiteStore(Store):
         row = self.db.execute("SELECT rid FROM docs WHERE id=?", (doc["_id"],)).fetchone()
         first = (doc.get("paths") or doc.get("past_paths") or [None])[0]
         cols = (doc["kind"], 1 if doc.get("current", True) else 0, 1 if doc.get("deleted") else 0,
-                doc.get("indexed_at"), first, _pack(doc))
+                doc.get("indexed_at"), first, self._pack(doc))
         if row:
             rid = row[0]
             self.db.execute("UPDATE docs SET kind=?, current=?, deleted=?, indexed_at=?, path0=?, body=? WHERE rid=?",
@@ -213,12 +215,9 @@ class SQLiteStore(Store):
             rid = self.db.execute("INSERT INTO docs(id, kind, current, deleted, indexed_at, path0, body) VALUES (?,?,?,?,?,?,?)",
                                   (doc["_id"], *cols)).lastrowid
         rows = []
-        pid_cache: dict[str, int] = {}
-        for i, leaf in enumerate([*doc.get("leaves", []), *reserved_leaves(doc)]):
-            p = leaf["p"]
-            pid = pid_cache.get(p)
-            if pid is None:
-                pid = pid_cache[p] = self._pid(p)
+        reserved = [lf for lf in reserved_leaves(doc) if lf["p"] not in _COLUMN_LEAVES]
+        for i, leaf in enumerate([*doc.get("leaves", []), *reserved]):
+            pid = self._pid(leaf["p"])
             t = leaf["t"]
             code = (T_TRUE if leaf["b"] else T_FALSE) if t == "bool" else _TYPE_CODE[t]
             sid = self._sid(leaf["s"], leaf["w"]) if t == "str" else None
@@ -233,7 +232,7 @@ class SQLiteStore(Store):
 
     def _load(self, doc_id: str) -> dict | None:
         row = self.db.execute("SELECT body FROM docs WHERE id=?", (doc_id,)).fetchone()
-        return _unpack(row[0]) if row else None
+        return self._unpack(row[0]) if row else None
 
     def _merge_into_existing(self, doc: dict, path: str | None) -> dict:
         """The document to write: ``doc``'s content with the paths the store already knows."""
@@ -253,6 +252,27 @@ class SQLiteStore(Store):
         new["current"] = True
         new["deleted"] = False
         return new
+
+    # ------------------------------------------------------------ bodies
+    def _zd(self) -> bytes:
+        """The zlib preset dictionary of this database (made from its first documents, kept in meta)."""
+        if not self._zdict:  # cached only once set: another process may write the first document
+            row = self.db.execute("SELECT v FROM meta WHERE k='zdict'").fetchone()
+            self._zdict = row[0].encode() if row else None
+        return self._zdict or b""
+
+    def _pack(self, doc: dict) -> bytes:
+        body = json.dumps({k: v for k, v in doc.items() if k != "leaves"}, separators=(",", ":")).encode()
+        zd = self._zd()
+        if not zd:  # first document: its body seeds the dictionary that makes small bodies compress well
+            zd = self._zdict = body[:32768].decode("utf-8", "ignore").encode()
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('zdict', ?)", (zd.decode(),))
+        c = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, zd)
+        return c.compress(body) + c.flush()
+
+    def _unpack(self, blob: bytes) -> dict:
+        d = zlib.decompressobj(15, self._zd())
+        return json.loads(d.decompress(blob) + d.flush())
 
     def _transaction(self):
         return _Tx(self)
@@ -360,12 +380,16 @@ class SQLiteStore(Store):
             sql += " LIMIT ? OFFSET ?"
             params += [options.limit if options.limit is not None else -1, options.offset]
         rows = self._guard(lambda: self.db.execute(sql, params).fetchall())
-        return [_unpack(r[0]) for r in rows]
+        return [self._unpack(r[0]) for r in rows]
 
     def _order_by(self, sort: Sequence[SortKey]) -> tuple[str, list]:
         parts: list[str] = []
         params: list = []
         for sk in sort:
+            field = sk.key.reserved_field()
+            if field in ("id", "path"):
+                parts.append(("d.id" if field == "id" else "d.path0") + (" DESC" if sk.descending else " ASC"))
+                continue
             pids = self._resolve(sk.key)
             if not pids:
                 continue
@@ -394,7 +418,7 @@ class SQLiteStore(Store):
         rows = self._guard(run)
         if not rows:
             raise NotFound(f"no document with id {prefix!r}; `ednaquery find` lists ids")
-        docs = [_unpack(r[0]) for r in rows]
+        docs = [self._unpack(r[0]) for r in rows]
         if len(docs) > 1:
             raise AmbiguousId(prefix, [d["_id"] for d in docs])
         return docs[0]
@@ -403,9 +427,13 @@ class SQLiteStore(Store):
         self._refresh_catalog()
         spec = None
         if pattern:
-            from ednaquery.query.parser import parse_key  # lazy: parser imports nothing heavy
+            from ednaquery.query.ast import Exists
+            from ednaquery.query.parser import parse
 
-            spec = parse_key(pattern)
+            node = parse(pattern)
+            if not isinstance(node, Exists):
+                raise UsageError(f"{pattern!r} is not a key pattern; give a key like `lr` or `optimizer.lr`")
+            spec = node.key
 
         def run() -> list[KeyStat]:
             rows = self.db.execute(
@@ -463,7 +491,7 @@ class SQLiteStore(Store):
         rows = self._guard(lambda: self.db.execute(
             "SELECT d.body FROM doc_paths p JOIN docs d ON d.rid=p.rid WHERE p.path=? "
             "ORDER BY p.live DESC, d.indexed_at DESC", (path,)).fetchall())
-        return [_unpack(r[0]) for r in rows]
+        return [self._unpack(r[0]) for r in rows]
 
     def dependants(self, paths: Sequence[str]) -> list[str]:
         out: set[str] = set()
@@ -477,7 +505,7 @@ class SQLiteStore(Store):
     def errors(self) -> list[dict]:
         rows = self._guard(lambda: self.db.execute(
             "SELECT body FROM docs WHERE kind='error' AND current=1 ORDER BY id").fetchall())
-        return [_unpack(r[0]) for r in rows]
+        return [self._unpack(r[0]) for r in rows]
 
     def ping(self) -> None:
         self._guard(lambda: self.db.execute("SELECT 1").fetchone())
@@ -507,3 +535,5 @@ class _Tx:
         else:
             self.store.db.execute("ROLLBACK")
             self.store._str_cache.clear()
+            self.store._pid_cache.clear()
+            self.store._zdict = None

@@ -188,6 +188,8 @@ def test_mongo_runs_an_authenticated_replica_set(compose: dict) -> None:
     mongo = service(compose, "mongo")
     cmd = mongo["command"]
     assert cmd[cmd.index("--replSet") + 1] == "rs0"
+    # the healthcheck initiates the set under the same name and announces the service's own address
+    assert mongo["environment"]["RS_NAME"] == "rs0" and mongo["environment"]["RS_HOST"] == "mongo:27017"
     assert "--bind_ip_all" in cmd
     keyfile = cmd[cmd.index("--keyFile") + 1]
     keyfile_mount = [m for m in mounts(mongo) if keyfile.startswith(m["target"].rstrip("/") + "/")]
@@ -280,6 +282,8 @@ def test_trainer_reserves_nvidia_gpus_and_can_scale(compose: dict) -> None:
     # --scale trainer=N: no fixed name, no host port
     assert "container_name" not in trainer and not trainer.get("ports")
     assert trainer["depends_on"]["mongo"]["condition"] == "service_healthy"
+    # recreating mongo (an upgrade) must not restart the workers and kill running trainings
+    assert trainer["depends_on"]["mongo"].get("restart") in (None, False)
     exp = mount_at(trainer, EXPERIMENTS)
     assert exp["type"] == "bind" and not exp["read_only"]
     # the GPU locks that spread replicas over GPUs must be shared by all replicas: a named volume
@@ -408,7 +412,7 @@ def test_mongo_entrypoint_generates_a_keyfile_once_and_hands_over(tmp_path: Path
 
 
 @needs_bash
-def test_mongo_entrypoint_refuses_a_command_without_keyfile(tmp_path: Path) -> None:
+def test_mongo_entrypoint_refuses_a_command_without_keyfile() -> None:
     r = run_cmd(["bash", str(DEPLOY / "mongo-init" / "entrypoint.sh"), "mongod", "--replSet", "rs0"])
     assert r.returncode == 2 and "--keyFile" in r.stderr
 
@@ -451,7 +455,7 @@ const err = (codeName) => Object.assign(new Error(codeName), { codeName });
 globalThis.rs = {
   status() { calls.push(['status']); if (state.statusError) throw err(state.statusError); return { ok: 1 }; },
   initiate(cfg) { calls.push(['initiate', cfg]); if (state.initiateError) throw err(state.initiateError);
-                  state.initiated = true; return { ok: 1 }; },
+                  return { ok: 1 }; },
 };
 globalThis.db = {
   adminCommand(cmd) { calls.push(['adminCommand', cmd]); return { ok: 1 }; },
@@ -520,8 +524,7 @@ def start_worker(env: dict[str, str], out: Path) -> subprocess.Popen:
         ["bash", str(DEPLOY / "trainer-entrypoint.sh"), "sh", "-c", cmd],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.DEVNULL,
     )
 
 

@@ -1,0 +1,419 @@
+"""Config files -> plain Python data (dicts, lists, str, int, float, bool, None), safely.
+
+The indexer, the CLI (``ednaquery index``) and the trainer all read config files; this is
+the one place that does it, so that every reader agrees on what a file contains:
+
+- YAML is loaded with a :class:`yaml.SafeLoader` subclass (the C parser when PyYAML has
+  it). Anchors, aliases and merge keys (``<<``) work. A tag that would construct a Python
+  object (``!!python/object/apply:eval``, ``!!python/name:``, ``!!python/tuple``...) or any
+  unknown application tag (``!Ref``) is **never constructed**: the node under it is kept
+  as plain data (its sequence, mapping or scalar) and a warning names the tag and line.
+  YAML 1.1 scalar rules are kept as ``safe_load`` has them (``1e-3`` stays the string
+  "1e-3"; the document layer coerces numeric strings, not this module). Mapping keys that
+  are not strings become the key as written (``1: a`` -> ``"1"``, ``on: x`` -> ``"on"``);
+  timestamps become ISO strings; ``!!set`` a list; ``!!binary`` its base64 text, so that
+  the result is always JSON-able.
+- JSON via :mod:`json` (``NaN``/``Infinity`` are accepted and kept as floats), JSON Lines
+  one value a line, TOML via :mod:`tomllib` (dates become ISO strings).
+- A file with no document (empty, whitespace or comments only) gives no documents.
+
+Everything that goes wrong raises :class:`ednaquery.errors.LoadError` with a one-line
+message (with line and column when the parser knows them): syntax errors, binary files
+(NUL bytes, not UTF-8), files over ``max_bytes``, unreadable files and files that vanish
+before they can be read. Recursive aliases and alias "bombs" that expand past
+:data:`MAX_VALUES` values are refused too.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from ednaquery.errors import LoadError
+
+#: File name suffix -> format name understood by :func:`load_text`.
+FORMATS: dict[str, str] = {
+    ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".toml": "toml",
+}
+#: Default largest file :func:`load_file` reads (bytes).
+DEFAULT_MAX_BYTES = 5_000_000
+#: Most values (containers and scalars) one file may expand to, aliases counted every time used.
+MAX_VALUES = 1_000_000
+
+_YAML_TAG_PREFIX = "tag:yaml.org,2002:"
+_DIRECTIVE = re.compile(r"^#\s*@([A-Za-z_][\w-]*)\s*[:\s]\s*(\S.*?)\s*$")
+
+
+@dataclass
+class LoadResult:
+    """What a file holds: its documents (several for a multi-document YAML file) and warnings."""
+
+    documents: list[Any]
+    warnings: list[str] = field(default_factory=list)
+    format: str = "yaml"
+    #: ``# @key value`` directives in the file's leading comment block (Hydra's ``# @package``)
+    directives: dict[str, str] = field(default_factory=dict)
+    #: size and mtime of the file as it was read (None for :func:`load_text`)
+    size: int | None = None
+    mtime: float | None = None
+
+
+def format_for(path: str | os.PathLike[str]) -> str | None:
+    """The format a file name implies (``yaml``, ``json``, ``jsonl``, ``toml``), or None."""
+    return FORMATS.get(Path(path).suffix.lower())
+
+
+# ---------------------------------------------------------------- YAML
+
+
+def _show_tag(tag: str) -> str:
+    return "!!" + tag[len(_YAML_TAG_PREFIX):] if tag.startswith(_YAML_TAG_PREFIX) else tag
+
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SafeDataLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """A safe loader that never constructs Python objects and always returns JSON-able data.
+
+    ``self.tag_warnings`` collects one line per unconstructed tag.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.tag_warnings: list[str] = []
+
+    # -- mappings: merge keys, string keys -------------------------------------------
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:  # type: ignore[override]
+        if not isinstance(node, MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark)
+        self.flatten_mapping(node)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                if isinstance(key_node, ScalarNode):
+                    key = key_node.value
+                else:
+                    key = json.dumps(_plain(key), sort_keys=True, default=str)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    # -- tags that would build Python objects, and unknown tags ----------------------
+    def construct_unknown_tag(self, node: Any) -> Any:
+        """Keep the node under an unconstructable tag as plain data, and warn."""
+        shown = _show_tag(node.tag)
+        self.tag_warnings.append(
+            f"line {node.start_mark.line + 1}: tag {shown} was not constructed "
+            "(never run); its value is kept as plain data")
+        if isinstance(node, MappingNode):
+            return self.construct_mapping(node, deep=True)
+        if isinstance(node, SequenceNode):
+            return self.construct_sequence(node, deep=True)
+        value = node.value
+        # ``!!python/name:torch.nn.ReLU ''`` carries its data in the tag: keep the name
+        for kind in ("python/name:", "python/module:"):
+            if kind in node.tag and not value:
+                return node.tag.split(kind, 1)[1]
+        tag = self.resolve(ScalarNode, value, (True, False))
+        return self.construct_object(ScalarNode(tag, value, node.start_mark, node.end_mark, node.style))
+
+    # -- standard tags whose safe_load result is not JSON-able -----------------------
+    def construct_yaml_timestamp(self, node: Any) -> str:  # type: ignore[override]
+        return super().construct_yaml_timestamp(node).isoformat()
+
+    def construct_yaml_binary(self, node: Any) -> str:  # type: ignore[override]
+        return "".join(str(self.construct_scalar(node)).split())
+
+    def construct_yaml_set(self, node: Any) -> list:  # type: ignore[override]
+        return list(self.construct_mapping(node))
+
+    def construct_yaml_omap(self, node: Any) -> dict:  # type: ignore[override]
+        pairs = self.construct_yaml_pairs(node)
+        return {k if isinstance(k, str) else json.dumps(_plain(k), default=str): v for k, v in pairs}
+
+    def construct_yaml_pairs(self, node: Any) -> list:  # type: ignore[override]
+        if not isinstance(node, SequenceNode):
+            raise yaml.constructor.ConstructorError(
+                "while constructing pairs", node.start_mark,
+                f"expected a sequence, but found {node.id}", node.start_mark)
+        out: list = []
+        for sub in node.value:
+            if not isinstance(sub, MappingNode) or len(sub.value) != 1:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing pairs", node.start_mark,
+                    "expected a single mapping item", sub.start_mark)
+            key_node, value_node = sub.value[0]
+            out.append([self.construct_object(key_node, deep=True),
+                        self.construct_object(value_node, deep=True)])
+        return out
+
+
+SafeDataLoader.add_constructor(None, SafeDataLoader.construct_unknown_tag)
+for _tag, _fn in (("timestamp", SafeDataLoader.construct_yaml_timestamp),
+                  ("binary", SafeDataLoader.construct_yaml_binary),
+                  ("set", SafeDataLoader.construct_yaml_set),
+                  ("omap", SafeDataLoader.construct_yaml_omap),
+                  ("pairs", SafeDataLoader.construct_yaml_pairs)):
+    SafeDataLoader.add_constructor(_YAML_TAG_PREFIX + _tag, _fn)
+
+
+def _mark_text(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_error(exc: yaml.YAMLError) -> LoadError:
+    """One line from a PyYAML error: problem and where, then the context and where."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        pm, cm = exc.problem_mark, exc.context_mark
+        problem = (exc.problem or "syntax error").strip()
+        context = (exc.context or "").strip()
+        if cm is not None and context.startswith("while scanning a simple key"):
+            # the key that lacks its ':' is the culprit, not the line where that was noticed
+            head = f"{_mark_text(cm)}: {problem} after this key"
+            if pm is not None:
+                head += f" (noticed at {_mark_text(pm)})"
+            mark = cm
+        else:
+            head = f"{_mark_text(pm)}: {problem}" if pm is not None else problem
+            if context:
+                same = cm is None or (pm is not None and (cm.line, cm.column) == (pm.line, pm.column))
+                head += f" ({context}" + ("" if same else f" at {_mark_text(cm)}") + ")"
+            mark = pm or cm
+        return LoadError(_one_line("YAML: " + head), line=mark.line + 1 if mark else None,
+                         column=mark.column + 1 if mark else None)
+    return LoadError(_one_line(f"YAML: {exc}"))
+
+
+def _load_yaml(text: str) -> tuple[list[Any], list[str]]:
+    loader = SafeDataLoader(text)
+    docs: list[Any] = []
+    try:
+        while loader.check_data():
+            docs.append(loader.get_data())
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from None
+    finally:
+        loader.dispose()
+    # ``---`` with nothing under it is an empty document, not a config
+    return [d for d in docs if d is not None], loader.tag_warnings
+
+
+def _directives(text: str) -> dict[str, str]:
+    """``# @key value`` lines of the leading comment block (before any data)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines()[:200]:
+        s = line.strip()
+        if not s:
+            continue
+        if not s.startswith("#"):
+            break
+        m = _DIRECTIVE.match(s)
+        if m:
+            out.setdefault(m.group(1), m.group(2))
+    return out
+
+
+# ---------------------------------------------------------------- JSON, JSON Lines, TOML
+
+
+def _load_json(text: str) -> list[Any]:
+    if not text.strip():
+        return []
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError as exc:
+        raise LoadError(f"JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                        line=exc.lineno, column=exc.colno) from None
+
+
+def _load_jsonl(text: str) -> tuple[list[Any], list[str]]:
+    docs: list[Any] = []
+    warnings: list[str] = []
+    lines = text.split("\n")
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            docs.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if i == len(lines) and not text.endswith("\n"):
+                warnings.append(f"line {i}: incomplete last line ignored (file still being written?)")
+                break
+            raise LoadError(f"JSON Lines: line {i}, column {exc.colno}: {exc.msg}",
+                            line=i, column=exc.colno) from None
+    return docs, warnings
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _load_toml(text: str) -> list[Any]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = _TOML_POS.search(msg)
+        if m:
+            line, col = int(m.group(1)), int(m.group(2))
+            reason = _TOML_POS.sub("", msg).strip()
+            raise LoadError(f"TOML: line {line}, column {col}: {reason}", line=line, column=col) from None
+        raise LoadError(_one_line(f"TOML: {msg}")) from None
+    return [data] if data else []
+
+
+# ---------------------------------------------------------------- normalising
+
+
+def _plain(value: Any) -> Any:
+    """Best-effort JSON-able form of a value (for keys made of containers)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    return value
+
+
+def _normalise(doc: Any) -> Any:
+    """Copy a loaded document into plain, acyclic, JSON-able data of bounded size.
+
+    Aliases share objects in the loaded data; the copy unshares them (so later merging
+    never aliases), counts every value (alias bombs are refused) and rejects recursion.
+    """
+    count = 0
+    active: set[int] = set()
+
+    def walk(v: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_VALUES:
+            raise LoadError(f"the file expands to more than {MAX_VALUES:,} values "
+                            "(an alias bomb?); it is not indexed")
+        if isinstance(v, dict):
+            if id(v) in active:
+                raise LoadError("a recursive alias (a node that contains itself) cannot be indexed")
+            active.add(id(v))
+            out = {(k if isinstance(k, str) else str(k)): walk(x) for k, x in v.items()}
+            active.discard(id(v))
+            return out
+        if isinstance(v, (list, tuple)):
+            if id(v) in active:
+                raise LoadError("a recursive alias (a node that contains itself) cannot be indexed")
+            active.add(id(v))
+            out_l = [walk(x) for x in v]
+            active.discard(id(v))
+            return out_l
+        if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
+            return v.isoformat()
+        if isinstance(v, (set, frozenset)):
+            return [walk(x) for x in v]
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace")
+        return v
+
+    return walk(doc)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# ---------------------------------------------------------------- public API
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of a config file's bytes; binary data raises :class:`LoadError`."""
+    if b"\x00" in data:
+        raise LoadError("binary file (it contains NUL bytes), not a text config; exclude it from indexing")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoadError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                        "a binary file? exclude it or save it as UTF-8") from None
+
+
+def load_text(data: bytes | str, format: str) -> LoadResult:
+    """Parse a file's content in the given format (``yaml``, ``json``, ``jsonl``, ``toml``).
+
+    >>> load_text("lr: 1e-3\\nbs: 32\\n", "yaml").documents
+    [{'lr': '1e-3', 'bs': 32}]
+    """
+    text = decode(data) if isinstance(data, (bytes, bytearray)) else data
+    fmt = format.lower().lstrip(".")
+    fmt = FORMATS.get("." + fmt, fmt)
+    warnings: list[str] = []
+    directives: dict[str, str] = {}
+    try:
+        if fmt == "yaml":
+            docs, warnings = _load_yaml(text)
+            directives = _directives(text)
+        elif fmt == "json":
+            docs = _load_json(text)
+        elif fmt == "jsonl":
+            docs, warnings = _load_jsonl(text)
+        elif fmt == "toml":
+            docs = _load_toml(text)
+        else:
+            raise LoadError(f"unsupported format {format!r}; use one of yaml, json, jsonl, toml")
+        if fmt != "json" and fmt != "jsonl":
+            docs = [_normalise(d) for d in docs]
+    except LoadError:
+        raise
+    except RecursionError:
+        raise LoadError(f"{fmt.upper()}: nested too deeply to load") from None
+    except (ValueError, TypeError, OverflowError, yaml.YAMLError) as exc:
+        # e.g. ``!!int abc`` or a timestamp out of range: the parser found no mark
+        raise LoadError(_one_line(f"{fmt.upper()}: {type(exc).__name__}: {exc}")) from None
+    return LoadResult(documents=docs, warnings=warnings, format=fmt, directives=directives)
+
+
+def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
+              format: str | None = None) -> LoadResult:
+    """Read and parse a config file; the format comes from its extension unless given.
+
+    Raises :class:`LoadError` (naming the path) for files that cannot be read or parsed.
+    """
+    p = os.fspath(path)
+    fmt = format or format_for(p)
+    if fmt is None:
+        raise LoadError(f"unsupported file type {Path(p).suffix or '(no extension)'!r}; "
+                        f"known: {', '.join(sorted(FORMATS))}", path=p)
+    try:
+        with open(p, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size > max_bytes:
+                raise LoadError(f"file is {st.st_size:,} bytes, over the {max_bytes:,}-byte limit; "
+                                "raise the size limit to index it", path=p)
+            data = fh.read(max_bytes + 1)
+    except LoadError:
+        raise
+    except FileNotFoundError:
+        raise LoadError("file vanished before it could be read", path=p) from None
+    except PermissionError:
+        raise LoadError("permission denied: cannot read the file; fix its permissions "
+                        "or exclude it", path=p) from None
+    except IsADirectoryError:
+        raise LoadError("is a folder, not a file", path=p) from None
+    except OSError as exc:
+        raise LoadError(_one_line(f"cannot read the file: {exc.strerror or exc}"), path=p) from None
+    if len(data) > max_bytes:
+        raise LoadError(f"file grew past the {max_bytes:,}-byte limit while being read; "
+                        "raise the size limit to index it", path=p)
+    try:
+        result = load_text(data, fmt)
+    except LoadError as exc:
+        raise LoadError(exc.detail, path=p, line=exc.line, column=exc.column) from None
+    result.size = st.st_size
+    result.mtime = st.st_mtime
+    return result

@@ -1,0 +1,412 @@
+"""Turning found documents into what users read and scripts parse.
+
+One *record* per document (``to_record``: full id, kind, absolute paths, the original
+config, the matched value of every key the query named, and for runs status, config id
+and summary metrics) feeds every format: ``json`` (one array), ``jsonl``, ``yaml``,
+``csv``, ``ids`` (one full id a line) and ``table`` (rich; id prefix, kind, path relative
+to the working directory, one column per named key). The "matched value" of a key is
+found in Python from the document's own leaves (:func:`ednaquery.documents.document_pairs`
+and :func:`ednaquery.keys.key_matches`), so it shows original spelling whatever backend
+answered; where the query compares the key (``model=vit``), only leaves that satisfy the
+comparison are shown (a display aid: the store already decided which documents match).
+
+Rich is imported lazily so that ``import ednaquery.cli`` stays fast.
+"""
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ednaquery.documents import document_pairs, number_view, original_config, value_tokens
+from ednaquery.keys import KeySpec, key_matches
+from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range, Value
+
+FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
+MIN_PREFIX = 8
+MAX_LIST_SHOWN = 4
+MAX_CELL = 60
+_HEX_ID = re.compile(r"^(err-)?[0-9a-f]{40,64}$")
+
+
+# ---------------------------------------------------------------- key columns
+
+
+def key_label(key: KeySpec) -> str:
+    """A key as the user typed it (``optimizer.lr``, ``.model.name``)."""
+    lits = key.literal or (False,) * len(key.segments)
+    segs = [f"`{s}`" if lit else s for s, lit in zip(key.segments, lits)]
+    return ("." if key.anchored else "") + ".".join(segs)
+
+
+@dataclass
+class Column:
+    """One key the query named, with the positive terms that compare it (to pick matched leaves)."""
+
+    key: KeySpec
+    label: str
+    terms: list[Compare | Range] = field(default_factory=list)
+
+
+def query_columns(node: Node | None, extra: Sequence[KeySpec] = ()) -> list[Column]:
+    """One column per distinct key label in the query (order of appearance), then ``extra`` keys."""
+    cols: dict[str, Column] = {}
+
+    def walk(n: Node, negated: bool) -> None:
+        if isinstance(n, (Compare, Range, Exists)):
+            label = key_label(n.key)
+            col = cols.setdefault(label, Column(n.key, label))
+            if not negated and isinstance(n, (Compare, Range)):
+                col.terms.append(n)
+        elif isinstance(n, (And, Or)):
+            for i in n.items:
+                walk(i, negated)
+        elif isinstance(n, Not):
+            walk(n.item, not negated)
+
+    if node is not None:
+        walk(node, False)
+    for key in extra:
+        cols.setdefault(key_label(key), Column(key, key_label(key)))
+    return list(cols.values())
+
+
+# ---------------------------------------------------------------- matched values
+
+
+def _str_equal(want: Value, text: str) -> bool:
+    wanted = str(want.value).lower()
+    low = text.lower()
+    if want.glob and not want.quoted:
+        if fnmatch.fnmatchcase(low, wanted):
+            return True
+        toks = value_tokens(text)
+        return any(fnmatch.fnmatchcase("_".join(toks[i:j]), wanted.replace("-", "_"))
+                   for i in range(len(toks)) for j in range(i + 1, len(toks) + 1))
+    if low == wanted:
+        return True
+    want_toks = value_tokens(wanted)
+    have = value_tokens(text)
+    n = len(want_toks)
+    return n > 0 and any(have[i:i + n] == want_toks for i in range(len(have) - n + 1))
+
+
+def _equal(want: Value, value: Any) -> bool:
+    if want.kind == "null":
+        return value is None
+    if want.kind == "bool":
+        return isinstance(value, bool) and value == want.value
+    if want.kind == "num":
+        n = number_view(value)
+        return n is not None and n == want.value
+    return isinstance(value, str) and _str_equal(want, value)
+
+
+def _ordered(op: str, bound: Value, value: Any) -> bool:
+    if bound.kind == "num":
+        x: Any = number_view(value)
+        b: Any = bound.value
+    elif bound.kind == "str" and isinstance(value, str):
+        x, b = value.lower(), str(bound.value).lower()
+    else:
+        return False
+    if x is None:
+        return False
+    return {"<": x < b, "<=": x <= b, ">": x > b, ">=": x >= b}[op]
+
+
+def value_satisfies(term: Compare | Range, value: Any) -> bool:
+    """Best-effort Python reading of one term on one leaf value (display only)."""
+    if isinstance(term, Range):
+        ok = True
+        if term.low is not None:
+            ok = _ordered(">=" if term.low_inclusive else ">", term.low, value)
+        if ok and term.high is not None:
+            ok = _ordered("<=" if term.high_inclusive else "<", term.high, value)
+        return ok
+    if term.op == "=":
+        return any(_equal(v, value) for v in term.values)
+    if term.op in ("<", "<=", ">", ">="):
+        return _ordered(term.op, term.values[0], value)
+    if term.op == "~":
+        if not isinstance(value, str):
+            return False
+        try:
+            return re.search(str(term.values[0].value), value, re.IGNORECASE) is not None
+        except re.error:
+            return False
+    return True  # != and !~: the document matched because no leaf equals; show what it has
+
+
+def matched_pairs(doc: dict, column: Column,
+                  pairs: list[tuple[tuple[str, ...], Any]] | None = None) -> list[tuple[tuple[str, ...], Any]]:
+    """The ``(path, value)`` leaves of ``doc`` the column's key matches (narrowed by its comparisons)."""
+    pairs = document_pairs(doc) if pairs is None else pairs
+    hits = [(p, v) for p, v in pairs if key_matches(column.key, p)]
+    if column.terms and hits:
+        narrowed = [(p, v) for p, v in hits if any(value_satisfies(t, v) for t in column.terms)]
+        if narrowed:
+            return narrowed
+    return hits
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(s.lstrip("\x00") for s in path)
+
+
+def structure(pairs: list[tuple[tuple[str, ...], Any]]) -> Any:
+    """Matched leaves as one value: a scalar (one leaf), a list (one path holding a list), or
+    ``{dotted path: value}`` when several paths matched; None when nothing matched."""
+    if not pairs:
+        return None
+    by_path: dict[tuple[str, ...], list[Any]] = {}
+    for p, v in pairs:
+        by_path.setdefault(p, []).append(v)
+    if len(by_path) == 1:
+        vals = next(iter(by_path.values()))
+        return vals[0] if len(vals) == 1 else vals
+    return {_dotted(p): (vs[0] if len(vs) == 1 else vs) for p, vs in by_path.items()}
+
+
+def matched_values(doc: dict, columns: Sequence[Column]) -> dict[str, Any]:
+    """``{key label: matched value}`` for every column (see :func:`structure`)."""
+    pairs = document_pairs(doc)
+    return {c.label: structure(matched_pairs(doc, c, pairs)) for c in columns}
+
+
+# ---------------------------------------------------------------- text forms
+
+
+def scalar_text(value: Any) -> str:
+    """A leaf value as shown in tables: ``true``, ``null``, numbers as Python writes them."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _list_text(values: Sequence[Any]) -> str:
+    shown = [value_text(v) for v in values[:MAX_LIST_SHOWN]]
+    more = len(values) - MAX_LIST_SHOWN
+    return "[" + ", ".join(shown) + (f", … +{more}" if more > 0 else "") + "]"
+
+
+def _distinguishing(paths: list[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each path that tells it apart from the others."""
+    parts = {p: p.split(".") for p in paths}
+    out: dict[str, str] = {}
+    for p, segs in parts.items():
+        for n in range(1, len(segs) + 1):
+            suffix = ".".join(segs[-n:])
+            if sum(1 for q in parts.values() if ".".join(q[-n:]) == suffix) == 1:
+                out[p] = suffix
+                break
+        else:
+            out[p] = p
+    return out
+
+
+def value_text(value: Any) -> str:
+    """A matched value as one short table cell (lists shortened, several paths labelled)."""
+    if isinstance(value, list):
+        return _list_text(value)
+    if isinstance(value, dict):
+        names = _distinguishing(list(value))
+        text = " ".join(f"{names[k]}={value_text(v)}" for k, v in value.items())
+    else:
+        text = scalar_text(value)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+
+
+def display_path(path: str | None, cwd: str | None = None) -> str:
+    """A path relative to the working directory when it lies under it, else absolute."""
+    if not path:
+        return ""
+    here = os.path.abspath(cwd or os.getcwd())
+    if path == here:
+        return "."
+    if path.startswith(here.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, here)
+    return path
+
+
+def id_prefixes(ids: Iterable[str], min_len: int = MIN_PREFIX) -> dict[str, str]:
+    """Short ids like git: content hashes cut to the shortest prefix (>= ``min_len``) that is unique
+    among ``ids``; other ids (time-sortable run ids) are shown whole."""
+    ids = list(dict.fromkeys(ids))
+    hashes = sorted(i for i in ids if _HEX_ID.match(i))
+    out = {i: i for i in ids}
+    for pos, i in enumerate(hashes):
+        start = len("err-") + min_len if i.startswith("err-") else min_len
+        need = start
+        for j in (pos - 1, pos + 1):
+            if 0 <= j < len(hashes):
+                other = hashes[j]
+                common = 0
+                for a, b in zip(i, other):
+                    if a != b:
+                        break
+                    common += 1
+                need = max(need, common + 1)
+        out[i] = i[:min(need, len(i))]
+    return out
+
+
+# ---------------------------------------------------------------- records
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = False) -> dict[str, Any]:
+    """The machine-readable form of one document (what ``--format json`` prints for it)."""
+    rec: dict[str, Any] = {
+        "id": doc["_id"],
+        "kind": doc.get("kind"),
+        "paths": list(doc.get("paths") or []),
+        "format": doc.get("format"),
+        "current": doc.get("current", True),
+        "deleted": doc.get("deleted", False),
+        "mtime": doc.get("mtime"),
+        "indexed_at": doc.get("indexed_at"),
+    }
+    if doc.get("kind") == "run":
+        for name in ("status", "config_id", "metrics", "started_at", "ended_at"):
+            rec[name] = doc.get(name)
+        if doc.get("info"):
+            rec["info"] = original_config({"config": doc["info"]})
+    if doc.get("kind") == "error":
+        rec["error"] = doc.get("error")
+    rec["config"] = original_config(doc, as_written=as_written)
+    rec["values"] = matched_values(doc, columns) if columns else {}
+    if doc.get("warnings"):
+        rec["warnings"] = list(doc["warnings"])
+    if doc.get("depends_on"):
+        rec["depends_on"] = list(doc["depends_on"])
+    if doc.get("past_paths"):
+        rec["past_paths"] = list(doc["past_paths"])
+    return _json_safe(rec)
+
+
+def dumps_json(value: Any, *, indent: int | None = 2) -> str:
+    """JSON text of plain data (non-finite floats as strings, so every JSON parser reads it)."""
+    return json.dumps(_json_safe(value), indent=indent, ensure_ascii=False, default=str)
+
+
+def dumps_yaml(value: Any) -> str:
+    """YAML text of plain data, keys in their order, short lists inline."""
+    import yaml
+
+    return yaml.safe_dump(_json_safe(value), sort_keys=False, allow_unicode=True, default_flow_style=None,
+                          width=100)
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def _table_rows(docs: Sequence[dict], columns: Sequence[Column], cwd: str | None) -> tuple[list[str], list[list[str]]]:
+    shown = [c for c in columns if c.key.reserved_field() not in ("id", "kind", "path")]
+    prefixes = id_prefixes(d["_id"] for d in docs)
+    header = ["id", "kind", "path"] + [c.label for c in shown]
+    rows = []
+    for doc in docs:
+        paths = doc.get("paths") or doc.get("past_paths") or []
+        path = display_path(paths[0], cwd) if paths else ""
+        if len(paths) > 1:
+            path += f" (+{len(paths) - 1})"
+        if not doc.get("current", True):
+            path += " [deleted]" if doc.get("deleted") else " [old]"
+        kind = doc.get("kind", "")
+        if kind == "run" and doc.get("status"):
+            kind = f"run:{doc['status']}"
+        pairs = document_pairs(doc) if shown else []
+        cells = []
+        for c in shown:
+            hits = matched_pairs(doc, c, pairs)
+            cells.append(value_text(structure(hits)) if hits else "")
+        rows.append([prefixes[doc["_id"]], kind, path] + cells)
+    return header, rows
+
+
+def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, *,
+                 cwd: str | None = None, title: str | None = None) -> None:
+    """A rich table: id prefix, kind, path, one column per named key."""
+    from rich.table import Table
+
+    header, rows = _table_rows(docs, columns, cwd)
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
+    for i, name in enumerate(header):
+        style = {0: "yellow", 1: "cyan", 2: "green"}.get(i)
+        table.add_column(name, style=style, no_wrap=i < 3, overflow="fold")
+    for row in rows:
+        table.add_row(*row, markup=False)
+    console.print(table)
+
+
+def write_csv(docs: Sequence[dict], columns: Sequence[Column], out: IO[str]) -> None:
+    """CSV: id, kind, path, status, then one column per named key (lists and objects as JSON)."""
+    writer = csv.writer(out, lineterminator="\n")
+    labels = [c.label for c in columns]
+    writer.writerow(["id", "kind", "path", "status"] + labels)
+    for doc in docs:
+        values = matched_values(doc, columns) if columns else {}
+        cells = []
+        for label in labels:
+            v = values.get(label)
+            cells.append("" if v is None else dumps_json(v, indent=None) if isinstance(v, (list, dict))
+                         else scalar_text(v))
+        paths = doc.get("paths") or doc.get("past_paths") or [""]
+        writer.writerow([doc["_id"], doc.get("kind", ""), paths[0], doc.get("status") or ""] + cells)
+
+
+def render(docs: Sequence[dict], columns: Sequence[Column], fmt: str, *, out: IO[str],
+           console: Any = None, as_written: bool = False) -> None:
+    """Print ``docs`` in ``fmt`` (one of :data:`FORMATS`) to ``out`` (``table`` uses ``console``)."""
+    if fmt == "ids":
+        out.write("".join(d["_id"] + "\n" for d in docs))
+    elif fmt == "json":
+        out.write(dumps_json([to_record(d, columns, as_written=as_written) for d in docs]) + "\n")
+    elif fmt == "jsonl":
+        out.write("".join(dumps_json(to_record(d, columns, as_written=as_written), indent=None) + "\n"
+                          for d in docs))
+    elif fmt == "yaml":
+        out.write(dumps_yaml([to_record(d, columns, as_written=as_written) for d in docs]))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        write_csv(docs, columns, buf)
+        out.write(buf.getvalue())
+    elif fmt == "table":
+        if console is None:
+            console = make_console(out)
+        render_table(docs, columns, console)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def make_console(file: IO[str] | None = None, *, stderr: bool = False) -> Any:
+    """A rich console: colours on terminals only; wide (200 columns) when not a terminal."""
+    from rich.console import Console
+
+    console = Console(file=file, stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(file=file, stderr=stderr, highlight=False, width=200)
+    return console

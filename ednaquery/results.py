@@ -1,0 +1,155 @@
+"""Post-processing of found documents: best run per group, config diffs, problem lists.
+
+Library functions behind ``ednaquery find --best``, ``ednaquery diff`` and ``ednaquery
+errors``, so a Python user gets the same answers as the CLI.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ednaquery.documents import number_view, original_config
+from ednaquery.keys import KeySpec, segment_tokens
+from ednaquery.output import Column, matched_pairs, structure, value_text
+from ednaquery.query.ast import MatchAll
+from ednaquery.store.base import FindOptions, Store
+
+#: Metric name tokens for which lower is better (``--best val_loss`` keeps the minimum).
+LOWER_IS_BETTER = frozenset({
+    "loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl", "wer", "cer", "fid",
+    "time", "latency", "duration", "seconds",
+})
+
+MISSING = object()  # a key one side of a diff does not have
+
+
+# ---------------------------------------------------------------- --best METRIC --by KEY
+
+
+def lower_is_better(metric: KeySpec | str) -> bool:
+    """True for loss-like metrics (``val_loss``, ``top1_err``, ``epoch_time_s``...)."""
+    name = metric if isinstance(metric, str) else metric.segments[-1]
+    tokens = set(segment_tokens(name))
+    if "per" in tokens:  # a rate (images_per_s): higher is better
+        return False
+    return bool(tokens & LOWER_IS_BETTER)
+
+
+def metric_value(doc: dict, metric: Column, minimize: bool) -> float | None:
+    """The number a document scores on ``metric``: among the leaves the key matches, a run's
+    ``best`` summary if it has one, else ``last``, else any numeric leaf; the best of them."""
+    nums = [(p, number_view(v)) for p, v in matched_pairs(doc, metric)]
+    nums = [(p, n) for p, n in nums if n is not None and not math.isnan(n)]
+    if not nums:
+        return None
+    for pick in ("best", "last"):
+        chosen = [n for p, n in nums if p and p[-1].lower() == pick]
+        if chosen:
+            return min(chosen) if minimize else max(chosen)
+    values = [n for _, n in nums]
+    return min(values) if minimize else max(values)
+
+
+def group_label(doc: dict, by: Column) -> str:
+    """The value a document groups under for ``--by KEY`` (``(none)`` when it lacks the key)."""
+    hits = matched_pairs(doc, by)
+    return value_text(structure(hits)) if hits else "(none)"
+
+
+def best_per_group(docs: Iterable[dict], metric: Column, by: Column | None = None,
+                   minimize: bool | None = None) -> list[dict]:
+    """The best document of each group (all documents one group when ``by`` is None), best first.
+
+    ``minimize`` None: lower is better for loss-like metric names (:func:`lower_is_better`).
+    Documents without a numeric value for the metric are left out.
+    """
+    if minimize is None:
+        minimize = lower_is_better(metric.key)
+    best: dict[str, tuple[float, dict]] = {}
+    for doc in docs:
+        score = metric_value(doc, metric, minimize)
+        if score is None:
+            continue
+        label = group_label(doc, by) if by is not None else ""
+        held = best.get(label)
+        if held is None or (score < held[0] if minimize else score > held[0]):
+            best[label] = (score, doc)
+    ranked = sorted(best.values(), key=lambda sd: sd[0], reverse=not minimize)
+    return [doc for _, doc in ranked]
+
+
+# ---------------------------------------------------------------- diff
+
+
+def flatten_indexed(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted.path[i]: scalar}`` for a nested config (list indices kept, empty containers kept)."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        if not value and prefix:
+            out[prefix] = {}
+        for k, v in value.items():
+            out.update(flatten_indexed(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list):
+        if not value and prefix:
+            out[prefix] = []
+        for i, v in enumerate(value):
+            out.update(flatten_indexed(v, f"{prefix}[{i}]"))
+    else:
+        out[prefix or "(value)"] = value
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return type(a) is type(b) and a == b
+
+
+def comparable(doc: dict, *, as_written: bool = False) -> dict[str, Any]:
+    """What ``diff`` compares: the config's flattened keys, plus status and metrics for runs."""
+    flat = flatten_indexed(original_config(doc, as_written=as_written))
+    if doc.get("kind") == "run":
+        flat["(status)"] = doc.get("status")
+        flat.update(flatten_indexed(doc.get("metrics") or {}, "(metrics)"))
+    if doc.get("kind") == "error":
+        flat["(error)"] = doc.get("error")
+    return flat
+
+
+def diff_documents(a: dict, b: dict, *, as_written: bool = False) -> list[tuple[str, Any, Any]]:
+    """``(key, value in a, value in b)`` for every key whose value differs (:data:`MISSING` if absent).
+
+    Keys come in ``a``'s order, then keys only ``b`` has. ``1e-3`` (a string) and ``0.001`` differ:
+    they are different content even though queries treat them alike.
+    """
+    fa, fb = comparable(a, as_written=as_written), comparable(b, as_written=as_written)
+    out = []
+    for key in list(fa) + [k for k in fb if k not in fa]:
+        va, vb = fa.get(key, MISSING), fb.get(key, MISSING)
+        if va is MISSING or vb is MISSING or not _same(va, vb):
+            out.append((key, va, vb))
+    return out
+
+
+# ---------------------------------------------------------------- errors and warnings
+
+
+def problems(store: Store, *, warnings: bool = True) -> list[dict[str, Any]]:
+    """Error records (files that could not be read) and, with ``warnings``, documents with warnings.
+
+    Each item: ``{"kind": "error"|"warning", "id", "path", "message"}``, errors first.
+    Finding documents with warnings reads every current document (no index covers warnings).
+    """
+    out: list[dict[str, Any]] = []
+    for doc in store.find(MatchAll(), FindOptions(kinds=("error",))):
+        for path in doc.get("paths") or [None]:
+            out.append({"kind": "error", "id": doc["_id"], "path": path, "message": doc.get("error") or ""})
+    if warnings:
+        for doc in store.find(MatchAll(), FindOptions(kinds=("config", "run"))):
+            for message in doc.get("warnings") or ():
+                paths: Sequence[str | None] = doc.get("paths") or [None]
+                out.append({"kind": "warning", "id": doc["_id"], "path": paths[0], "message": message})
+    return out

@@ -1,0 +1,250 @@
+"""Compile a query AST to a MongoDB filter (and a sort pipeline) over the ``leaves`` array.
+
+Each term is ONE ``$elemMatch`` on ``leaves``: ``p $in [paths the key resolves to]`` plus the
+value condition, so a range holds on one leaf and the compound multikey indexes
+``(leaves.p, leaves.n|s|w|t)`` answer it. Keys are resolved in Python (the path catalog) and
+values only ever appear as operands, so nothing a user types becomes an operator or a field name.
+
+Only operators whose meaning is the same on real MongoDB, mongomock and the nx-27017 wire
+server are emitted: ``$elemMatch $and $or $nor $in $lt $lte $gt $gte $eq $regex $options
+$exists`` in filters (never ``$not``, ``$ne``/``$nin`` on arrays, ``$where``, ``$expr``,
+``$function``). The sort pipeline uses ``$project``/``$filter``/``$unwind``/``$group``
+(``$min``/``$max`` accumulators)/``$cond``/``$gt``/``$sort``/``$skip``/``$limit``, because
+mongomock's ``$max`` over an array expression is wrong.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ednaquery.documents import value_tokens
+from ednaquery.errors import UsageError
+from ednaquery.keys import KeySpec
+from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value
+from ednaquery.store.base import FindOptions, SortKey, effective_kinds
+
+Resolver = Callable[[KeySpec], list[str]]
+
+#: a filter no document matches (an empty ``$in``), portable everywhere
+NOTHING: dict = {"_id": {"$in": []}}
+
+_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+_REGEX_SPECIAL = re.compile(r"([^\w\s])", re.ASCII)
+
+
+def escape_regex(text: str) -> str:
+    """Escape a literal for a regex that means the same in Python ``re`` and PCRE.
+
+    Every ASCII character that is not a letter, digit, ``_`` or whitespace gets a backslash
+    (in both dialects a backslash before such a character is the character itself).
+    """
+    return _REGEX_SPECIAL.sub(r"\\\1", text)
+
+
+def glob_regex(pattern: str) -> str:
+    """An anchored regex for a user glob on the lower-cased value: only ``*`` and ``?`` are special."""
+    out = []
+    for ch in pattern.lower():
+        if ch == "*":
+            out.append(r"[\s\S]*")
+        elif ch == "?":
+            out.append(r"[\s\S]")
+        else:
+            out.append(escape_regex(ch))
+    return "^" + "".join(out) + "$"
+
+
+def _text(v: Value) -> str:
+    if isinstance(v.value, float) and v.value.is_integer() and abs(v.value) < 2**53:
+        return str(int(v.value))
+    return str(v.value)
+
+
+def _equal(v: Value) -> dict:
+    """The condition on one leaf for ``key = v`` (see QUERY.md: typed, tokens, globs)."""
+    if v.kind == "num":
+        return {"n": v.value}
+    if v.kind == "bool":
+        return {"t": "bool", "b": bool(v.value)}
+    if v.kind == "null":
+        return {"t": "null"}
+    text = str(v.value).lower()
+    if v.glob:
+        return {"s": {"$regex": glob_regex(text)}}
+    toks = value_tokens(text)
+    if not toks:
+        return {"s": text}
+    run = " " + " ".join(toks) + " "
+    return {"$or": [{"s": text}, {"w": {"$regex": escape_regex(run)}}]}
+
+
+def _regex(v: Value) -> dict:
+    pattern = str(v.value) if v.kind == "str" else _text(v)
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise UsageError(f"invalid regular expression {pattern!r}: {e}") from None
+    return {"s": {"$regex": pattern, "$options": "i"}}
+
+
+def _ordered(op: str, v: Value) -> dict:
+    if v.kind == "num":
+        return {"n": {_OPS[op]: v.value}}
+    if v.kind == "str":
+        return {"s": {_OPS[op]: str(v.value).lower()}}
+    raise UsageError(f"{op} needs a number or a string, not {v.kind}")
+
+
+def _any(conds: list[dict]) -> dict:
+    return conds[0] if len(conds) == 1 else {"$or": conds}
+
+
+def _merge(conds: list[dict]) -> dict:
+    """AND conditions on one leaf into one dict (``{n: {$gt: a}}`` + ``{n: {$lt: b}}`` -> one field)."""
+    out: dict[str, Any] = {}
+    for c in conds:
+        for field, cond in c.items():
+            if field in out and isinstance(out[field], dict) and isinstance(cond, dict):
+                out[field] = {**out[field], **cond}
+            elif field in out:
+                out.setdefault("$and", []).append({field: cond})
+            else:
+                out[field] = cond
+    return out
+
+
+def _leaves(paths: list[str], cond: dict | None) -> dict:
+    match: dict[str, Any] = {"p": {"$in": list(paths)}}
+    if cond:
+        match.update(cond)
+    return {"leaves": {"$elemMatch": match}}
+
+
+def compile_filter(node: Node, resolve: Resolver) -> dict:
+    """The MongoDB filter selecting every document that matches ``node``."""
+    if isinstance(node, MatchAll):
+        return {}
+    if isinstance(node, And):
+        parts = [compile_filter(i, resolve) for i in node.items]
+        parts = [p for p in parts if p]
+        if any(p is NOTHING or p == NOTHING for p in parts):
+            return NOTHING
+        return {} if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
+    if isinstance(node, Or):
+        if not node.items:
+            return NOTHING
+        parts = [compile_filter(i, resolve) for i in node.items]
+        if any(p == {} for p in parts):
+            return {}
+        parts = [p for p in parts if p != NOTHING]
+        return NOTHING if not parts else parts[0] if len(parts) == 1 else {"$or": parts}
+    if isinstance(node, Not):
+        inner = compile_filter(node.item, resolve)
+        if inner == {}:
+            return NOTHING
+        if inner == NOTHING:
+            return {}
+        return {"$nor": [inner]}
+    if isinstance(node, Exists):
+        paths = resolve(node.key)
+        return _leaves(paths, None) if paths else NOTHING
+    if isinstance(node, Range):
+        paths = resolve(node.key)
+        conds = []
+        if node.low is not None:
+            conds.append(_ordered(">=" if node.low_inclusive else ">", node.low))
+        if node.high is not None:
+            conds.append(_ordered("<=" if node.high_inclusive else "<", node.high))
+        return _leaves(paths, _merge(conds)) if paths else NOTHING
+    if isinstance(node, Compare):
+        return _compare(node, resolve)
+    raise UsageError(f"cannot compile query node {type(node).__name__}")
+
+
+def _compare(node: Compare, resolve: Resolver) -> dict:
+    op = node.op
+    if op in ("=", "!=", "~", "!~"):
+        one = _equal if op in ("=", "!=") else _regex
+        cond = _any([one(v) for v in node.values])  # validate values even when the key is unknown
+        paths = resolve(node.key)
+        if not paths:
+            return NOTHING
+        match = _leaves(paths, cond)
+        if op in ("=", "~"):
+            return match
+        # k!=v: documents that have k, and where no matching leaf equals v
+        return {"$and": [_leaves(paths, None), {"$nor": [match]}]}
+    if len(node.values) != 1:
+        raise UsageError(f"a list of values only works with = and !=, not {op}")
+    cond = _ordered(op, node.values[0])
+    paths = resolve(node.key)
+    return _leaves(paths, cond) if paths else NOTHING
+
+
+def find_filter(node: Node, options: FindOptions, resolve: Resolver) -> dict:
+    """The query filter plus the kind filter (``effective_kinds``) and ``current`` unless all versions."""
+    parts = []
+    q = compile_filter(node, resolve)
+    if q == NOTHING:
+        return NOTHING
+    if q:
+        parts.append(q)
+    kinds = effective_kinds(node, options.kinds)
+    if kinds:
+        parts.append({"kind": {"$in": list(kinds)}})
+    if not options.all_versions:
+        parts.append({"current": True})
+    return {} if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+#: default order of results (after any sort keys): documents with a path first, by path, then id
+DEFAULT_ORDER = [("nopath", 1), ("path0", 1), ("_id", 1)]
+
+
+def sort_pipeline(match: dict, sort: Sequence[SortKey], resolve: Resolver,
+                  offset: int = 0, limit: int | None = None) -> list[dict]:
+    """An aggregation yielding ``{_id}`` of the matching documents in key-sort order, paged.
+
+    For each sort key: the smallest (ascending) or largest (descending) number among the
+    document's leaves on the key's paths, documents without one after those with; then the
+    same over the lower-cased strings; then the default order. The caller fetches the page's
+    documents by id, so the heavy stages only carry ids and the sort values.
+    """
+    keys = [(sk, resolve(sk.key)) for sk in sort]
+    keys = [(sk, paths) for sk, paths in keys if paths]
+    stages: list[dict] = [{"$match": match}]
+    project: dict[str, Any] = {"_id": 1, "nopath": 1, "path0": 1}
+    for i, (_, paths) in enumerate(keys):
+        project[f"l{i}"] = {"$filter": {"input": "$leaves", "as": "l", "cond": {"$in": ["$$l.p", list(paths)]}}}
+    stages.append({"$project": project})
+    carried = ["nopath", "path0"]
+    for i, (sk, _) in enumerate(keys):
+        agg = "$max" if sk.descending else "$min"
+        stages.append({"$unwind": {"path": f"$l{i}", "preserveNullAndEmptyArrays": True}})
+        group: dict[str, Any] = {"_id": "$_id", f"n{i}": {agg: f"$l{i}.n"}, f"s{i}": {agg: f"$l{i}.s"}}
+        for name in carried:
+            group[name] = {"$first": f"${name}"}
+        for j in range(i + 1, len(keys)):
+            group[f"l{j}"] = {"$first": f"$l{j}"}
+        stages.append({"$group": group})
+        carried += [f"n{i}", f"s{i}"]
+    order: dict[str, int] = {}
+    flags: dict[str, Any] = {}
+    for i, (sk, _) in enumerate(keys):
+        d = -1 if sk.descending else 1
+        for v in (f"n{i}", f"s{i}"):
+            flags[f"{v}_none"] = {"$cond": [{"$gt": [f"${v}", None]}, 0, 1]}
+            order[f"{v}_none"] = 1
+            order[v] = d
+    if flags:
+        stages.append({"$addFields": flags})
+    for name, d in DEFAULT_ORDER:
+        order[name] = d
+    stages.append({"$sort": order})
+    if offset:
+        stages.append({"$skip": int(offset)})
+    if limit is not None:
+        stages.append({"$limit": int(limit)})
+    stages.append({"$project": {"_id": 1}})
+    return stages

@@ -1,0 +1,1 @@
+"""Conformance suite: every QUERY.md case on every store backend, plus the real-world corpora."""

@@ -1,0 +1,301 @@
+"""The run folder: what a training run leaves on disk, every file written atomically.
+
+A run folder holds::
+
+    config.yaml      the fully resolved trainer config (defaults filled in)
+    run.json         identity and state: run id, config id, status, times, host, device,
+                     versions, git commit, parameter count, error message
+    metrics.jsonl    one JSON line per epoch (and, optionally, every N steps)
+    summary.json     last and best value of every metric, epochs, total time
+    train.log        the log
+    last.pt/best.pt  checkpoints (written by trainer.loop)
+    *.png            curves, confusion matrix, predictions (trainer.plots)
+
+Readers (the indexer, ``trainer status``) may look at any moment, so every file but
+the log is replaced whole (temp file in the same folder, then ``os.replace``): a
+reader sees the old version or the new one, never half of one.
+
+Status moves ``queued -> running -> completed | failed | interrupted``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RUN_FORMAT = "ednaquery-run"
+RUN_FORMAT_VERSION = 1
+STATUSES = ("queued", "running", "completed", "failed", "interrupted")
+FINAL_STATUSES = ("completed", "failed", "interrupted")
+MAXIMIZE = ("val_acc", "val_top5", "train_acc", "images_per_s")
+MINIMIZE = ("train_loss", "val_loss", "epoch_time_s", "data_wait_frac")
+NOT_SUMMARISED = ("epoch", "step", "time", "scope")
+
+try:  # the core's id scheme, so runs from every tool sort the same way
+    from ednaquery.documents import new_run_id as _core_new_run_id
+except ImportError:  # pragma: no cover - the core is always installed with the trainer
+    _core_new_run_id = None
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A time-sortable unique run id, ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
+    if _core_new_run_id is not None:
+        return _core_new_run_id(now)
+    import secrets
+
+    t = time.time() if now is None else now
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(t)) + "-" + secrets.token_hex(2)
+
+
+# ------------------------------------------------------------------ atomic files
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a partial one."""
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    write_atomic(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl file (a torn last line, should one exist, is skipped)."""
+    rows = []
+    path = Path(path)
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+# ------------------------------------------------------------------ environment facts
+
+
+def git_commit(cwd: Path | None = None) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git working tree at ``cwd``; (None, None) when there is none."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=10)
+        return head.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def environment_info() -> dict[str, Any]:
+    """Host, Python/torch/timm versions and git commit, for run.json."""
+    info: dict[str, Any] = {"host": socket.gethostname(), "python": platform.python_version(),
+                            "platform": platform.platform(), "pid": os.getpid()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        info["torch"] = None
+    try:
+        import timm
+
+        info["timm"] = timm.__version__
+    except ImportError:  # pragma: no cover
+        info["timm"] = None
+    info["git_commit"], info["git_dirty"] = git_commit()
+    return info
+
+
+# ------------------------------------------------------------------ summary
+
+
+def direction(metric: str) -> str | None:
+    """'max', 'min', or None when a metric has no better direction (lr, memory...)."""
+    if metric in MAXIMIZE:
+        return "max"
+    if metric in MINIMIZE:
+        return "min"
+    return None
+
+
+def summarize(rows: list[dict[str, Any]], *, best_metric: str = "val_acc") -> dict[str, Any]:
+    """Last and best of every numeric metric over the epoch rows.
+
+    ``best`` is the max (accuracies, throughput) or min (losses, times) over epochs; for
+    metrics without a direction (lr, memory) it is the value at the best epoch by
+    ``best_metric``.
+    """
+    epochs = [r for r in rows if r.get("scope", "epoch") == "epoch"]
+    metrics: dict[str, dict[str, float]] = {}
+    if not epochs:
+        return {"metrics": metrics, "epochs": 0, "best_epoch": None, "best_metric": best_metric}
+    best_dir = direction(best_metric) or "max"
+    scored = [r for r in epochs if isinstance(r.get(best_metric), (int, float))]
+    best_row = (max if best_dir == "max" else min)(scored, key=lambda r: r[best_metric]) if scored else epochs[-1]
+    names: list[str] = []
+    for r in epochs:
+        for k, v in r.items():
+            if k not in NOT_SUMMARISED and k not in names and isinstance(v, (int, float)) \
+                    and not isinstance(v, bool):
+                names.append(k)
+    for name in names:
+        values = [r[name] for r in epochs if isinstance(r.get(name), (int, float)) and math.isfinite(r[name])]
+        if not values:
+            continue
+        last = next((r[name] for r in reversed(epochs) if isinstance(r.get(name), (int, float))), values[-1])
+        d = direction(name)
+        if d == "max":
+            best = max(values)
+        elif d == "min":
+            best = min(values)
+        else:
+            best = best_row.get(name, last)
+        metrics[name] = {"last": float(last), "best": float(best)}
+    return {"metrics": metrics, "epochs": int(epochs[-1].get("epoch", len(epochs))),
+            "best_epoch": best_row.get("epoch"), "best_metric": best_metric}
+
+
+# ------------------------------------------------------------------ the writer
+
+
+class RunWriter:
+    """Writes one run folder; every change to run.json goes through :meth:`update`."""
+
+    def __init__(self, run_dir: Path, *, on_status: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.on_status = on_status
+        self.run: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+        self._log_handler: logging.Handler | None = None
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config.yaml"
+
+    @property
+    def run_path(self) -> Path:
+        return self.dir / "run.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.dir / "summary.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "train.log"
+
+    def load_existing(self) -> None:
+        """Pick up run.json and metrics.jsonl of an earlier attempt (resume)."""
+        if self.run_path.exists():
+            self.run = read_json(self.run_path)
+        self.rows = read_metrics(self.metrics_path)
+
+    def write_config(self, resolved: dict[str, Any]) -> None:
+        """config.yaml: the fully resolved config."""
+        write_atomic(self.config_path, yaml.safe_dump(resolved, sort_keys=False, default_flow_style=None))
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into run.json and rewrite it."""
+        self.run.update(fields)
+        self.run.setdefault("format", RUN_FORMAT)
+        self.run.setdefault("format_version", RUN_FORMAT_VERSION)
+        self.run["updated_at"] = time.time()
+        write_json_atomic(self.run_path, self.run)
+        if self.on_status is not None:
+            self.on_status(dict(self.run))
+        return self.run
+
+    def truncate_metrics(self, *, epochs_done: int, step: int) -> None:
+        """Drop rows an interrupted attempt wrote past its last checkpoint (resume continues from there)."""
+        self.rows = [r for r in self.rows
+                     if (r.get("scope", "epoch") == "epoch" and r.get("epoch", 0) <= epochs_done)
+                     or (r.get("scope") == "step" and r.get("step", 0) <= step)]
+        self._write_metrics()
+
+    def add_metrics(self, row: dict[str, Any]) -> None:
+        """Append a metrics row (the file is rewritten whole, atomically)."""
+        self.rows.append(_clean(row))
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        text = "".join(json.dumps(r, sort_keys=False) + "\n" for r in self.rows)
+        write_atomic(self.metrics_path, text)
+
+    def write_summary(self, extra: dict[str, Any], *, best_metric: str) -> dict[str, Any]:
+        """summary.json from the rows so far plus ``extra`` (total time, status...)."""
+        summary = summarize(self.rows, best_metric=best_metric)
+        summary.update(extra)
+        write_json_atomic(self.summary_path, summary)
+        return summary
+
+    def attach_log(self, logger_name: str = "trainer") -> None:
+        """Send the trainer's log records to train.log."""
+        handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+        self._log_handler = handler
+
+    def detach_log(self, logger_name: str = "trainer") -> None:
+        """Close train.log."""
+        if self._log_handler is not None:
+            logging.getLogger(logger_name).removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
