@@ -82,7 +82,9 @@ class Indexer:
         self.store_factory = store_factory
         self.convert = convert or _default_converter()
         self.filter = PathFilter(include, exclude)
-        self.queue = AddQueue(debounce, max_pending=max_pending)
+        # a poller reports a file still being written once per interval: wait longer than that
+        quiet = max(debounce, 1.5 * poll_interval) if poll else debounce
+        self.queue = AddQueue(quiet, max_pending=max_pending)
         self.monitor = Monitor(self.roots, self.queue, self.filter, poll=poll, poll_interval=poll_interval,
                                retry_interval=retry_interval, observer_factory=observer_factory)
         self.watching = watch

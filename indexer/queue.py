@@ -93,9 +93,14 @@ class AddQueue:
         self.add(dest, CONVERT)
 
     def requeue(self, items: list[tuple[str, int]]) -> None:
-        """Put back work that could not be finished; newer pending work for a path wins."""
-        for path, op in reversed(items):
-            self.add(path, op, now=True)
+        """Put back work that could not be finished, ready at once; newer pending work for a path wins."""
+        with self._cond:
+            t = time.monotonic()
+            for path, op in reversed(items):
+                if path not in self._items:
+                    self._items[path] = (t, op)
+                    self._items.move_to_end(path, last=False)
+            self._cond.notify_all()
 
     # -- taking -----------------------------------------------------------------------
     def get_ready(self, max_items: int = 256, *, force: bool = False) -> list[tuple[str, int]]:

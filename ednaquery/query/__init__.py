@@ -10,9 +10,17 @@ from collections.abc import Sequence
 from ednaquery.query.aliases import BUILTIN_ALIASES, expand_aliases, load_alias_groups
 from ednaquery.query.ast import Node
 from ednaquery.query.describe import to_text
-from ednaquery.query.parser import parse
+from ednaquery.query.parser import parse, parse_key
 
-__all__ = ["BUILTIN_ALIASES", "compile_query", "expand_aliases", "load_alias_groups", "parse", "to_text"]
+__all__ = [
+    "BUILTIN_ALIASES",
+    "compile_query",
+    "expand_aliases",
+    "load_alias_groups",
+    "parse",
+    "parse_key",
+    "to_text",
+]
 
 
 def compile_query(

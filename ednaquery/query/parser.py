@@ -68,15 +68,23 @@ def word_value(text: str, *, glob_allowed: bool = True) -> Value:
     return Value("str", text, glob=glob_allowed and ("*" in text or "?" in text))
 
 
-class _KeyError(Exception):
+class _BadKey(Exception):
     def __init__(self, message: str, offset: int | None) -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset  # where in the key; None: the whole key
 
 
-def parse_key(raw: str) -> KeySpec:
-    """A key as typed -> :class:`KeySpec`: split on ``.`` outside backquotes, leading ``.`` anchors."""
+def parse_key(text: str) -> KeySpec:
+    """A key alone (``--sort``, ``--by``, ``keys``) -> :class:`KeySpec`; raises QuerySyntaxError."""
+    toks = tokenize(text)
+    if len(toks) != 1 or toks[0].kind != "WORD":
+        raise QuerySyntaxError("expected a key, like lr, optimizer.lr or .model.name", text, 0, len(text))
+    return _Parser(toks, text).key(toks[0])
+
+
+def _split_key(raw: str) -> KeySpec:
+    """A key as typed -> :class:`KeySpec`: split on ``.`` outside backquotes; a leading ``.`` anchors."""
     anchored = raw.startswith(".")
     segments: list[str] = []
     literal: list[bool] = []
@@ -92,24 +100,24 @@ def parse_key(raw: str) -> KeySpec:
                 buf.append(raw[i])
                 i += 1
             if i >= len(raw):
-                raise _KeyError("unterminated backquoted key: add the closing `", start)
+                raise _BadKey("unterminated backquoted key: add the closing `", start)
             i += 1
             seg, lit = "".join(buf), True
             if i < len(raw) and raw[i] != ".":
-                raise _KeyError("a backquoted key segment must end at a '.' or at the end of the key", i)
+                raise _BadKey("a backquoted key segment must end at a '.' or at the end of the key", i)
         else:
             while i < len(raw) and raw[i] not in ".`":
                 i += 1
             seg, lit = raw[start:i], False
             if i < len(raw) and raw[i] == "`":
-                raise _KeyError("quote a whole key segment in backquotes, not part of it", start)
+                raise _BadKey("quote a whole key segment in backquotes, not part of it", start)
         if not seg:
-            raise _KeyError("empty key segment: a key looks like lr, optimizer.lr or .model.name", start)
+            raise _BadKey("empty key segment: a key looks like lr, optimizer.lr or .model.name", start)
         if any(ord(c) < 32 or ord(c) == 127 for c in seg):
-            raise _KeyError("control characters are not allowed in keys", start)
+            raise _BadKey("control characters are not allowed in keys", start)
         if not lit and _INDEX.search(seg):
             fixed = _INDEX.sub("", raw).replace("..", ".")
-            raise _KeyError(f"list indices are not part of keys: write '{fixed}' (it matches every element)", None)
+            raise _BadKey(f"list indices are not part of keys: write '{fixed}' (any element)", None)
         segments.append(seg)
         literal.append(lit)
         if i >= len(raw):
@@ -276,10 +284,10 @@ class _Parser:
     # -- keys and values ---------------------------------------------------------------------
     def key(self, tok: Token) -> KeySpec:
         if tok.kind != "WORD":
-            raise self.error("a quoted string cannot be a key: put a literal key in backquotes (`my key`)", tok)
+            raise self.error("a quoted string cannot be a key: write a literal key in backquotes", tok)
         try:
-            return parse_key(tok.text)
-        except _KeyError as exc:
+            return _split_key(tok.text)
+        except _BadKey as exc:
             if exc.offset is None:
                 raise self.error(exc.message, tok) from None
             pos = tok.pos + min(exc.offset, len(tok.text))

@@ -79,11 +79,11 @@ CASES: list[Case] = [
     c("lr", "vit_base", "levit", "resnet", "onecycle", "ednaml", "ednaml_v2", "hydra", "run_vit", aliases=False),
     c("max_lr", "onecycle"),
     c("base_lr", "ednaml", "ednaml_v2"),
-    c("lr_scheduler", "eva", "sched_only", "ednaml"),
+    c("lr_scheduler", "eva", "sched_only", "ednaml", "run_eva"),
     c("lr_kwargs", "sched_only", "ednaml"),
     c("LR_KWARGS.gamma=0.1", "sched_only", "ednaml"),
     # scheduler, SCHEDULER, lr_scheduler, LR_SCHEDULER all end with the token 'scheduler'
-    c("scheduler", "eva", "sched_only", "onecycle", "ednaml"),
+    c("scheduler", "eva", "sched_only", "onecycle", "ednaml", "run_eva"),
     c("scheduler=onecycle", "onecycle"),
     c("lr_scheduler=step", "sched_only"),  # 'StepLR' is one token 'steplr'
     c("lr_scheduler=steplr", "ednaml"),

@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec, key_matches
-from ednaquery.query import BUILTIN_ALIASES, compile_query, expand_aliases, load_alias_groups, parse, to_text
+from ednaquery.query import (
+    BUILTIN_ALIASES,
+    compile_query,
+    expand_aliases,
+    load_alias_groups,
+    parse,
+    parse_key,
+    to_text,
+)
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value, keys_of
 from ednaquery.query.tokens import tokenize
 
@@ -263,6 +271,15 @@ def test_lists() -> None:
 def test_keys(query: str, key: KeySpec) -> None:
     assert parse(query) == Exists(key)
     assert parse(query + "=1") == Compare(key, "=", (N(1),))
+
+
+def test_parse_key_alone() -> None:
+    """For --sort/--by KEY: one key, same syntax as in queries."""
+    assert parse_key("optimizer.lr") == K("optimizer", "lr")
+    assert parse_key(".a.`b c`") == K("a", "b c", literal=(False, True), anchored=True)
+    for bad in ["", "a b", "lr<1", "and", '"x"', "a[0]"]:
+        with pytest.raises(QuerySyntaxError):
+            parse_key(bad)
 
 
 def test_key_matching_through_the_parser() -> None:

@@ -1,0 +1,112 @@
+"""One-shot scan (``ednaquery index PATH...``): make the store equal to what is on disk, then exit.
+
+Walks the roots, skips files whose (size, mtime_ns, inode) the store already has, converts
+the rest in a small process pool (YAML parsing is CPU-bound and PyYAML holds the GIL),
+writes them in batched transactions, re-converts configs whose base files changed, and
+marks files that disappeared as gone. Bad files become error records; the scan goes on.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ednaquery.store.base import FileState, PathUpdate, Store
+from indexer.convert import convert_path
+from indexer.patterns import PathFilter
+from indexer.walk import walk
+
+BATCH = 500
+
+
+@dataclass
+class ScanReport:
+    """What a scan did, for the summary line and for tests."""
+
+    seen: int = 0
+    converted: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    removed: int = 0
+    unreadable: dict[str, str] = field(default_factory=dict)
+    error_paths: list[str] = field(default_factory=list)
+
+
+def _convert_one(args: tuple[str, int]) -> tuple[str, list[dict]]:
+    path, max_bytes = args
+    return path, convert_path(Path(path), max_bytes=max_bytes)
+
+
+def _convert_many(paths: Sequence[str], max_bytes: int, workers: int) -> Iterable[tuple[str, list[dict]]]:
+    """Convert files, in a process pool when there are enough of them to pay for one."""
+    jobs = [(p, max_bytes) for p in paths]
+    if workers <= 1 or len(jobs) < 200:
+        yield from map(_convert_one, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_convert_one, jobs, chunksize=64)
+
+
+def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = None, force: bool = False,
+         max_bytes: int = 5_000_000, workers: int | None = None,
+         progress: Callable[[int, int], None] | None = None) -> ScanReport:
+    """Index every wanted file under ``roots`` (files or folders) into ``store``."""
+    pfilter = pfilter or PathFilter()
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    report = ScanReport()
+    todo: list[str] = []
+    states: dict[str, FileState] = {}
+    gone: list[str] = []
+    for root in roots:
+        root = os.path.abspath(root)
+        if os.path.isfile(root):
+            st = os.stat(root)
+            states[root] = FileState(st.st_size, st.st_mtime_ns, st.st_ino)
+            known = store.file_states(os.path.dirname(root)).get(root)
+            if force or known != states[root]:
+                todo.append(root)
+            else:
+                report.unchanged += 1
+            continue
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"no such file or folder: {root}")
+        found = walk(root, pfilter)
+        report.unreadable.update(found.unreadable)
+        known = store.file_states(root)
+        for path, state in found.files.items():
+            states[path] = state
+            if force or known.get(path) != state:
+                todo.append(path)
+            else:
+                report.unchanged += 1
+        gone += [p for p in known if p not in found.files
+                 and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
+    report.seen = len(states)
+    # configs that inherit from a changed or removed file must be converted again
+    for dep in store.dependants(todo + gone):
+        if dep in states and dep not in todo:
+            todo.append(dep)
+            report.unchanged -= 1
+    total = len(todo) + len(gone)
+    done = 0
+    batch: list[PathUpdate] = []
+    for path, docs in _convert_many(todo, max_bytes, workers):
+        report.converted += 1
+        if any(d.get("kind") == "error" for d in docs):
+            report.errors += 1
+            report.error_paths.append(path)
+        batch.append(PathUpdate(path, docs, states[path]))
+        if len(batch) >= BATCH:
+            store.apply(batch)
+            done += len(batch)
+            batch = []
+            if progress:
+                progress(done, total)
+    batch += [PathUpdate(p, [], None) for p in gone]
+    report.removed = len(gone)
+    store.apply(batch)
+    if progress:
+        progress(total, total)
+    return report
