@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,63 @@ class RunWriter:
             logging.getLogger(logger_name).removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+
+
+# ------------------------------------------------------------------ reading a run back
+
+
+IDENTITY_FIELDS = ("run_id", "config_id", "status", "started_at", "ended_at", "format", "format_version",
+                   "updated_at")
+
+
+@dataclass
+class RunSnapshot:
+    """Everything a store document for a run needs, read from (or about to be in) its folder.
+
+    ``summary["metrics"]`` is ``{"val_acc": {"last": .., "best": ..}, ...}``; ``info`` is
+    run.json without the identity fields (host, device, versions, error...).
+    """
+
+    run_id: str
+    run_dir: Path
+    status: str
+    config: dict[str, Any]
+    config_id: str | None
+    summary: dict[str, Any]
+    info: dict[str, Any]
+    started_at: float | None
+    ended_at: float | None
+    row: dict[str, Any] | None = None
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """The summary metrics: last and best of each."""
+        return self.summary.get("metrics", {})
+
+
+def snapshot(run: dict[str, Any], run_dir: Path, config: dict[str, Any], summary: dict[str, Any],
+             row: dict[str, Any] | None = None) -> RunSnapshot:
+    """A :class:`RunSnapshot` from run.json's content, the resolved config and the summary."""
+    return RunSnapshot(
+        run_id=run.get("run_id", Path(run_dir).name), run_dir=Path(run_dir), status=run.get("status", "unknown"),
+        config=config, config_id=run.get("config_id"), summary=summary,
+        info={k: v for k, v in run.items() if k not in IDENTITY_FIELDS},
+        started_at=run.get("started_at"), ended_at=run.get("ended_at"), row=row)
+
+
+def load_run(run_dir: Path) -> RunSnapshot:
+    """Read a run folder back (run.json, config.yaml, summary.json or metrics.jsonl)."""
+    run_dir = Path(run_dir)
+    run_path = run_dir / "run.json"
+    if not run_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no run.json)")
+    run = read_json(run_path)
+    config_path = run_dir / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        summary = read_json(summary_path)
+    else:
+        summary = summarize(read_metrics(run_dir / "metrics.jsonl"),
+                            best_metric=(config.get("train") or {}).get("best_metric", "val_acc"))
+    return snapshot(run, run_dir, config or {}, summary)

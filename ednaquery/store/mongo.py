@@ -60,7 +60,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
     ("depends_on", [("depends_on", 1)]),
 ]
 
-_DB_IN_URI = re.compile(r"^mongodb(?:\+srv)?://[^/?#]*/([^?#]*)", re.I)
+_DB_IN_URI = re.compile(r"^mongodb(?:\+srv)?://[^/?#]*/([^?#]*)", re.IGNORECASE)
 
 
 def database_name(uri: str) -> str:
@@ -71,7 +71,7 @@ def database_name(uri: str) -> str:
 
 
 def _password(uri: str) -> str | None:
-    m = re.match(r"^[a-z][a-z0-9+.-]*://([^/?#]*)@", uri, re.I)
+    m = re.match(r"^[a-z][a-z0-9+.-]*://([^/?#]*)@", uri, re.IGNORECASE)
     if not m or ":" not in m.group(1):
         return None
     return m.group(1).split(":", 1)[1] or None
@@ -623,8 +623,8 @@ class MongoStore(Store):
             try:
                 db = self.db.command("dbStats")
                 out["size_bytes"] = int(db.get("storageSize", 0)) + int(db.get("indexSize", 0))
-            except Exception:  # noqa: BLE001 - optional figure (mongomock, restricted users)
-                pass
+            except Exception as e:  # noqa: BLE001 - optional figure (mongomock, restricted users)
+                log.debug("no dbStats from %s: %s", self.display_uri, self._reason(e))
         return out
 
     def file_states(self, root: str | None = None) -> dict[str, FileState]:
@@ -668,5 +668,5 @@ class MongoStore(Store):
         if self._owns_client:
             try:
                 self.client.close()
-            except Exception:  # noqa: BLE001 - closing must not raise
-                pass
+            except Exception as e:  # noqa: BLE001 - closing must not raise
+                log.debug("closing the MongoDB client failed: %s", self._reason(e))

@@ -427,13 +427,9 @@ class SQLiteStore(Store):
         self._refresh_catalog()
         spec = None
         if pattern:
-            from ednaquery.query.ast import Exists
-            from ednaquery.query.parser import parse
+            from ednaquery.query.parser import parse_key
 
-            node = parse(pattern)
-            if not isinstance(node, Exists):
-                raise UsageError(f"{pattern!r} is not a key pattern; give a key like `lr` or `optimizer.lr`")
-            spec = node.key
+            spec = parse_key(pattern)
 
         def run() -> list[KeyStat]:
             rows = self.db.execute(

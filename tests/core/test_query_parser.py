@@ -564,7 +564,7 @@ queries = st.recursive(
 ).map(_flatten)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(queries)
 def test_to_text_round_trips_generated_asts(node: Node) -> None:
     text = to_text(node)

@@ -1,0 +1,811 @@
+"""The ``ednaquery`` command line: a thin click layer over the library.
+
+Commands: find, count, show, diff, keys, stats, errors, history, init, config; more come
+from installed plug-ins through the ``ednaquery.commands`` entry point group (the indexer
+adds ``index``, ``watch`` and ``daemon``), loaded only when asked for, so a broken plug-in
+never breaks ``find``. Plug-in commands get the :class:`App` as ``ctx.obj`` (settings and
+the store, opened on demand); use :data:`pass_app`.
+
+Errors are one line on stderr (``error: ...``; a query syntax error shows the query with a
+caret under the bad token) and never a traceback unless ``--debug``. Exit status: ``find``
+and ``count`` behave like grep (0 found, 1 nothing found, 2 error); other commands exit
+with the error's ``exit_code`` (2 for usage errors). This module imports only click and
+the light core at import time: rich, the stores and pymongo load when a command needs
+them, and torch never.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ednaquery.errors import EdnaError, QuerySyntaxError, UsageError
+
+PLUGIN_GROUP = "ednaquery.commands"
+EXIT_FOUND, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
+_GREP_EXIT = "ednaquery.grep_exit"
+
+log = logging.getLogger("ednaquery")
+
+
+# ---------------------------------------------------------------- application state
+
+
+class App:
+    """What every command needs: settings (loaded on first use) and the store (opened on first use)."""
+
+    def __init__(self, store: str | None = None, config: str | None = None, debug: bool = False) -> None:
+        self.store_flag = store
+        self.config_flag = config
+        self.debug = debug
+        self._settings: Any = None
+        self._store: Any = None
+
+    @property
+    def settings(self) -> Any:
+        """The :class:`ednaquery.settings.Settings` in force (flags > env > config file > defaults)."""
+        if self._settings is None:
+            self._settings = self.load_settings()
+        return self._settings
+
+    def load_settings(self, **flags: Any) -> Any:
+        """Settings with extra command flags on top (plug-ins pass their own, e.g. ``roots=...``)."""
+        from ednaquery.settings import load_settings
+
+        return load_settings(self.config_flag, store=self.store_flag, **flags)
+
+    def open_store(self, *, create: bool = False) -> Any:
+        """The store the settings name (short server-selection timeout for MongoDB)."""
+        if self._store is None:
+            from ednaquery.store import open_store
+
+            s = self.settings
+            self._store = open_store(s.store, timeout_ms=s.store_timeout_ms, create=create)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            try:
+                self._store.close()
+            finally:
+                self._store = None
+
+    def redact(self, text: str) -> str:
+        """``text`` with the store URI's password (if any) replaced by ``***``."""
+        uris = [self.store_flag, os.environ.get("EDNAQUERY_STORE")]
+        if self._settings is not None:
+            uris.append(self._settings.store)
+        for uri in uris:
+            for secret in _passwords(uri):
+                text = text.replace(secret, "***")
+        return text
+
+
+def _passwords(uri: str | None) -> list[str]:
+    """The password of a URI, as written and percent-decoded (empty list if none)."""
+    if not uri or "://" not in uri:
+        return []
+    netloc = uri.split("://", 1)[1].split("/", 1)[0]
+    if "@" not in netloc:
+        return []
+    userinfo = netloc.rsplit("@", 1)[0]
+    if ":" not in userinfo:
+        return []
+    from urllib.parse import unquote
+
+    secret = userinfo.split(":", 1)[1]
+    return [s for s in dict.fromkeys((secret, unquote(secret))) if s]
+
+
+pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+# ---------------------------------------------------------------- the group
+
+
+def _plugin_entry_points() -> dict[str, Any]:
+    """Installed plug-in commands by name (entry points are read, not loaded)."""
+    try:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+    except Exception:  # broken metadata must not break the CLI
+        log.debug("cannot read entry points", exc_info=True)
+        return {}
+
+
+def _broken_command(name: str, target: str, exc: BaseException) -> click.Command:
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+    def run() -> None:
+        raise EdnaError(f"the {name!r} command ({target}) failed to load: {reason}; "
+                        "reinstall ednaquery with its extras (pip install -e '.[train,dev]')")
+
+    return click.Command(name, callback=run, help=f"(unavailable: {reason})",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+
+
+def _emit_error(exc: BaseException, app: App | None, grep_exit: bool) -> int:
+    """Print one error (caret display for query errors) and return the exit status."""
+    redact = app.redact if app is not None else (lambda t: t)
+    if isinstance(exc, QuerySyntaxError) and exc.query:
+        lines = exc.render().split("\n")
+        lines[-1] = "error: " + lines[-1]
+        click.echo(redact("\n".join(lines)), err=True)
+    elif isinstance(exc, EdnaError):
+        click.echo("error: " + redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), err=True)
+    else:
+        first = (str(exc).splitlines() or [""])[0]
+        source = type(exc).__module__.split(".")[0]
+        what = "the MongoDB server" if source in ("pymongo", "bson") else "an internal error"
+        click.echo(redact(f"error: {what}: {type(exc).__name__}: {first} (run with --debug for details)"),
+                   err=True)
+    code = exc.exit_code if isinstance(exc, EdnaError) else 1
+    return EXIT_ERROR if grep_exit else code
+
+
+class EdnaGroup(click.Group):
+    """A click group that loads plug-in commands lazily and turns errors into one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        builtin = super().list_commands(ctx)
+        extra = [n for n in _plugin_entry_points() if n not in self.commands]
+        return builtin + sorted(extra)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        ep = _plugin_entry_points().get(cmd_name)
+        if ep is None:
+            return None
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            log.debug("plug-in %s failed to load", cmd_name, exc_info=True)
+            return _broken_command(cmd_name, ep.value, exc)
+        if not isinstance(obj, click.Command):
+            return _broken_command(cmd_name, ep.value, TypeError(f"{ep.value} is not a click command"))
+        return obj
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(141) from None
+        except Exception as exc:  # noqa: BLE001 -- every error becomes one line (a traceback with --debug)
+            app = ctx.obj if isinstance(ctx.obj, App) else None
+            if app is not None and app.debug:
+                traceback.print_exc()
+            code = _emit_error(exc, app, bool(ctx.meta.get(_GREP_EXIT)))
+            raise click.exceptions.Exit(code) from None
+        finally:
+            if isinstance(ctx.obj, App):
+                try:
+                    ctx.obj.close()
+                except Exception:
+                    log.debug("closing the store failed", exc_info=True)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (``ednaquery find | head``), stop Python complaining at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+@click.group(cls=EdnaGroup, epilog="""\b
+Examples:
+  ednaquery init && ednaquery index examples/
+  ednaquery find 'lr<1e-3' model=vit --sort=-lr
+  ednaquery --store mongodb://host/db count kind=run""")
+@click.option("--store", metavar="URI", default=None,
+              help="Store: mongodb://..., sqlite:///abs/path/index.db or a file path "
+                   "(env EDNAQUERY_STORE; default: the nearest .ednaquery/index.db).")
+@click.option("--config", "config", metavar="PATH", default=None,
+              help="Config file to read (env EDNAQUERY_CONFIG; default: the nearest .ednaquery/config.toml, "
+                   "else ~/.config/ednaquery/config.toml).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="ednaquery", prog_name="ednaquery", message="%(prog)s %(version)s")
+@click.pass_context
+def main(ctx: click.Context, store: str | None, config: str | None, debug: bool) -> None:
+    """Find ML experiment configs and runs by what they contain.
+
+    The query language is short: `lr<1e-3 model=vit` finds every config or run whose learning
+    rate (optimizer.lr, BASE_LR, learning_rate...) is below 1e-3 and whose model name has the
+    token vit. See docs/query.md for all of it.
+    """
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = App(store=store, config=config, debug=debug)
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def _format_option(default: str = "table", choices: Sequence[str] | None = None) -> Any:
+    from ednaquery.output import FORMATS
+
+    return click.option("--format", "fmt", type=click.Choice(list(choices or FORMATS)), default=default,
+                        show_default=True, help="Output format (json/jsonl/yaml/csv/ids for scripts).")
+
+
+def _console(err: bool = False) -> Any:
+    from ednaquery.output import make_console
+
+    return make_console(sys.stderr if err else sys.stdout)
+
+
+def _out() -> Any:
+    return sys.stdout
+
+
+def _parse_query(app: App, query: Sequence[str], no_aliases: bool) -> Any:
+    from ednaquery.query.aliases import expand_aliases
+    from ednaquery.query.parser import parse
+
+    node = parse(list(query))
+    return expand_aliases(node, app.settings.alias_groups(), enabled=not no_aliases)
+
+
+def parse_key_arg(app: App, text: str, what: str, no_aliases: bool = False) -> Any:
+    """A single key given to an option (``--sort``, ``--best``, ``--by``) as a :class:`KeySpec`."""
+    from ednaquery.query.aliases import expand_key
+    from ednaquery.query.ast import Exists
+    from ednaquery.query.parser import parse
+
+    try:
+        node = parse(text)
+    except QuerySyntaxError:
+        node = None
+    if not isinstance(node, Exists):
+        raise UsageError(f"{what} takes one key, like val_acc or optimizer.lr (got {text!r})")
+    if no_aliases:
+        return node.key
+    return expand_key(node.key, app.settings.alias_groups())
+
+
+def parse_sort(app: App, text: str, no_aliases: bool = False) -> Any:
+    """``KEY``, ``-KEY``/``desc:KEY``/``KEY:desc`` (descending), ``+KEY``/``asc:KEY`` -> SortKey."""
+    from ednaquery.store.base import SortKey
+
+    raw = text.strip()
+    descending = False
+    low = raw.lower()
+    if low.startswith(("desc:", "asc:")):
+        descending, raw = low.startswith("desc:"), raw.split(":", 1)[1]
+    elif low.endswith((":desc", ":asc")):
+        descending, raw = low.endswith(":desc"), raw.rsplit(":", 1)[0]
+    elif raw.startswith(("-", "+")):
+        descending, raw = raw.startswith("-"), raw[1:]
+    return SortKey(parse_key_arg(app, raw, "--sort", no_aliases), descending)
+
+
+def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
+    return tuple(dict.fromkeys(kind)) or None
+
+
+def _relpath(path: str | None) -> str:
+    from ednaquery.output import display_path
+
+    return display_path(path) if path else ""
+
+
+def _time_text(t: float | None) -> str:
+    if t is None:
+        return ""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+# ---------------------------------------------------------------- find / count
+
+_FIND_EPILOG = """\b
+Examples:
+  ednaquery find 'lr<1e-3' model=vit            # quote < and > for the shell
+  ednaquery find lr:lt:1e-3 model=vit           # ... or spell them out
+  ednaquery find kind=run val_acc>0.9 --sort=-val_acc --limit 5
+  ednaquery find kind=run --best val_acc --by model
+  ednaquery find img_size=224 --format json | jq '.[].paths'
+\b
+Sorting: --sort KEY ascending; --sort=-KEY, --sort -KEY, --sort desc:KEY or
+--sort KEY:desc descending (write --sort=-KEY when in doubt). Repeat --sort
+for ties. --best METRIC keeps the highest METRIC (the lowest for loss-like
+names such as val_loss; --min/--max force it) per value of --by KEY.
+\b
+Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
+
+
+@main.command(epilog=_FIND_EPILOG)
+@click.argument("query", nargs=-1)
+@_format_option()
+@click.option("--sort", "sort", multiple=True, metavar="KEY", help="Sort by KEY; -KEY for descending (repeatable).")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Show at most N results.")
+@click.option("--kind", multiple=True, type=click.Choice(["config", "run", "error"]),
+              help="Only documents of this kind (repeatable; default config and run).")
+@click.option("--all-versions", is_flag=True, help="Include old versions of edited files and deleted files.")
+@click.option("--no-aliases", is_flag=True, help="Match keys exactly as typed (lr does not find learning_rate).")
+@click.option("--best", metavar="METRIC", help="Keep the best document per --by group by METRIC.")
+@click.option("--by", metavar="KEY", help="Group for --best by the matched value of KEY.")
+@click.option("--min/--max", "minimize", default=None,
+              help="For --best: lower (or higher) METRIC is better (default: lower for loss-like names).")
+@click.option("--as-written", is_flag=True, help="In json/yaml output, give each config as its file writes it.")
+@pass_app
+@click.pass_context
+def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: tuple[str, ...],
+         limit: int | None, kind: tuple[str, ...], all_versions: bool, no_aliases: bool, best: str | None,
+         by: str | None, minimize: bool | None, as_written: bool) -> None:
+    """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
+    ctx.meta[_GREP_EXIT] = True
+    from ednaquery.output import Column, key_label, query_columns, render
+    from ednaquery.store.base import FindOptions
+
+    node = _parse_query(app, query, no_aliases)
+    if by and not best:
+        raise UsageError("--by needs --best METRIC (e.g. --best val_acc --by model)")
+    if minimize is not None and not best:
+        raise UsageError("--min/--max go with --best METRIC")
+    if best and sort:
+        raise UsageError("--sort cannot be combined with --best: results are ordered by the metric")
+    sort_keys = [parse_sort(app, s, no_aliases) for s in sort]
+    store = app.open_store()
+    if best:
+        from ednaquery.results import best_per_group
+
+        metric_key = parse_key_arg(app, best, "--best", no_aliases)
+        by_key = parse_key_arg(app, by, "--by", no_aliases) if by else None
+        docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
+        docs = best_per_group(docs, Column(metric_key, key_label(metric_key)),
+                              Column(by_key, key_label(by_key)) if by_key else None, minimize)
+        if limit is not None:
+            docs = docs[:limit]
+        extra = ([by_key] if by_key else []) + [metric_key]
+    else:
+        docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions, sort=sort_keys,
+                                            limit=limit))
+        extra = [sk.key for sk in sort_keys]
+    columns = query_columns(node, extra)
+    if docs or fmt != "table":
+        render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
+               as_written=as_written)
+    if not docs:
+        if fmt == "table":
+            click.echo("no documents match", err=True)
+        ctx.exit(EXIT_NOTHING)
+
+
+@main.command(epilog="""\b
+Examples:
+  ednaquery count kind=run status=completed
+  ednaquery count 'lr<1e-3' --kind config
+\b
+Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""")
+@click.argument("query", nargs=-1)
+@click.option("--kind", multiple=True, type=click.Choice(["config", "run", "error"]),
+              help="Only documents of this kind (repeatable; default config and run).")
+@click.option("--all-versions", is_flag=True, help="Include old versions and deleted files.")
+@click.option("--no-aliases", is_flag=True, help="Match keys exactly as typed.")
+@pass_app
+@click.pass_context
+def count(ctx: click.Context, app: App, query: tuple[str, ...], kind: tuple[str, ...], all_versions: bool,
+          no_aliases: bool) -> None:
+    """Print how many documents match QUERY."""
+    ctx.meta[_GREP_EXIT] = True
+    from ednaquery.store.base import FindOptions
+
+    node = _parse_query(app, query, no_aliases)
+    n = app.open_store().count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
+    click.echo(str(n))
+    if n == 0:
+        ctx.exit(EXIT_NOTHING)
+
+
+# ---------------------------------------------------------------- show / diff
+
+
+def _config_yaml(doc: dict, as_written: bool) -> str:
+    from ednaquery.documents import original_config
+    from ednaquery.output import dumps_yaml, scalar_text
+
+    lines = [f"# id: {doc['_id']}", f"# kind: {doc.get('kind')}"]
+    for p in doc.get("paths") or []:
+        lines.append(f"# path: {p}")
+    for p in doc.get("past_paths") or []:
+        lines.append(f"# was at: {p}")
+    if not doc.get("current", True):
+        lines.append("# state: " + ("deleted" if doc.get("deleted") else "old version"))
+    if doc.get("kind") == "run":
+        lines.append(f"# status: {doc.get('status')}")
+        if doc.get("config_id"):
+            lines.append(f"# config: {doc['config_id']}")
+        for name, summary in (doc.get("metrics") or {}).items():
+            parts = " ".join(f"{k}={scalar_text(v)}" for k, v in (summary or {}).items())
+            lines.append(f"# metric {name}: {parts}")
+    if as_written and "as_written" not in doc:
+        lines.append("# (the file's own text is the same as the effective config)")
+    elif "as_written" in doc and not as_written:
+        lines.append("# (effective config; --as-written shows the file's own text)")
+    for w in doc.get("warnings") or []:
+        lines.append(f"# warning: {w}")
+    if doc.get("kind") == "error":
+        lines.append(f"# error: {doc.get('error')}")
+        return "\n".join(lines) + "\n"
+    config = original_config(doc, as_written=as_written)
+    return "\n".join(lines) + "\n" + dumps_yaml(config)
+
+
+@main.command(epilog="""\b
+Examples:
+  ednaquery show 3fa9c2d1            # any unique prefix of 4+ characters
+  ednaquery show 3fa9c2d1 --json | jq .config.optimizer
+  ednaquery show 3fa9c2d1 --as-written""")
+@click.argument("doc_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON (config, paths, metrics...).")
+@click.option("--as-written", is_flag=True, help="The config as its file writes it (before inheritance).")
+@pass_app
+def show(app: App, doc_id: str, as_json: bool, as_written: bool) -> None:
+    """Show the config (or run) with this id as YAML."""
+    from ednaquery.output import dumps_json, to_record
+
+    doc = app.open_store().get(doc_id)
+    if as_json:
+        click.echo(dumps_json(to_record(doc, as_written=as_written)))
+        return
+    text = _config_yaml(doc, as_written)
+    console = _console()
+    if console.is_terminal:
+        from rich.syntax import Syntax
+
+        console.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default", word_wrap=True))
+    else:
+        _out().write(text)
+
+
+@main.command(epilog="""\b
+Examples:
+  ednaquery diff 3fa9c2d1 77b0e4aa
+  ednaquery diff 3fa9c2d1 77b0e4aa --json""")
+@click.argument("old_id", metavar="ID")
+@click.argument("new_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print [{key, old, new}] as JSON.")
+@click.option("--as-written", is_flag=True, help="Compare the configs as their files write them.")
+@pass_app
+def diff(app: App, old_id: str, new_id: str, as_json: bool, as_written: bool) -> None:
+    """Show the keys whose values differ between two configs or runs."""
+    from ednaquery.output import dumps_json, id_prefixes, scalar_text
+    from ednaquery.results import MISSING, diff_documents
+
+    store = app.open_store()
+    a, b = store.get(old_id), store.get(new_id)
+    rows = diff_documents(a, b, as_written=as_written)
+    if as_json:
+        click.echo(dumps_json([{"key": k, **({"old": va} if va is not MISSING else {}),
+                                **({"new": vb} if vb is not MISSING else {})} for k, va, vb in rows]))
+        return
+    if not rows:
+        click.echo(f"no differences between {a['_id'][:12]} and {b['_id'][:12]}")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    names = id_prefixes([a["_id"], b["_id"]])
+
+    def cell(v: Any, style: str) -> Text:
+        if v is MISSING:
+            return Text("(absent)", style="dim")
+        return Text(scalar_text(v) if not isinstance(v, (dict, list)) else dumps_json(v, indent=None), style=style)
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("key", style="bold", overflow="fold")
+    table.add_column(f"old {names[a['_id']]}", overflow="fold")
+    table.add_column(f"new {names[b['_id']]}", overflow="fold")
+    for key, va, vb in rows:
+        table.add_row(Text(key), cell(va, "red"), cell(vb, "green"))
+    _console().print(table)
+
+
+# ---------------------------------------------------------------- keys / stats / errors / history
+
+
+def _filter_key_stats(app: App, stats: list, pattern: str | None) -> list:
+    if not pattern:
+        return stats
+    import fnmatch
+
+    from ednaquery.keys import key_matches
+
+    if any(c in pattern for c in "*?["):
+        low = pattern.lower()
+        return [s for s in stats if fnmatch.fnmatchcase(".".join(s.path).lower(), low)]
+    key = parse_key_arg(app, pattern, "keys")
+    return [s for s in stats if key_matches(key, tuple(s.path))]
+
+
+@main.command(epilog="""\b
+Examples:
+  ednaquery keys              # every key, most common first
+  ednaquery keys lr           # keys the term `lr` matches (aliases included)
+  ednaquery keys 'optimizer.*'""")
+@click.argument("pattern", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N keys.")
+@_format_option(choices=("table", "json"))
+@pass_app
+def keys(app: App, pattern: str | None, limit: int | None, fmt: str) -> None:
+    """List the keys seen in indexed documents, with counts, types and example values.
+
+    PATTERN is a key as in a query (lr, optimizer.lr) or a glob over dotted paths.
+    """
+    from ednaquery.output import dumps_json, scalar_text
+
+    stats = _filter_key_stats(app, app.open_store().key_stats(None), pattern)
+    if limit is not None:
+        stats = stats[:limit]
+    if fmt == "json":
+        click.echo(dumps_json([{"key": ".".join(s.path), "count": s.count, "types": s.types,
+                                "examples": s.examples} for s in stats]))
+        return
+    if not stats:
+        click.echo("no keys" + (f" match {pattern!r}" if pattern else " (nothing indexed yet)"), err=True)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("key", style="cyan", overflow="fold")
+    table.add_column("count", justify="right")
+    table.add_column("types")
+    table.add_column("examples", overflow="fold")
+    for s in stats:
+        types = ", ".join(f"{t} {n}" if len(s.types) > 1 else t for t, n in s.types.items())
+        examples = ", ".join(scalar_text(e) for e in s.examples)
+        table.add_row(".".join(s.path), str(s.count), types, examples, markup=False)
+    _console().print(table)
+
+
+@main.command(epilog="""\b
+Examples:
+  ednaquery stats
+  ednaquery stats --json""")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_app
+def stats(app: App, as_json: bool) -> None:
+    """Show what the store holds: documents by kind and state, keys, files, size."""
+    from ednaquery.output import dumps_json
+
+    figures = app.open_store().stats()
+    if as_json:
+        click.echo(dumps_json(figures))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in figures.items():
+        if name == "documents" and isinstance(value, dict):
+            for kind, states in sorted(value.items()):
+                text = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+                table.add_row(f"{kind}s", text)
+        elif name == "size_bytes" and isinstance(value, (int, float)):
+            table.add_row("size", f"{value / 1e6:.1f} MB")
+        else:
+            table.add_row(name.replace("_", " "), str(value))
+    _console().print(table)
+
+
+@main.command(epilog="""\b
+Examples:
+  ednaquery errors
+  ednaquery errors --no-warnings --format json""")
+@click.option("--warnings/--no-warnings", default=True, show_default=True,
+              help="Also list documents indexed with warnings (unresolved bases, unsafe YAML tags...).")
+@_format_option(choices=("table", "json"))
+@pass_app
+def errors(app: App, warnings: bool, fmt: str) -> None:
+    """List files that could not be indexed, and documents indexed with warnings."""
+    from ednaquery.output import dumps_json
+    from ednaquery.results import problems
+
+    items = problems(app.open_store(), warnings=warnings)
+    if fmt == "json":
+        click.echo(dumps_json(items))
+        return
+    if not items:
+        click.echo("no errors" + (" or warnings" if warnings else ""), err=True)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("path", style="green", overflow="fold")
+    table.add_column("", no_wrap=True)
+    table.add_column("message", overflow="fold")
+    for item in items:
+        style = "red" if item["kind"] == "error" else "yellow"
+        table.add_row(_relpath(item["path"]) or item["id"], f"[{style}]{item['kind']}[/]", item["message"])
+    _console().print(table)
+
+
+@main.command(epilog="""\b
+Examples:
+  ednaquery history examples/quickstart/resnet18_digits.yaml
+  ednaquery history sweep.yaml --format json""")
+@click.argument("path", type=click.Path())
+@_format_option(choices=("table", "json", "ids"))
+@pass_app
+def history(app: App, path: str, fmt: str) -> None:
+    """List the versions of a file the store has seen, newest first."""
+    from ednaquery.errors import NotFound
+    from ednaquery.output import dumps_json, id_prefixes, to_record
+    from ednaquery.results import diff_documents
+
+    full = os.path.abspath(path)
+    docs = app.open_store().history(full)
+    if not docs:
+        raise NotFound(f"no versions of {path} are indexed; index its folder with `ednaquery index`")
+    if fmt == "ids":
+        click.echo("\n".join(d["_id"] for d in docs))
+        return
+    if fmt == "json":
+        click.echo(dumps_json([to_record(d) for d in docs]))
+        return
+    from rich.table import Table
+
+    names = id_prefixes(d["_id"] for d in docs)
+    table = Table(box=None, header_style="bold", pad_edge=False, title=_relpath(full), title_justify="left")
+    for col in ("id", "state", "indexed", "file mtime", "changes"):
+        table.add_column(col)
+    for i, doc in enumerate(docs):
+        live = full in (doc.get("paths") or [])
+        state = "current" if live else ("deleted" if doc.get("deleted") else "old")
+        older = docs[i + 1] if i + 1 < len(docs) else None
+        changes = ""
+        if older is not None:
+            rows = diff_documents(older, doc)
+            changes = ", ".join(k for k, _, _ in rows[:4]) + (f" +{len(rows) - 4}" if len(rows) > 4 else "")
+        table.add_row(names[doc["_id"]], state, _time_text(doc.get("indexed_at")), _time_text(doc.get("mtime")),
+                      changes, markup=False)
+    _console().print(table)
+
+
+# ---------------------------------------------------------------- init / config
+
+CONFIG_TEMPLATE = """\
+# ednaquery project settings (TOML). Precedence: command-line flags > environment
+# variables (EDNAQUERY_STORE, EDNAQUERY_ROOTS, ...) > this file > defaults.
+# `ednaquery config` shows what is in force and where each value comes from.
+# Relative paths here are relative to the folder that holds .ednaquery/.
+
+# Where the index lives. Default: .ednaquery/index.db next to this file (embedded SQLite).
+# A team shares a MongoDB instead:
+# store = "mongodb://user:password@mongo.example.org:27017/ednaquery?authSource=admin"
+
+# Folders the indexer watches (`ednaquery watch` / `ednaquery daemon start` with no folder).
+# roots = ["experiments", "sweeps"]
+
+# Extra key aliases: a query for any member also finds the others.
+# Built in: [lr, learning_rate, lr0], [bs, batch_size], [wd, weight_decay],
+#           [model, arch, architecture, backbone].
+# aliases = [["lr", "base_lr"], ["epochs", "max_epochs"]]
+
+# Indexer file selection (globs); unset = the indexer's built-in lists.
+# include = ["*.yaml", "*.yml", "*.json", "*.toml"]
+# exclude = [".git", "__pycache__", "*.pt"]
+
+# poll = false             # poll instead of inotify (NFS)
+# debounce = 0.3           # seconds of quiet before a changed file is indexed
+# reconcile_every = 600    # seconds between full re-walks of the roots
+# max_file_bytes = 5242880 # larger files become error records
+
+# Trainer: where run folders go (default: <first root>/runs) and CPU threads.
+# runs_root = "experiments/runs"
+# cpu_threads = 1
+
+# Seconds-scale timeout for reaching MongoDB from the CLI (milliseconds).
+# store_timeout_ms = 3000
+"""
+
+_GITIGNORE = "# the index and the daemon's state are local; config.toml may be committed\nindex.db*\n*.log\n*.pid\n"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    import tempfile
+
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@main.command(epilog="""\b
+Examples:
+  cd ~/experiments && ednaquery init && ednaquery index .""")
+@pass_app
+def init(app: App) -> None:
+    """Create .ednaquery/ here: an embedded index (index.db) and a commented config.toml.
+
+    Commands run in this folder or below it then use this index, like git finds .git.
+    Running it again keeps what is there.
+    """
+    from ednaquery.settings import CONFIG_DIR_NAME, CONFIG_FILE_NAME
+    from ednaquery.store.sqlite import SQLiteStore
+
+    folder = os.path.join(os.getcwd(), CONFIG_DIR_NAME)
+    existed = os.path.isdir(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise EdnaError(f"cannot create {folder}: {e.strerror or e}") from None
+    made = []
+    db_path = os.path.join(folder, "index.db")
+    if not os.path.exists(db_path):
+        made.append("index.db")
+    SQLiteStore(db_path, create=True).close()
+    for name, text in ((CONFIG_FILE_NAME, CONFIG_TEMPLATE), (".gitignore", _GITIGNORE)):
+        target = os.path.join(folder, name)
+        if not os.path.exists(target):
+            _write_atomic(target, text)
+            made.append(name)
+    if existed and not made:
+        click.echo(f"{folder} is already initialised; nothing changed")
+    else:
+        click.echo(f"initialised {folder} ({', '.join(made)})")
+        click.echo("next: ednaquery index <folder>   then   ednaquery find <query>")
+    s = app.settings
+    if s.store and s.source("store") != "default":
+        from ednaquery.store import mask_uri
+
+        click.echo(f"note: the store in force is {mask_uri(s.store)} (from {s.source('store')}), "
+                   "not this folder's index.db", err=True)
+
+
+@main.command("config", epilog="""\b
+Examples:
+  ednaquery config
+  EDNAQUERY_STORE=mongodb://db/ednaquery ednaquery config --json""")
+@click.option("--json", "as_json", is_flag=True, help="Print settings and sources as JSON.")
+@pass_app
+def config_cmd(app: App, as_json: bool) -> None:
+    """Show the settings in force and where each one comes from (flag, env, config file, default)."""
+    from ednaquery.output import dumps_json
+
+    s = app.settings
+    if as_json:
+        click.echo(dumps_json({"config_file": str(s.config_path) if s.config_path else None,
+                               "settings": s.as_dict(),
+                               "sources": {name: s.source(name) for name, _, _ in s.display_items()}}))
+        return
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"config file: {s.config_path or '(none found)'}", markup=False, highlight=False)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("setting", style="cyan")
+    table.add_column("value", overflow="fold")
+    table.add_column("source", style="dim", overflow="fold")
+    for name, value, source in s.display_items():
+        table.add_row(name, value, source, markup=False)
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

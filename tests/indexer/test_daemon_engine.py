@@ -1,0 +1,298 @@
+"""The Indexer engine with real watchdog observers (inotify and polling), real threads,
+a stand-in converter and an in-memory store: what a user does to files ends up in the store."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from idx_helpers import FakeStore, disk_states, wait_until, write_atomic
+
+
+def started(ix):
+    ix.start()
+    assert ix.wait_idle(5), ix.status()
+    return ix
+
+
+def test_create_modify_delete(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    ix = started(make_indexer(root))
+    f = root / "exp" / "config.yaml"
+    f.parent.mkdir()
+    f.write_text("lr: 0.1\nmodel: resnet\n")
+    assert wait_until(lambda: fake_store.config(f) == {"lr": 0.1, "model": "resnet"})
+    f.write_text("lr: 0.01\nmodel: resnet\n")
+    assert wait_until(lambda: fake_store.config(f) == {"lr": 0.01, "model": "resnet"})
+    f.unlink()
+    assert wait_until(lambda: str(f) in fake_store.deleted)
+    assert fake_store.config(f) is None
+    st = ix.status()
+    assert st["files_indexed"] == 2 and st["deleted"] == 1 and st["errors"] == 0
+    assert st["last_event"]["path"] == str(f)
+
+
+def test_editor_save_by_rename_is_one_clean_update(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    f = root / "train.yaml"
+    f.write_text("epochs: 1\n")
+    ix = started(make_indexer(root))
+    assert fake_store.config(f) == {"epochs": 1}
+    write_atomic(f, "epochs: 2\n")
+    assert wait_until(lambda: fake_store.config(f) == {"epochs": 2})
+    assert ix.wait_idle(5)
+    # the editor's temp file never shows up, and nothing is marked deleted
+    assert fake_store.paths() == {str(f)}
+    assert fake_store.deleted == set()
+
+
+def test_move_a_folder(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    src = root / "sweep-a"
+    (src / "run-1").mkdir(parents=True)
+    for i in range(5):
+        (src / "run-1" / f"c{i}.yaml").write_text(f"i: {i}\n")
+    ix = started(make_indexer(root))
+    assert len(fake_store.paths()) == 5
+    dest = root / "archive" / "sweep-a"
+    dest.parent.mkdir()
+    os.rename(src, dest)
+    want = {str(dest / "run-1" / f"c{i}.yaml") for i in range(5)}
+    assert wait_until(lambda: fake_store.paths() == want), fake_store.paths()
+    assert ix.wait_idle(5)
+    assert fake_store.deleted == {str(src / "run-1" / f"c{i}.yaml") for i in range(5)}
+    assert fake_store.states == disk_states(root)
+
+
+def test_folder_moved_out_of_the_tree_is_marked_gone(make_indexer, fake_store: FakeStore, root: Path,
+                                                     tmp_path: Path) -> None:
+    d = root / "old"
+    d.mkdir()
+    (d / "a.yaml").write_text("a: 1\n")
+    (d / "b.yaml").write_text("b: 1\n")
+    ix = started(make_indexer(root))
+    assert len(fake_store.paths()) == 2
+    os.rename(d, tmp_path / "elsewhere")
+    assert wait_until(lambda: fake_store.paths() == set())
+    assert ix.wait_idle(5)
+    assert fake_store.deleted == {str(d / "a.yaml"), str(d / "b.yaml")}
+
+
+def test_folder_moved_into_the_tree_is_indexed(make_indexer, fake_store: FakeStore, root: Path,
+                                               tmp_path: Path) -> None:
+    outside = tmp_path / "staging"
+    (outside / "r").mkdir(parents=True)
+    for i in range(20):
+        (outside / "r" / f"{i}.yaml").write_text(f"i: {i}\n")
+    started(make_indexer(root))
+    os.rename(outside, root / "incoming")
+    assert wait_until(lambda: len(fake_store.paths()) == 20)
+    assert fake_store.config(root / "incoming" / "r" / "7.yaml") == {"i": 7}
+
+
+def test_thousand_files_dropped_at_once(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    ix = started(make_indexer(root))
+    d = root / "grid"
+    d.mkdir()
+    t0 = time.monotonic()
+    for i in range(1000):
+        (d / f"run-{i:04d}.yaml").write_text(f"seed: {i}\nlr: 0.001\n")
+    assert wait_until(lambda: len(fake_store.paths()) == 1000, timeout=20), len(fake_store.paths())
+    took = time.monotonic() - t0
+    assert ix.wait_idle(5)
+    assert fake_store.config(d / "run-0999.yaml") == {"seed": 999, "lr": 0.001}
+    assert len(fake_store.batches) < 200, "written in batches, not one apply per file"
+    assert ix.status()["files_indexed"] >= 1000
+    assert took < 15
+
+
+def test_file_written_in_many_small_chunks_is_indexed_once_with_its_final_content(
+        make_indexer, fake_store: FakeStore, root: Path, mode: str) -> None:
+    # the quiet period must be longer than the gap between writes
+    ix = started(make_indexer(root, debounce=0.3 if mode == "polling" else 0.1))
+    f = root / "metrics.json"
+    lines = [f'"k{i}": {i}' for i in range(40)]
+    with open(f, "w") as fh:
+        fh.write("{")
+        for i, ln in enumerate(lines):
+            fh.write(ln + ("," if i < len(lines) - 1 else ""))
+            fh.flush()
+            time.sleep(0.015)
+        fh.write("}")
+    assert wait_until(lambda: fake_store.config(f) is not None)
+    assert ix.wait_idle(5)
+    assert fake_store.config(f) == {f"k{i}": i for i in range(40)}
+    assert len(fake_store.history[str(f)]) == 1, "a half-written file was converted"
+
+
+def test_broken_file_becomes_an_error_record_and_the_daemon_goes_on(make_indexer, fake_store: FakeStore,
+                                                                   root: Path) -> None:
+    ix = started(make_indexer(root))
+    bad = root / "bad.yaml"
+    bad.write_text("a: [1, 2\nb: }\n")
+    good = root / "good.yaml"
+    good.write_text("ok: true\n")
+    assert wait_until(lambda: fake_store.kind(bad) == "error" and fake_store.config(good) == {"ok": True})
+    assert ix.status()["errors"] == 1
+    bad.write_text("a: [1, 2]\n")
+    assert wait_until(lambda: fake_store.config(bad) == {"a": [1, 2]})
+
+
+def test_excluded_and_unwanted_files_are_ignored(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    ix = started(make_indexer(root, exclude=["scratch"]))
+    (root / ".git").mkdir()
+    (root / ".git" / "x.json").write_text("{}")
+    (root / "notes.txt").write_text("hello")
+    (root / "scratch").mkdir()
+    (root / "scratch" / "a.yaml").write_text("a: 1\n")
+    (root / ".#c.yaml").write_text("lock")
+    (root / "c.yaml").write_text("c: 1\n")
+    assert wait_until(lambda: fake_store.config(root / "c.yaml") == {"c": 1})
+    assert ix.wait_idle(5)
+    assert fake_store.paths() == {str(root / "c.yaml")}
+
+
+def test_store_down_then_up_loses_nothing(make_indexer, fake_store: FakeStore, root: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="indexer")
+    keep = root / "keep.yaml"
+    keep.write_text("v: 1\n")
+    gone = root / "gone.yaml"
+    gone.write_text("v: 1\n")
+    ix = started(make_indexer(root))
+    assert fake_store.paths() == {str(keep), str(gone)}
+
+    fake_store.down = True
+    for i in range(30):
+        (root / f"new-{i}.yaml").write_text(f"i: {i}\n")
+    keep.write_text("v: 2\n")
+    gone.unlink()
+    assert wait_until(lambda: ix.status()["store_state"] == "down")
+    assert wait_until(lambda: fake_store.failed_calls >= 4, timeout=5), "retries with backoff"
+    assert ix.status()["queue_depth"] >= 30
+    (root / "late.yaml").write_text("late: true\n")  # still watching while the store is down
+    time.sleep(0.3)
+
+    fake_store.down = False
+    assert wait_until(lambda: ix.idle(), timeout=10), ix.status()
+    assert fake_store.config(keep) == {"v": 2}
+    assert fake_store.config(root / "late.yaml") == {"late": True}
+    assert str(gone) in fake_store.deleted
+    assert fake_store.states == disk_states(root)
+    assert ix.status()["store_state"] == "up"
+    down_lines = [r for r in caplog.records if "store unavailable" in r.getMessage()]
+    up_lines = [r for r in caplog.records if "reachable again" in r.getMessage()]
+    assert len(down_lines) == 1 and len(up_lines) == 1, "one line per state change, not per retry"
+
+
+def test_store_down_at_start_catches_up_when_it_comes_up(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    (root / "a.yaml").write_text("a: 1\n")
+    fake_store.down = True
+    ix = make_indexer(root)
+    ix.start()
+    assert wait_until(lambda: fake_store.failed_calls >= 2)
+    assert ix.status()["store_state"] == "down"
+    (root / "b.yaml").write_text("b: 1\n")
+    fake_store.down = False
+    assert wait_until(ix.idle, timeout=5)
+    assert fake_store.states == disk_states(root)
+
+
+def test_reconcile_on_start_catches_up_on_changes_made_while_stopped(make_indexer, fake_store: FakeStore,
+                                                                      root: Path) -> None:
+    for n in ("same", "changed", "deleted"):
+        (root / f"{n}.yaml").write_text(f"{n}: 1\n")
+    ix = started(make_indexer(root))
+    ix.stop()
+    assert fake_store.closed == 1
+    (root / "changed.yaml").write_text("changed: 2\n")
+    (root / "deleted.yaml").unlink()
+    (root / "added.yaml").write_text("added: 1\n")
+    writes_before = sum(fake_store.batches)
+    ix2 = started(make_indexer(root))
+    assert fake_store.states == disk_states(root)
+    assert fake_store.config(root / "changed.yaml") == {"changed": 2}
+    assert str(root / "deleted.yaml") in fake_store.deleted
+    assert sum(fake_store.batches) - writes_before == 3, "unchanged files are not converted again"
+    assert ix2.last_reconcile["changed"] == 2 and ix2.last_reconcile["gone"] == 1
+
+
+def test_request_reconcile_finds_what_events_missed(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    (root / "a.yaml").write_text("a: 1\n")
+    ix = started(make_indexer(root))
+    with fake_store.lock:  # the store lost a file (or an event was dropped)
+        fake_store.docs.clear()
+        fake_store.states.clear()
+    ix.request_reconcile()
+    assert wait_until(lambda: fake_store.config(root / "a.yaml") == {"a": 1})
+
+
+def test_stop_drains_pending_work_ready_or_not(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    ix = started(make_indexer(root, debounce=30))
+    for i in range(10):
+        (root / f"{i}.yaml").write_text(f"i: {i}\n")
+    assert wait_until(lambda: ix.pending() == 10)
+    ix.stop()
+    assert len(fake_store.paths()) == 10
+    assert fake_store.closed == 1
+
+
+def test_base_file_change_reconverts_its_dependants(make_indexer, fake_store: FakeStore, root: Path) -> None:
+    (root / "base.yaml").write_text("lr: 0.1\n")
+    child = root / "child.yaml"
+    child.write_text("_BASE_: base.yaml\nepochs: 3\n")
+    ix = started(make_indexer(root))
+    first = len(fake_store.history[str(child)])
+    (root / "base.yaml").write_text("lr: 0.2\n")
+    assert wait_until(lambda: len(fake_store.history[str(child)]) > first)
+    assert ix.wait_idle(5)
+
+
+def test_missing_root_is_picked_up_once_created(make_indexer, fake_store: FakeStore, root: Path,
+                                                tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    later = tmp_path / "later"
+    ix = started(make_indexer(root, later))
+    assert "does not exist" in ix.status()["roots"][str(later)]
+    assert any("does not exist (yet)" in r.getMessage() for r in caplog.records)
+    (root / "ok.yaml").write_text("ok: 1\n")  # the other root works meanwhile
+    assert wait_until(lambda: fake_store.config(root / "ok.yaml") == {"ok": 1})
+    later.mkdir()
+    (later / "x.yaml").write_text("x: 1\n")  # written before the watch exists: found by the rescan
+    assert wait_until(lambda: fake_store.config(later / "x.yaml") == {"x": 1}, timeout=5)
+    assert wait_until(lambda: ix.status()["roots"][str(later)].startswith("watching"))
+    (later / "y.yaml").write_text("y: 1\n")
+    assert wait_until(lambda: fake_store.config(later / "y.yaml") == {"y": 1})
+
+
+def test_deleted_root_is_marked_gone_and_watched_again_when_recreated(make_indexer, fake_store: FakeStore,
+                                                                      root: Path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    (root / "sub").mkdir()
+    (root / "sub" / "a.yaml").write_text("a: 1\n")
+    ix = started(make_indexer(root))
+    shutil.rmtree(root)
+    assert wait_until(lambda: fake_store.paths() == set(), timeout=5)
+    assert wait_until(lambda: "does not exist" in ix.status()["roots"][str(root)], timeout=5)
+    assert any("was deleted" in r.getMessage() for r in caplog.records)
+    root.mkdir()
+    (root / "b.yaml").write_text("b: 1\n")
+    assert wait_until(lambda: fake_store.config(root / "b.yaml") == {"b": 1}, timeout=5)
+    assert wait_until(lambda: ix.status()["roots"][str(root)].startswith("watching"))
+    (root / "c.yaml").write_text("c: 1\n")
+    assert wait_until(lambda: fake_store.config(root / "c.yaml") == {"c": 1})
+
+
+def test_bad_roots_each_get_one_line_and_do_not_stop_the_others(make_indexer, fake_store: FakeStore,
+                                                                root: Path, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    a_file = tmp_path / "file.yaml"
+    a_file.write_text("x: 1\n")
+    ix = started(make_indexer(root, loop, a_file))
+    (root / "ok.yaml").write_text("ok: 1\n")
+    assert wait_until(lambda: fake_store.config(root / "ok.yaml") == {"ok": 1})
+    time.sleep(0.5)  # several retry rounds
+    msgs = [r.getMessage() for r in caplog.records]
+    assert sum("symlink loop" in m for m in msgs) == 1
+    assert sum("is not a folder" in m for m in msgs) == 1
+    assert ix.status()["roots"][str(root)].startswith("watching")
