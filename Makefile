@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(EQ) index examples/
 	@echo "==> ednaquery find 'lr<1e-3' model=vit"
 	-$(EQ) find 'lr<1e-3' model=vit
-	@echo "==> ednaquery find model=convnext,resnet img_size=32 --sort=-lr"
-	-$(EQ) find model=convnext,resnet img_size=32 --sort=-lr
+	@echo "==> ednaquery find model=convnext,resnet18 img_size=32 --sort=-lr"
+	-$(EQ) find model=convnext,resnet18 img_size=32 --sort=-lr
 	@echo "==> ednaquery count kind=config optimizer=adamw"
 	-$(EQ) count kind=config optimizer=adamw
 	@echo "==> ednaquery errors   (the broken file in examples/ is an error record, not a crash)"

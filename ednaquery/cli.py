@@ -226,7 +226,9 @@ def main(ctx: click.Context, store: str | None, config: str | None, debug: bool)
 
     The query language is short: `lr<1e-3 model=vit` finds every config or run whose learning
     rate (optimizer.lr, BASE_LR, learning_rate...) is below 1e-3 and whose model name has the
-    token vit. See docs/query.md for all of it.
+    token vit. Terms: key=value, key!=value, key<value (also lt/le/gt/ge spelled lr:lt:1e-3),
+    key~regex, key (exists), !key (absent), and/or/not, parentheses; `ednaquery COMMAND --help`
+    has examples.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = App(store=store, config=config, debug=debug)
@@ -235,9 +237,12 @@ def main(ctx: click.Context, store: str | None, config: str | None, debug: bool)
 # ---------------------------------------------------------------- shared helpers
 
 
-def _format_option(default: str = "table", choices: Sequence[str] | None = None) -> Any:
-    from ednaquery.output import FORMATS
+#: the output formats of ``find`` (the same as :data:`ednaquery.output.FORMATS`; kept here so that
+#: building the commands imports nothing heavy)
+FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
 
+
+def _format_option(default: str = "table", choices: Sequence[str] | None = None) -> Any:
     return click.option("--format", "fmt", type=click.Choice(list(choices or FORMATS)), default=default,
                         show_default=True, help="Output format (json/jsonl/yaml/csv/ids for scripts).")
 
@@ -297,6 +302,13 @@ def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(kind)) or None
 
 
+def _plain(*cells: str) -> list[Any]:
+    """Table cells shown literally (no rich markup: values may contain '[...]')."""
+    from rich.text import Text
+
+    return [Text(c) for c in cells]
+
+
 def _relpath(path: str | None) -> str:
     from ednaquery.output import display_path
 
@@ -317,7 +329,7 @@ _FIND_EPILOG = """\b
 Examples:
   ednaquery find 'lr<1e-3' model=vit            # quote < and > for the shell
   ednaquery find lr:lt:1e-3 model=vit           # ... or spell them out
-  ednaquery find kind=run val_acc>0.9 --sort=-val_acc --limit 5
+  ednaquery find kind=run 'val_acc>0.9' --sort=-val_acc --limit 5
   ednaquery find kind=run --best val_acc --by model
   ednaquery find img_size=224 --format json | jq '.[].paths'
 \b
@@ -333,7 +345,7 @@ Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
 @click.argument("query", nargs=-1)
 @_format_option()
 @click.option("--sort", "sort", multiple=True, metavar="KEY", help="Sort by KEY; -KEY for descending (repeatable).")
-@click.option("--limit", type=click.IntRange(min=0), default=None, help="Show at most N results.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N", help="Show at most N results.")
 @click.option("--kind", multiple=True, type=click.Choice(["config", "run", "error"]),
               help="Only documents of this kind (repeatable; default config and run).")
 @click.option("--all-versions", is_flag=True, help="Include old versions of edited files and deleted files.")
@@ -540,7 +552,7 @@ Examples:
   ednaquery keys lr           # keys the term `lr` matches (aliases included)
   ednaquery keys 'optimizer.*'""")
 @click.argument("pattern", required=False)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N keys.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Show at most N keys.")
 @_format_option(choices=("table", "json"))
 @pass_app
 def keys(app: App, pattern: str | None, limit: int | None, fmt: str) -> None:
@@ -570,7 +582,7 @@ def keys(app: App, pattern: str | None, limit: int | None, fmt: str) -> None:
     for s in stats:
         types = ", ".join(f"{t} {n}" if len(s.types) > 1 else t for t, n in s.types.items())
         examples = ", ".join(scalar_text(e) for e in s.examples)
-        table.add_row(".".join(s.path), str(s.count), types, examples, markup=False)
+        table.add_row(*_plain(".".join(s.path), str(s.count), types, examples))
     _console().print(table)
 
 
@@ -674,8 +686,8 @@ def history(app: App, path: str, fmt: str) -> None:
         if older is not None:
             rows = diff_documents(older, doc)
             changes = ", ".join(k for k, _, _ in rows[:4]) + (f" +{len(rows) - 4}" if len(rows) > 4 else "")
-        table.add_row(names[doc["_id"]], state, _time_text(doc.get("indexed_at")), _time_text(doc.get("mtime")),
-                      changes, markup=False)
+        table.add_row(*_plain(names[doc["_id"]], state, _time_text(doc.get("indexed_at")),
+                              _time_text(doc.get("mtime")), changes))
     _console().print(table)
 
 
@@ -803,7 +815,7 @@ def config_cmd(app: App, as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     table.add_column("source", style="dim", overflow="fold")
     for name, value, source in s.display_items():
-        table.add_row(name, value, source, markup=False)
+        table.add_row(*_plain(name, value, source))
     console.print(table)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ednaquery.documents import document_pairs, number_view, original_config, value_tokens
-from ednaquery.keys import KeySpec, key_matches
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, key_matches, segment_tokens
 from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range, Value
 
 FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
@@ -147,18 +147,23 @@ def value_satisfies(term: Compare | Range, value: Any) -> bool:
 
 def matched_pairs(doc: dict, column: Column,
                   pairs: list[tuple[tuple[str, ...], Any]] | None = None) -> list[tuple[tuple[str, ...], Any]]:
-    """The ``(path, value)`` leaves of ``doc`` the column's key matches (narrowed by its comparisons)."""
+    """The ``(path, value)`` leaves of ``doc`` the column's key matches.
+
+    Where the query compares the key, only the paths holding a value that satisfies a comparison
+    are kept (all of them when none seems to: the store had the last word on matching).
+    """
     pairs = document_pairs(doc) if pairs is None else pairs
     hits = [(p, v) for p, v in pairs if key_matches(column.key, p)]
     if column.terms and hits:
-        narrowed = [(p, v) for p, v in hits if any(value_satisfies(t, v) for t in column.terms)]
+        good = {p for p, v in hits if any(value_satisfies(t, v) for t in column.terms)}
+        narrowed = [(p, v) for p, v in hits if p in good]  # a list is shown whole when one item matched
         if narrowed:
             return narrowed
     return hits
 
 
 def _dotted(path: tuple[str, ...]) -> str:
-    return ".".join(s.lstrip("\x00") for s in path)
+    return ".".join(s.removeprefix(RESERVED_PREFIX) for s in path)
 
 
 def structure(pairs: list[tuple[tuple[str, ...], Any]]) -> Any:
@@ -228,6 +233,32 @@ def value_text(value: Any) -> str:
     else:
         text = scalar_text(value)
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+
+
+def matched_segment(key: KeySpec, path: tuple[str, ...]) -> str | None:
+    """The segment of ``path`` that ``key``'s last segment matched (``min_lr`` for ``lr``)."""
+    for n in range(1, len(path) + 1):
+        if key_matches(key, path[:n]):
+            return path[n - 1]
+    return None
+
+
+def cell_text(column: Column, hits: list[tuple[tuple[str, ...], Any]]) -> str:
+    """A table cell for one key: the matched value, labelled with the key it was found under
+    when that is not simply the key typed (``min_lr=1e-6`` for ``lr``)."""
+    if not hits:
+        return ""
+    value = structure(hits)
+    if isinstance(value, dict):
+        return value_text(value)
+    path = hits[0][0]
+    if len(path) > 2 and path[0] == "metrics" and path[-1] in ("last", "best"):
+        return f"{path[-1]}={value_text(value)}"  # a run's summary: say which one matched
+    seg = matched_segment(column.key, path)
+    typed = column.key.segments[-1]
+    if seg is not None and not seg.startswith(RESERVED_PREFIX) and segment_tokens(seg) != segment_tokens(typed):
+        return f"{seg}={value_text(value)}"
+    return value_text(value)
 
 
 def display_path(path: str | None, cwd: str | None = None) -> str:
@@ -341,8 +372,7 @@ def _table_rows(docs: Sequence[dict], columns: Sequence[Column], cwd: str | None
         pairs = document_pairs(doc) if shown else []
         cells = []
         for c in shown:
-            hits = matched_pairs(doc, c, pairs)
-            cells.append(value_text(structure(hits)) if hits else "")
+            cells.append(cell_text(c, matched_pairs(doc, c, pairs)))
         rows.append([prefixes[doc["_id"]], kind, path] + cells)
     return header, rows
 
@@ -351,6 +381,7 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
                  cwd: str | None = None, title: str | None = None) -> None:
     """A rich table: id prefix, kind, path, one column per named key."""
     from rich.table import Table
+    from rich.text import Text
 
     header, rows = _table_rows(docs, columns, cwd)
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
@@ -358,7 +389,7 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
         style = {0: "yellow", 1: "cyan", 2: "green"}.get(i)
         table.add_column(name, style=style, no_wrap=i < 3, overflow="fold")
     for row in rows:
-        table.add_row(*row, markup=False)
+        table.add_row(*(Text(c) for c in row))
     console.print(table)
 
 

@@ -54,7 +54,8 @@ def _options(fn: F) -> F:
         click.option("--debounce", type=float, default=None, metavar="SECONDS",
                      help="Quiet period before a changed file is indexed (default 0.3; env EDNAQUERY_DEBOUNCE)."),
         click.option("--reconcile-every", default=None, metavar="DURATION",
-                     help="Walk the roots this often to catch missed changes: 10m (default), 30s, 1h, 0 = never."),
+                     help="Walk the roots this often to catch missed changes: 10m (default), 30s, 1h; "
+                          "0 = only at start and on SIGHUP (env EDNAQUERY_RECONCILE_EVERY, seconds)."),
         click.option("-v", "--verbose", is_flag=True, help="Log every file."),
     ]
     for opt in reversed(opts):
@@ -77,15 +78,15 @@ def _settings(roots: Sequence[str], store: str | None, include: Sequence[str], e
 def _make_indexer(s: IndexerSettings) -> Any:
     from indexer.daemon import Indexer
 
-    uri = s.store
+    uri, timeout_ms = s.store, s.store_timeout_ms
 
     def store_factory() -> Any:
         from ednaquery.store import open_store
 
-        return open_store(uri)
+        return open_store(uri, timeout_ms=timeout_ms)
 
     return Indexer(store_factory, s.roots, include=s.include, exclude=s.exclude, poll=s.poll,
-                   debounce=s.debounce, reconcile_every=s.reconcile_every or None)
+                   debounce=s.debounce, reconcile_every=s.reconcile_every or None, max_bytes=s.max_file_bytes)
 
 
 def _setup_logging(verbose: bool, *, dated: bool) -> None:
@@ -110,7 +111,7 @@ def _serve(s: IndexerSettings, folder: Path) -> int:
 # -- watch ---------------------------------------------------------------------------------
 @click.command("watch")
 @_options
-@click.argument("roots", nargs=-1, type=click.Path(file_okay=False))
+@click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
 @_friendly
 def watch(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
           poll: bool | None, debounce: float | None, reconcile_every: str | None, verbose: bool) -> None:
@@ -133,7 +134,7 @@ def daemon() -> None:
 @daemon.command("start")
 @_options
 @click.option("--timeout", type=float, default=20.0, show_default=True, help="Seconds to wait for it to start.")
-@click.argument("roots", nargs=-1, type=click.Path(file_okay=False))
+@click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
 @_friendly
 def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
                  poll: bool | None, debounce: float | None, reconcile_every: str | None, verbose: bool,
@@ -156,7 +157,7 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
 
 
 @daemon.command("stop")
-@click.argument("roots", nargs=-1, type=click.Path(file_okay=False))
+@click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
 @click.option("--all", "all_", is_flag=True, help="Stop every running indexer.")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Seconds to wait for it to finish pending work and exit.")
@@ -233,7 +234,7 @@ def daemon_status(as_json: bool) -> None:
     Exit status 3 when no indexer is running.
     """
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
     running = [d for d in lifecycle.list_daemons() if d.running]
     if as_json:
@@ -242,16 +243,13 @@ def daemon_status(as_json: bool) -> None:
     elif not running:
         click.echo("no indexer is running")
     else:
-        console = Console()
+        console = Console(highlight=False)
         now = time.time()
-        for d in running:
-            table = Table(show_header=False, box=None, pad_edge=False)
-            table.add_column(style="bold")
-            table.add_column()
+        for i, d in enumerate(running):
+            if i:
+                console.print()
             for k, v in _render_status(d, now):
-                table.add_row(k, v)
-            console.print(table)
-            console.print()
+                console.print(Text.assemble((f"{k:<14}", "bold"), v), soft_wrap=True)
     if not running:
         raise click.exceptions.Exit(3)
 
@@ -260,7 +258,7 @@ def daemon_status(as_json: bool) -> None:
 @click.command("run", hidden=True)
 @_options
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None)
-@click.argument("roots", nargs=-1, type=click.Path(file_okay=False))
+@click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
 @_friendly
 def run(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
         poll: bool | None, debounce: float | None, reconcile_every: str | None, verbose: bool,

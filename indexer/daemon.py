@@ -73,7 +73,7 @@ class Indexer:
                  convert: Converter | None = None, include: Sequence[str] | None = None,
                  exclude: Sequence[str] | None = None, poll: bool = False, poll_interval: float = 2.0,
                  debounce: float = 0.3, reconcile_every: float | None = 600.0, batch_size: int = 256,
-                 max_bytes: int = 5 * 1024 * 1024, retry_interval: float = 5.0, backoff_cap: float = 30.0,
+                 batch_linger: float = 0.05, max_bytes: int = 5 * 1024 * 1024, retry_interval: float = 5.0, backoff_cap: float = 30.0,
                  drain_timeout: float = 15.0, max_pending: int = 1_000_000, watch: bool = True,
                  observer_factory: Callable[[], Any] | None = None) -> None:
         if not roots:
@@ -90,6 +90,7 @@ class Indexer:
         self.watching = watch
         self.reconcile_every = reconcile_every
         self.batch_size = batch_size
+        self.batch_linger = batch_linger
         self.max_bytes = max_bytes
         self.backoff_cap = backoff_cap
         self.drain_timeout = drain_timeout
@@ -244,6 +245,9 @@ class Indexer:
             return
         if not self.queue.wait_ready(0.5):
             return
+        if self.batch_linger and self.queue.pending() > 1:
+            # more is on its way (a burst of files): gather it into one write
+            self._stopping.wait(self.batch_linger)
         batch = self.queue.get_ready(self.batch_size)
         if batch:
             self._busy = True
@@ -518,6 +522,8 @@ class Indexer:
         log.info("indexer started (pid %d): %d root%s, store %s", os.getpid(), len(self.roots),
                  "" if len(self.roots) == 1 else "s", self.store_uri or "opening")
         try:
+            if status_path:
+                write_json_atomic(status_path, self.status())
             while not stop.wait(status_every):
                 if self._worker is not None and not self._worker.is_alive():
                     break

@@ -11,34 +11,32 @@ from ednaquery.errors import EdnaError
 
 @click.command("index", epilog="Example: ednaquery index ~/experiments configs/")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--store", "store_uri", default=None, help="Store URI (default: settings / embedded index).")
 @click.option("--force", is_flag=True, help="Convert every file again, even unchanged ones.")
 @click.option("--workers", type=int, default=None, help="Conversion processes (default: up to 2).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary line.")
 @click.pass_context
-def index(ctx: click.Context, paths: tuple[str, ...], store_uri: str | None, force: bool,
-          workers: int | None, quiet: bool) -> None:
+def index(ctx: click.Context, paths: tuple[str, ...], force: bool, workers: int | None, quiet: bool) -> None:
     """Scan files and folders once and index every config and run in them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ednaquery.cli import App
     from ednaquery.store import open_store
     from indexer.scan import scan
 
-    uri = store_uri or (ctx.obj or {}).get("store") if isinstance(ctx.obj, dict) else store_uri
-    if uri is None:
-        from ednaquery.settings import load_settings
-
-        uri = load_settings().store
+    app = ctx.find_object(App)
+    settings = app.load_settings() if app else None
+    uri = settings.store if settings else None
+    max_bytes = settings.max_file_bytes if settings else 5_000_000
     t0 = time.perf_counter()
     try:
         with open_store(uri) as store:
             if quiet or not sys.stderr.isatty():
-                report = scan(store, list(paths), force=force, workers=workers)
+                report = scan(store, list(paths), force=force, workers=workers, max_bytes=max_bytes)
             else:
                 cols = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
                 with Progress(*cols, transient=True) as bar:
                     task = bar.add_task("index", total=None)
-                    report = scan(store, list(paths), force=force, workers=workers,
+                    report = scan(store, list(paths), force=force, workers=workers, max_bytes=max_bytes,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     except FileNotFoundError as e:
         raise click.UsageError(str(e)) from None

@@ -271,8 +271,11 @@ def find_running(folder: Path, roots: Sequence[str]) -> DaemonInfo | None:
 
 
 def start_background(roots: Sequence[str], args: Sequence[str], *, folder: Path | None = None,
-                     timeout: float = 20.0) -> DaemonInfo:
-    """Start ``python -m indexer run ARGS ROOTS`` detached; return once its pidfile is there."""
+                     timeout: float = 20.0, program: Sequence[str] | None = None) -> DaemonInfo:
+    """Start ``python -m indexer run ARGS ROOTS`` detached; return once its pidfile is there.
+
+    ``program`` replaces ``[python, -m, indexer]`` (another interpreter, a wrapper script).
+    """
     folder = Path(folder) if folder else state_dir()
     files = DaemonFiles(folder, list(roots))
     try:
@@ -284,7 +287,8 @@ def start_background(roots: Sequence[str], args: Sequence[str], *, folder: Path 
     if running:
         raise AlreadyRunning(pid, files.roots)
     check_overlap(files)
-    cmd = [sys.executable, "-m", "indexer", "run", "--state-dir", str(folder), *args, "--", *roots]
+    prog = list(program) if program else [sys.executable, "-m", "indexer"]
+    cmd = [*prog, "run", "--state-dir", str(folder), *args, "--", *roots]
     with open(files.log, "ab") as logf:
         offset = logf.tell()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,

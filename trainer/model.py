@@ -67,8 +67,8 @@ def build_model(cfg: ModelConfig, *, num_classes: int, in_chans: int, img_size: 
 
     _check_name(cfg.name)
     weights = _weights_file(cfg.pretrained)
-    kwargs: dict[str, Any] = dict(num_classes=cfg.num_classes or num_classes, in_chans=in_chans,
-                                  drop_rate=cfg.drop_rate)
+    kwargs: dict[str, Any] = {"num_classes": cfg.num_classes or num_classes, "in_chans": in_chans,
+                                  "drop_rate": cfg.drop_rate}
     if cfg.drop_path_rate is not None:
         kwargs["drop_path_rate"] = cfg.drop_path_rate
     if cfg.global_pool is not None:
@@ -77,7 +77,7 @@ def build_model(cfg: ModelConfig, *, num_classes: int, in_chans: int, img_size: 
         kwargs["patch_size"] = cfg.patch_size
     kwargs.update(cfg.kwargs)
     if weights:
-        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=weights))
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": weights})
 
     def create(with_size: bool) -> torch.nn.Module:
         extra = {"img_size": tuple(img_size)} if with_size and "img_size" not in kwargs else {}

@@ -261,11 +261,11 @@ def build_schedule(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, *, ep
             anneal_strategy="cos", cycle_momentum=False)
         return Schedule(name, interval, impl, kind="torch", total_steps=max(2, units))
 
-    common: dict[str, Any] = dict(
-        warmup_lr=cfg.warmup_lr, warmup_epochs=cfg.warmup_epochs, min_lr=cfg.min_lr,
-        step_on_epochs=not per_step, updates_per_epoch=steps_per_epoch if per_step else 0)
+    common: dict[str, Any] = {
+        "warmup_lr": cfg.warmup_lr, "warmup_epochs": cfg.warmup_epochs, "min_lr": cfg.min_lr,
+        "step_on_epochs": not per_step, "updates_per_epoch": steps_per_epoch if per_step else 0}
     if name == "cosine":
-        args = dict(sched="cosine", num_epochs=epochs)
+        args = {"sched": "cosine", "num_epochs": epochs}
     elif name == "cosine_restarts":
         cycle = cfg.cycle_epochs or max(1, epochs // 3)
         limit = cfg.cycle_limit
@@ -275,21 +275,21 @@ def build_schedule(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, *, ep
                 covered += length
                 length *= cfg.cycle_mul
                 limit += 1
-        args = dict(sched="cosine", num_epochs=cycle, cycle_mul=cfg.cycle_mul, cycle_decay=1.0,
-                    cycle_limit=max(2, limit))
+        args = {"sched": "cosine", "num_epochs": cycle, "cycle_mul": cfg.cycle_mul, "cycle_decay": 1.0,
+                    "cycle_limit": max(2, limit)}
     elif name == "linear":
-        args = dict(sched="poly", num_epochs=epochs, decay_rate=1.0)
+        args = {"sched": "poly", "num_epochs": epochs, "decay_rate": 1.0}
     elif name == "step":
-        args = dict(sched="step", num_epochs=epochs, decay_epochs=cfg.decay_epochs or max(1, epochs // 3),
-                    decay_rate=cfg.decay_rate or 0.1)
+        args = {"sched": "step", "num_epochs": epochs, "decay_epochs": cfg.decay_epochs or max(1, epochs // 3),
+                    "decay_rate": cfg.decay_rate or 0.1}
     elif name == "multistep":
         milestones = cfg.milestones or sorted({max(1, epochs // 2), max(1, epochs * 3 // 4)})
-        args = dict(sched="multistep", num_epochs=epochs, decay_milestones=list(milestones),
-                    decay_rate=cfg.decay_rate or 0.1)
+        args = {"sched": "multistep", "num_epochs": epochs, "decay_milestones": list(milestones),
+                    "decay_rate": cfg.decay_rate or 0.1}
     elif name == "exponential":
-        args = dict(sched="step", num_epochs=epochs, decay_epochs=1, decay_rate=cfg.decay_rate or 0.9)
+        args = {"sched": "step", "num_epochs": epochs, "decay_epochs": 1, "decay_rate": cfg.decay_rate or 0.9}
     elif name == "constant":
-        args = dict(sched="constant", num_epochs=epochs)
+        args = {"sched": "constant", "num_epochs": epochs}
     else:
         raise ConfigError(f"scheduler.name: unknown schedule {name!r}")
     impl, _ = create_scheduler_v2(optimizer, **args, **common)

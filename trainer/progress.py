@@ -6,16 +6,16 @@ also go to the log, so a quiet run still leaves them in train.log.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 class NullProgress:
     """Shows nothing."""
 
-    def __enter__(self) -> NullProgress:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
     def start_epoch(self, epoch: int, epochs: int, total: int, done: int = 0) -> None:
@@ -45,11 +45,11 @@ class RichProgress(NullProgress):
             console=self.console, transient=False, refresh_per_second=4)
         self.task: Any = None
 
-    def __enter__(self) -> RichProgress:
+    def __enter__(self) -> Self:
         self.progress.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
     def start_epoch(self, epoch: int, epochs: int, total: int, done: int = 0) -> None:

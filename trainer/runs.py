@@ -24,9 +24,9 @@ import logging
 import math
 import os
 import platform
+import secrets
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,8 +53,6 @@ def new_run_id(now: float | None = None) -> str:
     """A time-sortable unique run id, ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
     if _core_new_run_id is not None:
         return _core_new_run_id(now)
-    import secrets
-
     t = time.time() if now is None else now
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime(t)) + "-" + secrets.token_hex(2)
 
@@ -77,7 +75,8 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never a partial one."""
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask, unlike mkstemp
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -125,10 +124,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def git_commit(cwd: Path | None = None) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the git working tree at ``cwd``; (None, None) when there is none."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=cwd, capture_output=True, text=True, timeout=5)
         if head.returncode != 0:
             return None, None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, cwd=cwd,
                                 capture_output=True, text=True, timeout=10)
         return head.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):

@@ -44,7 +44,13 @@ DEFAULT_DATABASE = "ednaquery"
 BATCH = 500  # path updates (or documents) per read-modify-write round
 MAX_RETRIES = 5  # rounds for documents another writer changed under us
 CATALOG_TTL_S = 30.0  # re-read the key catalog at least this often
-_PROJECTION = {"leaves": 0, "_rev": 0, "path0": 0, "nopath": 0}
+_INTERNAL = ("leaves", "_rev", "path0", "nopath")  # stored, never returned
+
+
+def _projection() -> dict:
+    """A fresh projection dict each call (mongomock mutates the one it is given)."""
+    return {name: 0 for name in _INTERNAL}
+
 _DUPLICATE_KEY = 11000
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 
@@ -204,7 +210,7 @@ def _replay(old: dict | None, steps: list[tuple]) -> dict | None:
 
 def stored_form(doc: dict, rev: int) -> dict:
     """The document as kept in ``docs``: config leaves + reserved leaves, revision, default-order fields."""
-    out = {k: v for k, v in doc.items() if k not in _PROJECTION}
+    out = {k: v for k, v in doc.items() if k not in _INTERNAL}
     leaves = [lf for lf in doc.get("leaves") or [] if not lf["p"].startswith(RESERVED_PREFIX)]
     first = (out.get("paths") or out.get("past_paths") or [None])[0]
     out["path0"] = first
@@ -531,9 +537,9 @@ class MongoStore(Store):
             if any(resolve(sk.key) for sk in options.sort):
                 pipeline = sort_pipeline(flt, options.sort, resolve, options.offset, options.limit)
                 ids = [d["_id"] for d in self.docs.aggregate(pipeline)]
-                by_id = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}}, _PROJECTION)}
+                by_id = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}}, _projection())}
                 return [by_id[i] for i in ids if i in by_id]
-            cursor = self.docs.find(flt, _PROJECTION).sort(DEFAULT_ORDER)
+            cursor = self.docs.find(flt, _projection()).sort(DEFAULT_ORDER)
             if options.offset:
                 cursor = cursor.skip(int(options.offset))
             if options.limit is not None:
@@ -546,13 +552,13 @@ class MongoStore(Store):
             raise UsageError(f"id prefix {prefix!r} is too short: give at least 4 characters")
         self._ready()
         with self._errors("get"):
-            doc = self.docs.find_one({"_id": prefix}, _PROJECTION)
+            doc = self.docs.find_one({"_id": prefix}, _projection())
             if doc is not None:
                 return doc
             rows = list(self.docs.find({"_id": {"$regex": "^" + escape_regex(prefix)}}, {"_id": 1, "current": 1})
                         .sort([("current", -1), ("_id", 1)]).limit(11))
             if len(rows) == 1:
-                doc = self.docs.find_one({"_id": rows[0]["_id"]}, _PROJECTION)
+                doc = self.docs.find_one({"_id": rows[0]["_id"]}, _projection())
         if not rows or (len(rows) == 1 and doc is None):
             raise NotFound(f"no document with id {prefix!r}; `ednaquery find` lists ids")
         if len(rows) > 1:
@@ -641,7 +647,7 @@ class MongoStore(Store):
         self._ready()
         path = os.path.abspath(path)
         with self._errors("history"):
-            docs = list(self.docs.find({"$or": [{"paths": path}, {"past_paths": path}]}, _PROJECTION))
+            docs = list(self.docs.find({"$or": [{"paths": path}, {"past_paths": path}]}, _projection()))
         docs.sort(key=lambda d: (path not in (d.get("paths") or []), -(d.get("indexed_at") or 0.0)))
         return docs
 
@@ -658,7 +664,7 @@ class MongoStore(Store):
         """Current error records (files that could not be parsed), by id."""
         self._ready()
         with self._errors("reading errors"):
-            return list(self.docs.find({"kind": "error", "current": True}, _PROJECTION).sort("_id", 1))
+            return list(self.docs.find({"kind": "error", "current": True}, _projection()).sort("_id", 1))
 
     def ping(self) -> None:
         with self._errors("ping"):

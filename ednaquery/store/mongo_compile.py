@@ -1,8 +1,9 @@
 """Compile a query AST to a MongoDB filter (and a sort pipeline) over the ``leaves`` array.
 
-Each term is ONE ``$elemMatch`` on ``leaves``: ``p $in [paths the key resolves to]`` plus the
-value condition, so a range holds on one leaf and the compound multikey indexes
-``(leaves.p, leaves.n|s|w|t)`` answer it. Keys are resolved in Python (the path catalog) and
+Each condition is ONE ``$elemMatch`` on ``leaves``: ``p $in [paths the key resolves to]`` plus
+the value condition, so a range holds on one leaf and a compound multikey index
+``(leaves.p, leaves.n|s|w|t)`` answers it. A term with alternatives (``model=vit`` = whole value
+OR a run of tokens; value lists) is an ``$or`` of such elemMatches, never an ``$or`` inside one. Keys are resolved in Python (the path catalog) and
 values only ever appear as operands, so nothing a user types becomes an operator or a field name.
 
 Only operators whose meaning is the same on real MongoDB, mongomock and the nx-27017 wire
@@ -61,31 +62,31 @@ def _text(v: Value) -> str:
     return str(v.value)
 
 
-def _equal(v: Value) -> dict:
-    """The condition on one leaf for ``key = v`` (see QUERY.md: typed, tokens, globs)."""
+def _equal(v: Value) -> list[dict]:
+    """Conditions on one leaf for ``key = v`` (typed, whole value or a run of tokens, globs); any may hold."""
     if v.kind == "num":
-        return {"n": v.value}
+        return [{"n": v.value}]
     if v.kind == "bool":
-        return {"t": "bool", "b": bool(v.value)}
+        return [{"t": "bool", "b": bool(v.value)}]
     if v.kind == "null":
-        return {"t": "null"}
+        return [{"t": "null"}]
     text = str(v.value).lower()
     if v.glob:
-        return {"s": {"$regex": glob_regex(text)}}
+        return [{"s": {"$regex": glob_regex(text)}}]
     toks = value_tokens(text)
     if not toks:
-        return {"s": text}
+        return [{"s": text}]
     run = " " + " ".join(toks) + " "
-    return {"$or": [{"s": text}, {"w": {"$regex": escape_regex(run)}}]}
+    return [{"s": text}, {"w": {"$regex": escape_regex(run)}}]
 
 
-def _regex(v: Value) -> dict:
+def _regex(v: Value) -> list[dict]:
     pattern = str(v.value) if v.kind == "str" else _text(v)
     try:
         re.compile(pattern)
     except re.error as e:
         raise UsageError(f"invalid regular expression {pattern!r}: {e}") from None
-    return {"s": {"$regex": pattern, "$options": "i"}}
+    return [{"s": {"$regex": pattern, "$options": "i"}}]
 
 
 def _ordered(op: str, v: Value) -> dict:
@@ -94,10 +95,6 @@ def _ordered(op: str, v: Value) -> dict:
     if v.kind == "str":
         return {"s": {_OPS[op]: str(v.value).lower()}}
     raise UsageError(f"{op} needs a number or a string, not {v.kind}")
-
-
-def _any(conds: list[dict]) -> dict:
-    return conds[0] if len(conds) == 1 else {"$or": conds}
 
 
 def _merge(conds: list[dict]) -> dict:
@@ -166,15 +163,17 @@ def _compare(node: Compare, resolve: Resolver) -> dict:
     op = node.op
     if op in ("=", "!=", "~", "!~"):
         one = _equal if op in ("=", "!=") else _regex
-        cond = _any([one(v) for v in node.values])  # validate values even when the key is unknown
+        conds = [c for v in node.values for c in one(v)]  # validate values even when the key is unknown
         paths = resolve(node.key)
         if not paths:
             return NOTHING
-        match = _leaves(paths, cond)
+        # any of the conditions on some leaf == some leaf meeting one of them: an $or of elemMatches,
+        # each one served by one compound index (and the shape every backend gets right)
+        matches = [_leaves(paths, c) for c in conds]
         if op in ("=", "~"):
-            return match
+            return matches[0] if len(matches) == 1 else {"$or": matches}
         # k!=v: documents that have k, and where no matching leaf equals v
-        return {"$and": [_leaves(paths, None), {"$nor": [match]}]}
+        return {"$and": [_leaves(paths, None), {"$nor": matches}]}
     if len(node.values) != 1:
         raise UsageError(f"a list of values only works with = and !=, not {op}")
     cond = _ordered(op, node.values[0])

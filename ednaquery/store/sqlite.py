@@ -123,7 +123,7 @@ class SQLiteStore(Store):
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True, busy_timeout_ms: int = 30000) -> None:
         self.path = Path(path)
-        self.display_uri = f"sqlite:///{self.path}" if self.path.is_absolute() else str(self.path)
+        self.display_uri = f"sqlite://{self.path}" if self.path.is_absolute() else str(self.path)
         if not self.path.exists() and not create:
             raise StoreUnavailable(f"no index at {self.path}; run `ednaquery init` or `ednaquery index PATH` first")
         try:

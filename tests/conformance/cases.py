@@ -187,9 +187,19 @@ CASES: list[Case] = [
     c("optimizer=auto", "yolo"),
     c("_target_=torch.optim.Adam", "hydra"),
     c("_target_=optim.adam", "hydra"),
+    c("model='vit'", "vit_base", "vit_b16", "run_vit"),
+    c('model="vit_base_patch16_384"', "vit_base", "run_vit"),
+    c('model=""'),  # no empty string anywhere: an empty value must not match everything
+    c("num_classes=1000", "vit_base", "run_vit"),
+    c("num_classes=1e3", "vit_base", "run_vit"),
+    cs("lr!=0.001", LR_DOCS - LR_IS_1E3),  # ednaml_v2: neither 5e-5 nor 0.01 is 0.001
+    cs("lr < 1e-3", LR_BELOW_1E3),
+    c("`weird.key`>4", "dotted_keys"),
     # ---- globs
     c("model=vit_*_384", "vit_base", "run_vit"),
     c("model=conv*", "convnext", "teacher", "run_convnext"),
+    cs("model=vit*", VIT),
+    c('model="vit_*"'),  # quoted: never a glob
     c("model=resnet??", "resnet", "ednaml", "ednaml_v2", "teacher"),
     c("model=resnet?0", "resnet", "ednaml_v2"),
     c("model=*lit*", "hydra"),  # MNISTLitModule; levit_128 has no 'lit'
@@ -254,6 +264,13 @@ CASES: list[Case] = [
     c("partial=true", "hydra"),
     c("amp=true", "yolo"),
     c("amp=1"),
+    c("flag!=false", "flag_true", "flag_one", "flag_zero", "flag_str"),  # 0 is not false
+    c("flag!=0", "flag_true", "flag_one", "flag_false", "flag_str"),
+    c("flag=0,false", "flag_zero", "flag_false"),
+    c("flag<=1", "flag_one", "flag_zero"),
+    c("1<=flag<=1", "flag_one"),
+    c("pretrained!=1", "vit_base", "levit", "run_vit"),  # true is not 1
+    c("amp!=1", "yolo"),
     # ---- aliases
     cs("learning_rate<1e-3", LR_BELOW_1E3),
     cs("lr0>=0.01", LR_ABOVE_1E3),
@@ -355,6 +372,11 @@ CASES: list[Case] = [
     c("kind=config model=vit", "vit_base", "vit_b16"),
     c("kind=run model=vit", "run_vit"),
     c("tags=baseline"),
+    cs("kind=run,error", ALL_RUNS | {"broken"}),
+    cs("not kind=run", CONFIGS | {"broken"}),  # naming kind: no default kind filter
+    cs("id~^20260101-", ALL_RUNS),
+    cs("indexed_at>0", ALL),
+    c("wd=0.05 or flag=1", "vit_base", "convnext", "run_vit", "run_convnext", "flag_one"),
     # ---- runs by metric
     c("val_acc>0.9", "run_vit", "run_eva"),
     c("val_acc>0.86", "run_vit", "run_eva"),

@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from idx_helpers import FakeStore, standin_convert  # noqa: E402
+from idx_helpers import FakeStore, standin_convert
 
-from indexer.daemon import Indexer  # noqa: E402
+from indexer.daemon import Indexer
 
 
 @pytest.fixture

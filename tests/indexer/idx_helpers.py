@@ -37,7 +37,7 @@ def standin_convert(path: Path, *, max_bytes: int) -> list[dict]:
         return [make_error_document(p, "file too large", format=fmt, size=st.st_size)]
     try:
         text = data.decode()
-        cfg = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        cfg = json.loads(text) if fmt == "json" else yaml.load(text, Loader=yaml.CSafeLoader)
     except (ValueError, yaml.YAMLError) as exc:
         return [make_error_document(p, f"cannot parse: {str(exc).splitlines()[0]}", format=fmt,
                                     size=st.st_size, mtime=st.st_mtime)]

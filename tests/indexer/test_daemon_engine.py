@@ -10,6 +10,8 @@ from pathlib import Path
 
 from idx_helpers import FakeStore, disk_states, wait_until, write_atomic
 
+from indexer.patterns import DEFAULT_EXCLUDE
+
 
 def started(ix):
     ix.start()
@@ -138,7 +140,7 @@ def test_broken_file_becomes_an_error_record_and_the_daemon_goes_on(make_indexer
 
 
 def test_excluded_and_unwanted_files_are_ignored(make_indexer, fake_store: FakeStore, root: Path) -> None:
-    ix = started(make_indexer(root, exclude=["scratch"]))
+    ix = started(make_indexer(root, exclude=[*DEFAULT_EXCLUDE, "scratch"]))
     (root / ".git").mkdir()
     (root / ".git" / "x.json").write_text("{}")
     (root / "notes.txt").write_text("hello")

@@ -12,8 +12,13 @@ change to any of them re-reads the whole run (:func:`run_folder_of`).
 """
 from __future__ import annotations
 
+import copy
+import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
+from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import Recogniser, RunInfo, derived_run_id
 from indexer.convert.runs.hydra_run import HydraRecogniser
 from indexer.convert.runs.lightning import LightningRecogniser
@@ -25,7 +30,13 @@ RECOGNISERS: list[Recogniser] = [
     MlflowRecogniser(), WandbRecogniser(), LightningRecogniser(), TrainerRecogniser(), HydraRecogniser(),
 ]
 
-__all__ = ["RECOGNISERS", "Recogniser", "RunInfo", "derived_run_id", "recognise_folder", "run_folder_of"]
+__all__ = ["RECOGNISERS", "Recogniser", "RunInfo", "derived_run_id", "read_run", "recognise_folder",
+           "run_folder_of"]
+
+#: runs remembered by :func:`read_run` (each entry is one run's summary, a few KB)
+CACHE_SIZE = 256
+_cache: OrderedDict[tuple[str, str], tuple[tuple, RunInfo]] = OrderedDict()
+_lock = threading.Lock()
 
 
 def run_folder_of(path: str | Path) -> tuple[Recogniser, Path] | None:
@@ -51,3 +62,42 @@ def recognise_folder(folder: str | Path) -> Recogniser | None:
         except OSError:
             continue
     return None
+
+
+def _signature(rec: Recogniser, folder: Path) -> tuple:
+    sig = []
+    for p in rec.members(folder):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        sig.append((str(p), st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(sorted(sig))
+
+
+def read_run(rec: Recogniser, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
+    """``rec.read(folder)``, reusing the last read while none of the run's files changed.
+
+    Every file of a run folder triggers a conversion of the whole run (an MLflow run has
+    one file per param and per metric), so a scan would otherwise read each run once per
+    file it holds.
+    """
+    key = (rec.name, str(folder))
+    sig = _signature(rec, folder)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] == sig:
+            _cache.move_to_end(key)
+            return copy.deepcopy(hit[1])
+    info = rec.read(folder, max_bytes=max_bytes)
+    with _lock:
+        _cache[key] = (sig, copy.deepcopy(info))
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return info
+
+
+def clear_cache() -> None:
+    """Forget every cached run read (tests)."""
+    with _lock:
+        _cache.clear()

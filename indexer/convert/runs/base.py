@@ -5,11 +5,14 @@ Each layout (our trainer, Hydra, Lightning, W&B, MLflow...) is one small module 
 :class:`Recogniser`; adding a layout is adding a module and listing it in
 :data:`indexer.convert.runs.RECOGNISERS`.
 
-A recogniser answers three questions:
+A recogniser answers four questions:
 
 - :meth:`~Recogniser.owner`: does this file belong to a run folder of my layout, and which
   folder? (cheap: file names, a few ``stat`` calls, no parsing);
 - :meth:`~Recogniser.detect`: is this folder a run of my layout?
+- :meth:`~Recogniser.members`: which files does reading the folder read? (their stats
+  decide whether a cached read is still good: every file of a run triggers a read, and
+  an MLflow run has one file per param and metric);
 - :meth:`~Recogniser.read`: read the folder into a :class:`RunInfo` (never raises for bad
   content: problems become warnings; a broken config file becomes ``config_error``).
 """
@@ -33,6 +36,8 @@ class RunInfo:
 
     layout: str
     folder: str
+    #: the run document's ``format``: ``<layout>-run`` (``ednaquery-run`` for our trainer)
+    format: str = "run"
     #: the config the run used (effective: interpolations resolved, W&B values unwrapped)
     config: dict = field(default_factory=dict)
     #: the file the config comes from; converting that file also yields a config document
@@ -55,6 +60,9 @@ class RunInfo:
     warnings: list[str] = field(default_factory=list)
     #: latest mtime of the files that were read
     mtime: float | None = None
+    #: our trainer's own reading of its folder (:class:`ednaquery.runfolder.RunFolder`): when
+    #: set, the run document is made exactly as the trainer makes it
+    trainer_run: Any = None
 
     def touch(self, path: str | Path) -> None:
         """Note that ``path`` was read (keeps :attr:`mtime` the newest of them)."""
@@ -77,6 +85,10 @@ class Recogniser(Protocol):
 
     def detect(self, folder: Path) -> bool:
         """True if ``folder`` is a run folder of this layout."""
+        ...
+
+    def members(self, folder: Path) -> list[Path]:
+        """The files :meth:`read` reads (existing or not): a run is re-read when one changes."""
         ...
 
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
@@ -110,28 +122,30 @@ def to_epoch(value: Any) -> float | None:
         except ValueError:
             pass
         try:
-            d = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+            d = _dt.datetime.fromisoformat(s)
         except ValueError:
             return None
         if d.tzinfo is None:
-            d = d.replace(tzinfo=_dt.timezone.utc)
+            d = d.replace(tzinfo=_dt.UTC)
         return d.timestamp()
     return None
 
 
+# the bundled trainer's words (queued, running, completed, failed, interrupted), for every layout
 _STATUS_WORDS = {
     "running": "running", "started": "running", "in_progress": "running",
     "queued": "queued", "scheduled": "queued", "pending": "queued",
-    "finished": "finished", "completed": "finished", "complete": "finished", "done": "finished",
-    "success": "finished", "succeeded": "finished",
+    "finished": "completed", "completed": "completed", "complete": "completed", "done": "completed",
+    "success": "completed", "succeeded": "completed",
     "failed": "failed", "failure": "failed", "error": "failed", "crashed": "failed",
-    "killed": "killed", "cancelled": "killed", "canceled": "killed", "interrupted": "killed",
-    "stopped": "killed",
+    "killed": "interrupted", "cancelled": "interrupted", "canceled": "interrupted",
+    "interrupted": "interrupted", "stopped": "interrupted",
 }
 
 
 def normalise_status(value: Any) -> str:
-    """One of running, queued, finished, failed, killed, or the lower-cased word, or unknown."""
+    """The trainer's status words (queued, running, completed, failed, interrupted) for the
+    usual synonyms (MLflow's FINISHED, KILLED...), else the lower-cased word, or unknown."""
     if value is None:
         return "unknown"
     word = str(value).strip().lower()

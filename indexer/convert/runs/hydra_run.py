@@ -35,8 +35,11 @@ class HydraRecogniser:
     def detect(self, folder: Path) -> bool:
         return is_file(folder / ".hydra" / "config.yaml")
 
+    def members(self, folder: Path) -> list[Path]:
+        return [folder / ".hydra" / n for n in HYDRA_FILES] + [folder / n for n in METRIC_NAMES]
+
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
-        info = RunInfo(layout=self.name, folder=str(folder))
+        info = RunInfo(layout=self.name, folder=str(folder), format="hydra-run")
         cfg = folder / ".hydra" / "config.yaml"
         load_config(cfg, info, max_bytes=max_bytes)
         try:

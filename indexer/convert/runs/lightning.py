@@ -33,8 +33,11 @@ class LightningRecogniser:
             return False
         return is_file(folder / "metrics.csv") or bool(_VERSION.match(folder.name))
 
+    def members(self, folder: Path) -> list[Path]:
+        return [folder / "hparams.yaml", folder / "metrics.csv"]
+
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
-        info = RunInfo(layout=self.name, folder=str(folder))
+        info = RunInfo(layout=self.name, folder=str(folder), format="lightning-run")
         load_config(folder / "hparams.yaml", info, max_bytes=max_bytes)
         info.info["version"] = folder.name
         info.info["name"] = folder.parent.name

@@ -5,7 +5,7 @@ Run folders log metrics per step or epoch (``metrics.jsonl``, ``metrics.csv``, M
 metric (MongoDB's 16 MB document limit; and it is what queries ask for).
 
 Which value is *best* depends on the metric's name (:func:`direction`), by its tokens
-(split on ``_ - . / : space`` and camelCase, as keys are in queries):
+(split on anything but letters and digits, and on camelCase: ``val/acc@5`` -> val, acc, 5):
 
 - **lower is better** if a token is a loss or error: ``loss``, ``error``/``err``, ``mae``,
   ``mse``, ``rmse``, ``nll``, ``perplexity``/``ppl``, ``cer``, ``wer``, ``fid``, ``mape``,
@@ -46,6 +46,7 @@ _MAX_TOKENS = frozenset({
     "ssim", "ms_ssim", "kappa", "mcc", "score", "sensitivity", "specificity", "jaccard", "hits", "hit",
     "spearman", "pearson", "correlation", "corr", "sacrebleu", "chrf", "reward", "return",
 })
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _MAX_NUMBERED = re.compile(r"^(top|acc|ap|map|ar|mar|f|hit|hits|recall|precision|ndcg|r)\d+$")
 
 #: Columns that index a series rather than measure something.
@@ -57,7 +58,7 @@ STEP_KEYS = frozenset({
 
 def direction(name: str) -> str | None:
     """``"min"`` or ``"max"`` (which way is better) for a metric name, or None if unknown."""
-    tokens = segment_tokens(name)
+    tokens = [t for part in _NON_ALNUM.split(name) if part for t in segment_tokens(part)]
     if any(t in _MIN_TOKENS for t in tokens):
         return "min"
     if any(t in _MAX_TOKENS or _MAX_NUMBERED.match(t) for t in tokens):

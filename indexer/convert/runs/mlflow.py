@@ -22,7 +22,7 @@ from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import RunInfo, is_file, load_data, normalise_status, to_epoch
 from indexer.convert.runs.metrics import MetricsSummary, read_mlflow_metric
 
-_STATUS = {1: "running", 2: "queued", 3: "finished", 4: "failed", 5: "killed"}
+_STATUS = {1: "running", 2: "queued", 3: "completed", 4: "failed", 5: "interrupted"}
 _PARTS = ("params", "metrics", "tags")
 MAX_PARAM_BYTES = 1_000_000
 
@@ -69,8 +69,15 @@ class MlflowRecogniser:
     def detect(self, folder: Path) -> bool:
         return is_file(folder / "meta.yaml") and any((folder / d).is_dir() for d in _PARTS)
 
+    def members(self, folder: Path) -> list[Path]:
+        out = [folder / "meta.yaml", folder.parent / "meta.yaml"]
+        for part in _PARTS:
+            for dirpath, _dirs, filenames in os.walk(folder / part):
+                out.extend(Path(dirpath) / fn for fn in filenames)
+        return out
+
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
-        info = RunInfo(layout=self.name, folder=str(folder))
+        info = RunInfo(layout=self.name, folder=str(folder), format="mlflow-run")
         meta = load_data(folder / "meta.yaml", info, max_bytes=max_bytes)
         if isinstance(meta, dict):
             rid = meta.get("run_id") or meta.get("run_uuid")

@@ -1,30 +1,38 @@
-"""Our trainer's run folders (and any folder with a config plus metrics files).
+"""Our trainer's run folders, and any folder with a config plus metrics files.
 
-Layout, as ``trainer`` writes it (every file written atomically)::
+The bundled trainer's layout (see :mod:`ednaquery.runfolder`, every file written atomically)::
 
-    <run>/config.yaml      the config the run used (also .yml or .json)
-    <run>/run.json         {"run_id", "config_id", "status", "started_at", "ended_at", ...}
-    <run>/metrics.jsonl    one JSON object per epoch/step: {"epoch": 3, "val_acc": 0.91, ...}
-    <run>/summary.json     final values: {"val_acc": 0.93} or {"val_acc": {"last": .., "best": ..}}
+    <run>/config.yaml      the fully resolved config the run used
+    <run>/run.json         {"format": "ednaquery-run", "run_id", "config_id", "status", ...}
+    <run>/metrics.jsonl    one JSON object per epoch
+    <run>/summary.json     {"metrics": {"val_acc": {"last": .., "best": ..}}, "epochs": ..}
 
-A folder is such a run if it has ``run.json``, or a config file and at least one of
-``metrics.jsonl``, ``metrics.json``, ``metrics.csv``, ``summary.json``. ``run.json`` gives
-the run id (else one is derived from the folder path), the config id it was launched
-from (else the config file's content id), the status and the timing (epoch seconds or
-ISO strings); its other fields become the run's ``info``.
+For such a folder the run document is made by :func:`ednaquery.runfolder.document_from`,
+the very function ``trainer launch`` uses when it upserts the run as it goes, so the
+store holds the same document whichever of the two wrote last (format ``ednaquery-run``).
+
+Any other folder with a config file (``config.yaml``/``.yml``/``.json``) and at least one
+of ``metrics.jsonl``, ``metrics.json``, ``metrics.csv``, ``summary.json`` (or a
+``run.json`` of another writer) is a *generic* run (format ``run``): metrics are
+summarised from those files (:mod:`indexer.convert.runs.metrics`), ``run.json`` (if any)
+gives ``run_id``, ``config_id``, ``status``, ``started_at``/``ended_at`` (epoch seconds or
+ISO strings) and the rest of its fields as ``info``; the id is otherwise derived from the
+folder path.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES
+from ednaquery.runfolder import RUN_FORMAT, is_trainer_run, read_run_folder
 from indexer.convert.runs.base import RunInfo, is_file, load_config, load_data, normalise_status, to_epoch
 from indexer.convert.runs.metrics import MetricsSummary, read_csv, read_json_metrics, read_jsonl
 
 CONFIG_NAMES = ("config.yaml", "config.yml", "config.json")
 METRIC_NAMES = ("metrics.jsonl", "metrics.json", "metrics.csv", "summary.json")
 RUN_FILE = "run.json"
-_RESERVED = {"run_id", "config_id", "status", "started_at", "ended_at", "config"}
+_RESERVED = {"run_id", "config_id", "status", "started_at", "ended_at", "config", "format"}
 
 
 def read_metric_files(folder: Path, info: RunInfo) -> None:
@@ -42,8 +50,9 @@ def read_metric_files(folder: Path, info: RunInfo) -> None:
     if is_file(p):
         data = load_data(p, info)
         if isinstance(data, dict):
-            for k, v in data.items():
-                if str(k).lower() not in ("epoch", "step", "status"):
+            final = data["metrics"] if isinstance(data.get("metrics"), dict) else data
+            for k, v in final.items():
+                if str(k).lower() not in ("epoch", "epochs", "step", "status"):
                     summary.set_final(str(k), v)
     info.metrics = summary.result()
     info.warnings += summary.warnings()
@@ -66,8 +75,34 @@ class TrainerRecogniser:
             return True
         return any(is_file(folder / n) for n in CONFIG_NAMES) and any(is_file(folder / n) for n in METRIC_NAMES)
 
+    def members(self, folder: Path) -> list[Path]:
+        return [folder / n for n in (*CONFIG_NAMES, RUN_FILE, *METRIC_NAMES)]
+
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
-        info = RunInfo(layout=self.name, folder=str(folder))
+        if is_trainer_run(folder):
+            try:
+                return self._read_trainer(folder, max_bytes)
+            except LoadError:
+                pass  # run.json unreadable after all: read it as a generic run (with warnings)
+        return self._read_generic(folder, max_bytes)
+
+    def _read_trainer(self, folder: Path, max_bytes: int) -> RunInfo:
+        rf = read_run_folder(folder, max_bytes=max_bytes)
+        info = RunInfo(layout=self.name, folder=rf.folder, format=RUN_FORMAT, run_id=rf.run_id,
+                       config=rf.config, config_id=rf.config_id, status=rf.status, metrics=rf.metrics,
+                       info=rf.info, started_at=rf.started_at, ended_at=rf.ended_at,
+                       warnings=list(rf.warnings), mtime=rf.mtime, trainer_run=rf)
+        cfg = folder / "config.yaml"
+        if is_file(cfg):  # for the config file's own document (or error record)
+            probe = RunInfo(layout=self.name, folder=rf.folder)
+            load_config(cfg, probe, max_bytes=max_bytes, resolve=False)
+            info.config_path, info.config_format = probe.config_path, probe.config_format
+            info.config_as_written, info.config_error = probe.config_as_written, probe.config_error
+            info.config_warnings = probe.config_warnings
+        return info
+
+    def _read_generic(self, folder: Path, max_bytes: int) -> RunInfo:
+        info = RunInfo(layout=self.name, folder=str(folder), format="run")
         cfg = next((folder / n for n in CONFIG_NAMES if is_file(folder / n)), None)
         if cfg is not None:
             load_config(cfg, info, max_bytes=max_bytes)

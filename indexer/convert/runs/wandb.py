@@ -58,8 +58,11 @@ class WandbRecogniser:
         return bool(_FOLDER.match(folder.name)) or is_file(files / "wandb-summary.json") \
             or is_file(files / "wandb-metadata.json")
 
+    def members(self, folder: Path) -> list[Path]:
+        return [folder / "files" / n for n in FILES]
+
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
-        info = RunInfo(layout=self.name, folder=str(folder))
+        info = RunInfo(layout=self.name, folder=str(folder), format="wandb-run")
         files = folder / "files"
         m = _FOLDER.match(folder.name)
         if m:

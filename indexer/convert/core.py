@@ -1,0 +1,139 @@
+"""File or folder -> documents: the converter's single entry point, :func:`convert_path`.
+
+- A config file (``.yaml``/``.yml``/``.json``/``.toml``) gives one config document per
+  YAML document in it (none for an empty file). For a single-document file the indexed
+  ``config`` is the *effective* config (``_BASE_``, Hydra defaults and interpolation
+  resolved, :mod:`indexer.convert.inherit`), with the file as written kept as
+  ``as_written`` and the files it depends on as ``depends_on``.
+- A file that belongs to a run folder (:mod:`indexer.convert.runs`) gives that run's
+  document, whose path is the *folder*; if the file is the run's config file, its config
+  document (or error record) comes too. A run folder itself gives its run document.
+- A file that cannot be read or parsed gives one error record (path, message with line
+  and column, mtime). Other files (unknown extensions, stray ``.jsonl``) give nothing.
+
+It never raises for bad input: even an unexpected failure becomes an error record (and
+a logged traceback), so that one strange file cannot stop the indexer.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_mod
+from pathlib import Path
+from typing import Any
+
+from ednaquery.documents import config_id, make_config_document, make_error_document, make_run_document
+from ednaquery.errors import LoadError
+from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
+from ednaquery.runfolder import document_from
+from indexer.convert.inherit import resolve
+from indexer.convert.runs import RunInfo, derived_run_id, read_run, recognise_folder, run_folder_of
+
+log = logging.getLogger(__name__)
+
+#: formats indexed as config files (``.jsonl`` is only read as part of a run)
+CONFIG_FORMATS = ("yaml", "json", "toml")
+
+
+def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 stat: os.stat_result | None = None) -> list[dict]:
+    """The documents for one path (file or run folder); never raises for bad input.
+
+    ``stat`` is the caller's ``os.stat`` of the path, if it has one (used for the size and
+    mtime of error records when the file cannot be opened).
+    """
+    p = Path(os.path.abspath(os.fspath(path)))
+    try:
+        is_dir = stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
+        if is_dir:
+            rec = recognise_folder(p)
+            return [run_document(read_run(rec, p, max_bytes=max_bytes))] if rec is not None else []
+        owned = run_folder_of(p)
+        if owned is not None:
+            rec, folder = owned
+            info = read_run(rec, folder, max_bytes=max_bytes)
+            docs = [run_document(info)]
+            if info.config_path is not None and os.path.abspath(info.config_path) == str(p):
+                docs.append(run_config_document(info, stat))
+            return docs
+        fmt = format_for(p)
+        if fmt not in CONFIG_FORMATS:
+            return []
+        return convert_config_file(p, fmt, max_bytes=max_bytes, stat=stat)
+    except Exception as exc:  # a converter bug must not stop the daemon
+        log.exception("internal error converting %s", p)
+        return [_error(p, f"internal error while converting ({type(exc).__name__}: {exc}); "
+                          "please report it", format_for(p) or "unknown", stat)]
+
+
+def convert_config_file(path: Path, fmt: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                        stat: os.stat_result | None = None) -> list[dict]:
+    """Config documents (or one error record) for a config file."""
+    try:
+        loaded = load_file(path, max_bytes=max_bytes, format=fmt)
+    except LoadError as exc:
+        return [_error(path, exc.detail, fmt, stat)]
+    docs: list[dict] = []
+    single = len(loaded.documents) == 1
+    for doc in loaded.documents:
+        warnings = list(loaded.warnings)
+        config, depends = doc, []
+        if single:
+            res = resolve(doc, str(path), loaded.directives, max_bytes=max_bytes)
+            config, depends = res.config, res.depends_on
+            warnings += res.warnings
+        docs.append(make_config_document(config, path=str(path), format=loaded.format, size=loaded.size,
+                                         mtime=loaded.mtime, as_written=doc, warnings=warnings,
+                                         depends_on=depends))
+    return _unique(docs)
+
+
+def run_document(info: RunInfo) -> dict:
+    """The run document for a :class:`RunInfo` (its path is the run folder)."""
+    if info.trainer_run is not None:  # exactly the document the trainer itself upserts
+        return document_from(info.trainer_run)
+    config = info.config if isinstance(info.config, dict) else {"value": info.config}
+    cid = info.config_id or (config_id(config) if config or info.config_path else None)
+    return make_run_document(
+        info.run_id or derived_run_id(info.folder, None), config=config, config_id=cid, path=info.folder,
+        status=info.status, metrics=info.metrics, info=info.info, started_at=info.started_at,
+        ended_at=info.ended_at, format=info.format, warnings=info.warnings, mtime=info.mtime)
+
+
+def run_config_document(info: RunInfo, stat: os.stat_result | None = None) -> dict:
+    """The config document (or error record) for a run's config file."""
+    assert info.config_path is not None
+    path = Path(info.config_path)
+    if info.config_error is not None:
+        return _error(path, info.config_error, info.config_format, stat)
+    size = mtime = None
+    try:
+        st = os.stat(path)
+        size, mtime = st.st_size, st.st_mtime
+    except OSError:
+        pass
+    return make_config_document(info.config, path=str(path), format=info.config_format, size=size, mtime=mtime,
+                                as_written=info.config_as_written, warnings=info.config_warnings)
+
+
+def _error(path: Path, message: str, fmt: str, stat: os.stat_result | None) -> dict:
+    size = mtime = None
+    st: Any = stat
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+    if st is not None:
+        size, mtime = st.st_size, st.st_mtime
+    return make_error_document(str(path), message, format=fmt, size=size, mtime=mtime)
+
+
+def _unique(docs: list[dict]) -> list[dict]:
+    seen: set[str] = set()
+    out = []
+    for d in docs:
+        if d["_id"] not in seen:
+            seen.add(d["_id"])
+            out.append(d)
+    return out

@@ -1,0 +1,190 @@
+"""The ``trainer`` command: a thin click layer over the engine (trainer.runner and friends).
+
+Engine commands that work on files directly:
+
+    trainer train config.yaml [key=value ...] [--run-dir DIR] [--quiet] [--resume]
+    trainer check config.yaml [key=value ...]     validate; print the resolved config
+    trainer plot RUN_DIR                          (re)draw curves, confusion matrix, predictions
+    trainer optimizers                            optimizer names a config may use
+    trainer schema                                every config key, its type, default and meaning
+
+Store-facing commands (launch by config id, queue, worker, sweep) attach to :data:`main`.
+Torch is imported only by the commands that train or plot.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ednaquery.errors import EdnaError
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print an EdnaError as one line on stderr and exit with its code (2 for a bad config)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdnaError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def read_config_file(path: Path) -> dict:
+    """A YAML or JSON config file as a mapping (safe loading only)."""
+    import yaml
+
+    from trainer.errors import ConfigError
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file holds no config")
+    return raw
+
+
+def load_with_overrides(path: Path, overrides: tuple[str, ...]) -> tuple[dict, Any]:
+    """(effective raw mapping, validated TrainerConfig) for a file plus ``key=value`` overrides."""
+    from trainer.config import apply_overrides, load_config
+
+    raw = read_config_file(path)
+    if overrides:
+        if not isinstance(raw, dict):
+            load_config(raw)  # raises the "not a trainer config" error
+        raw = apply_overrides(raw, list(overrides))
+    return raw, load_config(raw)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Train timm image classifiers from ednaquery configs."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("overrides", nargs=-1)
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder to write (default: ./runs/<run-id>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@friendly_errors
+def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume: bool, quiet: bool) -> None:
+    """Train CONFIG (a trainer YAML file), with optional key=value OVERRIDES."""
+    from ednaquery.documents import config_id
+    from trainer.runner import run_training
+    from trainer.runs import new_run_id
+
+    raw, cfg = load_with_overrides(config, overrides)
+    if resume and run_dir is None:
+        raise click.UsageError("--resume needs --run-dir (the run folder to continue)")
+    if resume and not (run_dir / "last.pt").exists():
+        raise click.UsageError(f"--resume: {run_dir / 'last.pt'} does not exist")
+    run_id = None
+    if run_dir is None:
+        run_id = new_run_id()
+        run_dir = Path("runs") / run_id
+    result = run_training(cfg, run_dir, resume_from=run_dir if resume else None, quiet=quiet, run_id=run_id,
+                          config_id=None if resume else config_id(raw))
+    out = _console(stderr=True)
+    if result.status == "failed":
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(result.exit_code or 1)
+    acc = result.metrics.get("val_acc", {})
+    shown = f" val_acc last {acc['last']:.4f} best {acc['best']:.4f}" if acc else ""
+    out.print(f"run {result.run_id} {result.status}{shown} -> {result.run_dir}")
+    if result.status != "completed":
+        sys.exit(result.exit_code or 1)
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("overrides", nargs=-1)
+@friendly_errors
+def check(config: Path, overrides: tuple[str, ...]) -> None:
+    """Validate CONFIG (plus OVERRIDES) and print it fully resolved."""
+    import yaml
+
+    from trainer.config import to_dict
+
+    _, cfg = load_with_overrides(config, overrides)
+    click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None), nl=False)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@friendly_errors
+def plot(run_dir: Path) -> None:
+    """Draw curves.png, confusion_matrix.png and predictions.png for RUN_DIR."""
+    from trainer.plots import plot_run
+
+    files = plot_run(run_dir)
+    if not files:
+        raise click.UsageError(f"{run_dir} has no metrics to plot (is it a run folder?)")
+    for f in files:
+        click.echo(str(f))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def optimizers(as_json: bool) -> None:
+    """List the optimizer names a config may use (timm's, minus the excluded ones)."""
+    from trainer.optim import list_optimizers
+
+    items = list_optimizers()
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"name": n, "description": d} for n, d in items], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("name", "description", box=None)
+    for name, desc in items:
+        table.add_row(name, desc)
+    _console().print(table)
+
+
+@main.command()
+def schema() -> None:
+    """Every config key with its type, default and meaning."""
+    from rich.table import Table
+
+    from trainer.config import SCHEMA_VERSION, schema_docs
+
+    table = Table("key", "type", "default", "meaning", title=f"trainer config, version {SCHEMA_VERSION}",
+                  box=None)
+    for key, tp, default, doc in schema_docs():
+        table.add_row(key, tp, "null" if default is None else repr(default), doc)
+    _console().print(table)
+
+
+from trainer.store_cli import register  # the store commands: launch, queue, worker, ls, sweep...
+
+register(main)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

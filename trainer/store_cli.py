@@ -1,0 +1,548 @@
+"""The store-facing ``trainer`` commands: launch, queue, worker, jobs, cancel, ls, status, resume, sweep.
+
+A thin click layer over :mod:`trainer.launch`, :mod:`trainer.jobs`, :mod:`trainer.worker` and
+:mod:`trainer.sweep`. :func:`register` attaches the commands (and a group-level ``--store``
+option) to the engine's ``trainer`` group; every command also takes ``--store`` itself.
+The store comes from ``--store``, else ``EDNAQUERY_STORE``, else the config file, else the
+embedded default (see ``ednaquery config``). Torch is imported only by commands that train.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ednaquery.errors import EdnaError, UsageError
+
+_STORE_META = "trainer.store"
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+def _err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _out_console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One line on stderr for an EdnaError (exit 2 for usage/config errors), never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdnaError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def _store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--store", "store_uri", metavar="URI", default=None,
+                        help="Store URI (mongodb://..., sqlite:///path, or a file path); "
+                             "default: EDNAQUERY_STORE, the config file, or the embedded index.")(fn)
+
+
+class _Ctx:
+    """Settings and the store, opened once per command."""
+
+    def __init__(self, store_uri: str | None) -> None:
+        from ednaquery.settings import load_settings
+
+        ctx = click.get_current_context(silent=True)
+        group_uri = ctx.find_root().meta.get(_STORE_META) if ctx is not None else None
+        self.settings = load_settings(store=store_uri or group_uri)
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from ednaquery.store import open_store
+
+            self._store = open_store(self.settings.store, timeout_ms=self.settings.store_timeout_ms)
+        return self._store
+
+    def runs_root(self, flag: Path | None) -> Path:
+        from trainer.launch import default_runs_root
+
+        return Path(flag).resolve() if flag else default_runs_root(self.settings)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _split_targets(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``ID... key=value...`` -> (targets, overrides)."""
+    targets = [a for a in args if "=" not in a]
+    overrides = [a for a in args if "=" in a]
+    return targets, overrides
+
+
+def _fmt_time(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def _metric(doc: dict, name: str) -> str:
+    m = (doc.get("metrics") or {}).get(name) or {}
+    if "last" not in m:
+        return ""
+    best = m.get("best")
+    return f"{m['last']:.4f}" + (f" (best {best:.4f})" if best is not None and best != m["last"] else "")
+
+
+def _model(doc: dict) -> str:
+    from ednaquery.documents import original_config
+
+    cfg = original_config(doc)
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    return str(model.get("name", "")) if isinstance(model, dict) else str(model or "")
+
+
+def _run_row(doc: dict) -> dict[str, Any]:
+    started, ended = doc.get("started_at"), doc.get("ended_at")
+    duration = (ended - started) if started and ended else (time.time() - started if started
+                                                             and doc.get("status") == "running" else None)
+    return {"id": doc["_id"], "status": doc.get("status"), "config": (doc.get("config_id") or "")[:12],
+            "model": _model(doc), "val_acc": _metric(doc, "val_acc"), "started": _fmt_time(started),
+            "duration": _fmt_duration(duration), "path": (doc.get("paths") or [""])[0]}
+
+
+def _print_result(result: Any, say: Callable[[str], None]) -> None:
+    acc = result.metrics.get("val_acc", {})
+    shown = f" val_acc {acc['last']:.4f} (best {acc.get('best', acc['last']):.4f})" if acc else ""
+    say(f"run {result.run_id} {result.status}{shown} -> {result.run_dir}")
+
+
+def _exit_for(result: Any) -> None:
+    if result.status == "failed":
+        click.echo(f"error: run {result.run_id} failed: {result.error}", err=True)
+        sys.exit(result.exit_code or 1)
+    if result.status != "completed":
+        sys.exit(result.exit_code or 1)
+
+
+# ------------------------------------------------------------------ launch / resume
+
+
+@click.command(epilog="""\b
+Examples:
+  trainer launch 3fa9c2                              # a config id prefix from `ednaquery find`
+  trainer launch 3fa9c2 optimizer.lr=3e-4 epochs=5   # overrides: a derived config is indexed and run
+  trainer launch path/to/config.yaml                 # a file: indexed, then run""")
+@click.argument("target")
+@click.argument("overrides", nargs=-1)
+@click.option("--runs-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for run folders (default: the runs_root setting, <first root>/runs, or ./runs).")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N for this run (default: the config's).")
+@click.option("--gpus", type=int, default=None, help="GPUs to train on; more than 1 (DDP) is not available yet.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@_store_option
+@_friendly
+def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, device: str | None, gpus: int | None,
+           quiet: bool, store_uri: str | None) -> None:
+    """Train the config TARGET (id prefix or file) with optional key=value OVERRIDES; index the run."""
+    from trainer.launch import check_gpus, prepare, run_config
+
+    check_gpus(gpus)
+    if gpus == 0 and device is None:
+        device = "cpu"
+    app = _Ctx(store_uri)
+    err = _err_console()
+    say = (lambda m: None) if quiet else (lambda m: err.print(m, markup=False))
+    try:
+        resolved = prepare(app.store, target, list(overrides))
+        if resolved.derived_from:
+            say(f"config {resolved.config_id[:12]} (derived from {resolved.derived_from[:12]}: "
+                f"{' '.join(overrides)})")
+        else:
+            say(f"config {resolved.config_id[:12]}")
+        result = run_config(app.store, resolved, runs_root=app.runs_root(runs_root), quiet=quiet, device=device,
+                            announce=say, on_start=lambda rid, d: say(f"run {rid} -> {d}"))
+    finally:
+        app.close()
+    _print_result(result, lambda m: err.print(m, markup=False))
+    _exit_for(result)
+
+
+@click.command()
+@click.argument("run")
+@click.option("--runs-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to look for the run folder when the store does not know it.")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the run's config).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@_store_option
+@_friendly
+def resume(run: str, runs_root: Path | None, device: str | None, quiet: bool, store_uri: str | None) -> None:
+    """Continue RUN (a run id prefix or run folder) from its last checkpoint."""
+    from trainer.launch import resume as resume_run
+
+    app = _Ctx(store_uri)
+    err = _err_console()
+    say = (lambda m: None) if quiet else (lambda m: err.print(m, markup=False))
+    try:
+        result = resume_run(run, store=app.store, runs_root=app.runs_root(runs_root), quiet=quiet, device=device,
+                            announce=say)
+    finally:
+        app.close()
+    _print_result(result, lambda m: err.print(m, markup=False))
+    _exit_for(result)
+
+
+# ------------------------------------------------------------------ queue, worker, jobs
+
+
+@click.command(epilog="""\b
+Examples:
+  trainer queue 3fa9c2 5be01d                 # two launches
+  trainer queue 3fa9c2 optimizer.lr=3e-4      # a derived config, indexed now, queued
+  trainer worker                              # on any machine that reaches the same store""")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--device", default=None, help="Device the worker should use for these jobs (default: its own).")
+@_store_option
+@_friendly
+def queue(targets: tuple[str, ...], device: str | None, store_uri: str | None) -> None:
+    """Queue launches of config TARGETS (ids or files), with optional key=value overrides for all."""
+    from trainer.jobs import open_jobs
+    from trainer.launch import prepare
+
+    ids, overrides = _split_targets(targets)
+    if not ids:
+        raise UsageError("give at least one config id or config file to queue")
+    app = _Ctx(store_uri)
+    try:
+        resolved = [prepare(app.store, t, overrides) for t in ids]  # all validated before any is queued
+        jobs = open_jobs(app.store)
+        try:
+            for r in resolved:
+                job = jobs.enqueue(r.config_id, options={"device": device} if device else None)
+                click.echo(f"{job.id}  config {r.config_id[:12]}")
+        finally:
+            jobs.close()
+    finally:
+        app.close()
+    click.echo(f"queued {len(resolved)} job(s); run `trainer worker` to start them", err=True)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run at most one job, then exit.")
+@click.option("--until-empty", is_flag=True, help="Exit when the queue is empty instead of waiting.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Exit after this many jobs.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=5.0, show_default=True,
+              help="Seconds between looks at an empty queue.")
+@click.option("--heartbeat", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+              help="Seconds between heartbeats while a job runs.")
+@click.option("--stale-after", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="Re-queue a running job whose worker has not heart-beaten for this long.")
+@click.option("--runs-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for run folders (default: the runs_root setting, <first root>/runs, or ./runs).")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N for every run of this worker.")
+@click.option("--worker-id", default=None, help="Name of this worker in the queue (default: host:pid:xxxx).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display for the runs.")
+@_store_option
+@_friendly
+def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: float, heartbeat: float,
+           stale_after: float, runs_root: Path | None, device: str | None, worker_id: str | None, quiet: bool,
+           store_uri: str | None) -> None:
+    """Claim queued launches from the store and run them; SIGTERM re-queues the current one and exits."""
+    from trainer.jobs import open_jobs
+    from trainer.worker import WorkerOptions, default_worker_id, launch_runner, run_worker, stop_on_signals
+
+    if heartbeat >= stale_after:
+        raise UsageError(f"--heartbeat ({heartbeat:g}s) must be shorter than --stale-after ({stale_after:g}s)")
+    app = _Ctx(store_uri)
+    err = _err_console()
+
+    def say(msg: str) -> None:
+        err.print(f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False)
+
+    wid = worker_id or default_worker_id()
+    stop = threading.Event()
+    jobs = open_jobs(app.store)
+    root = app.runs_root(runs_root)
+    say(f"worker {wid} on {app.store.display_uri}, runs in {root}")
+    try:
+        with stop_on_signals(stop):
+            report = run_worker(jobs, launch_runner(app.store, runs_root=root, quiet=quiet, device=device,
+                                                    announce=say),
+                                worker_id=wid, stop=stop, on_event=say,
+                                options=WorkerOptions(poll_interval=poll_interval, heartbeat=heartbeat,
+                                                      stale_after=stale_after, once=once, until_empty=until_empty,
+                                                      max_jobs=max_jobs))
+    finally:
+        jobs.close()
+        app.close()
+    say(f"worker {wid} exits after {len(report.jobs)} job(s)" + (" (stopped)" if report.stopped else ""))
+    if report.stopped:
+        sys.exit(143)
+
+
+@click.command(name="jobs")
+@click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "interrupted",
+                                             "cancelled"]), default=None, help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_store_option
+@_friendly
+def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: str | None) -> None:
+    """List the launch queue (oldest first)."""
+    from trainer.jobs import open_jobs
+
+    app = _Ctx(store_uri)
+    try:
+        q = open_jobs(app.store)
+        try:
+            items = q.list(status=status, limit=limit)
+        finally:
+            q.close()
+    finally:
+        app.close()
+    if as_json:
+        click.echo(json.dumps([j.as_dict() for j in items], indent=2))
+        return
+    if not items:
+        click.echo("no jobs", err=True)
+        return
+    from rich.table import Table
+
+    table = Table("job", "status", "config", "overrides", "worker", "run", "queued", "note", box=None)
+    for j in items:
+        table.add_row(j.id, j.status, j.config_id[:12], " ".join(j.overrides), j.worker or "", j.run_id or "",
+                      _fmt_time(j.created_at), j.error or "")
+    _out_console().print(table)
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@_store_option
+@_friendly
+def cancel(job_ids: tuple[str, ...], store_uri: str | None) -> None:
+    """Cancel queued jobs (running ones are stopped by stopping their worker)."""
+    from trainer.jobs import open_jobs
+
+    app = _Ctx(store_uri)
+    failed = 0
+    try:
+        q = open_jobs(app.store)
+        try:
+            for jid in job_ids:
+                job = q.get(jid)
+                if q.cancel(job.id):
+                    click.echo(f"cancelled {job.id}")
+                else:
+                    failed += 1
+                    click.echo(f"error: job {job.id} is {job.status}, not queued; not cancelled", err=True)
+        finally:
+            q.close()
+    finally:
+        app.close()
+    if failed:
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------ ls / status
+
+
+def find_runs(store: Any, query: Sequence[str] = (), *, status: str | None = None,
+              limit: int | None = None) -> list[dict]:
+    """Run documents, newest first (run ids sort by start time), filtered by an ednaquery query."""
+    from ednaquery.keys import KeySpec
+    from ednaquery.query.parser import parse
+    from ednaquery.store.base import FindOptions, SortKey
+
+    words = list(query) + ([f"status={status}"] if status else [])
+    node = parse(words)
+    return store.find(node, FindOptions(kinds=("run",), sort=[SortKey(KeySpec(("id",)), descending=True)],
+                                        limit=limit))
+
+
+@click.command(name="ls")
+@click.argument("query", nargs=-1)
+@click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "interrupted"]),
+              default=None, help="Only runs in this state.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
+@_store_option
+@_friendly
+def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, as_json: bool, store_uri: str | None) -> None:
+    """List runs from the store, newest first (QUERY narrows them, e.g. model=resnet18 val_acc>0.9)."""
+    app = _Ctx(store_uri)
+    try:
+        docs = find_runs(app.store, query, status=status, limit=limit)
+    finally:
+        app.close()
+    rows = [_run_row(d) for d in docs]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no runs", err=True)
+        return
+    from rich.table import Table
+
+    table = Table("run", "status", "config", "model", "val_acc", "started", "duration", box=None)
+    for r in rows:
+        table.add_row(r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
+                      r["duration"])
+    _out_console().print(table)
+
+
+@click.command()
+@click.argument("run", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_store_option
+@_friendly
+def status(run: str | None, as_json: bool, store_uri: str | None) -> None:
+    """Running runs and the queue; with RUN (an id prefix), that run in detail."""
+    app = _Ctx(store_uri)
+    try:
+        if run:
+            doc = app.store.get(run)
+            if doc.get("kind") != "run":
+                raise UsageError(f"{run!r} is a {doc.get('kind')}, not a run; `trainer ls` lists runs")
+            _show_run(doc, as_json)
+            return
+        running = find_runs(app.store, status="running", limit=100)
+        recent = find_runs(app.store, limit=5)
+        from trainer.jobs import open_jobs
+
+        q = open_jobs(app.store)
+        try:
+            counts: dict[str, int] = {}
+            for j in q.list():
+                counts[j.status] = counts.get(j.status, 0) + 1
+        finally:
+            q.close()
+    finally:
+        app.close()
+    if as_json:
+        click.echo(json.dumps({"running": [_run_row(d) for d in running], "recent": [_run_row(d) for d in recent],
+                               "jobs": counts}, indent=2))
+        return
+    out = _out_console()
+    out.print(f"running: {len(running)} run(s)", markup=False)
+    for d in running:
+        r = _run_row(d)
+        out.print(f"  {r['id']}  {r['model']}  epoch {((d.get('info') or {}).get('epochs_done') or 0)}"
+                  f"  val_acc {r['val_acc'] or '-'}  {r['duration']}", markup=False)
+    out.print("jobs: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"), markup=False)
+    if recent:
+        out.print("latest runs:", markup=False)
+        for d in recent:
+            r = _run_row(d)
+            out.print(f"  {r['id']}  {r['status']:<11} {r['model']}  val_acc {r['val_acc'] or '-'}", markup=False)
+
+
+def _show_run(doc: dict, as_json: bool) -> None:
+    info = doc.get("info") or {}
+    if as_json:
+        from ednaquery.documents import unescape_keys
+
+        click.echo(json.dumps({"id": doc["_id"], "status": doc.get("status"), "config_id": doc.get("config_id"),
+                               "paths": doc.get("paths"), "metrics": doc.get("metrics"),
+                               "info": unescape_keys(info), "started_at": doc.get("started_at"),
+                               "ended_at": doc.get("ended_at")}, indent=2, default=str))
+        return
+    r = _run_row(doc)
+    out = _out_console()
+    for label, value in (("run", r["id"]), ("status", r["status"]), ("config", doc.get("config_id") or ""),
+                         ("model", r["model"]), ("folder", r["path"]), ("device", info.get("device_name", "")),
+                         ("started", r["started"]), ("duration", r["duration"]),
+                         ("epochs", info.get("epochs_done", info.get("epochs", ""))), ("error", info.get("error"))):
+        if value not in (None, ""):
+            out.print(f"{label:>9}: {value}", markup=False)
+    for name, m in sorted((doc.get("metrics") or {}).items()):
+        best = f"  best {m['best']:.6g}" if "best" in m else ""
+        out.print(f"{name:>22}: last {m.get('last', float('nan')):.6g}{best}", markup=False)
+
+
+# ------------------------------------------------------------------ sweep
+
+
+@click.command(epilog="""\b
+A grid file:
+  base: 3fa9c2                        # config id prefix, config file, or an inline mapping
+  axes:
+    model.name: [resnet18, convnext_atto]
+    optimizer.lr: [1e-3, 3e-4]""")
+@click.argument("grid", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Expand and validate only; index and queue nothing.")
+@click.option("--device", default=None, help="Device the workers should use for these jobs.")
+@_store_option
+@_friendly
+def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) -> None:
+    """Expand GRID (a base config times axes of values) into derived configs; index and queue them."""
+    from trainer.jobs import open_jobs
+    from trainer.launch import override_strings
+    from trainer.sweep import load_plan, submit
+
+    app = _Ctx(store_uri)
+    try:
+        plan = load_plan(grid, store=app.store, index_base=not dry_run)
+        job_ids: list[str] = []
+        if not dry_run:
+            q = open_jobs(app.store)
+            try:
+                job_ids = [j.id for j in submit(plan, store=app.store, queue=q,
+                                                options={"device": device} if device else None)]
+            finally:
+                q.close()
+    finally:
+        app.close()
+    for i, item in enumerate(plan.items):
+        tail = f"  {job_ids[i]}" if job_ids else ""
+        click.echo(f"{item.config.config_id[:12]}  {' '.join(override_strings(item.overrides))}{tail}")
+    dup = f" ({plan.duplicates} duplicate combination(s) skipped)" if plan.duplicates else ""
+    verb = "would queue" if dry_run else "queued"
+    click.echo(f"{verb} {len(plan.items)} config(s) from base {plan.base.config_id[:12]}{dup}", err=True)
+
+
+# ------------------------------------------------------------------ registration
+
+COMMANDS = (launch, resume, queue, worker, jobs_cmd, cancel, ls_cmd, status, sweep)
+
+
+def register(group: click.Group) -> None:
+    """Add the store commands, and a group-level ``--store`` (``trainer --store URI launch ...``)."""
+    if not any(p.name == "store" for p in group.params):
+        group.params.append(click.Option(["--store"], metavar="URI", default=None,
+                                         help="Store URI for the store commands (default: EDNAQUERY_STORE, "
+                                              "the config file, or the embedded index)."))
+        callback = group.callback
+
+        @functools.wraps(callback)  # type: ignore[arg-type]
+        def with_store(*args: Any, store: str | None = None, **kwargs: Any) -> Any:
+            click.get_current_context().meta[_STORE_META] = store
+            return callback(*args, **kwargs) if callback is not None else None
+
+        group.callback = with_store
+    for cmd in COMMANDS:
+        if cmd.name not in group.commands:
+            group.add_command(cmd)
