@@ -3,8 +3,9 @@
 The indexer, the CLI (``ednaquery index``) and the trainer all read config files; this is
 the one place that does it, so that every reader agrees on what a file contains:
 
-- YAML is loaded with a :class:`yaml.SafeLoader` subclass (the C parser when PyYAML has
-  it). Anchors, aliases and merge keys (``<<``) work. A tag that would construct a Python
+- YAML is parsed with a :class:`yaml.SafeLoader` subclass (the C parser when PyYAML has
+  it) and its node graph turned into data by a small builder that is faster than PyYAML's
+  generic constructor for the common tags. Anchors, aliases and merge keys (``<<``) work. A tag that would construct a Python
   object (``!!python/object/apply:eval``, ``!!python/name:``, ``!!python/tuple``...) or any
   unknown application tag (``!Ref``) is **never constructed**: the node under it is kept
   as plain data (its sequence, mapping or scalar) and a warning names the tag and line.
@@ -29,6 +30,7 @@ import datetime as _dt
 import json
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -468,8 +470,14 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
         raise LoadError(f"unsupported file type {Path(p).suffix or '(no extension)'!r}; "
                         f"known: {', '.join(sorted(FORMATS))}", path=p)
     try:
-        with open(p, "rb") as fh:
+        # O_NONBLOCK: a named pipe called x.yaml must not hang the reader (it is refused below)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(p)
+            if not stat.S_ISREG(st.st_mode):
+                raise LoadError("not a regular file (a pipe, socket or device); it is not indexed", path=p)
             if st.st_size > max_bytes:
                 raise LoadError(f"file is {st.st_size:,} bytes, over the {max_bytes:,}-byte limit; "
                                 "raise the size limit to index it", path=p)

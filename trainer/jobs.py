@@ -297,7 +297,7 @@ class MongoJobQueue(JobQueue):
         self.max_attempts = max_attempts
         self._errors = errors  # the store's error translator (a context manager factory), if any
         with self._guard("creating the job index"):
-            self.coll.create_index([("status", 1), ("created_at", 1), ("_id", 1)], name="status_created")
+            self.coll.create_index([("status", 1), ("created_at", 1)], name="status_created")
 
     def _guard(self, what: str) -> Any:
         if self._errors is not None:

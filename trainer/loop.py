@@ -218,8 +218,8 @@ class Trainer:
 
     # -------------------------------------------------------------- one epoch
 
-    def train_epoch(self, epoch: int, on_step_row: Callable[[dict[str, Any]], None] | None = None
-                    ) -> tuple[dict[str, Any], bool]:
+    def train_epoch(self, epoch: int, on_step_row: Callable[[dict[str, Any]], None] | None = None,
+                    on_step: Callable[[int], None] | None = None) -> tuple[dict[str, Any], bool]:
         """Train epoch ``epoch`` (0-based) from ``self.batch_in_epoch``; returns (stats, finished)."""
         sampler = self.data.train_sampler
         total = sampler.batches_per_epoch()
@@ -273,6 +273,8 @@ class Trainer:
                 acc_seen += n
             if batch % self.accum == 0 or batch == total:
                 self._update()
+                if on_step is not None:
+                    on_step(self.step)
                 if log_every and self.step % log_every == 0 and on_step_row is not None:
                     on_step_row({"scope": "step", "epoch": epoch + 1, "step": self.step,
                                  "train_loss": float(loss.detach()), "lr": self.lr(), "time": time.time()})
@@ -360,14 +362,19 @@ class Trainer:
         return value > best + min_delta if mode == "max" else value < best - min_delta
 
     def fit(self, *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-            on_step_row: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
-        """Train from where the trainer stands to ``train.epochs``; see the module docstring."""
+            on_step_row: Callable[[dict[str, Any]], None] | None = None,
+            on_step: Callable[[int], None] | None = None) -> FitResult:
+        """Train from where the trainer stands to ``train.epochs``; see the module docstring.
+
+        ``on_epoch(row)`` gets each epoch's metrics; ``on_step_row(row)`` the every-N-steps rows;
+        ``on_step(step)`` runs after every optimizer update (heartbeats, tests).
+        """
         t = self.cfg.train
         es = t.early_stopping
         best_mode = metric_mode(t.best_metric)
         while self.epochs_done < t.epochs:
             epoch = self.epochs_done
-            stats, finished = self.train_epoch(epoch, on_step_row)
+            stats, finished = self.train_epoch(epoch, on_step_row, on_step)
             if not finished:
                 self.save_checkpoint("last.pt")
                 log.info("stopped in epoch %d after %d batches; checkpoint saved", epoch + 1, self.batch_in_epoch)

@@ -121,13 +121,15 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                  on_status: Callback | None = None, resume_from: Path | None = None, quiet: bool = False,
                  run_id: str | None = None, config_id: str | None = None,
                  stop: threading.Event | None = None, handle_signals: bool = True,
-                 plots: bool = True) -> RunResult:
+                 plots: bool = True, on_step: Callable[[int], None] | None = None) -> RunResult:
     """Train ``cfg`` into ``run_dir``; never raises for a failed run (see ``RunResult.status``).
 
     ``resume_from`` is a checkpoint (``last.pt``) or a run folder holding one; resuming in the
     same folder continues the same run (same run id, metrics after the checkpoint dropped).
     ``stop`` lets a caller request a clean stop from another thread; ``handle_signals`` turns
-    SIGTERM/SIGINT into such a request (main thread only).
+    SIGTERM/SIGINT into such a request (main thread only). ``on_epoch``/``on_status`` get a
+    :class:`RunSnapshot` after every epoch / every run.json change; ``on_step(step)`` runs after
+    every optimizer update (cheap: for heartbeats).
     """
     import torch
 
@@ -215,7 +217,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                 emit(on_epoch)
 
             with progress:
-                result = trainer.fit(on_epoch=epoch_done, on_step_row=writer.add_metrics)
+                result = trainer.fit(on_epoch=epoch_done, on_step_row=writer.add_metrics, on_step=on_step)
             status, stop_reason, exit_code = result.status, result.stop_reason, 0
             if status == "interrupted":
                 exit_code = 130

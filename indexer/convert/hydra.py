@@ -293,7 +293,7 @@ def find_root(path: str, doc: dict, directives: dict[str, str]) -> Path | None:
             cfg = ref.lstrip("/") if ref.startswith("/") or not rel_dir else f"{rel_dir}/{ref}"
             if any(os.path.isfile(os.path.join(root, cfg + ext)) for ext in EXTENSIONS):
                 return root
-    has_self = any(_parse(i) is not None and _parse(i).kind == "self" for i in doc.get("defaults", []))
+    has_self = any(isinstance(i, str) and i.strip() == "_self_" for i in doc.get("defaults", []))
     if named is not None or has_self or "package" in directives:
         return candidates[0]
     return None

@@ -38,12 +38,16 @@ class _Unresolved(Exception):
 
 def has_interpolation(value: Any) -> bool:
     """True if any string in a nested value contains ``${``."""
-    if isinstance(value, str):
-        return "${" in value
-    if isinstance(value, dict):
-        return any(has_interpolation(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_interpolation(v) for v in value)
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "${" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
     return False
 
 

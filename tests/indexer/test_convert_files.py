@@ -1,7 +1,6 @@
 """convert_path on single files: config documents, error records, and files that give nothing."""
 from __future__ import annotations
 
-import builtins
 import os
 from pathlib import Path
 
@@ -88,14 +87,14 @@ def test_vanished_file_is_an_error_record(tmp_path: Path) -> None:
 
 def test_permission_denied_is_an_error_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = write(tmp_path, "locked.yaml", "a: 1\n")
-    real_open = builtins.open
+    real_open = os.open
 
     def deny(file, *a, **k):  # root ignores chmod 000, so simulate the refusal
         if os.fspath(file) == str(f):
             raise PermissionError(13, "Permission denied", str(f))
         return real_open(file, *a, **k)
 
-    monkeypatch.setattr(builtins, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     [e] = convert_path(f)
     assert e["kind"] == "error" and "permission denied" in e["error"]
 

@@ -181,14 +181,14 @@ def test_vanished_and_unreadable_files(tmp_path: Path, monkeypatch: pytest.Monke
         load_file(tmp_path / "gone.yaml")
     f = tmp_path / "secret.yaml"
     f.write_text("a: 1\n")
-    real_open = builtins.open
+    real_open = os.open
 
     def deny(file, *a, **k):  # tests run as root, so chmod 000 would not block reads
         if os.fspath(file) == str(f):
             raise PermissionError(13, "Permission denied", str(f))
         return real_open(file, *a, **k)
 
-    monkeypatch.setattr(builtins, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     with pytest.raises(LoadError, match="permission denied"):
         load_file(f)
 
@@ -200,3 +200,10 @@ def test_folder_and_unknown_extension(tmp_path: Path) -> None:
         load_file(d)
     with pytest.raises(LoadError, match="unsupported file type"):
         load_file(tmp_path / "notes.txt")
+
+
+def test_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(LoadError, match="not a regular file"):
+        load_file(fifo)

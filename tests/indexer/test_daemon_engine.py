@@ -298,3 +298,31 @@ def test_bad_roots_each_get_one_line_and_do_not_stop_the_others(make_indexer, fa
     assert sum("symlink loop" in m for m in msgs) == 1
     assert sum("is not a folder" in m for m in msgs) == 1
     assert ix.status()["roots"][str(root)].startswith("watching")
+
+
+def test_real_converter_and_store_base_file_change_updates_the_effective_config(root: Path, tmp_path: Path,
+                                                                               mode: str) -> None:
+    from ednaquery.store import open_store
+    from indexer.daemon import Indexer
+
+    db = str(tmp_path / "index.db")
+    (root / "Base-RCNN.yaml").write_text("SOLVER:\n  BASE_LR: 0.02\n  MAX_ITER: 90000\n")
+    child = root / "faster_rcnn_R_50_FPN_1x.yaml"
+    child.write_text('_BASE_: "Base-RCNN.yaml"\nMODEL:\n  DEPTH: 50\n')
+    ix = Indexer(lambda: open_store(db), [str(root)], debounce=0.05, poll=mode == "polling", poll_interval=0.1,
+                 reconcile_every=None)
+    ix.start()
+    reader = open_store(db)
+    try:
+        def effective_lr() -> float | None:
+            docs = reader.history(str(child))
+            return docs[0]["config"]["SOLVER"]["BASE_LR"] if docs else None
+
+        assert wait_until(lambda: effective_lr() == 0.02, 10)
+        (root / "Base-RCNN.yaml").write_text("SOLVER:\n  BASE_LR: 0.01\n  MAX_ITER: 90000\n")
+        assert wait_until(lambda: effective_lr() == 0.01, 10), "the config that inherits was re-indexed"
+        assert ix.wait_idle(5)
+        assert reader.file_states(str(root)) == disk_states(root)
+    finally:
+        ix.stop()
+        reader.close()

@@ -1,0 +1,107 @@
+"""The MongoDB job queue through real pymongo (find_one_and_update over TCP), two workers at once.
+
+Runs against the nx-27017 wire-protocol server on 127.0.0.1 (no mongod can be installed
+here); skipped, with the reason, only when that server cannot start.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ednaquery.store.mongo import MongoStore
+from trainer.jobs import MongoJobQueue, open_jobs
+from trainer.worker import Outcome, WorkerOptions, run_worker
+
+pytestmark = pytest.mark.wire
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mongo_uri(tmp_path_factory):
+    exe = Path(sys.executable).with_name("nx-27017")
+    exe_path = str(exe) if exe.exists() else shutil.which("nx-27017")
+    if exe_path is None:
+        pytest.skip("the nx-27017 MongoDB wire-protocol server is not installed")
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    tmp = tmp_path_factory.mktemp("nx")
+    port = _free_port()
+    proc = subprocess.Popen([exe_path, "--db", "memory", "--host", "127.0.0.1", "-p", str(port),
+                             "--log-file", str(tmp / "server.log"), "--pid-file", str(tmp / "server.pid")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    uri = f"mongodb://127.0.0.1:{port}/jobs_wire"
+    deadline = time.monotonic() + 20
+    ok = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with MongoClient(uri, serverSelectionTimeoutMS=500) as c:
+                c.admin.command("ping")
+            ok = True
+            break
+        except PyMongoError:
+            time.sleep(0.2)
+    if not ok:
+        proc.kill()
+        proc.wait(5)
+        pytest.skip(f"nx-27017 did not answer on 127.0.0.1:{port}")
+    yield uri
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_two_pymongo_workers_run_every_job_exactly_once(mongo_uri):
+    stores = [MongoStore(mongo_uri, timeout_ms=3000) for _ in range(3)]
+    queues = [open_jobs(s) for s in stores]
+    assert isinstance(queues[0], MongoJobQueue)
+    ids = {queues[0].enqueue(f"cfg{i}").id for i in range(4)}
+    log: list = []
+    lock = threading.Lock()
+    running: set = set()
+
+    def run_job(job, stop, started):
+        with lock:
+            assert job.id not in running
+            running.add(job.id)
+        started(f"run-{job.id}")
+        time.sleep(0.05)
+        with lock:
+            running.discard(job.id)
+            log.append(job.id)
+        return Outcome("completed", f"run-{job.id}")
+
+    threads = [threading.Thread(target=run_worker, args=(queues[i + 1], run_job),
+                                kwargs={"worker_id": f"w{i}", "options": WorkerOptions(until_empty=True,
+                                                                                        heartbeat=0.05)})
+               for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert Counter(log) == Counter({i: 1 for i in ids})
+    assert {j.status for j in queues[0].list()} == {"completed"}
+    # a stale job goes back to the queue over the wire too
+    job = queues[0].enqueue("late")
+    assert queues[1].claim("ghost").id == job.id
+    time.sleep(0.05)
+    assert queues[2].requeue_stale(0.01) == [job.id]
+    assert queues[2].claim("alive").attempts == 2
+    for s in stores:
+        s.close()
