@@ -284,7 +284,7 @@ def make_run_document(run_id: str, *, config: dict, config_id: str | None, path:
     doc["config"] = escape_keys(config)
     doc["config_id"] = config_id
     doc["status"] = status
-    doc["metrics"] = {str(k): dict(v) for k, v in metrics.items()}
+    doc["metrics"] = escape_keys({str(k): dict(v) for k, v in metrics.items()})
     doc["info"] = escape_keys(info or {})
     doc["started_at"] = started_at
     doc["ended_at"] = ended_at
@@ -297,7 +297,7 @@ def _run_extra_pairs(doc: dict) -> list[tuple[tuple[str, ...], Any]]:
     started, ended = doc.get("started_at"), doc.get("ended_at")
     timing = {"started_at": started, "ended_at": ended,
               "duration_s": (ended - started) if started is not None and ended is not None else None}
-    pairs = flatten_pairs(doc.get("metrics") or {}, prefix=("metrics",))
+    pairs = flatten_pairs(unescape_keys(doc.get("metrics") or {}), prefix=("metrics",))
     pairs += flatten_pairs({k: v for k, v in timing.items() if v is not None}, prefix=("timing",))
     if doc.get("info"):
         pairs += flatten_pairs(unescape_keys(doc["info"]), prefix=("run",))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -267,7 +266,6 @@ def run(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exc
     s = _settings(roots, store, include, exclude, poll, debounce, reconcile_every)
     _setup_logging(verbose, dated=True)
     folder = Path(state_dir) if state_dir else lifecycle.state_dir()
-    os.environ["EDNAQUERY_STATE_DIR"] = str(folder)
     raise click.exceptions.Exit(_serve(s, folder))
 
 

@@ -34,6 +34,9 @@ from ednaquery.errors import EdnaError, UsageError
 
 log = logging.getLogger("indexer")
 
+#: at start, a log file past this size is moved to ``<name>.log.1`` (one old log is kept)
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+
 
 class AlreadyRunning(EdnaError):
     """An indexer already runs on these roots (or overlapping ones)."""
@@ -289,6 +292,9 @@ def start_background(roots: Sequence[str], args: Sequence[str], *, folder: Path 
     check_overlap(files)
     prog = list(program) if program else [sys.executable, "-m", "indexer"]
     cmd = [*prog, "run", "--state-dir", str(folder), *args, "--", *roots]
+    with contextlib.suppress(OSError):
+        if files.log.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(files.log, files.log.with_name(files.log.name + ".1"))
     with open(files.log, "ab") as logf:
         offset = logf.tell()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,

@@ -29,7 +29,8 @@ RESCAN = 3
 #: followed again, so a cycle of ``_BASE_`` files cannot loop forever)
 DEPENDANT = 4
 
-OP_NAMES = {CONVERT: "convert", GONE: "gone", RESCAN: "rescan", DEPENDANT: "dependant"}
+#: how ``daemon status`` names each kind of work in "last event"
+OP_NAMES = {CONVERT: "changed", GONE: "deleted", RESCAN: "folder changed", DEPENDANT: "base changed"}
 
 
 def _merge(old: int, new: int) -> int:

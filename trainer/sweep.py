@@ -13,12 +13,15 @@ written, the last axis varying fastest). Each combination is applied to the base
 ``trainer launch`` overrides (shorthands such as ``lr`` and ``epochs`` work), validated,
 indexed as a derived config (tags ``derived`` and ``sweep``, ``derived_from`` the base id)
 and queued for ``trainer worker``. Combinations that give the same config are one config.
+Numbers written like ``1e-3`` (a string to YAML 1.1) are taken as numbers, as on the
+``trainer launch`` command line, so a sweep point and the same launch share a config id.
 ``--dry-run`` expands and validates only: nothing is indexed or queued.
 """
 from __future__ import annotations
 
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from ednaquery.store.base import Store
 from trainer.errors import ConfigError
 from trainer.launch import ResolvedConfig, derive, override_strings, resolve_target, validate
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 #: refuse grids larger than this (a typo in an axis can explode a product)
 MAX_COMBINATIONS = 10_000
 SWEEP_TAG = "sweep"
@@ -75,9 +79,13 @@ def _axes(grid: dict, where: str) -> list[tuple[str, list[Any]]]:
     axes = grid.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise UsageError(f"{where}: `axes:` must map config keys to lists of values, e.g. optimizer.lr: [1e-3, 3e-4]")
+    from trainer.config import parse_value
+
     out: list[tuple[str, list[Any]]] = []
     for key, values in axes.items():
         values = values if isinstance(values, list) else [values]
+        # YAML 1.1 reads 1e-3 as a string: take it as the number, as `trainer launch lr=1e-3` does
+        values = [parse_value(v) if isinstance(v, str) and _NUMBER.match(v) else v for v in values]
         if not values:
             raise UsageError(f"{where}: axis {key!r} has no values")
         out.append((str(key), values))

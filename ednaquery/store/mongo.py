@@ -422,8 +422,10 @@ class MongoStore(Store):
         paths = list({p for p, _ in norm})
         ids = list({d["_id"] for _, u in norm for d in u.docs})
         with self._errors("writing documents"):
-            found = self.docs.find({"$or": [{"_id": {"$in": ids}}, {"paths": {"$in": paths}}]})
-            original = {d["_id"]: d for d in found}
+            # two single-index lookups (not one $or): what the documents are, and who holds the paths
+            original = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}})} if ids else {}
+            for d in self.docs.find({"paths": {"$in": paths}}):
+                original.setdefault(d["_id"], d)
         state: dict[str, dict | None] = dict(original)
         holders: dict[str, set[str]] = {}  # path -> ids that may hold it (checked against state)
         for doc_id, d in original.items():

@@ -90,13 +90,14 @@ def test_duplicate_combinations_are_one_config(env):
 
 
 def test_bad_axis_names_the_key(env):
-    _, store = env
+    tmp, store = env
     with pytest.raises(ConfigError, match="optimizer.lrr"):
         expand({"base": dict(BASE), "axes": {"optimizer.lrr": [1e-3]}}, store=store)
     with pytest.raises(ConfigError, match="model.name"):
         expand({"base": {"data": {"dataset": "digits"}}, "axes": {"lr": [1e-3]}}, store=store)
-    res = CliRunner().invoke(main, ["sweep", "/dev/null"])
-    assert res.exit_code == 2 and "Traceback" not in res.output
+    (tmp / "noaxes.yaml").write_text("base: base.yaml\n")
+    res = CliRunner().invoke(main, ["sweep", str(tmp / "noaxes.yaml"), "--store", str(tmp / "index.db")])
+    assert res.exit_code == 2 and "axes" in res.output and "Traceback" not in res.output
 
 
 def test_too_many_combinations_are_refused(env):
