@@ -28,6 +28,7 @@ class IndexerSettings:
     reconcile_every: float = 600.0  # seconds; 0 = only at start and on SIGHUP
     max_file_bytes: int = 5 * 1024 * 1024
     store_timeout_ms: int = 3000
+    config_path: str | None = None  # the config file that was read
 
 
 def parse_duration(text: str | float) -> float:
@@ -42,11 +43,14 @@ def parse_duration(text: str | float) -> float:
 
 def resolve(*, store: str | None = None, roots: Sequence[str] = (), include: Sequence[str] = (),
             exclude: Sequence[str] = (), poll: bool | None = None, debounce: float | None = None,
-            reconcile_every: str | None = None) -> IndexerSettings:
-    """Settings in force: the given flags (None/empty: not given) over everything else."""
+            reconcile_every: str | None = None, config_path: str | None = None) -> IndexerSettings:
+    """Settings in force: the given flags (None/empty: not given) over everything else.
+
+    ``config_path`` names the config file (``ednaquery --config``); else it is found as usual.
+    """
     if debounce is not None and debounce < 0:
         raise UsageError("--debounce must be >= 0 seconds")
-    core = load_settings(store=store, roots=list(roots) or None, poll=poll, debounce=debounce,
+    core = load_settings(config_path, store=store, roots=list(roots) or None, poll=poll, debounce=debounce,
                          reconcile_every=parse_duration(reconcile_every) if reconcile_every is not None else None)
     base_inc = list(core.include) if core.include is not None else list(DEFAULT_INCLUDE)
     base_exc = list(core.exclude) if core.exclude is not None else list(DEFAULT_EXCLUDE)
@@ -60,4 +64,5 @@ def resolve(*, store: str | None = None, roots: Sequence[str] = (), include: Seq
         reconcile_every=core.reconcile_every,
         max_file_bytes=core.max_file_bytes,
         store_timeout_ms=core.store_timeout_ms,
+        config_path=str(core.config_path) if core.config_path else None,
     )

@@ -63,11 +63,16 @@ def _options(fn: F) -> F:
 
 
 def _settings(roots: Sequence[str], store: str | None, include: Sequence[str], exclude: Sequence[str],
-              poll: bool | None, debounce: float | None, reconcile_every: str | None) -> IndexerSettings:
+              poll: bool | None, debounce: float | None, reconcile_every: str | None,
+              config: str | None = None) -> IndexerSettings:
     from indexer.daemon import canonical_root
 
+    # under `ednaquery`, the group's --store/--config apply unless this command's own flags say otherwise
+    app = click.get_current_context().find_root().obj
+    store = store or getattr(app, "store_flag", None)
+    config = config or getattr(app, "config_flag", None)
     s = resolve(store=store, roots=roots, include=include, exclude=exclude, poll=poll, debounce=debounce,
-                reconcile_every=reconcile_every)
+                reconcile_every=reconcile_every, config_path=config)
     if not s.roots:
         raise click.UsageError("give at least one folder to watch (or set EDNAQUERY_ROOTS)")
     s.roots = list(dict.fromkeys(canonical_root(r) for r in s.roots))
@@ -119,7 +124,8 @@ def watch(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], e
     Changes made while nothing was watching are caught up first. Logs go to the terminal.
     """
     s = _settings(roots, store, include, exclude, poll, debounce, reconcile_every)
-    _setup_logging(verbose, dated=False)
+    _setup_logging(verbose or bool(getattr(click.get_current_context().find_root().obj, "debug", False)),
+                   dated=False)
     click.echo(f"watching {', '.join(s.roots)} (Ctrl-C to stop)", err=True)
     raise click.exceptions.Exit(_serve(s, lifecycle.state_dir()))
 
@@ -143,6 +149,8 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
     args: list[str] = []
     if s.store:
         args += ["--store", s.store]
+    if s.config_path:
+        args += ["--config", s.config_path]
     for g in include:
         args += ["--include", g]
     for g in exclude:
@@ -257,13 +265,14 @@ def daemon_status(as_json: bool) -> None:
 @click.command("run", hidden=True)
 @_options
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--config", type=click.Path(dir_okay=False), default=None)
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
 @_friendly
 def run(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
         poll: bool | None, debounce: float | None, reconcile_every: str | None, verbose: bool,
-        state_dir: str | None) -> None:
+        state_dir: str | None, config: str | None) -> None:
     """Run the indexer in this process with file-style logs (what `daemon start` executes)."""
-    s = _settings(roots, store, include, exclude, poll, debounce, reconcile_every)
+    s = _settings(roots, store, include, exclude, poll, debounce, reconcile_every, config)
     _setup_logging(verbose, dated=True)
     folder = Path(state_dir) if state_dir else lifecycle.state_dir()
     raise click.exceptions.Exit(_serve(s, folder))

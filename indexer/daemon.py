@@ -28,6 +28,7 @@ import logging
 import os
 import random
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -99,9 +100,10 @@ class Indexer:
         self.store_state = "connecting"  # connecting | up | down | closed
         self.store_uri = ""
         self.started_at: float | None = None
-        self.files_indexed = 0
-        self.errors = 0
+        self.files_indexed = 0  # conversions written (a file changed twice counts twice)
         self.deleted = 0
+        self.store_errors = 0  # updates the store refused (logged, dropped)
+        self._error_paths: set[str] = set()  # files whose last conversion was an error record
         self.last_reconcile: dict[str, Any] | None = None
         self._held: list[PathUpdate] = []  # converted, not yet written (store down)
         self._held_rescans: list[str] = []
@@ -248,14 +250,13 @@ class Indexer:
         if self.batch_linger and self.queue.pending() > 1:
             # more is on its way (a burst of files): gather it into one write
             self._stopping.wait(self.batch_linger)
-        batch = self.queue.get_ready(self.batch_size)
-        if batch:
-            self._busy = True
-            try:
+        self._busy = True  # before taking: idle() must never see an empty queue with work in hand
+        try:
+            batch = self.queue.get_ready(self.batch_size)
+            if batch:
                 self._process(batch)
-            finally:
-                self._busy = False
-            self._store_up()
+        finally:
+            self._busy = False
 
     def _open_store(self) -> bool:
         try:
@@ -263,7 +264,10 @@ class Indexer:
         except StoreUnavailable as exc:
             self._store_down(exc)
             return False
+        first = not self.store_uri
         self.store_uri = getattr(self.store, "display_uri", "") or type(self.store).__name__
+        if first:
+            log.info("store: %s", self.store_uri)
         self._store_up()
         return True
 
@@ -333,7 +337,7 @@ class Indexer:
         except OSError as exc:
             st = None
             log.debug("cannot stat %s: %s", path, exc)
-        if st is not None and not os.path.isfile(path):
+        if st is not None and not stat.S_ISREG(st.st_mode):
             # a folder (or something else) now stands where a file was
             self.queue.add(path, RESCAN, now=True)
             return PathUpdate(path, [], None)
@@ -347,6 +351,7 @@ class Indexer:
     def _apply(self, store: Store, updates: list[PathUpdate]) -> None:
         try:
             store.apply(updates)
+            self._store_up()
             return
         except StoreUnavailable:
             raise
@@ -359,7 +364,7 @@ class Indexer:
                 raise
             except Exception as exc:  # noqa: BLE001 - drop this file's update, keep the daemon alive
                 log.error("cannot store %s: %s", upd.path, exc)
-                self.errors += 1
+                self.store_errors += 1
                 updates.remove(upd)
 
     def _count(self, updates: list[PathUpdate]) -> None:
@@ -367,19 +372,27 @@ class Indexer:
         for upd in updates:
             if upd.state is None and not upd.docs:
                 deleted += 1
+                self._error_paths.discard(upd.path)
                 continue
             bad = [d for d in upd.docs if d.get("kind") == "error"]
             if bad:
                 errors += 1
-                log.warning("cannot index %s: %s", upd.path, bad[0].get("error", "error"))
+                if upd.path not in self._error_paths:
+                    self._error_paths.add(upd.path)
+                    log.warning("cannot index %s: %s", upd.path, bad[0].get("error", "error"))
             else:
                 indexed += 1
+                self._error_paths.discard(upd.path)
         self.files_indexed += indexed
-        self.errors += errors
         self.deleted += deleted
         if updates:
             log.info("indexed %d file%s, %d error%s, %d deleted (queue %d)", indexed, "" if indexed == 1 else "s",
                      errors, "" if errors == 1 else "s", deleted, self.queue.pending())
+
+    @property
+    def errors(self) -> int:
+        """Files whose latest conversion (by this process) gave an error record, plus store refusals."""
+        return len(self._error_paths) + self.store_errors
 
     def _queue_dependants(self, store: Store, paths: list[str]) -> None:
         if not paths:
@@ -405,7 +418,7 @@ class Indexer:
         for root in self.roots:
             if self._stopping.is_set():
                 return
-            c, g, f = self._compare(store, root, root)
+            c, g, f = self._compare(store, root, root, self._stopping.is_set)
             changed, gone, files = changed + c, gone + g, files + f
         took = time.monotonic() - t0
         self.last_reconcile = {"at": time.time(), "duration_s": round(took, 3), "files": files,
@@ -436,18 +449,29 @@ class Indexer:
                 self.queue.add(folder, CONVERT, now=True)
         self._compare(store, root, folder)
 
-    def _compare(self, store: Store, root: str, top: str) -> tuple[int, int, int]:
-        """Queue what differs between the disk and the store below ``top``: (changed, gone, files)."""
+    def _compare(self, store: Store, root: str, top: str,
+                 stop: Callable[[], bool] | None = None) -> tuple[int, int, int]:
+        """Queue what differs between the disk and the store below ``top``: (changed, gone, files).
+
+        ``stop`` cuts a long walk short (a full reconcile when the daemon stops); a folder
+        rescan in the final drain runs to the end.
+        """
+        stop = stop or self._abort.is_set
         if top == root and os.path.lexists(root) and not os.path.isdir(root):
             return 0, 0, 0  # not a folder / broken: the monitor says so; leave the store alone
-        result = walk(top, self.filter, root=root, should_stop=self._stopping.is_set)
+        result = walk(top, self.filter, root=root, should_stop=stop)
+        if stop():
+            return 0, 0, len(result.files)  # a cut-short walk proves nothing gone; the next start walks again
         if top in result.unreadable:
             return 0, 0, 0  # cannot read it: keep what the store knows
+        if top == root and self.watching:
+            self.monitor.check_watches(root, result.folders)
         for folder, why in result.unreadable.items():
             if folder not in self._unreadable_seen:
                 self._unreadable_seen.add(folder)
                 log.warning("cannot read folder %s: %s; its indexed files are kept as they are", folder, why)
         stored = store.file_states(top)
+        self._store_up()
         changed = gone = 0
         for path, st in result.files.items():
             if stored.get(path) != st:
@@ -473,15 +497,15 @@ class Indexer:
                     raise StoreUnavailable("cannot open the store")
                 if self._held or self._held_rescans:
                     self._write_held()
-                batch = self.queue.get_ready(self.batch_size, force=True)
-                if not batch:
-                    break
                 self._busy = True
                 try:
-                    self._process(batch)
+                    batch = self.queue.get_ready(self.batch_size, force=True)
+                    if batch:
+                        self._process(batch)
                 finally:
                     self._busy = False
-                self._store_up()
+                if not batch:
+                    break
             except StoreUnavailable as exc:
                 self._store_down(exc)
                 if time.monotonic() >= end:
@@ -519,8 +543,8 @@ class Indexer:
             signal.signal(signal.SIGINT, on_stop)
             signal.signal(signal.SIGHUP, on_hup)
         self.start()
-        log.info("indexer started (pid %d): %d root%s, store %s", os.getpid(), len(self.roots),
-                 "" if len(self.roots) == 1 else "s", self.store_uri or "opening")
+        log.info("indexer started (pid %d): %d root%s", os.getpid(), len(self.roots),
+                 "" if len(self.roots) == 1 else "s")
         try:
             if status_path:
                 write_json_atomic(status_path, self.status())

@@ -239,7 +239,8 @@ class Monitor:
         w.deleted = False
         readonly = _is_read_only(w.root)
         note = " (read-only mount: nothing there is expected to change)" if readonly else ""
-        if first and not note and mode == "inotify" and not w.force_poll:
+        if not note and (w.force_poll or (first and mode == "inotify")):
+            # the usual case, or a fallback to polling that was already announced
             w.state, w.mode, w.reason = "watching", mode, ""
             log.debug("watching %s (%s)", w.root, mode)
         else:
@@ -310,6 +311,31 @@ class Monitor:
             _stop_quietly(w.observer)
             w.observer = None
 
+    # -- inotify watches that silently ran out ------------------------------------------
+    def check_watches(self, root: str, folders: int) -> None:
+        """After a walk found ``folders`` folders under ``root``: if inotify watches fewer,
+        the kernel's watch limit was hit part-way (watchdog skips sub-folders it cannot
+        watch without saying so), so fall back to polling for that root, with one line."""
+        w = self.watches.get(root)
+        if w is None or w.state != "watching" or w.mode != "inotify" or w.observer is None:
+            return
+        watched = _inotify_watch_count(w.observer)
+        if watched is None or watched >= folders:
+            return
+        folders = _count_folders(root)  # the tree may have shrunk since the walk: count again
+        watched = _inotify_watch_count(w.observer)
+        if watched is None or watched >= folders:
+            return
+        with self._lock:
+            log.warning(
+                "inotify watches ran out while watching %s (%d of %d folders watched); polling it every %g s "
+                "instead (raise fs.inotify.max_user_watches with sysctl to avoid this)",
+                root, watched, folders, self.poll_interval)
+            self._stop_observer(w)
+            w.force_poll = True
+            w.state = "starting"
+            self._start_root(w)
+
     # -- the root checker -------------------------------------------------------------
     def _check_loop(self) -> None:
         while not self._stop.is_set():
@@ -352,6 +378,25 @@ class Monitor:
                 f"root {w.root} was deleted; its files are marked deleted, and it will be watched "
                 f"again once it is created (checking every {self.retry_interval:g} s)"))
         self._start_root(w)
+
+
+def _inotify_watch_count(observer: BaseObserver) -> int | None:
+    """How many folders an inotify observer really watches (None: cannot tell)."""
+    try:
+        total = 0
+        for emitter in list(observer.emitters):
+            group = getattr(emitter, "_inotify", None)
+            if group is None:
+                return None
+            total += len(group._active_callbacks_by_path)
+    except Exception:  # noqa: BLE001 - watchdog internals changed: skip the check
+        return None
+    return total
+
+
+def _count_folders(root: str) -> int:
+    """Folders under root, itself included, as watchdog's recursive watch sees them."""
+    return 1 + sum(len(dirs) for _, dirs, _ in os.walk(root, followlinks=False))
 
 
 def _stop_quietly(observer: BaseObserver | None) -> None:

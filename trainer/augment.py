@@ -8,8 +8,9 @@ contrast, hue/saturation, gamma, RGB shift, channel shuffle), then degradations 
 JPEG, noise) and random erasing last. Mixup and cutmix act on whole batches on the
 device (timm's ``Mixup``) and turn the targets into soft labels.
 
-Randomness comes from torch's global generator (numpy's for mixup), so a run with a
-fixed seed and ``workers: 0`` augments identically when it is resumed.
+Per-image randomness comes from a generator seeded per batch (see
+:class:`trainer.data.BatchDataset`), mixup's from numpy's global one, saved in checkpoints:
+a run with a fixed seed augments identically when it is resumed.
 """
 from __future__ import annotations
 
@@ -58,6 +59,31 @@ class RandomNoise:
         return noisy.round_().clamp_(0, 255).to(torch.uint8)
 
 
+class RandomJPEG:
+    """JPEG round trip (Pillow) at a quality drawn uniformly from ``quality`` ([low, high])."""
+
+    def __init__(self, quality: tuple[int, int]) -> None:
+        self.low, self.high = quality
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        q = int(torch.randint(self.low, self.high + 1, ()))
+        arr = img.permute(1, 2, 0).numpy()
+        pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+        buf = io.BytesIO()
+        pil.save(buf, format="JPEG", quality=q)
+        buf.seek(0)
+        with Image.open(buf) as decoded:
+            out = np.array(decoded.convert(pil.mode), dtype=np.uint8)
+        if out.ndim == 2:
+            out = out[:, :, None]
+        return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+
+
 def _maybe(p: float, t: Any) -> Any:
     return t if p >= 1.0 else v2.RandomApply([t], p=p)
 
@@ -94,7 +120,7 @@ def _one(name: str, a: dict[str, Any], size: tuple[int, int]) -> Any:
         lo, hi = (int(q) for q in a["quality"])
         if not 1 <= lo <= hi <= 100:
             raise ConfigError(f"data.augment.jpeg.quality: expected 1 <= low <= high <= 100, got {[lo, hi]}")
-        return _maybe(p, v2.JPEG((lo, hi)))
+        return _maybe(p, RandomJPEG((lo, hi)))
     if name == "noise":
         return _maybe(p, RandomNoise(a["std"]))
     if name == "random_erase":

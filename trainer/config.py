@@ -261,13 +261,15 @@ DOCS: dict[str, str] = {
     "scheduler.name": " | ".join(SCHEDULERS),
     "scheduler.interval": "auto | epoch | step: when the schedule advances; auto = per step for cosine, "
                           "cosine_restarts, linear, cyclic and onecycle, per epoch for the others",
-    "scheduler.warmup_epochs": "epochs of linear warmup from warmup_lr",
+    "scheduler.warmup_epochs": "epochs of linear warmup from warmup_lr to optimizer.lr; cosine and linear "
+                               "decay over the epochs after it",
     "scheduler.warmup_lr": "lr at the start of warmup",
     "scheduler.min_lr": "lowest lr (cosine, cosine_restarts, linear, plateau); cyclic: the lower bound",
     "scheduler.decay_epochs": "step: decay every N epochs; null = a third of the epochs",
     "scheduler.decay_rate": "step/multistep/plateau factor (null = 0.1); exponential: per-epoch factor "
                             "(null = 0.9)",
-    "scheduler.milestones": "multistep: epochs to decay at; null = [1/2, 3/4 of the epochs]",
+    "scheduler.milestones": "multistep: the lr drops once this many epochs are done (torch's meaning); "
+                            "null = [1/2, 3/4 of the epochs]",
     "scheduler.cycle_epochs": "cosine_restarts and cyclic: cycle length in epochs; null = a third of the epochs",
     "scheduler.cycle_mul": "cosine_restarts: cycle length multiplier",
     "scheduler.cycle_limit": "cosine_restarts: number of cycles; null = enough to cover the epochs",

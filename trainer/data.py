@@ -15,7 +15,9 @@ configured size and channel count, plus integer labels and class names:
 
 Small datasets are resized once and kept in memory; a batch is then a single tensor
 index (as fast as a hand-written loop). Batches are drawn by :class:`EpochBatchSampler`,
-whose order is a pure function of (seed, epoch), so a resumed run sees the same batches.
+whose order is a pure function of (seed, epoch), and each batch carries its own
+augmentation seed, so a resumed run sees the same batches, augmented the same way,
+whatever the number of loader workers.
 Normalisation happens on the device (uint8 crosses the bus, 4x fewer bytes).
 """
 from __future__ import annotations
@@ -105,7 +107,7 @@ def _read_image(path: Path, hw: tuple[int, int], channels: int) -> torch.Tensor:
 
     with Image.open(path) as im:
         im = im.convert("L" if channels == 1 else "RGB").resize((hw[1], hw[0]), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
+        arr = np.array(im, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[None]
     else:
@@ -131,7 +133,12 @@ class FileSource:
 
 
 class BatchDataset(Dataset):
-    """A dataset indexed by a whole batch of indices: ``ds[[3, 17, 5]] -> (images, labels)``."""
+    """A dataset indexed by a whole batch: ``ds[(batch_seed, [3, 17, 5])] -> (images, labels)``.
+
+    Per-image augmentation draws from a generator seeded with the batch's own seed (the
+    caller's RNG state is left untouched), so a batch is augmented identically whichever
+    process loads it and whenever: resumed runs and any number of workers agree.
+    """
 
     def __init__(self, source: Any, labels: torch.Tensor, transform: Any = None) -> None:
         self.source, self.labels, self.transform = source, labels, transform
@@ -139,16 +146,19 @@ class BatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, list[int]] | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        seed, indices = key if isinstance(key, tuple) else (0, key)
         idx = torch.as_tensor(indices, dtype=torch.long)
         x = self.source.get(idx)
         if self.transform is not None:
-            x = torch.stack([self.transform(img) for img in x])
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                x = torch.stack([self.transform(img) for img in x])
         return x, self.labels[idx]
 
 
-class EpochBatchSampler(Sampler[list[int]]):
-    """Batches of indices whose order depends only on (seed, epoch); can start mid-epoch."""
+class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
+    """(batch seed, indices) pairs whose order depends only on (seed, epoch); can start mid-epoch."""
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
                  max_batches: int | None = None) -> None:
@@ -168,15 +178,16 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return max(0, self.batches_per_epoch() - self.start_batch)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[tuple[int, list[int]]]:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
         bs = self.batch_size
+        base = (self.seed * 1_000_003 + self.epoch) * 100_003
         for b in range(self.start_batch, self.batches_per_epoch()):
-            yield order[b * bs:(b + 1) * bs]
+            yield (base + b) % 2**62, order[b * bs:(b + 1) * bs]
 
 
 # ------------------------------------------------------------------ raw loaders

@@ -228,15 +228,22 @@ class RunRecorder:
 # ------------------------------------------------------------------ launch and resume
 
 
-def _apply_device(cfg: Any, device: str | None) -> Any:
-    """Set ``train.device`` for this run only (the config id stays the parent's)."""
+def check_device(device: str | None) -> str | None:
+    """Validate a ``--device`` value (auto, cpu, cuda, cuda:N)."""
     if device:
         from trainer.config import parse_device
 
         try:
-            cfg.train.device = parse_device(device)
-        except ConfigError as exc:
-            raise UsageError(f"--device: {exc}") from None
+            return parse_device(device)
+        except ConfigError:
+            raise UsageError(f"--device: {device!r} is not auto, cpu, cuda or cuda:N") from None
+    return device
+
+
+def _apply_device(cfg: Any, device: str | None) -> Any:
+    """Set ``train.device`` for this run only (the config id stays the parent's)."""
+    if device:
+        cfg.train.device = check_device(device)
     return cfg
 
 

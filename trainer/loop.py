@@ -6,9 +6,9 @@ run. ``fit()`` trains epoch by epoch and after each one evaluates (every
 ``best.pt`` and ``last.pt`` and checks early stopping. A stop request (SIGTERM,
 Ctrl-C, or the caller's event) is honoured after the current optimizer update: the
 loop saves a checkpoint that records where inside the epoch it stopped, so a resumed
-run continues from exactly there. On CPU with a fixed seed and ``workers: 0`` the
-continuation is bit-exact (the batch order is a function of seed and epoch, and the
-RNG states travel in the checkpoint).
+run continues from exactly there. On CPU with a fixed seed the continuation is
+bit-exact: batch order and per-image augmentation are functions of (seed, epoch,
+batch), and the RNG states (dropout, mixup) travel in the checkpoint.
 
 Speed: batches arrive as uint8 and are normalised on the device; bf16 autocast and
 channels-last are on by default with CUDA; losses and accuracies are summed on the
@@ -261,9 +261,6 @@ class Trainer:
             with self.autocast():
                 out = self.net(x)
             loss = self.criterion(out, target)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, batch "
-                                    f"{batch + 1}; lower optimizer.lr or set optimizer.clip_grad")
             self.scaler.scale(loss / window).backward(create_graph=self.create_graph)
             batch += 1
             loss_sum += loss.detach().double() * n
@@ -282,12 +279,16 @@ class Trainer:
                     finished = False
                     break
             now = time.perf_counter()
-            if now - last_shown >= PROGRESS_EVERY_S or batch == total:
+            if now - last_shown >= PROGRESS_EVERY_S or batch == total:  # the only place that syncs the GPU
                 last_shown = now
                 elapsed = p["time_s"] + now - start
                 s = p["seen"] + seen
+                running = float(loss_sum)
+                if not math.isfinite(running):
+                    raise TrainingError(f"training diverged: the loss is {running} in epoch {epoch + 1}; "
+                                        f"lower optimizer.lr or set optimizer.clip_grad")
                 self.progress.update(
-                    batch, loss=(p["loss_sum"] + float(loss_sum)) / max(1, s),
+                    batch, loss=(p["loss_sum"] + running) / max(1, s),
                     acc=(p["correct"] + float(correct)) / (p["acc_seen"] + acc_seen) if acc_seen else None,
                     ips=s / elapsed if elapsed > 0 else None)
         if dev.type == "cuda":

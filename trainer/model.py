@@ -53,6 +53,29 @@ def _weights_file(pretrained: str | bool | None) -> str | None:
     return str(path)
 
 
+def _classes_in_file(weights: str, name: str) -> int | None:
+    """How many classes the classifier in a weights file has (None when it cannot tell).
+
+    timm keeps a file's classifier only when the pretrained config's class count equals the
+    model's; telling it the file's real count lets weights trained here (10 classes) load whole,
+    while ImageNet weights (1000) still get a fresh head.
+    """
+    from timm.models import get_pretrained_cfg
+    from timm.models._helpers import load_state_dict
+
+    pcfg = get_pretrained_cfg(name)
+    classifier = getattr(pcfg, "classifier", None) if pcfg is not None else None
+    if not classifier:
+        return None
+    first = classifier if isinstance(classifier, str) else classifier[0]
+    try:
+        state = load_state_dict(weights)
+    except Exception as exc:  # noqa: BLE001 - unreadable files get one clear message
+        raise ConfigError(f"model.pretrained: cannot read weights from {weights}: {_first_line(exc)}") from None
+    w = state.get(f"{first}.weight")
+    return int(w.shape[0]) if isinstance(w, torch.Tensor) and w.ndim >= 1 else None
+
+
 def _patch_size(model: torch.nn.Module) -> tuple[int, int] | None:
     embed = getattr(model, "patch_embed", None)
     ps = getattr(embed, "patch_size", None)
@@ -77,7 +100,11 @@ def build_model(cfg: ModelConfig, *, num_classes: int, in_chans: int, img_size: 
         kwargs["patch_size"] = cfg.patch_size
     kwargs.update(cfg.kwargs)
     if weights:
-        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": weights})
+        overlay: dict[str, Any] = {"file": weights}
+        file_classes = _classes_in_file(weights, cfg.name)
+        if file_classes is not None:
+            overlay["num_classes"] = file_classes
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
 
     def create(with_size: bool) -> torch.nn.Module:
         extra = {"img_size": tuple(img_size)} if with_size and "img_size" not in kwargs else {}

@@ -14,9 +14,9 @@ the epoch or update count) or a torch one, and knows whether it advances after e
 optimizer update (``interval == "step"``) or after each epoch. The mapping:
 
 ========================  =============================================================
-``step``/``multistep``    timm step / multistep (per epoch)
+``step``/``multistep``    timm step / multistep, milestones as torch means them (per epoch)
 ``exponential``           timm step with ``decay_epochs=1`` (per epoch)
-``cosine``                timm cosine with warmup (per step by default)
+``cosine``                timm cosine; warmup first, then decay to min_lr (per step)
 ``cosine_restarts``       timm cosine, ``cycle_limit > 1``, ``cycle_decay=1`` (per step)
 ``linear``                timm poly with power 1 (per step)
 ``cyclic``                torch CyclicLR (per step)
@@ -261,38 +261,49 @@ def build_schedule(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, *, ep
             anneal_strategy="cos", cycle_momentum=False)
         return Schedule(name, interval, impl, kind="torch", total_steps=max(2, units))
 
+    if cfg.warmup_epochs and cfg.warmup_epochs >= epochs and name != "constant":
+        raise ConfigError(f"scheduler.warmup_epochs: {cfg.warmup_epochs} leaves no epoch of the {epochs} "
+                          f"to schedule; use fewer warmup epochs")
     common: dict[str, Any] = {
         "warmup_lr": cfg.warmup_lr, "warmup_epochs": cfg.warmup_epochs, "min_lr": cfg.min_lr,
         "step_on_epochs": not per_step, "updates_per_epoch": steps_per_epoch if per_step else 0}
+    # decaying schedules start after the warmup (which reaches the full lr) and end with the last epoch
+    after_warmup = {"warmup_prefix": True, "num_epochs": max(1, epochs - cfg.warmup_epochs)}
     if name == "cosine":
-        args = {"sched": "cosine", "num_epochs": epochs}
+        args = {"sched": "cosine", **after_warmup}
     elif name == "cosine_restarts":
-        cycle = cfg.cycle_epochs or max(1, epochs // 3)
+        cycle = cfg.cycle_epochs or max(1, (epochs - cfg.warmup_epochs) // 3)
         limit = cfg.cycle_limit
         if limit is None:
             limit, covered, length = 0, 0.0, float(cycle)
-            while covered < epochs:
+            while covered < epochs - cfg.warmup_epochs:
                 covered += length
                 length *= cfg.cycle_mul
                 limit += 1
-        args = {"sched": "cosine", "num_epochs": cycle, "cycle_mul": cfg.cycle_mul, "cycle_decay": 1.0,
-                    "cycle_limit": max(2, limit)}
+        args = {"sched": "cosine", "warmup_prefix": True, "num_epochs": cycle, "cycle_mul": cfg.cycle_mul,
+                "cycle_decay": 1.0, "cycle_limit": max(2, limit)}
     elif name == "linear":
-        args = {"sched": "poly", "num_epochs": epochs, "decay_rate": 1.0}
+        args = {"sched": "poly", "decay_rate": 1.0, **after_warmup}
     elif name == "step":
         args = {"sched": "step", "num_epochs": epochs, "decay_epochs": cfg.decay_epochs or max(1, epochs // 3),
-                    "decay_rate": cfg.decay_rate or 0.1}
+                "decay_rate": cfg.decay_rate or 0.1}
     elif name == "multistep":
+        from timm.scheduler import MultiStepLRScheduler
+
         milestones = cfg.milestones or sorted({max(1, epochs // 2), max(1, epochs * 3 // 4)})
-        args = {"sched": "multistep", "num_epochs": epochs, "decay_milestones": list(milestones),
-                    "decay_rate": cfg.decay_rate or 0.1}
+        # torch's meaning: the lr drops when `milestone` epochs are done. timm's MultiStepLRScheduler
+        # drops at t + 1 >= d, hence d = milestone * units + 1 (built directly: the factory scales d).
+        impl = MultiStepLRScheduler(
+            optimizer, decay_t=[m * per_unit + 1 for m in milestones], decay_rate=cfg.decay_rate or 0.1,
+            warmup_t=cfg.warmup_epochs * per_unit, warmup_lr_init=cfg.warmup_lr, t_in_epochs=not per_step)
+        return Schedule(name, interval, impl, kind="timm")
     elif name == "exponential":
         args = {"sched": "step", "num_epochs": epochs, "decay_epochs": 1, "decay_rate": cfg.decay_rate or 0.9}
     elif name == "constant":
         args = {"sched": "constant", "num_epochs": epochs}
     else:
         raise ConfigError(f"scheduler.name: unknown schedule {name!r}")
-    impl, _ = create_scheduler_v2(optimizer, **args, **common)
+    impl, _ = create_scheduler_v2(optimizer, **{**common, **args})
     return Schedule(name, interval, impl, kind="timm")
 
 

@@ -8,12 +8,13 @@ embedded default (see ``ednaquery config``). Torch is imported only by commands 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,16 @@ class _Ctx:
             self._store.close()
 
 
+@contextlib.contextmanager
+def _abort_quietly() -> Iterator[None]:
+    """A second Ctrl-C outside a run: exit 130 without a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+
+
 def _split_targets(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """``ID... key=value...`` -> (targets, overrides)."""
     targets = [a for a in args if "=" not in a]
@@ -96,7 +107,7 @@ def _split_targets(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _fmt_time(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
+    return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else ""
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -128,8 +139,13 @@ def _model(doc: dict) -> str:
 
 def _run_row(doc: dict) -> dict[str, Any]:
     started, ended = doc.get("started_at"), doc.get("ended_at")
-    duration = (ended - started) if started and ended else (time.time() - started if started
-                                                             and doc.get("status") == "running" else None)
+    total = (doc.get("info") or {}).get("total_time_s")  # training time: a resumed run's gap is not in it
+    if doc.get("status") == "running" and started:
+        duration = time.time() - started
+    elif isinstance(total, (int, float)):
+        duration = float(total)
+    else:
+        duration = (ended - started) if started and ended else None
     return {"id": doc["_id"], "status": doc.get("status"), "config": (doc.get("config_id") or "")[:12],
             "model": _model(doc), "val_acc": _metric(doc, "val_acc"), "started": _fmt_time(started),
             "duration": _fmt_duration(duration), "path": (doc.get("paths") or [""])[0]}
@@ -169,9 +185,10 @@ Examples:
 def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, device: str | None, gpus: int | None,
            quiet: bool, store_uri: str | None) -> None:
     """Train the config TARGET (id prefix or file) with optional key=value OVERRIDES; index the run."""
-    from trainer.launch import check_gpus, prepare, run_config
+    from trainer.launch import check_device, check_gpus, prepare, run_config
 
     check_gpus(gpus)
+    check_device(device)
     if gpus == 0 and device is None:
         device = "cpu"
     app = _Ctx(store_uri)
@@ -289,7 +306,7 @@ def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: f
     root = app.runs_root(runs_root)
     say(f"worker {wid} on {app.store.display_uri}, runs in {root}")
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop), _abort_quietly():
             report = run_worker(jobs, launch_runner(app.store, runs_root=root, quiet=quiet, device=device,
                                                     announce=say),
                                 worker_id=wid, stop=stop, on_event=say,
@@ -332,7 +349,12 @@ def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: st
         return
     from rich.table import Table
 
-    table = Table("job", "status", "config", "overrides", "worker", "run", "queued", "note", box=None)
+    table = Table(box=None)
+    table.add_column("job", no_wrap=True, min_width=max(len(j.id) for j in items))
+    table.add_column("status", no_wrap=True)
+    table.add_column("config", no_wrap=True, min_width=12)
+    for name in ("overrides", "worker", "run", "queued", "note"):
+        table.add_column(name)
     for j in items:
         table.add_row(j.id, j.status, j.config_id[:12], " ".join(j.overrides), j.worker or "", j.run_id or "",
                       _fmt_time(j.created_at), j.error or "")
@@ -407,7 +429,12 @@ def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, as_json: bool
         return
     from rich.table import Table
 
-    table = Table("run", "status", "config", "model", "val_acc", "started", "duration", box=None)
+    table = Table(box=None)
+    table.add_column("run", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
+    table.add_column("status", no_wrap=True)
+    table.add_column("config", no_wrap=True, min_width=12)
+    for name in ("model", "val_acc", "started", "duration"):
+        table.add_column(name)
     for r in rows:
         table.add_row(r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
                       r["duration"])

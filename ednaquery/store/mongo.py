@@ -36,7 +36,14 @@ from ednaquery.query.ast import Node
 from ednaquery.store import mask_uri
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, Store
 from ednaquery.store.catalog import PathCatalog
-from ednaquery.store.mongo_compile import DEFAULT_ORDER, NOTHING, escape_regex, find_filter, sort_pipeline
+from ednaquery.store.mongo_compile import (
+    DEFAULT_ORDER,
+    NOTHING,
+    escape_regex,
+    find_filter,
+    needs_sort_pipeline,
+    sort_pipeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,7 @@ def _projection() -> dict:
     return {name: 0 for name in _INTERNAL}
 
 _DUPLICATE_KEY = 11000
+_ID_LEAF = RESERVED_PREFIX + "id"
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 
 #: (name, keys) of every index ``ensure_indexes`` creates on ``docs``
@@ -212,20 +220,18 @@ def stored_form(doc: dict, rev: int) -> dict:
     """The document as kept in ``docs``: config leaves + reserved leaves, revision, default-order fields."""
     out = {k: v for k, v in doc.items() if k not in _INTERNAL}
     leaves = [lf for lf in doc.get("leaves") or [] if not lf["p"].startswith(RESERVED_PREFIX)]
+    reserved = [lf for lf in reserved_leaves(out) if lf["p"] != _ID_LEAF]  # `id` is answered by _id
     first = (out.get("paths") or out.get("past_paths") or [None])[0]
     out["path0"] = first
     out["nopath"] = 0 if first is not None else 1
-    out["leaves"] = leaves + reserved_leaves(out)
+    out["leaves"] = leaves + reserved
     out["_rev"] = rev
     return out
 
 
 def _key_spec(pattern: str) -> KeySpec:
-    try:
-        from ednaquery.query.parser import parse_key  # lazy: the CLI's `keys` is the only user
-    except ImportError:  # pragma: no cover - until the parser exports it
-        anchored = pattern.startswith(".")
-        return KeySpec(tuple(pattern.lstrip(".").split(".")), anchored=anchored)
+    from ednaquery.query.parser import parse_key  # lazy: only `keys PATTERN` needs it
+
     return parse_key(pattern)
 
 
@@ -256,7 +262,11 @@ class MongoStore(Store):
                 client = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
                                      retryWrites=True, appname="ednaquery")
             except ConfigurationError as e:
-                raise UsageError(f"invalid MongoDB URI {self.display_uri}: {self._scrub(str(e))}") from None
+                reason = _first_line(self._scrub(str(e)))
+                if "dns" in reason.lower():  # mongodb+srv:// resolves its hosts right away
+                    raise StoreUnavailable(f"cannot reach MongoDB at {self.display_uri}: {reason}; "
+                                           "is the host name right?") from None
+                raise UsageError(f"invalid MongoDB URI {self.display_uri}: {reason}") from None
             except (PyMongoError, ValueError, TypeError) as e:
                 raise UsageError(f"cannot use MongoDB URI {self.display_uri}: {self._scrub(str(e))}") from None
         self.client = client
@@ -287,7 +297,7 @@ class MongoStore(Store):
         text = re.sub(r"\s*\(configured timeouts:[^)]*\)", "", text)
         text = re.sub(r"^[\w.\-\[\]:]+:\d+: ", "", text)
         text = re.sub(r"\[Errno -?\d+\]\s*", "", text)
-        text = _first_line(self._scrub(text), 160)
+        text = _first_line(self._scrub(text), 160).rstrip(". ")
         return (text[:1].lower() + text[1:]) if text else type(exc).__name__
 
     @contextmanager
@@ -312,9 +322,11 @@ class MongoStore(Store):
                                    f"{self._reason(e)}; is it running?")
         except OperationFailure as e:
             msg = (e.details or {}).get("errmsg") or str(e)
-            if e.code in _AUTH_CODES or "auth" in msg.lower():
-                err = StoreUnavailable(f"MongoDB at {self.display_uri} refused {what}: {self._reason(Exception(msg))}; "
-                                       "check the user, password and authSource in the URI")
+            low = msg.lower()
+            if e.code in _AUTH_CODES or "authenticat" in low or "not authorized" in low:
+                err = StoreUnavailable(f"MongoDB at {self.display_uri} refused access ({what}): "
+                                       f"{self._reason(Exception(msg))}; check the user, password and "
+                                       "authSource in the URI, and the user's roles")
             else:
                 err = EdnaError(f"MongoDB error during {what} at {self.display_uri}: {self._reason(Exception(msg))}")
         except ConfigurationError as e:
@@ -356,9 +368,10 @@ class MongoStore(Store):
     def _load_catalog(self) -> None:
         with self._errors("reading the key catalog"):
             paths = [d["_id"] for d in self.keycat.find({}, {"_id": 1})]
-        self._catalog.update((p, p) for p in paths)
-        self._known_keys.update(paths)
-        self._catalog_at = time.monotonic()
+        with self._lock:
+            self._catalog.update((p, p) for p in paths)
+            self._known_keys.update(paths)
+            self._catalog_at = time.monotonic()
 
     def _resolver(self) -> Callable[[KeySpec], list[str]]:
         """A key resolver for one query: a key that resolves to nothing re-reads the catalog once."""
@@ -368,11 +381,13 @@ class MongoStore(Store):
 
         def resolve(key: KeySpec) -> list[str]:
             nonlocal reloaded
-            hit = self._catalog.resolve(key)
+            with self._lock:
+                hit = self._catalog.resolve(key)
             if not hit and not reloaded:
                 reloaded = True
                 self._load_catalog()
-                hit = self._catalog.resolve(key)
+                with self._lock:
+                    hit = self._catalog.resolve(key)
             return hit
 
         return resolve
@@ -387,8 +402,9 @@ class MongoStore(Store):
             if i in bad:
                 log.warning("could not record key path %r: %s", new[i], msg)
         ok = [p for i, p in enumerate(new) if i not in bad]
-        self._known_keys.update(ok)
-        self._catalog.update((p, p) for p in ok)
+        with self._lock:
+            self._known_keys.update(ok)
+            self._catalog.update((p, p) for p in ok)
 
     # ------------------------------------------------------------ writes
     def apply(self, updates: Iterable[PathUpdate]) -> None:
@@ -536,7 +552,7 @@ class MongoStore(Store):
         if flt == NOTHING or options.limit == 0:
             return []
         with self._errors("find"):
-            if any(resolve(sk.key) for sk in options.sort):
+            if needs_sort_pipeline(options.sort, resolve):
                 pipeline = sort_pipeline(flt, options.sort, resolve, options.offset, options.limit)
                 ids = [d["_id"] for d in self.docs.aggregate(pipeline)]
                 by_id = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}}, _projection())}

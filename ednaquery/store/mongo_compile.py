@@ -111,6 +111,54 @@ def _merge(conds: list[dict]) -> dict:
     return out
 
 
+def _id_conds(op: str, v: Value) -> list[dict]:
+    """The reserved ``id`` key compares the document id itself (``_id``, its own index).
+
+    Like the embedded store's ``docs.id`` column: a string compares with the whole id
+    (lower-cased; ids are lower-case), globs and regexes match it, numbers/booleans/null never do.
+    """
+    if v.kind != "str":
+        if op in ("~", "!~"):
+            return [{"_id": _regex(v)[0]["s"]}]
+        if op in _OPS:
+            _ordered(op, v)  # same usage errors as any key
+        return []
+    text = str(v.value)
+    if op in ("~", "!~"):
+        return [{"_id": _regex(v)[0]["s"]}]
+    if op in _OPS:
+        return [{"_id": {_OPS[op]: text.lower()}}]
+    if v.glob:
+        return [{"_id": {"$regex": glob_regex(text)}}]
+    return [{"_id": text.lower()}]
+
+
+def _id_term(node: Node) -> dict:
+    if isinstance(node, Exists):
+        return {}
+    if isinstance(node, Range):
+        conds = []
+        if node.low is not None:
+            conds += _id_conds(">=" if node.low_inclusive else ">", node.low) or [NOTHING]
+        if node.high is not None:
+            conds += _id_conds("<=" if node.high_inclusive else "<", node.high) or [NOTHING]
+        if any(c == NOTHING for c in conds):
+            return NOTHING
+        return _merge(conds)
+    assert isinstance(node, Compare)
+    if node.op in _OPS and len(node.values) != 1:
+        raise UsageError(f"a list of values only works with = and !=, not {node.op}")
+    conds = [c for v in node.values for c in _id_conds(node.op, v)]
+    match = NOTHING if not conds else conds[0] if len(conds) == 1 else {"$or": conds}
+    if node.op in ("!=", "!~"):
+        return {} if match == NOTHING else {"$nor": [match]}
+    return match
+
+
+def _is_id(node: Node) -> bool:
+    return isinstance(node, (Compare, Range, Exists)) and node.key.reserved_field() == "id"
+
+
 def _leaves(paths: list[str], cond: dict | None) -> dict:
     match: dict[str, Any] = {"p": {"$in": list(paths)}}
     if cond:
@@ -125,7 +173,7 @@ def compile_filter(node: Node, resolve: Resolver) -> dict:
     if isinstance(node, And):
         parts = [compile_filter(i, resolve) for i in node.items]
         parts = [p for p in parts if p]
-        if any(p is NOTHING or p == NOTHING for p in parts):
+        if any(p == NOTHING for p in parts):
             return NOTHING
         return {} if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
     if isinstance(node, Or):
@@ -143,6 +191,8 @@ def compile_filter(node: Node, resolve: Resolver) -> dict:
         if inner == NOTHING:
             return {}
         return {"$nor": [inner]}
+    if _is_id(node):
+        return _id_term(node)
     if isinstance(node, Exists):
         paths = resolve(node.key)
         return _leaves(paths, None) if paths else NOTHING
@@ -199,6 +249,25 @@ def find_filter(node: Node, options: FindOptions, resolve: Resolver) -> dict:
 
 #: default order of results (after any sort keys): documents with a path first, by path, then id
 DEFAULT_ORDER = [("nopath", 1), ("path0", 1), ("_id", 1)]
+#: reserved keys that sort by a document field, like the embedded store's columns
+_COLUMN_SORT = {"id": "_id", "path": "path0"}
+
+
+def _sort_keys(sort: Sequence[SortKey], resolve: Resolver) -> list[tuple[SortKey, list[str] | None, str | None]]:
+    """``(key, leaf paths, None)`` or ``(key, None, field)`` for every sort key that can sort anything."""
+    out: list[tuple[SortKey, list[str] | None, str | None]] = []
+    for sk in sort:
+        field = _COLUMN_SORT.get(sk.key.reserved_field() or "")
+        if field:
+            out.append((sk, None, field))
+        elif paths := resolve(sk.key):
+            out.append((sk, list(paths), None))
+    return out
+
+
+def needs_sort_pipeline(sort: Sequence[SortKey], resolve: Resolver) -> bool:
+    """True when the sort keys change the order (else a plain find in the default order)."""
+    return bool(_sort_keys(sort, resolve))
 
 
 def sort_pipeline(match: dict, sort: Sequence[SortKey], resolve: Resolver,
@@ -207,39 +276,45 @@ def sort_pipeline(match: dict, sort: Sequence[SortKey], resolve: Resolver,
 
     For each sort key: the smallest (ascending) or largest (descending) number among the
     document's leaves on the key's paths, documents without one after those with; then the
-    same over the lower-cased strings; then the default order. The caller fetches the page's
-    documents by id, so the heavy stages only carry ids and the sort values.
+    same over the lower-cased strings; then the default order. ``id`` and ``path`` sort by the
+    document id and first path. The caller fetches the page's documents by id, so the heavy
+    stages only carry ids and the sort values.
     """
-    keys = [(sk, resolve(sk.key)) for sk in sort]
-    keys = [(sk, paths) for sk, paths in keys if paths]
+    keys = _sort_keys(sort, resolve)
+    leaf_keys = [(sk, paths) for sk, paths, field in keys if field is None]
     stages: list[dict] = [{"$match": match}]
     project: dict[str, Any] = {"_id": 1, "nopath": 1, "path0": 1}
-    for i, (_, paths) in enumerate(keys):
-        project[f"l{i}"] = {"$filter": {"input": "$leaves", "as": "l", "cond": {"$in": ["$$l.p", list(paths)]}}}
+    for i, (_, paths) in enumerate(leaf_keys):
+        project[f"l{i}"] = {"$filter": {"input": "$leaves", "as": "l", "cond": {"$in": ["$$l.p", paths]}}}
     stages.append({"$project": project})
     carried = ["nopath", "path0"]
-    for i, (sk, _) in enumerate(keys):
+    for i, (sk, _) in enumerate(leaf_keys):
         agg = "$max" if sk.descending else "$min"
         stages.append({"$unwind": {"path": f"$l{i}", "preserveNullAndEmptyArrays": True}})
         group: dict[str, Any] = {"_id": "$_id", f"n{i}": {agg: f"$l{i}.n"}, f"s{i}": {agg: f"$l{i}.s"}}
         for name in carried:
             group[name] = {"$first": f"${name}"}
-        for j in range(i + 1, len(keys)):
+        for j in range(i + 1, len(leaf_keys)):
             group[f"l{j}"] = {"$first": f"$l{j}"}
         stages.append({"$group": group})
         carried += [f"n{i}", f"s{i}"]
     order: dict[str, int] = {}
     flags: dict[str, Any] = {}
-    for i, (sk, _) in enumerate(keys):
+    i = 0
+    for sk, _, field in keys:
         d = -1 if sk.descending else 1
+        if field is not None:
+            order.setdefault(field, d)
+            continue
         for v in (f"n{i}", f"s{i}"):
             flags[f"{v}_none"] = {"$cond": [{"$gt": [f"${v}", None]}, 0, 1]}
             order[f"{v}_none"] = 1
             order[v] = d
+        i += 1
     if flags:
         stages.append({"$addFields": flags})
     for name, d in DEFAULT_ORDER:
-        order[name] = d
+        order.setdefault(name, d)
     stages.append({"$sort": order})
     if offset:
         stages.append({"$skip": int(offset)})

@@ -307,6 +307,11 @@ def test_kinds_runs_and_error_records(store, corpus, tmp_path):
     store.upsert([run])
     assert _find(store, corpus, "lr<1e-3 val_acc>0.9") == {"20260101-120000-beef"}
     assert _find(store, corpus, "kind=run") == {"20260101-120000-beef"}
+    # `id` compares the whole id (like the embedded store's id column): globs and regexes for parts
+    assert _find(store, corpus, "id=20260101-120000-BEEF") == {"20260101-120000-beef"}
+    assert _find(store, corpus, "id=20260101") == set()
+    assert _find(store, corpus, "id=2026*") == {"20260101-120000-beef"}
+    assert _find(store, corpus, "kind=run id!=20260101-120000-beef") == set()
     assert _find(store, corpus, "lr<1e-3", kinds=["config"]) == {"r18.yaml", "levit.yaml"}
     assert _find(store, corpus, "lr<1e-3") == {"r18.yaml", "levit.yaml", "20260101-120000-beef"}
     from ednaquery.documents import make_error_document
@@ -393,6 +398,44 @@ def test_compiled_filters_use_only_portable_operators(query):
         assert k in _ALLOWED or k in _FIELDS, k
 
 
+_SHAPES = ["lr<1e-3", "1e-4<=lr<1e-3", "lr=0.001", "model=vit", "model=vit_*_384", "model=vit,convnext",
+           "model~^conv", "model!~vit", "optimizer!=sgd", "amp=true", "sched=null", "aug", "!aug", "name>r",
+           "kind=run", "path=/x/y.yaml", "id=abcd", "model=vit or lr<1 and not amp"]
+_INDEXED = {("leaves", "n"), ("leaves", "s"), ("leaves", "w"), ("leaves", "t")}
+
+
+def _elem_matches(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == "$elemMatch":
+                yield v
+            else:
+                yield from _elem_matches(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _elem_matches(v)
+
+
+@pytest.mark.parametrize("query", _SHAPES)
+def test_every_term_has_the_shape_a_compound_leaves_index_serves(query):
+    """Each elemMatch is ``p $in [...]`` plus conditions on ONE indexed field (+ ``b`` beside ``t``).
+
+    On a real server, check with: ``db.docs.find(<filter>).explain()`` shows IXSCAN on leaves_p_*.
+    """
+    flt = compile_filter(parse(query), lambda key: ["a\x1fb", "\x00kind"])
+    ems = list(_elem_matches(flt))
+    if query.startswith("id="):
+        assert flt == {"_id": "abcd"} and not ems  # the id is its own (unique) index
+        return
+    assert ems
+    for em in ems:
+        assert set(em["p"]) == {"$in"}
+        fields = set(em) - {"p"}
+        assert fields <= {"n", "s", "w", "t", "b"} and len(fields - {"b"}) <= 1
+        assert "b" not in fields or em.get("t") == "bool"
+        assert "$or" not in em and "$and" not in em
+
+
 def test_glob_escapes_everything_but_wildcards():
     import re
 
@@ -441,3 +484,20 @@ def test_invalid_uri_is_a_usage_error_without_the_password():
     with pytest.raises(UsageError) as e:
         MongoStore("mongodb://bob:hunter2@127.0.0.1:notaport/x")
     assert "hunter2" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_refused_credentials_are_one_line_without_the_password(monkeypatch):
+    from pymongo.errors import OperationFailure
+
+    store = MongoStore("mongodb://bob:Xyz%2F123@db.example.org/team", client=mongomock.MongoClient())
+
+    def refuse(*a, **k):
+        raise OperationFailure("Authentication failed for bob:Xyz/123", code=18,
+                               details={"errmsg": "Authentication failed for bob:Xyz/123", "code": 18})
+
+    monkeypatch.setattr(store.docs, "count_documents", refuse)
+    with pytest.raises(StoreUnavailable) as e:
+        store.count(MatchAll())
+    msg = str(e.value)
+    assert "refused access" in msg and "bob:***@db.example.org" in msg and "\n" not in msg
+    assert "Xyz" not in msg and e.value.__suppress_context__

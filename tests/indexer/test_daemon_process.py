@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from idx_helpers import disk_states, wait_until
 
+from ednaquery.errors import StoreUnavailable
 from ednaquery.store import open_store
 from ednaquery.store.base import PathUpdate
 from indexer import cli, lifecycle
@@ -86,8 +87,12 @@ def start(daemons: list, env: dict, *extra: str, **kw) -> Daemon:
     return d
 
 
-def store_states(db: str, root: Path) -> dict:
-    store = open_store(db)
+def store_states(db: str, root: Path) -> dict | None:
+    """What the store records under root (None while the database is being created by the daemon)."""
+    try:
+        store = open_store(db)
+    except StoreUnavailable:
+        return None
     try:
         return store.file_states(str(root))
     finally:
@@ -98,7 +103,7 @@ def test_sigterm_drains_the_queue_exits_0_and_removes_the_pidfile(env: dict, dae
     root = env["root"]
     (root / "first.yaml").write_text("a: 1\n")
     d = start(daemons, env, "--debounce", "30")  # events wait 30 s: still queued at SIGTERM
-    assert wait_until(lambda: len(store_states(env["db"], root)) == 1, 10), d.log()
+    assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 1, 10), d.log()
     for i in range(5):
         (root / f"late-{i}.yaml").write_text(f"i: {i}\n")
     assert wait_until(lambda: '"queue_depth": 5' in _read(d.files.status), 6), _read(d.files.status)
@@ -167,10 +172,10 @@ def test_sigkill_mid_batch_then_restart_ends_with_store_equal_to_disk(env: dict,
     grid.mkdir()
     for i in range(800):
         (grid / f"run-{i:04d}.yaml").write_text(f"seed: {i}\nlr: 0.001\nmodel: {{name: vit, depth: {i % 12}}}\n")
-    assert wait_until(lambda: len(store_states(env["db"], root)) > 0, 20), d.log()
+    assert wait_until(lambda: len(store_states(env["db"], root) or ()) > 0, 20), d.log()
     d.signal(signal.SIGKILL)
     assert d.wait() == -signal.SIGKILL
-    assert 0 < len(store_states(env["db"], root)) < 800, "killed half-way"
+    assert 0 < len(store_states(env["db"], root) or ()) < 800, "killed half-way"
     assert d.files.pidfile.exists()  # left behind by the killed process
     # while nothing runs: change, delete and add files
     for i in range(0, 30, 3):
@@ -192,21 +197,24 @@ def test_sighup_walks_the_roots(env: dict, daemons: list) -> None:
     root = env["root"]
     (root / "a.yaml").write_text("a: 1\n")
     d = start(daemons, env)
-    assert wait_until(lambda: len(store_states(env["db"], root)) == 1, 10)
+    assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 1, 10)
     store = open_store(env["db"])  # the store loses track of a file (as if an event was missed)
     store.apply([PathUpdate(str(root / "a.yaml"), [], None)])
     store.close()
     assert store_states(env["db"], root) == {}
     d.signal(signal.SIGHUP)
-    assert wait_until(lambda: len(store_states(env["db"], root)) == 1, 10), d.log()
+    assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 1, 10), d.log()
     assert "SIGHUP received" in d.log()
 
 
 def test_cli_daemon_start_status_stop(env: dict, daemons: list) -> None:
     root = env["root"]
     (root / "a.yaml").write_text("a: 1\n")
+    from ednaquery.cli import main as ednaquery_main
+
     runner = CliRunner()
-    res = runner.invoke(cli.daemon, ["start", "--store", env["db"], "--debounce", "0.05", str(root)])
+    # through the `ednaquery` command (plug-in entry point), with the group's --store
+    res = runner.invoke(ednaquery_main, ["--store", env["db"], "daemon", "start", "--debounce", "0.05", str(root)])
     assert res.exit_code == 0, res.output
     assert "indexer started (pid" in res.output
     pid = int(res.output.split("(pid ")[1].split(")")[0])
@@ -218,6 +226,7 @@ def test_cli_daemon_start_status_stop(env: dict, daemons: list) -> None:
             st = json.loads(runner.invoke(cli.daemon, ["status", "--json"]).output)
             return bool(st) and st[0].get("files_indexed") == 1
         assert wait_until(indexed, 10)
+        assert json.loads(runner.invoke(cli.daemon, ["status", "--json"]).output)[0]["store"].endswith(env["db"])
         res = runner.invoke(cli.daemon, ["status"])
         assert res.exit_code == 0
         for word in (f"pid {pid}", str(root), "uptime", "queue depth", "files indexed", "errors", "last event",
@@ -253,11 +262,11 @@ def test_unreadable_root_and_folder_get_one_line_each_and_the_rest_is_indexed(en
                "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else [])
     try:
         d = start(daemons, env, roots=[locked_root, root], prefix=prefix)
-        assert wait_until(lambda: len(store_states(env["db"], root)) == 1, 10), d.log()
+        assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 1, 10), d.log()
         d.signal(signal.SIGHUP)  # a second walk: no second line for the same folder
         assert wait_until(lambda: "SIGHUP" in d.log(), 5)
         (root / "more.yaml").write_text("more: 1\n")
-        assert wait_until(lambda: len(store_states(env["db"], root)) == 2, 10), d.log()
+        assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 2, 10), d.log()
         d.signal(signal.SIGTERM)
         assert d.wait() == 0
     finally:
@@ -276,9 +285,9 @@ def test_watch_in_the_foreground_stops_cleanly_on_ctrl_c(env: dict, daemons: lis
         proc = subprocess.Popen([*PROGRAM, "watch", "--store", env["db"], "--debounce", "0.05", str(root)],
                                 stdout=f, stderr=subprocess.STDOUT)
     try:
-        assert wait_until(lambda: len(store_states(env["db"], root)) == 1, 10), out.read_text()
+        assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 1, 10), out.read_text()
         (root / "b.yaml").write_text("b: 1\n")
-        assert wait_until(lambda: len(store_states(env["db"], root)) == 2, 10), out.read_text()
+        assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 2, 10), out.read_text()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
     finally:
@@ -288,3 +297,33 @@ def test_watch_in_the_foreground_stops_cleanly_on_ctrl_c(env: dict, daemons: lis
     assert f"watching {root} (Ctrl-C to stop)" in text
     assert "indexed 1 file" in text and "Traceback" not in text
     assert not lifecycle.DaemonFiles(env["state"], [str(root)]).pidfile.exists()
+
+
+def _can_limit_inotify() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    probe = "echo 5 > /proc/sys/user/max_inotify_watches"
+    return subprocess.run(["unshare", "-U", "-r", "sh", "-c", probe], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(not _can_limit_inotify(), reason="cannot create a user namespace with its own inotify limit")
+def test_inotify_watch_limit_falls_back_to_polling(env: dict, daemons: list) -> None:
+    """A real kernel limit (set in a private user namespace): 20 watches for 41 + 1 folders."""
+    big, small = env["root"], env["tmp"] / "second"
+    small.mkdir()
+    for i in range(40):
+        (big / f"run-{i:02d}").mkdir()
+        (big / f"run-{i:02d}" / "config.yaml").write_text(f"i: {i}\n")
+    prefix = ["unshare", "-U", "-r", "sh", "-c", 'echo 20 > /proc/sys/user/max_inotify_watches && exec "$@"', "sh"]
+    d = start(daemons, env, roots=[big, small], prefix=prefix)
+    assert wait_until(lambda: len(store_states(env["db"], big) or ()) == 40, 15), d.log()
+    assert wait_until(lambda: f"inotify watches ran out while watching {big} (" in d.log(), 10), d.log()
+    assert f"inotify watches ran out while watching {small};" in d.log()
+    # changes in folders inotify could not watch are still seen (polling every 2 s)
+    (big / "run-39" / "config.yaml").write_text("i: 390\n")
+    (small / "late.yaml").write_text("late: 1\n")
+    assert wait_until(lambda: store_states(env["db"], big) == disk_states(big), 15), d.log()
+    assert wait_until(lambda: len(store_states(env["db"], small) or ()) == 1, 15), d.log()
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert d.log().count("inotify watches ran out") == 2
