@@ -64,7 +64,7 @@ class AmbiguousId(EdnaError):
     """An id prefix matches several documents."""
 
     def __init__(self, prefix: str, matches: list[str]) -> None:
-        shown = ", ".join(m[:12] for m in matches[:10])
+        shown = ", ".join(m[:24] for m in matches[:10])
         more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
         super().__init__(f"id prefix {prefix!r} is ambiguous: it matches {shown}{more}; type more characters")
         self.prefix = prefix

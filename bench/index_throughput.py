@@ -1,0 +1,90 @@
+"""Indexer throughput and freshness on the embedded store.
+
+Usage: ``.venv/bin/python bench/index_throughput.py [--sizes 10000,100000] [--writes 200]``
+
+1. One-shot scan (``ednaquery index``'s library call, ``indexer.scan.scan``) of a generated sweep grid
+   (models x img sizes x optimizers x schedulers x lrs x seeds, ~40 leaves each): files/s.
+2. With the daemon (``indexer.daemon.Indexer``, real watchdog observer, default debounce) running on the
+   folder: latency from writing a new config to ``find`` returning it, p50/p95 over ``--writes`` writes.
+3. The daemon process's peak RSS while watching the folder (``ru_maxrss``; includes the scan above).
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweepgen import make_config, write_sweep
+
+from ednaquery.query import compile_query
+from ednaquery.store import open_store
+from indexer.daemon import Indexer
+from indexer.scan import scan
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000")
+    ap.add_argument("--writes", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=None)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="eq-index-bench-"))
+    for n in [int(s) for s in args.sizes.split(",")]:
+        folder = work / f"sweep{n}"
+        write_sweep(folder, n)
+        db = work / f"index{n}.db"
+        store = open_store(str(db))
+        t0 = time.perf_counter()
+        rep = scan(store, [str(folder)], workers=args.workers)
+        secs = time.perf_counter() - t0
+        print(f"one-shot scan of {n} configs: {rep.converted / secs:,.0f} files/s ({secs:.1f} s, {rep.errors} errors)")
+        store.close()
+        # freshness: daemon running, write new files one at a time, poll find until each is returned
+        idx = Indexer(lambda db=db: open_store(str(db)), [str(folder)], reconcile_every=None)
+        idx.start()
+        idx.wait_idle(timeout=600)
+        reader = open_store(str(db))
+        lat = []
+        import random
+
+        rng = random.Random(1)
+        for i in range(args.writes):
+            name = f"fresh-{n}-{i}"
+            cfg = make_config(i, rng)
+            cfg["experiment"]["name"] = name
+            p = folder / "fresh" / f"{name}.yaml"
+            p.parent.mkdir(exist_ok=True)
+            node = compile_query(f"experiment.name={name}")
+            t = time.perf_counter()
+            tmp = p.with_suffix(".tmp")
+            tmp.write_text(yaml.dump(cfg, Dumper=yaml.CSafeDumper))
+            tmp.replace(p)
+            while reader.count(node) == 0:
+                if time.perf_counter() - t > 10:
+                    break
+                time.sleep(0.005)
+            lat.append(time.perf_counter() - t)
+        reader.close()
+        idx.stop()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"write -> queryable over {len(lat)} writes: p50 {statistics.median(lat) * 1000:.0f} ms, "
+              f"p95 {pct(lat, 95) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms (debounce {idx.queue.quiet if hasattr(idx.queue, 'quiet') else 0.3} s)")
+        print(f"peak RSS of this process (scan + daemon watching {n} files): {rss:.0f} MB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
