@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -131,13 +132,20 @@ class SQLiteStore(Store):
             self.db = sqlite3.connect(str(self.path), timeout=busy_timeout_ms / 1000, isolation_level=None,
                                       check_same_thread=False)
             self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=OFF")
-            self.db.execute("PRAGMA cache_size=-65536")
             self.db.create_function("ednaquery_regexp", 2, _regexp, deterministic=True)
             self.db.create_function("ednaquery_tokens", 1, _tokens_text, deterministic=True)
-            self._init_schema()
+            deadline = time.monotonic() + busy_timeout_ms / 1000
+            while True:  # a new file opened by several processes at once: switching to WAL can be BUSY
+                try:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=NORMAL")
+                    self.db.execute("PRAGMA cache_size=-65536")
+                    self._init_schema()
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
         except sqlite3.DatabaseError as e:
             raise StoreUnavailable(f"cannot open the index at {self.path}: {e}") from None
         except OSError as e:
