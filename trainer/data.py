@@ -49,6 +49,7 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CACHE_LIMIT_BYTES = 1 << 30  # resized in-memory copies up to 1 GiB; larger ones resize per batch
+DEVICE_CACHE_LIMIT_BYTES = 2 << 30  # in-memory datasets up to 2 GiB live on the GPU (no loading at all)
 SPLIT_SEED = 0  # validation splits and training fractions do not depend on the run's seed
 HOLDOUT_SIZE = 16
 
@@ -97,8 +98,16 @@ class TensorSource:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def nbytes(self) -> int:
+        return self.images.numel() * self.images.element_size()
+
+    def to(self, device: torch.device) -> TensorSource:
+        """Keep the (resized) images on ``device``: batches are then sliced where they are used."""
+        self.images = self.images.to(device)
+        return self
+
     def get(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.images[idx]
+        x = self.images[idx.to(self.images.device)]
         return x if self.cached else self._convert(x)
 
 
@@ -154,7 +163,7 @@ class BatchDataset(Dataset):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 x = torch.stack([self.transform(img) for img in x])
-        return x, self.labels[idx]
+        return x, self.labels[idx.to(self.labels.device)]
 
 
 class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
@@ -377,6 +386,7 @@ class DataBundle:
     workers: int
     pin_memory: bool
     in_memory: bool
+    on_device: bool = False
 
     @property
     def steps_per_epoch(self) -> int:
@@ -421,8 +431,15 @@ def _source(split: RawSplit, hw: tuple[int, int], channels: int) -> Any:
     return FileSource(split.paths, hw, channels)
 
 
-def build_data(cfg: TrainerConfig, *, device_type: str = "cpu") -> DataBundle:
-    """Load the configured dataset and build the train/val loaders."""
+def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.device | None = None) -> DataBundle:
+    """Load the configured dataset and build the train/val loaders.
+
+    With a CUDA ``device``, an in-memory dataset that needs no per-image work (and fits in
+    2 GiB) is moved to the GPU once: a batch is then a slice of GPU memory, with no copy and
+    no loader wait.
+    """
+    if device is not None:
+        device_type = device.type
     d = cfg.data
     train, val, names, native_channels = _native(cfg)
     channels = d.channels or native_channels
@@ -447,6 +464,17 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu") -> DataBundle:
     in_memory = bool(train_src.cached and val_src.cached)
     workers = d.workers if d.workers is not None else auto_workers(in_memory, transform is not None)
     pin = d.pin_memory if d.pin_memory is not None else device_type == "cuda"
+    k = min(HOLDOUT_SIZE, len(val.labels))
+    holdout = val_src.get(torch.arange(k))
+    on_device = (device is not None and device.type == "cuda" and in_memory and transform is None
+                 and workers == 0 and d.pin_memory is None
+                 and train_src.nbytes() + val_src.nbytes() <= DEVICE_CACHE_LIMIT_BYTES)
+    train_y, val_y = train.labels, val.labels
+    if on_device:
+        train_src, val_src = train_src.to(device), val_src.to(device)
+        train_y, val_y = train_y.to(device), val_y.to(device)
+        pin = False
+        log.info("dataset kept on %s (%.1f MB)", device, (train_src.nbytes() + val_src.nbytes()) / 2**20)
 
     train_sampler = EpochBatchSampler(len(train.labels), d.batch_size, shuffle=True, drop_last=True,
                                       seed=cfg.train.seed, max_batches=cfg.train.max_steps_per_epoch)
@@ -458,10 +486,9 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu") -> DataBundle:
                           persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
                           generator=torch.Generator().manual_seed(seed))
 
-    k = min(HOLDOUT_SIZE, len(val.labels))
     bundle = DataBundle(
-        train_loader=loader(BatchDataset(train_src, train.labels, transform), train_sampler, cfg.train.seed),
-        val_loader=loader(BatchDataset(val_src, val.labels), val_sampler, 0),
+        train_loader=loader(BatchDataset(train_src, train_y, transform), train_sampler, cfg.train.seed),
+        val_loader=loader(BatchDataset(val_src, val_y), val_sampler, 0),
         train_sampler=train_sampler,
         num_classes=num_classes,
         class_names=names,
@@ -470,12 +497,13 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu") -> DataBundle:
         train_size=len(train.labels),
         val_size=len(val.labels),
         train_labels=train.labels,
-        holdout_images=val_src.get(torch.arange(k)),
+        holdout_images=holdout,
         holdout_labels=val.labels[:k].clone(),
         mixup=mixup,
         workers=workers,
         pin_memory=pin,
         in_memory=in_memory,
+        on_device=on_device,
     )
     if bundle.steps_per_epoch == 0:
         raise ConfigError(f"data.batch_size: {d.batch_size} leaves no training batch "

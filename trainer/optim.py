@@ -103,6 +103,17 @@ def _resolve_name(cfg: OptimizerConfig) -> str:
     return ("lookahead_" + base) if lookahead else base
 
 
+def _can_fuse(opt: str, model: torch.nn.Module, kwargs: dict[str, Any]) -> bool:
+    """torch's Adam/AdamW/SGD on CUDA parameters, with no foreach/fused choice made by the config."""
+    if opt.startswith("lookahead_") or "fused" in kwargs or "foreach" in kwargs:
+        return False
+    cls = _registry().get_optimizer_info(opt).opt_class
+    if cls not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
+        return False
+    params = list(model.parameters())
+    return bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+
+
 def needs_create_graph(cfg: OptimizerConfig) -> bool:
     """Second-order optimizers (adahessian) need ``backward(create_graph=True)``."""
     name = _resolve_name(cfg).split("_")[-1]
@@ -115,6 +126,8 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim
 
     opt = _resolve_name(cfg)
     kwargs: dict[str, Any] = dict(cfg.kwargs)
+    if _can_fuse(opt, model, kwargs):
+        kwargs["fused"] = True  # one CUDA kernel for the whole update, as hand-tuned loops do
     if cfg.betas is not None:
         kwargs["betas"] = tuple(cfg.betas)
     if cfg.eps is not None:

@@ -187,8 +187,11 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                 why = "no GPU found" if not torch.cuda.is_available() else "train.device is cpu"
                 progress.print(f"using CPU ({why}; {torch.get_num_threads()} thread(s))")
                 log.info("using CPU (%s; %d thread(s))", why, torch.get_num_threads())
+            if device.type == "cuda" and not cfg.train.deterministic:
+                torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+                torch.set_float32_matmul_precision("high")
             seed_everything(cfg.train.seed)
-            data = build_data(cfg, device_type=device.type)
+            data = build_data(cfg, device=device)
             model = build_model(cfg.model, num_classes=data.num_classes, in_chans=data.channels,
                                 img_size=data.img_size)
             check_forward(model, in_chans=data.channels, img_size=data.img_size, name=cfg.model.name)
@@ -203,6 +206,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                           num_classes=data.num_classes, class_names=data.class_names,
                           train_size=data.train_size, val_size=data.val_size,
                           steps_per_epoch=data.steps_per_epoch, workers=data.workers,
+                          data_on_device=data.on_device,
                           amp=str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else None,
                           channels_last=trainer.channels_last, threads=torch.get_num_threads())
             log.info("run %s: %s on %s, %d parameters, %d train / %d val images", run_id, cfg.model.name,

@@ -173,3 +173,13 @@ def test_mixup_mixes_targets() -> None:
     _, target = mix(x, y)
     assert target.shape == (6, 4) and torch.allclose(target.sum(1), torch.ones(6))
     assert build_mixup({"hflip": 0.5}, num_classes=4, label_smoothing=0.0) is None
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_from_the_debian_package() -> None:
+    b = build_data(cfg(dataset="fashion_mnist", img_size=28, batch_size=256))
+    assert (b.train_size, b.val_size, b.num_classes, b.channels) == (60000, 10000, 10, 1)
+    assert torch.bincount(b.train_labels).tolist() == [6000] * 10
+    x, _ = first_batch(b)
+    assert x.shape == (256, 1, 28, 28) and x.float().mean() > 10

@@ -1,6 +1,8 @@
 """Optimizer names -> timm optimizers, and each schedule's shape and stepping interval."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -80,7 +82,7 @@ def test_cosine_decays_every_step_with_linear_warmup() -> None:
     warm = lrs[:10]
     assert warm == sorted(warm) and warm[0] < 0.01
     rest = lrs[10:]
-    assert all(a > b for a, b in zip(rest, rest[1:]))  # strictly decreasing, per step
+    assert all(a > b for a, b in itertools.pairwise(rest))  # strictly decreasing, per step
     assert max(lrs) == pytest.approx(0.1, rel=1e-3) and rest[-1] >= 0.001
 
 
@@ -93,7 +95,7 @@ def test_cosine_restarts_go_back_up() -> None:
 
 def test_linear_decays_linearly() -> None:
     lrs = flat(curve("linear", epochs=5, steps=4))
-    diffs = [a - b for a, b in zip(lrs, lrs[1:])]
+    diffs = [a - b for a, b in itertools.pairwise(lrs)]
     assert all(d == pytest.approx(diffs[0], rel=1e-6) for d in diffs)
     assert lrs[0] == pytest.approx(0.1)
 
