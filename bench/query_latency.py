@@ -23,11 +23,11 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweepgen import write_sweep  # noqa: E402
+from sweepgen import write_sweep
 
-from ednaquery.documents import make_config_document  # noqa: E402
-from ednaquery.query import compile_query  # noqa: E402
-from ednaquery.store import FileState, FindOptions, PathUpdate, open_store  # noqa: E402
+from ednaquery.documents import make_config_document
+from ednaquery.query import compile_query
+from ednaquery.store import FileState, FindOptions, PathUpdate, open_store
 
 QUERIES = [
     "lr<1e-3",

@@ -58,4 +58,4 @@ def write_sweep(folder: str | os.PathLike, n: int, seed: int = 0) -> list[Path]:
     return out
 
 
-__all__ = ["make_config", "write_sweep", "itertools"]
+__all__ = ["itertools", "make_config", "write_sweep"]
