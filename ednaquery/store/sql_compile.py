@@ -39,10 +39,18 @@ def compile_sql(node: Node, resolve: Resolver) -> SQL:
 def _node(node: Node, resolve: Resolver) -> SQL:
     if isinstance(node, MatchAll):
         return "SELECT rid FROM docs", []
-    if isinstance(node, (And, Or)):
+    if isinstance(node, And):
+        # a AND NOT b is a EXCEPT b: no complement of the whole store is ever materialised
+        pos = [_node(i, resolve) for i in node.items if not isinstance(i, Not)]
+        neg = [_node(i.item, resolve) for i in node.items if isinstance(i, Not)]
+        if not pos:
+            pos = [("SELECT rid FROM docs", [])]
+        sql = " INTERSECT ".join(f"SELECT * FROM ({s})" for s, _ in pos)
+        sql += "".join(f" EXCEPT SELECT * FROM ({s})" for s, _ in neg)
+        return sql, [p for _, ps in pos + neg for p in ps]
+    if isinstance(node, Or):
         parts = [_node(i, resolve) for i in node.items]
-        glue = " INTERSECT " if isinstance(node, And) else " UNION "
-        return glue.join(f"SELECT * FROM ({s})" for s, _ in parts), [p for _, ps in parts for p in ps]
+        return " UNION ".join(f"SELECT * FROM ({s})" for s, _ in parts), [p for _, ps in parts for p in ps]
     if isinstance(node, Not):
         s, p = _node(node.item, resolve)
         return f"SELECT rid FROM docs EXCEPT SELECT * FROM ({s})", p
@@ -74,6 +82,9 @@ class _Source:
 
     def pid_in(self) -> SQL:
         return f"pid IN ({','.join('?' * len(self.pids))})", list(self.pids)
+
+
+_UNBOUND = _Source(column="*")  # string predicates not yet bound to a source (see _any_of)
 
 
 def _source(key: KeySpec, resolve: Resolver) -> _Source | None:
@@ -110,7 +121,7 @@ def _compare(node: Compare, resolve: Resolver) -> SQL:
     op = node.op
     if op in ("=", "!=", "~", "!~"):
         one = _equal if op in ("=", "!=") else _regex
-        match = _term(node.key, resolve, lambda src: _or([one(v, src) for v in node.values]))
+        match = _term(node.key, resolve, lambda src: _any_of(node.values, src, one))
         if op in ("=", "~"):
             return match
         exists = _exists(node.key, resolve)  # k!=v: has k, and no matching leaf equals v
@@ -122,15 +133,40 @@ def _compare(node: Compare, resolve: Resolver) -> SQL:
     return _term(node.key, resolve, lambda src: _ordered(op, node.values[0], src))
 
 
+def _any_of(values: tuple[Value, ...], src: _Source, one: Callable[[Value, _Source], SQL]) -> SQL:
+    """One leaf condition for a value list: string tests share one candidate scan, numbers one IN."""
+    strs = [v for v in values if v.kind == "str"]
+    nums = [v for v in values if v.kind == "num"]
+    conds: list[SQL] = []
+    if len(strs) > 1:
+        conds.append(_strings(src, _or([one(v, _UNBOUND) for v in strs])))
+    else:
+        conds += [one(v, src) for v in strs]
+    if one is _equal and len(nums) > 1 and not src.column:
+        conds.append((f"n IN ({','.join('?' * len(nums))})", [v.value for v in nums]))
+    else:
+        conds += [one(v, src) for v in nums]
+    conds += [one(v, src) for v in values if v.kind not in ("str", "num")]
+    return conds[0] if len(conds) == 1 else _or(conds)
+
+
 def _strings(src: _Source, pred: SQL) -> SQL:
     """Leaves whose string value satisfies ``pred`` (over strs.s / strs.w, or the reserved column)."""
+    if src.column == "*":  # unbound: the caller combines several predicates first
+        return pred
     if src.column:
         _, s_col, w_col = COLUMN_FIELDS[src.column]
         return pred[0].replace("{s}", s_col).replace("{w}", w_col), pred[1]
-    pin, pp = src.pid_in()
-    cond = pred[0].replace("{s}", "s").replace("{w}", "w")
-    return ((f"sid IN (SELECT sid FROM strs WHERE sid IN (SELECT sid FROM leaves WHERE {pin} AND sid IS NOT NULL) "
-            f"AND ({cond}))"), pp + pred[1])
+    # The distinct strings stored under these paths are few; find them with a loose index scan of
+    # leaves_str (one seek per distinct string, not one step per leaf), test them, then look the hits up.
+    cond = pred[0].replace("{s}", "s.s").replace("{w}", "s.w")
+    values = ",".join(["(?)"] * len(src.pids))
+    cand = (f"WITH RECURSIVE ps(pid) AS (VALUES {values}), "
+            "d(pid, sid) AS (SELECT pid, (SELECT min(sid) FROM leaves WHERE pid = ps.pid AND sid IS NOT NULL) FROM ps "
+            "UNION ALL SELECT pid, (SELECT min(sid) FROM leaves WHERE pid = d.pid AND sid > d.sid) "
+            "FROM d WHERE d.sid IS NOT NULL) "
+            f"SELECT s.sid FROM d JOIN strs s ON s.sid = d.sid WHERE ({cond})")
+    return f"sid IN ({cand})", list(src.pids) + pred[1]
 
 
 def _equal(v: Value, src: _Source) -> SQL:

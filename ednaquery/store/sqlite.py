@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS docs (
   body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS docs_kind ON docs(kind, current);
+CREATE INDEX IF NOT EXISTS docs_current ON docs(current);
+CREATE INDEX IF NOT EXISTS docs_order ON docs(coalesce(path0, '~' || id));
 CREATE TABLE IF NOT EXISTS paths (pid INTEGER PRIMARY KEY, p TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS strs (sid INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE, w TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS leaves (
@@ -112,6 +114,7 @@ def sqlite_path_from_uri(uri: str | None) -> Path:
     return Path(uri).expanduser()
 
 
+_ORDER = "coalesce(d.path0, '~' || d.id)"  # by path; documents without a file last, by id
 _COLUMN_LEAVES = {RESERVED_PREFIX + "id", RESERVED_PREFIX + "path"}  # kept in docs.id / doc_paths instead
 
 
@@ -165,6 +168,11 @@ class SQLiteStore(Store):
             if row and int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"index {self.path} has schema v{row[0]}, this ednaquery needs "
                                        f"v{SCHEMA_VERSION}; delete it and run `ednaquery index` again")
+            have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+            for stmt in _SCHEMA.split(";"):  # indexes added since the file was made
+                name = re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt)
+                if name and name.group(1) not in have:
+                    self.db.execute(stmt)
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -356,16 +364,21 @@ class SQLiteStore(Store):
         return self._catalog.resolve(key)
 
     def _select(self, node: Node, options: FindOptions) -> tuple[str, list]:
+        """SQL for the set of matching, visible ``rid`` values (query set EXCEPT hidden documents)."""
         self._refresh_catalog()
         sql, params = compile_sql(node, self._resolve)
-        where = [f"d.rid IN ({sql})"]
+        hidden, hparams = [], []
         kinds = effective_kinds(node, options.kinds)
         if kinds:
-            where.append(f"d.kind IN ({','.join('?' * len(kinds))})")
-            params = params + list(kinds)
+            marks = ",".join("?" * len(kinds))
+            hidden.append(f"SELECT rid FROM docs WHERE kind NOT IN ({marks})")
+            hparams += list(kinds)
         if not options.all_versions:
-            where.append("d.current = 1")
-        return " AND ".join(where), params
+            hidden.append("SELECT rid FROM docs WHERE current = 0")
+        if hidden:
+            sql = f"SELECT * FROM ({sql}) EXCEPT SELECT * FROM ({' UNION '.join(hidden)})"
+            params = params + hparams
+        return sql, params
 
     def _guard(self, fn, *args):
         try:
@@ -375,14 +388,14 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
 
     def count(self, node: Node, options: FindOptions | None = None) -> int:
-        where, params = self._select(node, options or FindOptions())
-        return self._guard(lambda: self.db.execute(f"SELECT count(*) FROM docs d WHERE {where}", params).fetchone()[0])
+        sql, params = self._select(node, options or FindOptions())
+        return self._guard(lambda: self.db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])
 
     def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
         options = options or FindOptions()
         where, params = self._select(node, options)
         order, oparams = self._order_by(options.sort)
-        sql = f"SELECT d.body FROM docs d WHERE {where} ORDER BY {order}"
+        sql = f"SELECT d.body FROM docs d WHERE d.rid IN ({where}) ORDER BY {order}"
         params = params + oparams
         if options.limit is not None or options.offset:
             sql += " LIMIT ? OFFSET ?"
@@ -409,7 +422,7 @@ class SQLiteStore(Store):
             direction = "DESC" if sk.descending else "ASC"
             parts += [f"{num} IS NULL", f"{num} {direction}", f"{txt} IS NULL", f"{txt} {direction}"]
             params += pids * 4
-        parts += ["d.path0 IS NULL", "d.path0 ASC", "d.id ASC"]
+        parts.append(_ORDER)  # served by the docs_order index when no key sort comes first
         return ", ".join(parts), params
 
     def get(self, id_or_prefix: str) -> dict:
