@@ -85,6 +85,7 @@ def _seg_matches(term: str, literal: bool, seg: str) -> bool:
     return len(t) <= len(s) and s[len(s) - len(t):] == t
 
 
+@lru_cache(maxsize=262144)
 def key_matches(key: KeySpec, path: tuple[str, ...]) -> bool:
     """True if a leaf at ``path`` is matched by ``key`` (QUERY.md's key rule)."""
     if is_reserved_path(path):

@@ -41,7 +41,7 @@ def _node(node: Node, resolve: Resolver) -> SQL:
         return "SELECT rid FROM docs", []
     if isinstance(node, And):
         # a AND NOT b is a EXCEPT b: no complement of the whole store is ever materialised
-        pos = [_node(i, resolve) for i in node.items if not isinstance(i, Not)]
+        pos = [_node(i, resolve) for i in sorted((i for i in node.items if not isinstance(i, Not)), key=_rank)]
         neg = [_node(i.item, resolve) for i in node.items if isinstance(i, Not)]
         if not pos:
             pos = [("SELECT rid FROM docs", [])]
@@ -63,6 +63,17 @@ def _node(node: Node, resolve: Resolver) -> SQL:
     if isinstance(node, Compare):
         return _compare(node, resolve)
     raise UsageError(f"cannot compile query node {type(node).__name__}")
+
+
+def _rank(node: Node) -> int:
+    """Guess of how selective a term is (smaller first): the left-most INTERSECT operand is materialised."""
+    if isinstance(node, Compare) and node.op == "=":
+        return 0 if all(v.kind == "str" and not v.glob for v in node.values) else 1
+    if isinstance(node, Compare) and node.op == "~":
+        return 2
+    if isinstance(node, (Compare, Range)):
+        return 3
+    return 4
 
 
 def _and(conds: list[SQL]) -> SQL:

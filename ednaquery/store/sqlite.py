@@ -159,6 +159,8 @@ class SQLiteStore(Store):
         self._str_cache: dict[str, int] = {}
         self._pid_cache: dict[str, int] = {}
         self._zdict: bytes | None = None
+        self._absent: set[str] | None = None  # during a batch: its ids that are not in the store
+        self._maybe_live: set[str] | None = None  # during a batch: paths that may hold live documents
 
     # ------------------------------------------------------------ schema
     def _init_schema(self) -> None:
@@ -217,7 +219,10 @@ class SQLiteStore(Store):
 
     def _write_doc(self, doc: dict) -> int:
         """Insert or replace one document and its leaves; returns its rid. Inside a transaction."""
-        row = self.db.execute("SELECT rid FROM docs WHERE id=?", (doc["_id"],)).fetchone()
+        doc_id = doc["_id"]
+        absent = self._absent  # ids that apply()/upsert() found missing: no lookup, nothing to delete
+        row = None if absent is not None and doc_id in absent else \
+            self.db.execute("SELECT rid FROM docs WHERE id=?", (doc_id,)).fetchone()
         first = (doc.get("paths") or doc.get("past_paths") or [None])[0]
         cols = (doc["kind"], 1 if doc.get("current", True) else 0, 1 if doc.get("deleted") else 0,
                 doc.get("indexed_at"), first, self._pack(doc))
@@ -227,19 +232,34 @@ class SQLiteStore(Store):
                             (*cols, rid))
             self.db.execute("DELETE FROM leaves WHERE rid=?", (rid,))
             self.db.execute("DELETE FROM deps WHERE rid=?", (rid,))
-        else:
+        else:  # a new rid (documents are never deleted, so no rows refer to it yet)
             rid = self.db.execute("INSERT INTO docs(id, kind, current, deleted, indexed_at, path0, body) VALUES (?,?,?,?,?,?,?)",
-                                  (doc["_id"], *cols)).lastrowid
+                                  (doc_id, *cols)).lastrowid
+            if absent is not None:
+                absent.discard(doc_id)
         rows = []
+        pids, strs = self._pid_cache, self._str_cache
         reserved = [lf for lf in reserved_leaves(doc) if lf["p"] not in _COLUMN_LEAVES]
         for i, leaf in enumerate([*doc.get("leaves", []), *reserved]):
-            pid = self._pid(leaf["p"])
+            p = leaf["p"]
+            pid = pids.get(p)
+            if pid is None:
+                pid = self._pid(p)
             t = leaf["t"]
-            code = (T_TRUE if leaf["b"] else T_FALSE) if t == "bool" else _TYPE_CODE[t]
-            sid = self._sid(leaf["s"], leaf["w"]) if t == "str" else None
-            rows.append((rid, i, pid, code, leaf.get("n"), sid))
+            if t == "str":
+                s = leaf["s"]
+                sid = strs.get(s)
+                if sid is None:
+                    sid = self._sid(s, leaf["w"])
+                rows.append((rid, i, pid, T_STR, leaf.get("n"), sid))
+            else:
+                code = (T_TRUE if leaf["b"] else T_FALSE) if t == "bool" else _TYPE_CODE[t]
+                rows.append((rid, i, pid, code, leaf.get("n"), None))
         self.db.executemany("INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES (?,?,?,?,?,?)", rows)
-        self.db.execute("DELETE FROM doc_paths WHERE rid=?", (rid,))
+        if row:
+            self.db.execute("DELETE FROM doc_paths WHERE rid=?", (rid,))
+        if self._maybe_live is not None:
+            self._maybe_live.update(doc.get("paths", []))
         self.db.executemany("INSERT OR REPLACE INTO doc_paths VALUES (?,?,1)", [(p, rid) for p in doc.get("paths", [])])
         self.db.executemany("INSERT OR IGNORE INTO doc_paths VALUES (?,?,0)",
                             [(p, rid) for p in doc.get("past_paths", []) if p not in doc.get("paths", [])])
@@ -252,7 +272,7 @@ class SQLiteStore(Store):
 
     def _merge_into_existing(self, doc: dict, path: str | None) -> dict:
         """The document to write: ``doc``'s content with the paths the store already knows."""
-        old = self._load(doc["_id"])
+        old = None if self._absent is not None and doc["_id"] in self._absent else self._load(doc["_id"])
         new = dict(doc)
         paths = list(old.get("paths", [])) if old else []
         past = list(old.get("past_paths", [])) if old else []
@@ -283,7 +303,9 @@ class SQLiteStore(Store):
         if not zd:  # first document: its body seeds the dictionary that makes small bodies compress well
             zd = self._zdict = body[:32768].decode("utf-8", "ignore").encode()
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('zdict', ?)", (zd.decode(),))
-        c = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, zd)
+        # a window just big enough for dictionary + body compresses the same, and sets up much faster
+        wbits = max(9, min(15, (len(zd) + len(body) + 300).bit_length()))
+        c = zlib.compressobj(6, zlib.DEFLATED, wbits, 8, zlib.Z_DEFAULT_STRATEGY, zd)
         return c.compress(body) + c.flush()
 
     def _unpack(self, blob: bytes) -> dict:
@@ -293,38 +315,65 @@ class SQLiteStore(Store):
     def _transaction(self):
         return _Tx(self)
 
+    def _begin_batch(self, ids: Iterable[str], paths: Iterable[str] = ()) -> None:
+        """Look up a batch's ids and paths at once (inside its transaction), so that writing
+        a new document needs no lookups and a new file no search for what it held before."""
+        self._absent = set(ids)
+        self._maybe_live = set()
+        for chunk, sql in ((list(self._absent), "SELECT id FROM docs WHERE id IN ({})"),
+                           (list(dict.fromkeys(paths)), "SELECT DISTINCT path FROM doc_paths WHERE live=1 AND path IN ({})")):
+            for i in range(0, len(chunk), 500):
+                part = chunk[i:i + 500]
+                found = [r[0] for r in self.db.execute(sql.format(",".join("?" * len(part))), part)]
+                if sql.startswith("SELECT id"):
+                    self._absent.difference_update(found)
+                else:
+                    self._maybe_live.update(found)
+
+    def _end_batch(self) -> None:
+        self._absent = self._maybe_live = None
+
     def apply(self, updates: Iterable[PathUpdate]) -> None:
         updates = list(updates)
         if not updates:
             return
         with self._lock, self._transaction():
-            for up in updates:
-                path = os.path.abspath(up.path)
-                keep = {d["_id"] for d in up.docs}
-                for doc in up.docs:
-                    self._write_doc(self._merge_into_existing(dict(doc, paths=[path]), path))
-                # documents that no longer live at this path lose it
-                rows = self.db.execute("SELECT d.id FROM doc_paths p JOIN docs d ON d.rid=p.rid "
-                                       "WHERE p.path=? AND p.live=1", (path,)).fetchall()
-                for (doc_id,) in rows:
-                    if doc_id in keep:
-                        continue
-                    old = self._load(doc_id)
-                    if old is None:
-                        continue
-                    old["paths"] = [p for p in old.get("paths", []) if p != path]
-                    if path not in old.get("past_paths", []):
-                        old.setdefault("past_paths", []).append(path)
-                    if not old["paths"]:
-                        old["current"] = False
-                        old["deleted"] = up.state is None
-                    old["leaves"] = self._leaves_of(doc_id)
-                    self._write_doc(old)
-                if up.state is None:
-                    self.db.execute("DELETE FROM files WHERE path=?", (path,))
-                else:
-                    self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
-                                    (path, up.state.size, up.state.mtime_ns, up.state.inode))
+            paths = [os.path.abspath(up.path) for up in updates]
+            self._begin_batch((d["_id"] for up in updates for d in up.docs), paths)
+            try:
+                self._apply(updates, paths)
+            finally:
+                self._end_batch()
+
+    def _apply(self, updates: list[PathUpdate], paths: list[str]) -> None:
+        for up, path in zip(updates, paths):
+            keep = {d["_id"] for d in up.docs}
+            # a path that held nothing live (at the start of the batch or since) holds only these docs after
+            search = self._maybe_live is None or path in self._maybe_live
+            for doc in up.docs:
+                self._write_doc(self._merge_into_existing(dict(doc, paths=[path]), path))
+            # documents that no longer live at this path lose it
+            rows = self.db.execute("SELECT d.id FROM doc_paths p JOIN docs d ON d.rid=p.rid "
+                                   "WHERE p.path=? AND p.live=1", (path,)).fetchall() if search else []
+            for (doc_id,) in rows:
+                if doc_id in keep:
+                    continue
+                old = self._load(doc_id)
+                if old is None:
+                    continue
+                old["paths"] = [p for p in old.get("paths", []) if p != path]
+                if path not in old.get("past_paths", []):
+                    old.setdefault("past_paths", []).append(path)
+                if not old["paths"]:
+                    old["current"] = False
+                    old["deleted"] = up.state is None
+                old["leaves"] = self._leaves_of(doc_id)
+                self._write_doc(old)
+            if up.state is None:
+                self.db.execute("DELETE FROM files WHERE path=?", (path,))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
+                                (path, up.state.size, up.state.mtime_ns, up.state.inode))
 
     def _leaves_of(self, doc_id: str) -> list[dict]:
         """Rebuild a stored document's config leaves (reserved ones are regenerated on write)."""
@@ -350,8 +399,12 @@ class SQLiteStore(Store):
         if not docs:
             return
         with self._lock, self._transaction():
-            for doc in docs:
-                self._write_doc(self._merge_into_existing(doc, None))
+            self._begin_batch(d["_id"] for d in docs)
+            try:
+                for doc in docs:
+                    self._write_doc(self._merge_into_existing(doc, None))
+            finally:
+                self._end_batch()
 
     # ------------------------------------------------------------ read path
     def _refresh_catalog(self) -> None:
@@ -395,13 +448,22 @@ class SQLiteStore(Store):
         options = options or FindOptions()
         where, params = self._select(node, options)
         order, oparams = self._order_by(options.sort)
-        sql = f"SELECT d.body FROM docs d WHERE d.rid IN ({where}) ORDER BY {order}"
+        # ids first (a sort of small rows), then the bodies of just that page
+        sql = f"SELECT d.rid FROM docs d WHERE d.rid IN ({where}) ORDER BY {order}"
         params = params + oparams
         if options.limit is not None or options.offset:
             sql += " LIMIT ? OFFSET ?"
             params += [options.limit if options.limit is not None else -1, options.offset]
-        rows = self._guard(lambda: self.db.execute(sql, params).fetchall())
-        return [self._unpack(r[0]) for r in rows]
+
+        def run() -> list[bytes]:
+            rids = [r[0] for r in self.db.execute(sql, params)]
+            bodies: dict[int, bytes] = {}
+            for i in range(0, len(rids), 500):
+                chunk = rids[i:i + 500]
+                q = f"SELECT rid, body FROM docs WHERE rid IN ({','.join('?' * len(chunk))})"
+                bodies.update(self.db.execute(q, chunk).fetchall())
+            return [bodies[r] for r in rids]
+        return [self._unpack(b) for b in self._guard(run)]
 
     def _order_by(self, sort: Sequence[SortKey]) -> tuple[str, list]:
         parts: list[str] = []
