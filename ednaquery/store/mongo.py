@@ -665,7 +665,7 @@ class MongoStore(Store):
         self._ready()
         path = os.path.abspath(path)
         with self._errors("history"):
-            docs = list(self.docs.find({"$or": [{"paths": path}, {"past_paths": path}]}, _projection()))
+            docs = list(self.docs.find({"$or": [{"paths": {"$in": [path]}}, {"past_paths": {"$in": [path]}}]}, _projection()))
         docs.sort(key=lambda d: (path not in (d.get("paths") or []), -(d.get("indexed_at") or 0.0)))
         return docs
 

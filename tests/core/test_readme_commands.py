@@ -20,11 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_make_demo_indexes_examples_trains_and_finds_the_run() -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    venv_python = ROOT / ".venv" / "bin" / "python"
-    if not venv_python.exists() or Path(sys.executable).resolve().parent != venv_python.resolve().parent:
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
         pytest.skip("the demo runs from the project's .venv (make test creates it)")
     env = {k: v for k, v in os.environ.items() if k not in ("EDNAQUERY_STORE", "EDNAQUERY_CONFIG")}
-    proc = subprocess.run(["make", "-s", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(["make", "-s", "demo"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert re.search(r"indexed 51 file\(s\) .* 1 error record", out), out[-3000:]
