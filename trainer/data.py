@@ -167,12 +167,24 @@ class BatchDataset(Dataset):
 
 
 class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
-    """(batch seed, indices) pairs whose order depends only on (seed, epoch); can start mid-epoch."""
+    """(batch seed, indices) pairs whose order depends only on (seed, epoch); can start mid-epoch.
+
+    With ``world_size > 1`` (DDP) each rank gets its own shard of the epoch, cut by
+    :class:`torch.utils.data.DistributedSampler` from the same permutation a single process
+    would use: ``even=True`` (training) pads the shards to equal length so every rank runs
+    the same number of batches; ``even=False`` (validation) splits exactly, so the ranks
+    together see every image once. Batch seeds differ between ranks.
+    """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
-                 max_batches: int | None = None) -> None:
+                 max_batches: int | None = None, rank: int = 0, world_size: int = 1, even: bool = True) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.drop_last = drop_last and n >= batch_size
+        self.rank, self.world_size, self.even = rank, world_size, even
+        if world_size == 1:
+            self.local_n = n
+        else:
+            self.local_n = -(-n // world_size) if even else len(range(rank, n, world_size))
+        self.drop_last = drop_last and self.local_n >= batch_size
         self.max_batches = max_batches
         self.epoch, self.start_batch = 0, 0
 
@@ -181,22 +193,41 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
         self.epoch, self.start_batch = epoch, start_batch
 
     def batches_per_epoch(self) -> int:
-        full = self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        """Batches this rank runs per epoch (the same on every rank for training)."""
+        n = self.local_n
+        full = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return min(full, self.max_batches) if self.max_batches else full
 
     def __len__(self) -> int:
         return max(0, self.batches_per_epoch() - self.start_batch)
 
+    def _order(self, epoch: int) -> list[int]:
+        """The whole epoch's order, as a single process sees it."""
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def _shard(self, epoch: int) -> list[int]:
+        """This rank's indices for ``epoch``, in order."""
+        if self.world_size == 1:
+            return self._order(epoch)
+        if not self.even:  # exact split: rank r takes items r, r+W, r+2W... of the order
+            return self._order(epoch)[self.rank::self.world_size]
+        from torch.utils.data import DistributedSampler
+
+        # DistributedSampler permutes with seed + epoch: the same permutation as _order's
+        sampler = DistributedSampler(range(self.n), num_replicas=self.world_size, rank=self.rank,
+                                     shuffle=self.shuffle, seed=self.seed * 100_003, drop_last=False)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
     def __iter__(self) -> Iterator[tuple[int, list[int]]]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
-        bs = self.batch_size
+        order = self._shard(self.epoch)
+        bs, w = self.batch_size, self.world_size
         base = (self.seed * 1_000_003 + self.epoch) * 100_003
         for b in range(self.start_batch, self.batches_per_epoch()):
-            yield (base + b) % 2**62, order[b * bs:(b + 1) * bs]
+            yield ((base + b) * w + self.rank) % 2**62, order[b * bs:(b + 1) * bs]
 
 
 # ------------------------------------------------------------------ raw loaders
@@ -412,11 +443,14 @@ def _native(cfg: TrainerConfig) -> tuple[RawSplit, RawSplit, list[str], int]:
     raise ConfigError(f"data.dataset: unknown dataset {d.dataset!r}")
 
 
-def auto_workers(in_memory: bool, per_image_work: bool) -> int:
-    """Loader processes when ``data.workers`` is null: none when a batch is just a tensor index."""
+def auto_workers(in_memory: bool, per_image_work: bool, world_size: int = 1) -> int:
+    """Loader processes when ``data.workers`` is null: none when a batch is just a tensor index.
+
+    With DDP each of the ``world_size`` training processes gets its share of the CPUs.
+    """
     if in_memory and not per_image_work:
         return 0
-    return min(8, max(1, (os.cpu_count() or 1) - 1))
+    return min(8, max(1, (os.cpu_count() or 1) // max(1, world_size) - 1))
 
 
 def _source(split: RawSplit, hw: tuple[int, int], channels: int) -> Any:
@@ -431,12 +465,15 @@ def _source(split: RawSplit, hw: tuple[int, int], channels: int) -> Any:
     return FileSource(split.paths, hw, channels)
 
 
-def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.device | None = None) -> DataBundle:
+def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.device | None = None,
+               rank: int = 0, world_size: int = 1) -> DataBundle:
     """Load the configured dataset and build the train/val loaders.
 
     With a CUDA ``device``, an in-memory dataset that needs no per-image work (and fits in
     2 GiB) is moved to the GPU once: a batch is then a slice of GPU memory, with no copy and
-    no loader wait.
+    no loader wait. With ``world_size > 1`` (DDP) the loaders serve rank ``rank``'s shard of
+    each epoch and of the validation set; ``data.batch_size`` is per process, and the
+    sizes in the bundle (``train_size``, ``val_size``) are the whole dataset's.
     """
     if device is not None:
         device_type = device.type
@@ -462,7 +499,7 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
                         label_smoothing=cfg.loss.label_smoothing)
     train_src, val_src = _source(train, hw, channels), _source(val, hw, channels)
     in_memory = bool(train_src.cached and val_src.cached)
-    workers = d.workers if d.workers is not None else auto_workers(in_memory, transform is not None)
+    workers = d.workers if d.workers is not None else auto_workers(in_memory, transform is not None, world_size)
     pin = d.pin_memory if d.pin_memory is not None else device_type == "cuda"
     k = min(HOLDOUT_SIZE, len(val.labels))
     holdout = val_src.get(torch.arange(k))
@@ -477,9 +514,10 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         log.info("dataset kept on %s (%.1f MB)", device, (train_src.nbytes() + val_src.nbytes()) / 2**20)
 
     train_sampler = EpochBatchSampler(len(train.labels), d.batch_size, shuffle=True, drop_last=True,
-                                      seed=cfg.train.seed, max_batches=cfg.train.max_steps_per_epoch)
+                                      seed=cfg.train.seed, max_batches=cfg.train.max_steps_per_epoch,
+                                      rank=rank, world_size=world_size, even=True)
     val_sampler = EpochBatchSampler(len(val.labels), d.eval_batch_size or d.batch_size, shuffle=False,
-                                    drop_last=False, seed=0)
+                                    drop_last=False, seed=0, rank=rank, world_size=world_size, even=False)
 
     def loader(ds: Dataset, sampler: EpochBatchSampler, seed: int) -> DataLoader:
         return DataLoader(ds, batch_size=None, sampler=sampler, num_workers=workers, pin_memory=pin,

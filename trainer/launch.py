@@ -248,10 +248,7 @@ def _apply_device(cfg: Any, device: str | None) -> Any:
 
 
 def check_gpus(gpus: int | None) -> None:
-    """``--gpus N``: more than one GPU needs DDP, which the engine does not have yet."""
-    if gpus is not None and gpus > 1:
-        raise UsageError(f"--gpus {gpus}: multi-GPU training (DistributedDataParallel through torchrun) is not "
-                         "available yet; run one worker per GPU instead: `trainer worker --device cuda:K`")
+    """``--gpus N``: 0 is the CPU, 1 one process, more a DDP run (see :mod:`trainer.ddp_launch`)."""
     if gpus is not None and gpus < 0:
         raise UsageError("--gpus must be 0 (CPU) or more")
 
@@ -259,16 +256,32 @@ def check_gpus(gpus: int | None) -> None:
 def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet: bool = False,
                device: str | None = None, run_id: str | None = None, stop: threading.Event | None = None,
                handle_signals: bool = True, announce: Callable[[str], None] | None = None,
-               on_start: Callable[[str, Path], None] | None = None) -> Any:
-    """Train an already resolved (and indexed) config into a new run folder; returns the engine's RunResult."""
+               on_start: Callable[[str, Path], None] | None = None, gpus: int | None = None,
+               store_uri: str | None = None) -> Any:
+    """Train an already resolved (and indexed) config into a new run folder; returns the engine's RunResult.
+
+    ``gpus`` > 1 trains with that many DDP processes (:func:`trainer.ddp_launch.run_ddp`; they
+    reach the store through ``store_uri``, by default the one ``store`` was opened with).
+    """
     from trainer.runner import run_training
     from trainer.runs import new_run_id
 
     cfg = _apply_device(validate(resolved.config, f"config {resolved.config_id[:12]}"), device)
+    if gpus is not None and gpus > 1:
+        from trainer.ddp_launch import plan_backend
+
+        plan_backend(cfg.train.device, gpus)  # a one-line error before any run folder exists
     run_id = run_id or new_run_id()
     run_dir = Path(runs_root) / run_id
     if on_start is not None:
         on_start(run_id, run_dir)
+    if gpus is not None and gpus > 1:
+        from trainer.config import to_dict
+        from trainer.ddp_launch import run_ddp
+
+        return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=run_id,
+                       config_id=resolved.config_id, quiet=quiet, stop=stop, handle_signals=handle_signals,
+                       announce=announce, uri=store_uri)
     recorder = RunRecorder(store, run_dir, announce=announce)
     result = run_training(cfg, run_dir, on_status=recorder, quiet=quiet, run_id=run_id,
                           config_id=resolved.config_id, stop=stop, handle_signals=handle_signals)
@@ -317,8 +330,13 @@ def find_run_folder(store: Store | None, run: str, runs_root: Path | None = None
 
 def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool = False,
            device: str | None = None, stop: threading.Event | None = None, handle_signals: bool = True,
-           announce: Callable[[str], None] | None = None) -> Any:
-    """Continue a run from its ``last.pt`` (same run id and folder), indexing it as it goes."""
+           announce: Callable[[str], None] | None = None, gpus: int | None = None,
+           store_uri: str | None = None) -> Any:
+    """Continue a run from its ``last.pt`` (same run id and folder), indexing it as it goes.
+
+    A checkpoint holds the bare model's weights, so a run started with DDP resumes in one
+    process and the other way round; ``gpus`` > 1 resumes with that many DDP processes.
+    """
     from trainer.runner import run_training
 
     run_dir = find_run_folder(store, run, runs_root)
@@ -332,6 +350,14 @@ def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool
     from ednaquery.documents import unescape_keys
 
     cfg = _apply_device(validate(unescape_keys(info["config"]), f"run {run_dir.name}"), device)
+    if gpus is not None and gpus > 1:
+        from trainer.config import to_dict
+        from trainer.ddp_launch import plan_backend, run_ddp
+
+        plan_backend(cfg.train.device, gpus)
+        return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=info["_id"],
+                       config_id=info.get("config_id"), quiet=quiet, resume=True, stop=stop,
+                       handle_signals=handle_signals, announce=announce, uri=store_uri)
     recorder = RunRecorder(store, run_dir, announce=announce)
     result = run_training(cfg, run_dir, on_status=recorder, resume_from=run_dir, quiet=quiet,
                           run_id=info["_id"], config_id=info.get("config_id"), stop=stop,

@@ -14,6 +14,14 @@ Speed: batches arrive as uint8 and are normalised on the device; bf16 autocast a
 channels-last are on by default with CUDA; losses and accuracies are summed on the
 device and read back only when the progress bar refreshes, so the GPU is not synced
 every step.
+
+DDP (several processes, see :mod:`trainer.distributed`): the model is wrapped in
+``DistributedDataParallel`` for training, while evaluation, predictions and checkpoints
+use the bare model (``self.model``, what ``DDP.module`` holds), so a checkpoint loads with
+or without DDP. Every decision that changes the control flow (stop now, diverged, best
+epoch, early stopping) is taken from values all ranks share: epoch statistics and
+validation metrics are all-reduced, stop requests are voted on after every update.
+Only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ import torch.nn.functional as F
 
 from trainer.config import TrainerConfig, to_dict
 from trainer.data import DataBundle, class_weights, normalization
+from trainer.distributed import SINGLE, DistContext, PendingVote
 from trainer.errors import TrainingError
 from trainer.optim import build_optimizer, build_schedule, clip_gradients, metric_mode, needs_create_graph
 from trainer.progress import NullProgress
@@ -45,6 +54,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "ednaquery-trainer-checkpoint"
 CHECKPOINT_VERSION = 1
 PROGRESS_EVERY_S = 0.5
+DIVERGENCE_CHECK_UPDATES = 50  # DDP: how often the ranks compare notes on a non-finite loss
 
 
 # ------------------------------------------------------------------ device and precision
@@ -156,8 +166,10 @@ class Trainer:
     def __init__(self, cfg: TrainerConfig, data: DataBundle, model: torch.nn.Module, *, device: torch.device,
                  run_dir: Path | None = None, stop: threading.Event | None = None,
                  progress: NullProgress | None = None,
-                 mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> None:
+                 mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                 dist: DistContext | None = None) -> None:
         self.cfg, self.data, self.device = cfg, data, device
+        self.dist = dist or SINGLE
         self.run_dir = Path(run_dir) if run_dir else None
         self.stop = stop or threading.Event()
         self.progress = progress or NullProgress()
@@ -165,7 +177,19 @@ class Trainer:
         self.channels_last = t.channels_last if t.channels_last is not None else device.type == "cuda"
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(device=device, memory_format=self.memory_format)
-        self.net = torch.compile(self.model) if t.compile else self.model
+        self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # broadcasts rank 0's weights now; afterwards gradients are averaged over the ranks
+            self.ddp = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda"
+                                               else None)
+        trained = self.ddp if self.ddp is not None else self.model
+        self.net = torch.compile(trained) if t.compile else trained  # the training forward
+        if self.ddp is None:
+            self.eval_net = self.net
+        else:  # DDP's forward is for training steps; evaluation runs the bare model on each rank's shard
+            self.eval_net = torch.compile(self.model) if t.compile else self.model
         self.amp_dtype = resolve_amp(t.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = build_optimizer(self.model, cfg.optimizer)
@@ -240,6 +264,7 @@ class Trainer:
         self.progress.start_epoch(epoch + 1, self.cfg.train.epochs, total, batch)
         last_shown = time.perf_counter()
         finished = True
+        vote: PendingVote | None = None
         start = time.perf_counter()
         it = iter(loader)
         while True:
@@ -258,10 +283,12 @@ class Trainer:
                 x, target = self.mixup(x, y)
             window_start = (batch // self.accum) * self.accum
             window = min(self.accum, total - window_start)
-            with self.autocast():
-                out = self.net(x)
-            loss = self.criterion(out, target)
-            self.scaler.scale(loss / window).backward(create_graph=self.create_graph)
+            syncs = (batch + 1) % self.accum == 0 or batch + 1 == total
+            with self._grad_sync(syncs):  # DDP: average gradients only on the update's last micro-batch
+                with self.autocast():
+                    out = self.net(x)
+                loss = self.criterion(out, target)
+                self.scaler.scale(loss / window).backward(create_graph=self.create_graph)
             batch += 1
             loss_sum += loss.detach().double() * n
             seen += n
@@ -275,31 +302,66 @@ class Trainer:
                 if log_every and self.step % log_every == 0 and on_step_row is not None:
                     on_step_row({"scope": "step", "epoch": epoch + 1, "step": self.step,
                                  "train_loss": float(loss.detach()), "lr": self.lr(), "time": time.time()})
-                if self.stop.is_set() and batch < total:
-                    finished = False
-                    break
+                if self.ddp is None:
+                    if self.stop.is_set() and batch < total:
+                        finished = False
+                        break
+                else:
+                    stop_now, vote = self._vote_on_update(vote, loss_sum, epoch)
+                    if stop_now and batch < total:
+                        finished = False
+                        break
             now = time.perf_counter()
             if now - last_shown >= PROGRESS_EVERY_S or batch == total:  # the only place that syncs the GPU
                 last_shown = now
                 elapsed = p["time_s"] + now - start
                 s = p["seen"] + seen
                 running = float(loss_sum)
-                if not math.isfinite(running):
-                    raise TrainingError(f"training diverged: the loss is {running} in epoch {epoch + 1}; "
-                                        f"lower optimizer.lr or set optimizer.clip_grad")
+                if not math.isfinite(running) and self.ddp is None:  # DDP ranks decide together (_vote_on_update)
+                    raise _diverged(running, epoch)
+                # this process's numbers (with DDP: rank 0's shard; images/s estimated for all ranks)
                 self.progress.update(
                     batch, loss=(p["loss_sum"] + running) / max(1, s),
                     acc=(p["correct"] + float(correct)) / (p["acc_seen"] + acc_seen) if acc_seen else None,
-                    ips=s / elapsed if elapsed > 0 else None)
+                    ips=s * self.dist.world_size / elapsed if elapsed > 0 else None)
+        if vote is not None:
+            vote.result()  # every rank waits for its last vote: the next collective starts from a clean slate
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         elapsed = time.perf_counter() - start
-        stats = {"loss_sum": p["loss_sum"] + float(loss_sum), "correct": p["correct"] + float(correct),
-                 "seen": p["seen"] + seen, "acc_seen": p["acc_seen"] + acc_seen, "wait_s": p["wait_s"] + wait,
-                 "time_s": p["time_s"] + elapsed, "lr": p["lr"]}
+        # all ranks together: sums of losses and counts, the slowest rank's times
+        cur = self.dist.reduce_stats({"loss_sum": float(loss_sum), "correct": float(correct), "seen": seen,
+                                      "acc_seen": acc_seen, "wait_s": wait, "time_s": elapsed},
+                                     maximum=("wait_s", "time_s"))
+        if self.ddp is not None and not math.isfinite(cur["loss_sum"]):
+            raise _diverged(cur["loss_sum"], epoch)
+        stats = {k: p[k] + cur[k] for k in ("loss_sum", "correct", "seen", "acc_seen", "wait_s", "time_s")}
+        stats["lr"] = p["lr"]
         self.batch_in_epoch = 0 if finished else batch
         self.partial = None if finished else stats
         return stats, finished
+
+    def _grad_sync(self, syncs: bool) -> Any:
+        """DDP's ``no_sync()`` for micro-batches that do not end an update (gradient accumulation)."""
+        if self.ddp is None or syncs:
+            return nullcontext()
+        return self.ddp.no_sync()
+
+    def _vote_on_update(self, pending: PendingVote | None, loss_sum: torch.Tensor, epoch: int
+                        ) -> tuple[bool, PendingVote]:
+        """DDP, after each update: read the last vote (stop? diverged?) and start the next one.
+
+        Every rank reads the same result at the same update, so all stop at the same batch
+        (SIGTERM may reach one rank, or reach them at different moments).
+        """
+        stop_now = diverged = False
+        if pending is not None:
+            stop_now, diverged = pending.result()
+        if diverged:
+            raise _diverged(float("nan"), epoch)
+        check = self.step % DIVERGENCE_CHECK_UPDATES == 0
+        local_bad = check and not math.isfinite(float(loss_sum))  # syncs the GPU: only every N updates
+        return stop_now, self.dist.vote_async(self.stop.is_set(), local_bad)
 
     def _update(self) -> None:
         if self.cfg.optimizer.clip_grad is not None:
@@ -315,8 +377,13 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> EvalResult:
-        """Loss, top-1 and (with more than 5 classes) top-5 accuracy and the confusion matrix on val."""
-        self.net.eval()
+        """Loss, top-1 and (with more than 5 classes) top-5 accuracy and the confusion matrix on val.
+
+        With DDP each rank evaluates its shard with rank 0's weights and buffers, and the sums
+        are all-reduced: the metrics are those of the whole validation set, on every rank.
+        """
+        self.dist.broadcast_buffers(self.model)
+        self.eval_net.eval()
         c = self.num_classes
         dev = self.device
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
@@ -329,7 +396,7 @@ class Trainer:
             x = self.prepare(x)
             y = y.to(dev, non_blocking=True)
             with self.autocast():
-                out = self.net(x)
+                out = self.eval_net(x)
             out = out.float()
             loss_sum += F.cross_entropy(out, y, reduction="sum").double()
             pred = out.argmax(1)
@@ -338,7 +405,12 @@ class Trainer:
                 top5 += (out.topk(5, dim=1).indices == y[:, None]).any(1).sum().double()
             confusion += torch.bincount(y * c + pred, minlength=c * c)
             seen += y.shape[0]
-        self.net.train()
+        self.eval_net.train()
+        if self.dist.enabled:
+            sums = self.dist.sum_(torch.stack([loss_sum, top1, top5, torch.tensor(float(seen), device=dev,
+                                                                                    dtype=torch.float64)]))
+            loss_sum, top1, top5, seen = sums[0], sums[1], sums[2], int(sums[3].item())
+            self.dist.sum_(confusion)
         metrics = {"val_loss": float(loss_sum) / max(1, seen), "val_acc": float(top1) / max(1, seen)}
         if c > 5:
             metrics["val_top5"] = float(top5) / max(1, seen)
@@ -349,10 +421,10 @@ class Trainer:
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Predicted class of each uint8 image in ``images`` (eval mode)."""
-        self.net.eval()
+        self.eval_net.eval()
         with self.autocast():
-            out = self.net(self.prepare(images))
-        self.net.train()
+            out = self.eval_net(self.prepare(images))
+        self.eval_net.train()
         return out.float().argmax(1).cpu()
 
     # -------------------------------------------------------------- the epochs
@@ -418,21 +490,26 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(row)
             self.progress.end_epoch(row)
+            stopping = self.dist.vote(self.stop.is_set())[0]  # with DDP: every rank decides the same
             every = t.checkpoint_every
-            if (every and self.epochs_done % every == 0) or last or stop_early or self.stop.is_set():
+            if (every and self.epochs_done % every == 0) or last or stop_early or stopping:
                 self.save_checkpoint("last.pt")
             if stop_early:
                 log.info("early stopping: %s did not improve for %d evaluations", es.metric, es.patience)
                 return FitResult("completed", "early_stopping", self.epochs_done, self.step, dict(self.best))
-            if self.stop.is_set() and not last:
+            if stopping and not last:
                 return FitResult("interrupted", "interrupted", self.epochs_done, self.step, dict(self.best))
         return FitResult("completed", None, self.epochs_done, self.step, dict(self.best))
 
     # -------------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        """The full training state: resume continues exactly from it."""
-        return {
+        """The full training state: resume continues exactly from it.
+
+        With DDP this is a collective (every rank's RNG state is gathered into ``rng_ranks``
+        on rank 0); ``model`` is the bare model's state, without DDP's ``module.`` prefix.
+        """
+        state = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "model": self.model.state_dict(),
@@ -447,8 +524,12 @@ class Trainer:
             "early_stopping": {"bad": self.early_bad, "best": self.early_best},
             "rng": rng_state(),
             "config": to_dict(self.cfg),
+            "world_size": self.dist.world_size,
             "class_names": list(self.data.class_names),
         }
+        if self.dist.enabled:
+            state["rng_ranks"] = self.dist.gather(rng_state())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (RNG states last, so nothing after consumes them)."""
@@ -466,6 +547,12 @@ class Trainer:
         es = state.get("early_stopping") or {}
         self.early_bad, self.early_best = int(es.get("bad", 0)), es.get("best")
         set_rng_state(state["rng"])
+        if self.dist.rank > 0:  # each rank its own stream: its saved one, or a fresh one from the seed
+            ranks = state.get("rng_ranks") or []
+            if len(ranks) == self.dist.world_size:
+                set_rng_state(ranks[self.dist.rank])
+            else:
+                seed_everything(self.cfg.train.seed + 7919 * self.dist.rank + self.step)
 
     def _save(self, obj: dict[str, Any], name: str) -> Path:
         if self.run_dir is None:
@@ -476,16 +563,24 @@ class Trainer:
         os.replace(tmp, path)
         return path
 
-    def save_checkpoint(self, name: str = "last.pt") -> Path:
-        """Write the full state (atomically) into the run folder."""
-        return self._save(self.state_dict(), name)
+    def save_checkpoint(self, name: str = "last.pt") -> Path | None:
+        """Write the full state (atomically) into the run folder (DDP: every rank calls, rank 0 writes)."""
+        state = self.state_dict()
+        return self._save(state, name) if self.dist.is_main else None
 
-    def save_best(self) -> Path:
-        """Write best.pt: the weights and which metric made them best."""
+    def save_best(self) -> Path | None:
+        """Write best.pt: the weights and which metric made them best (rank 0 only)."""
+        if not self.dist.is_main:
+            return None
         return self._save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "best",
                            "model": self.model.state_dict(), "best": dict(self.best),
                            "config": to_dict(self.cfg), "class_names": list(self.data.class_names)},
                           "best.pt")
+
+
+def _diverged(loss: float, epoch: int) -> TrainingError:
+    return TrainingError(f"training diverged: the loss is {loss} in epoch {epoch + 1}; "
+                         f"lower optimizer.lr or set optimizer.clip_grad")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

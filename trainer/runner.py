@@ -15,6 +15,10 @@ the current optimizer update with a checkpoint and status ``interrupted`` (a sec
 Ctrl-C aborts at once); any error ends the run as ``failed`` with the message in
 run.json. Callbacks receive a :class:`trainer.runs.RunSnapshot`, which holds what a
 store document needs, so the caller can index the run as it goes.
+
+Under DDP (``dist``: one call per process, see :mod:`trainer.ddp_entry`) every rank runs
+this same function on its device and shard; rank 0 alone writes the run folder and calls
+the callbacks, the other ranks keep the same bookkeeping in memory (:class:`RankWriter`).
 """
 from __future__ import annotations
 
@@ -27,13 +31,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ednaquery.errors import EdnaError
 from trainer.config import TrainerConfig, load_config, to_dict
-from trainer.runs import RunSnapshot, RunWriter, environment_info, new_run_id, snapshot, write_atomic
+from trainer.runs import (
+    RunSnapshot,
+    RunWriter,
+    environment_info,
+    new_run_id,
+    snapshot,
+    summarize,
+    write_atomic,
+)
+
+if TYPE_CHECKING:
+    from trainer.distributed import DistContext
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +72,35 @@ class RunResult:
     def metrics(self) -> dict[str, dict[str, float]]:
         """Last and best of each metric."""
         return self.summary.get("metrics", {})
+
+
+class RankWriter(RunWriter):
+    """The run folder's bookkeeping without the folder: DDP ranks other than 0 write nothing."""
+
+    def __init__(self, run_dir: Path) -> None:  # no super().__init__(): it would create the folder
+        self.dir = Path(run_dir)
+        self.on_status = None
+        self.run: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+        self._log_handler = None
+
+    def write_config(self, resolved: dict[str, Any]) -> None:
+        return None
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        self.run.update(fields)
+        return self.run
+
+    def _write_metrics(self) -> None:
+        return None
+
+    def write_summary(self, extra: dict[str, Any], *, best_metric: str) -> dict[str, Any]:
+        summary = summarize(self.rows, best_metric=best_metric)
+        summary.update(extra)
+        return summary
+
+    def attach_log(self, logger_name: str = "trainer") -> None:
+        return None
 
 
 @contextlib.contextmanager
@@ -117,11 +161,21 @@ def _save_artefacts(trainer: Any, run_dir: Path) -> None:
         tmp.replace(run_dir / "holdout.npz")
 
 
+def _ddp_info(dist: DistContext, cfg: TrainerConfig) -> dict[str, Any]:
+    """run.json's process fields: world size, DDP backend (null alone), global batch (batch_size per process).
+
+    Written for every attempt, so a DDP run resumed in one process says so (and the other way round).
+    """
+    return {"world_size": dist.world_size, "ddp_backend": dist.backend if dist.enabled else None,
+            "global_batch_size": cfg.data.batch_size * dist.world_size}
+
+
 def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback | None = None,
                  on_status: Callback | None = None, resume_from: Path | None = None, quiet: bool = False,
                  run_id: str | None = None, config_id: str | None = None,
                  stop: threading.Event | None = None, handle_signals: bool = True,
-                 plots: bool = True, on_step: Callable[[int], None] | None = None) -> RunResult:
+                 plots: bool = True, on_step: Callable[[int], None] | None = None,
+                 dist: DistContext | None = None) -> RunResult:
     """Train ``cfg`` into ``run_dir``; never raises for a failed run (see ``RunResult.status``).
 
     ``resume_from`` is a checkpoint (``last.pt``) or a run folder holding one; resuming in the
@@ -129,11 +183,14 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     ``stop`` lets a caller request a clean stop from another thread; ``handle_signals`` turns
     SIGTERM/SIGINT into such a request (main thread only). ``on_epoch``/``on_status`` get a
     :class:`RunSnapshot` after every epoch / every run.json change; ``on_step(step)`` runs after
-    every optimizer update (cheap: for heartbeats).
+    every optimizer update (cheap: for heartbeats). ``dist`` is this process's place in a DDP
+    group (:func:`trainer.distributed.init_from_env`); ranks other than 0 write nothing and
+    call no callbacks.
     """
     import torch
 
     from trainer.data import build_data
+    from trainer.distributed import SINGLE
     from trainer.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
     from trainer.model import build_model, check_forward, model_mean_std, param_count
     from trainer.plots import plot_run
@@ -141,7 +198,9 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
 
     run_dir = Path(run_dir)
     t0 = time.time()
-    writer = RunWriter(run_dir)
+    dist = dist or SINGLE
+    main = dist.is_main
+    writer = RunWriter(run_dir) if main else RankWriter(run_dir)
     checkpoint: Path | None = None
     if resume_from is not None:
         checkpoint = Path(resume_from)
@@ -152,7 +211,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     run_id = run_id or writer.run.get("run_id") or new_run_id(t0)
     config_id = config_id if config_id is not None else writer.run.get("config_id")
     stop = stop or threading.Event()
-    progress = make_progress(quiet)
+    progress = make_progress(quiet or not main)
     resolved: dict[str, Any] = {}
     status, error, exit_code, stop_reason = "failed", None, 1, None
     trainer: Any = None
@@ -162,7 +221,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     last_row: dict[str, Any] | None = None
 
     def emit(callback: Callback | None) -> None:
-        if callback is not None:
+        if callback is not None and main:
             callback(snapshot(writer.run, run_dir, resolved, summary, last_row))
 
     writer.on_status = lambda _run: emit(on_status)
@@ -177,27 +236,30 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
             writer.update(run_id=run_id, config_id=config_id, status="running",
                           started_at=writer.run.get("started_at") or t0, ended_at=None, error=None,
                           attempts=attempts, resumed_from=str(checkpoint) if checkpoint else None,
-                          **environment_info())
+                          **(environment_info() if main else {}))
             if cfg.train.threads > 0:
                 torch.set_num_threads(cfg.train.threads)
             if cfg.train.deterministic:
                 torch.use_deterministic_algorithms(True, warn_only=True)
-            device = resolve_device(cfg.train.device)
+            device = dist.device if dist.enabled and dist.device is not None else resolve_device(cfg.train.device)
             if device.type == "cpu":
                 why = "no GPU found" if not torch.cuda.is_available() else "train.device is cpu"
-                progress.print(f"using CPU ({why}; {torch.get_num_threads()} thread(s))")
-                log.info("using CPU (%s; %d thread(s))", why, torch.get_num_threads())
+                threads = f"{torch.get_num_threads()} thread(s)"
+                if dist.enabled:
+                    threads = f"{dist.world_size} processes ({dist.backend}), {threads} each"
+                progress.print(f"using CPU ({why}; {threads})")
+                log.info("using CPU (%s; %s)", why, threads)
             if device.type == "cuda" and not cfg.train.deterministic:
                 torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
                 torch.set_float32_matmul_precision("high")
-            seed_everything(cfg.train.seed)
-            data = build_data(cfg, device=device)
+            seed_everything(cfg.train.seed + dist.rank)  # DDP: own dropout/mixup streams; weights come from rank 0
+            data = build_data(cfg, device=device, rank=dist.rank, world_size=dist.world_size)
             model = build_model(cfg.model, num_classes=data.num_classes, in_chans=data.channels,
                                 img_size=data.img_size)
             check_forward(model, in_chans=data.channels, img_size=data.img_size, name=cfg.model.name)
             mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
             trainer = Trainer(cfg, data, model, device=device, run_dir=run_dir, stop=stop, progress=progress,
-                              mean_std=mean_std)
+                              mean_std=mean_std, dist=dist)
             if checkpoint is not None:
                 trainer.load_state_dict(load_checkpoint(checkpoint))
                 writer.truncate_metrics(epochs_done=trainer.epochs_done, step=trainer.step)
@@ -208,7 +270,8 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                           steps_per_epoch=data.steps_per_epoch, workers=data.workers,
                           data_on_device=data.on_device,
                           amp=str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else None,
-                          channels_last=trainer.channels_last, threads=torch.get_num_threads())
+                          channels_last=trainer.channels_last, threads=torch.get_num_threads(),
+                          **_ddp_info(dist, cfg))
             log.info("run %s: %s on %s, %d parameters, %d train / %d val images", run_id, cfg.model.name,
                      cfg.data.dataset, param_count(model), data.train_size, data.val_size)
 
@@ -225,7 +288,8 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
             status, stop_reason, exit_code = result.status, result.stop_reason, 0
             if status == "interrupted":
                 exit_code = 130
-            _save_artefacts(trainer, run_dir)
+            if main:
+                _save_artefacts(trainer, run_dir)
     except KeyboardInterrupt:
         status, stop_reason, exit_code = "interrupted", "aborted", 130
         error = "aborted by a second Ctrl-C; the last checkpoint is from before it"
@@ -242,7 +306,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
         ended = time.time()
         total = previous_time + (ended - t0)
         files: list[Path] = []
-        if plots and resolved:
+        if plots and resolved and main:
             try:
                 files = plot_run(run_dir)
             except Exception as exc:  # noqa: BLE001 - pictures must never fail a run

@@ -172,13 +172,17 @@ def _exit_for(result: Any) -> None:
 Examples:
   trainer launch 3fa9c2                              # a config id prefix from `ednaquery find`
   trainer launch 3fa9c2 optimizer.lr=3e-4 epochs=5   # overrides: a derived config is indexed and run
-  trainer launch path/to/config.yaml                 # a file: indexed, then run""")
+  trainer launch path/to/config.yaml                 # a file: indexed, then run
+  trainer launch 3fa9c2 --gpus 2                     # DDP: one process per GPU (torchrun)
+  trainer launch 3fa9c2 --gpus 2 --device cpu        # DDP on 2 CPU processes (gloo), for testing""")
 @click.argument("target")
 @click.argument("overrides", nargs=-1)
 @click.option("--runs-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for run folders (default: the runs_root setting, <first root>/runs, or ./runs).")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N for this run (default: the config's).")
-@click.option("--gpus", type=int, default=None, help="GPUs to train on; more than 1 (DDP) is not available yet.")
+@click.option("--gpus", type=int, default=None,
+              help="0: the CPU; N > 1: DistributedDataParallel with N processes, one per GPU "
+                   "(with --device cpu: N CPU processes, gloo). data.batch_size is per process.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @_store_option
 @_friendly
@@ -202,7 +206,7 @@ def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, devi
         else:
             say(f"config {resolved.config_id[:12]}")
         result = run_config(app.store, resolved, runs_root=app.runs_root(runs_root), quiet=quiet, device=device,
-                            announce=say, on_start=lambda rid, d: say(f"run {rid} -> {d}"))
+                            announce=say, on_start=lambda rid, d: say(f"run {rid} -> {d}"), gpus=gpus)
     finally:
         app.close()
     _print_result(result, lambda m: err.print(m, markup=False))
@@ -214,19 +218,27 @@ def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, devi
 @click.option("--runs-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to look for the run folder when the store does not know it.")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the run's config).")
+@click.option("--gpus", type=int, default=None,
+              help="N > 1: continue with N DDP processes (with --device cpu: N CPU processes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @_store_option
 @_friendly
-def resume(run: str, runs_root: Path | None, device: str | None, quiet: bool, store_uri: str | None) -> None:
-    """Continue RUN (a run id prefix or run folder) from its last checkpoint."""
+def resume(run: str, runs_root: Path | None, device: str | None, gpus: int | None, quiet: bool,
+           store_uri: str | None) -> None:
+    """Continue RUN (a run id prefix or run folder) from its last checkpoint (with or without DDP)."""
+    from trainer.launch import check_device, check_gpus
     from trainer.launch import resume as resume_run
 
+    check_gpus(gpus)
+    check_device(device)
+    if gpus == 0 and device is None:
+        device = "cpu"
     app = _Ctx(store_uri)
     err = _err_console()
     say = (lambda m: None) if quiet else (lambda m: err.print(m, markup=False))
     try:
         result = resume_run(run, store=app.store, runs_root=app.runs_root(runs_root), quiet=quiet, device=device,
-                            announce=say)
+                            announce=say, gpus=gpus)
     finally:
         app.close()
     _print_result(result, lambda m: err.print(m, markup=False))

@@ -160,7 +160,7 @@ def test_default_runs_root_is_under_the_first_watched_root(env, monkeypatch):
     (["launch", "{bad}"], 2, "not a trainer config: missing model.name"),
     (["launch", "ffff0000"], 1, "no config with id"),
     (["launch", "{cfg}", "optimizer.lrr=1"], 2, "optimizer.lr"),
-    (["launch", "{cfg}", "--gpus", "2"], 2, "not available yet"),
+    (["launch", "{cfg}", "--gpus", "-1"], 2, "--gpus must be 0"),
     (["launch", "{cfg}", "--device", "tpu"], 2, "--device"),
     (["launch", "missing/config.yaml"], 2, "no such config file"),
     (["resume", "20990101"], 1, "no run"),
