@@ -3,10 +3,10 @@
 Usage: ``.venv/bin/python bench/query_latency.py [--sizes 10000,100000] [--reps 20]``
 
 For each size it writes a sweep of realistic configs (bench/sweepgen.py), indexes them into a
-fresh SQLite store (timed: documents/s), then times 10 representative queries as library
-calls (``count`` and ``find --limit 50``, p50/p95), whole ``ednaquery find`` commands (p50),
-and the naive way (load every YAML file, filter in Python) on the same query. It prints the
-figures, the speed-up ratio and the store size against the YAML it indexes.
+fresh SQLite store with ``indexer.scan.scan`` (the ``ednaquery index`` pipeline; timed:
+documents/s), then times 10 representative queries as library calls (``count`` and
+``find --limit 50``, p50/p95), whole ``ednaquery find`` commands (p50), and the naive way
+(load every YAML file, filter in Python) on the same query. It prints the figures, the speed-up ratio and the store size against the YAML it indexes.
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweepgen import write_sweep
 
-from ednaquery.documents import make_config_document
 from ednaquery.query import compile_query
-from ednaquery.store import FileState, FindOptions, PathUpdate, open_store
+from ednaquery.store import FindOptions, open_store
+from indexer.scan import scan
 
 QUERIES = [
     "lr<1e-3",
@@ -48,20 +48,12 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-def index_folder(store, files: list[Path], batch: int = 500) -> float:
-    """Load, convert and apply every file; returns documents/s."""
+def index_folder(store, folder: Path) -> float:
+    """Index the folder as ``ednaquery index`` does (``indexer.scan.scan``: walk, convert in a
+    process pool, batched writes); returns documents/s."""
     t0 = time.perf_counter()
-    ups = []
-    for f in files:
-        st = f.stat()
-        cfg = yaml.load(f.read_bytes(), Loader=yaml.CSafeLoader)
-        doc = make_config_document(cfg, path=str(f), format="yaml", size=st.st_size, mtime=st.st_mtime)
-        ups.append(PathUpdate(str(f), [doc], FileState(st.st_size, st.st_mtime_ns, st.st_ino)))
-        if len(ups) >= batch:
-            store.apply(ups)
-            ups = []
-    store.apply(ups)
-    return len(files) / (time.perf_counter() - t0)
+    rep = scan(store, [str(folder)])
+    return rep.converted / (time.perf_counter() - t0)
 
 
 def naive(files: list[Path], test) -> tuple[int, float]:
@@ -97,7 +89,7 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         store = open_store(str(db))
-        rate = index_folder(store, files)
+        rate = index_folder(store, folder)
         store.close()
         store = open_store(str(db))
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

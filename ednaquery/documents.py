@@ -7,6 +7,11 @@ A leaf is one scalar of the config: its path (key segments from the root, list i
 dropped), its type, and precomputed views that make every query term one index lookup:
 ``n`` the number view (also for YAML-1.1 numeric strings such as ``"1e-3"``), ``s`` the
 lower-cased string, ``w`` the value's tokens (`` vit base patch16 384 ``) and ``b`` booleans.
+
+Size: no document may approach MongoDB's 16 MiB limit. A config (or run info) whose JSON is
+over ``MAX_CONFIG_BYTES`` is kept and indexed without its largest values, each replaced by a
+``"<dropped: 3.2 MB>"`` marker, and the document's warnings say which; leaves are cut after
+``MAX_LEAVES_BYTES``. The id is always the hash of the whole config.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from ednaquery.keys import RESERVED_PREFIX, path_match_keys
@@ -25,6 +30,8 @@ from ednaquery.keys import RESERVED_PREFIX, path_match_keys
 PATH_SEP = "\x1f"  # joins a leaf's segments into one string (cannot occur in real keys)
 MAX_LIST_ITEMS = 1000  # longer lists are indexed by their first items only (with a warning)
 MAX_LEAVES = 20000  # leaves per document
+MAX_CONFIG_BYTES = 2_000_000  # JSON bytes of a config kept in a document (it may be there twice: as_written)
+MAX_LEAVES_BYTES = 6_000_000  # estimated bytes of a document's leaves (long key paths repeat per leaf)
 
 _NUMERIC = re.compile(r"^\s*[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _VALUE_SPLIT = re.compile(r"[_\-./:\s]+")
@@ -36,6 +43,12 @@ _UNESCAPE = re.compile(r"%(25|2E|24)")
 
 def _canonical(value: Any) -> Any:
     """Normalise numbers (1.0 -> 1, non-finite tagged) and containers for hashing."""
+    t = type(value)
+    if t is dict:  # the common cases first, without a call per plain scalar
+        return {(k if type(k) is str else str(k)): (v if (tv := type(v)) is str or tv is int or tv is bool
+                                                    else _canonical(v)) for k, v in value.items()}
+    if t is list:
+        return [v if (tv := type(v)) is str or tv is int or tv is bool else _canonical(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -87,12 +100,17 @@ def unescape_key(key: str) -> str:
     return _UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), key)
 
 
+def _escape_key_fast(key: Any) -> str:
+    key = key if type(key) is str else str(key)
+    return escape_key(key) if "." in key or "%" in key or key[:1] == "$" else key
+
+
 def escape_keys(value: Any) -> Any:
     """Escape every mapping key in a nested value (see :func:`escape_key`)."""
     if isinstance(value, dict):
-        return {escape_key(str(k)): escape_keys(v) for k, v in value.items()}
+        return {_escape_key_fast(k): (escape_keys(v) if isinstance(v, (dict, list)) else v) for k, v in value.items()}
     if isinstance(value, list):
-        return [escape_keys(v) for v in value]
+        return [escape_keys(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
@@ -130,7 +148,31 @@ def value_tokens(text: str) -> list[str]:
 
 def make_leaf(path: tuple[str, ...], value: Any) -> dict:
     """One leaf: ``p`` path string, ``t`` type and the value views that apply."""
-    leaf: dict[str, Any] = {"p": PATH_SEP.join(path)}
+    return _leaf(PATH_SEP.join(path), value)
+
+
+_STR_VIEWS: dict[str, tuple[str, str, float | None]] = {}  # string value -> (s, w, n), values repeat a lot
+
+
+def _leaf(p: str, value: Any) -> dict:
+    """:func:`make_leaf` for a joined path string."""
+    t = type(value)
+    if t is str:
+        views = _STR_VIEWS.get(value)
+        if views is None:
+            views = (value.lower(), " " + " ".join(value_tokens(value)) + " ", number_view(value))
+            if len(_STR_VIEWS) > 20000:
+                _STR_VIEWS.clear()
+            _STR_VIEWS[value] = views
+        leaf: dict[str, Any] = {"p": p, "t": "str", "s": views[0], "w": views[1]}
+        if views[2] is not None:
+            leaf["n"] = views[2]
+        return leaf
+    if t is int:
+        return {"p": p, "t": "num", "n": float(value)}
+    if t is float:
+        return {"p": p, "t": "num"} if math.isnan(value) else {"p": p, "t": "num", "n": value}
+    leaf = {"p": p}
     if value is None:
         leaf["t"] = "null"
     elif isinstance(value, bool):
@@ -185,8 +227,43 @@ def flatten_pairs(config: Any, prefix: tuple[str, ...] = (),
 
 
 def flatten(config: Any, prefix: tuple[str, ...] = (), warnings: list[str] | None = None) -> list[dict]:
-    """Flatten a nested config into leaves (see :func:`make_leaf`)."""
-    return [make_leaf(p, v) for p, v in flatten_pairs(config, prefix, warnings)]
+    """Flatten a nested config into leaves: ``[make_leaf(p, v) for p, v in flatten_pairs(...)]``, faster.
+
+    Paths are carried as joined strings (``None`` for the root, which is not the same as a
+    key ``""``), and plain scalars need no call of their own.
+    """
+    out: list[dict] = []
+    sep = PATH_SEP
+
+    def walk(value: Any, path: str | None) -> None:
+        if len(out) >= MAX_LEAVES:
+            return
+        if isinstance(value, dict):
+            if not value:
+                out.append(_leaf(path or "", value))
+            for k, v in value.items():
+                k = k if type(k) is str else str(k)
+                tv = type(v)
+                if tv is str or tv is int or tv is float or tv is bool or v is None:  # a scalar: no call
+                    if len(out) < MAX_LEAVES:
+                        out.append(_leaf(k if path is None else path + sep + k, v))
+                else:
+                    walk(v, k if path is None else path + sep + k)
+        elif isinstance(value, (list, tuple)):
+            if not value:
+                out.append(_leaf(path or "", []))
+            if len(value) > MAX_LIST_ITEMS and warnings is not None:
+                warnings.append(f"list at {(path or '').replace(sep, '.') or '<root>'} has {len(value)} items; "
+                                f"only the first {MAX_LIST_ITEMS} are indexed")
+            for v in list(value)[:MAX_LIST_ITEMS]:
+                walk(v, path)
+        else:
+            out.append(_leaf("value" if path is None else path, value))
+
+    walk(config, sep.join(prefix) if prefix else None)
+    if len(out) >= MAX_LEAVES and warnings is not None:
+        warnings.append(f"more than {MAX_LEAVES} values; the rest are not indexed")
+    return out
 
 
 def document_pairs(doc: dict) -> list[tuple[tuple[str, ...], Any]]:
@@ -224,20 +301,157 @@ def leaf_keys(leaf: dict) -> list[str]:
     return path_match_keys(leaf_path(leaf))
 
 
-def _reserved_pairs(doc: dict) -> list[tuple[dict, Any]]:
+def _reserved_pairs(doc: dict, skip: Collection[str] = ()) -> list[tuple[dict, Any]]:
     vals: list[tuple[str, Any]] = [("id", doc["_id"]), ("kind", doc["kind"])]
     vals += [("path", p) for p in doc.get("paths") or []]
     vals += [(name, doc[name]) for name in ("status", "format", "indexed_at", "mtime") if doc.get(name) is not None]
     vals += [("tags", t) for t in doc.get("tags") or []]
-    return [(make_leaf((RESERVED_PREFIX + name,), v), v) for name, v in vals]
+    return [(make_leaf((RESERVED_PREFIX + name,), v), v) for name, v in vals if name not in skip]
 
 
-def reserved_leaves(doc: dict) -> list[dict]:
+def reserved_leaves(doc: dict, skip: Collection[str] = ()) -> list[dict]:
     """Leaves for the reserved fields QUERY.md makes always available (id, kind, path, ...).
 
-    Stores call this whenever they (re)write a document, since paths change as files move.
+    Stores call this whenever they (re)write a document, since paths change as files move;
+    ``skip`` names fields a store answers otherwise (``{"id", "path"}``), not made at all.
     """
-    return [leaf for leaf, _ in _reserved_pairs(doc)]
+    return [leaf for leaf, _ in _reserved_pairs(doc, skip)]
+
+
+# ---------------------------------------------------------------- size limits
+
+
+def _json_size(value: Any) -> int:
+    return len(canonical_json(value).encode("utf-8"))
+
+
+def _human(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _scalar_size(value: Any) -> int:
+    """About the JSON size of a scalar (escapes aside), much faster than encoding it."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 2
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, (int, float)):
+        return len(repr(value))
+    return _json_size(value)
+
+
+def _measure(value: Any, path: tuple, atoms: list, boxes: list) -> int:
+    """About the JSON size of ``value``; collects ``(size, path)`` of its droppable parts.
+
+    Atoms are scalars and flat lists, boxes are dicts and lists of containers; parts of 64
+    bytes or less are never worth dropping and are not collected.
+    """
+    if isinstance(value, dict) and value:
+        size = 1
+        for k, v in value.items():
+            size += _scalar_size(str(k)) + 2 + _measure(v, (*path, k), atoms, boxes)
+        into = boxes
+    elif isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in value):
+        size = 1
+        for i, v in enumerate(value):
+            size += 1 + _measure(v, (*path, i), atoms, boxes)
+        into = boxes
+    else:
+        if isinstance(value, (list, tuple)):
+            size = 1 + len(value) + sum(_scalar_size(v) for v in value) if value else 2
+        else:
+            size = _scalar_size(value)
+        into = atoms
+    if path and size > 64:
+        into.append((size, path))
+    return size
+
+
+def _plain(value: Any) -> Any:
+    """A copy whose containers are dicts and lists (so values can be replaced in place)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _show_path(path: tuple) -> str:
+    out = ""
+    for seg in path:
+        out += f"[{seg}]" if isinstance(seg, int) else ("." if out else "") + str(seg)
+    return out
+
+
+def fit_size(value: Any, what: str, warnings: list[str], *, size: int | None = None,
+             limit: int = MAX_CONFIG_BYTES) -> Any:
+    """``value`` if its JSON fits in ``limit`` bytes, else a copy without its largest values (and a warning).
+
+    The largest scalars (and flat lists) are replaced by ``"<dropped: SIZE>"`` first; if many
+    small values are the problem, the smallest subtree whose removal is enough goes (else the
+    largest). ``size`` is the value's JSON size when the caller already has it.
+    """
+    total = _json_size(value) if size is None else size
+    if total <= limit:
+        return value
+    out = _plain(value)
+    dropped: list[tuple] = []
+
+    def drop(at: tuple, n: int) -> int:
+        marker = f"<dropped: {_human(n)}>"
+        parent = out
+        for seg in at[:-1]:
+            parent = parent[seg]
+        parent[at[-1]] = marker
+        dropped.append(at)
+        return n - len(marker) - 2
+
+    atoms: list = []
+    boxes: list = []
+    _measure(out, (), atoms, boxes)
+    excess = total - limit
+    for n, at in sorted(atoms, key=lambda a: -a[0]):
+        if excess <= 0:
+            break
+        excess -= drop(at, n)
+    fresh = not dropped  # the boxes' sizes are still right
+    while excess > 0:
+        if not fresh:
+            atoms, boxes = [], []
+            excess = _measure(out, (), atoms, boxes) - limit
+            if excess <= 0 or not boxes:
+                break
+        fresh = False
+        if not boxes:
+            break
+        enough = [b for b in boxes if b[0] - 30 >= excess]
+        n, at = min(enough, key=lambda b: b[0]) if enough else max(boxes, key=lambda b: b[0])
+        excess -= drop(at, n)
+    if excess > 0:  # one huge flat value at the root
+        out, dropped = f"<dropped: {_human(total)}>", [()]
+    shown = ", ".join(_show_path(p) or "<root>" for p in dropped[:5]) + (", ..." if len(dropped) > 5 else "")
+    warnings.append(f"{what} is {_human(total)} as JSON, over the {_human(limit)} limit: indexed without its "
+                    f"{len(dropped)} largest value{'s' if len(dropped) > 1 else ''} ({shown}), "
+                    "each replaced by \"<dropped: SIZE>\"")
+    return out
+
+
+def _leaves_size(leaf: dict) -> int:
+    """A generous estimate of one leaf's BSON bytes (field names, types, array index key)."""
+    return 64 + len(leaf["p"]) + 2 * len(leaf.get("s") or "")
+
+
+def cap_leaves(leaves: list[dict], warnings: list[str], limit: int = MAX_LEAVES_BYTES) -> list[dict]:
+    """The leaves up to ``limit`` estimated bytes (with a warning when some are cut)."""
+    if 64 * len(leaves) + sum(len(lf["p"]) + 2 * len(lf.get("s") or "") for lf in leaves) <= limit:
+        return leaves
+    total = 0
+    for i, leaf in enumerate(leaves):
+        total += _leaves_size(leaf)
+        if total > limit:
+            warnings.append(f"the values take more than {_human(limit)} to index; only the first {i} are indexed")
+            return leaves[:i]
+    return leaves
 
 
 # ---------------------------------------------------------------- documents
@@ -266,13 +480,123 @@ def make_config_document(config: Any, *, path: str | None, format: str, size: in
                          warnings: Sequence[str] = (), depends_on: Sequence[str] = ()) -> dict:
     """A config document; ``config`` is the effective config, ``as_written`` the file's own text if different."""
     warns = list(warnings)
-    doc = _base("config", config_id(config), path, format, size, mtime, warns)
-    doc["config"] = escape_keys(config)
+    views = _config_views(config)  # escaped copy, leaves and canonical form, in one pass
+    if views is None:
+        text = canonical_json(config)
+    else:  # == canonical_json(config)
+        text = json.dumps(views[2], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = text.encode("utf-8")  # one encoding for the id (== config_id) and the size
+    doc = _base("config", hashlib.sha256(data).hexdigest(), path, format, size, mtime, warns)
+    kept = fit_size(config, "the config", doc["warnings"], size=len(data))
+    if kept is not config:
+        views = None
+    doc["config"] = escape_keys(kept) if views is None else views[0]
     if as_written is not None and as_written != config:
-        doc["as_written"] = escape_keys(as_written)
+        doc["as_written"] = escape_keys(fit_size(as_written, "the config as written", doc["warnings"]))
     doc["depends_on"] = [os.path.abspath(d) for d in depends_on]
-    doc["leaves"] = flatten(config, warnings=doc["warnings"])
+    if views is None:
+        leaves = flatten(kept, warnings=doc["warnings"])
+    else:
+        leaves = views[1]
+        doc["warnings"] += views[3]
+    doc["leaves"] = cap_leaves(leaves, doc["warnings"])
     return doc
+
+
+class _NotPlain(Exception):
+    """A value :func:`_config_views` leaves to the separate functions (tuples, non-str keys, other types)."""
+
+
+def _canonical_float(value: float) -> Any:
+    if not math.isfinite(value) or (value.is_integer() and abs(value) < 2**53):
+        return _canonical(value)
+    return value
+
+
+def _config_views(config: Any) -> tuple[Any, list[dict], Any, list[str]] | None:
+    """``(escape_keys(config), flatten(config, warnings=w), c, w)`` in one pass, where ``c`` has
+    the JSON text of ``_canonical(config)`` (it shares what needs no change with ``config``).
+
+    Only for plain JSON data (dict, list, str, int, float, bool, None; string keys); else None.
+    """
+    leaves: list[dict] = []
+    warns: list[str] = []
+    sep = PATH_SEP
+
+    def walk(value: Any, path: str | None, index: bool) -> tuple[Any, Any]:
+        t = type(value)
+        if t is dict:
+            if index and len(leaves) >= MAX_LEAVES:
+                index = False
+            if not value and index:
+                leaves.append(_leaf(path or "", value))
+            out = {}
+            canon = None
+            for k, v in value.items():
+                if type(k) is not str:
+                    raise _NotPlain
+                ek = escape_key(k) if "." in k or "%" in k or k[:1] == "$" else k
+                tv = type(v)
+                if tv is str or tv is int or tv is bool or v is None or tv is float:
+                    out[ek] = v
+                    # (v - v != 0: inf or nan)
+                    if tv is float and (v.is_integer() or v - v != 0) and (c := _canonical_float(v)) is not v:
+                        if canon is None:
+                            canon = dict(value)
+                        canon[k] = c
+                    if index and len(leaves) < MAX_LEAVES:
+                        leaves.append(_leaf(k if path is None else path + sep + k, v))
+                else:
+                    out[ek], c = walk(v, k if path is None else path + sep + k, index)
+                    if c is not v:
+                        if canon is None:
+                            canon = dict(value)
+                        canon[k] = c
+            return out, (value if canon is None else canon)
+        if t is list:
+            if index and len(leaves) >= MAX_LEAVES:
+                index = False
+            if index:
+                if not value:
+                    leaves.append(_leaf(path or "", []))
+                if len(value) > MAX_LIST_ITEMS:
+                    warns.append(f"list at {(path or '').replace(sep, '.') or '<root>'} has {len(value)} items; "
+                                 f"only the first {MAX_LIST_ITEMS} are indexed")
+            items = []
+            canon_l = None
+            p = "value" if path is None else path
+            for i, v in enumerate(value):
+                tv = type(v)
+                if tv is str or tv is int or tv is bool or v is None or tv is float:  # as walk(v) does, inline
+                    e = c = v
+                    if tv is float and (v.is_integer() or v - v != 0):
+                        c = _canonical_float(v)
+                    if index and i < MAX_LIST_ITEMS and len(leaves) < MAX_LEAVES:
+                        leaves.append(_leaf(p, v))
+                else:
+                    e, c = walk(v, path, index and i < MAX_LIST_ITEMS)
+                items.append(e)
+                if c is not v:
+                    if canon_l is None:
+                        canon_l = list(value)
+                    canon_l[i] = c
+            return items, (value if canon_l is None else canon_l)
+        c = value
+        if t is float:
+            c = _canonical_float(value)
+        elif not (t is str or t is int or t is bool or value is None):
+            raise _NotPlain
+        if index and len(leaves) < MAX_LEAVES:
+            leaves.append(_leaf("value" if path is None else path, value))
+        return value, c
+
+    try:
+        escaped, canonical = walk(config, None, True)
+    except _NotPlain:
+        return None
+    if len(leaves) >= MAX_LEAVES:
+        warns.append(f"more than {MAX_LEAVES} values; the rest are not indexed")
+    return escaped, leaves, canonical, warns
 
 
 def make_run_document(run_id: str, *, config: dict, config_id: str | None, path: str, status: str,
@@ -281,14 +605,16 @@ def make_run_document(run_id: str, *, config: dict, config_id: str | None, path:
                       format: str = "run", warnings: Sequence[str] = (), mtime: float | None = None) -> dict:
     """A run document: the config's leaves, summary metrics (last/best, never series), status, timing."""
     doc = _base("run", run_id, path, format, None, mtime, warnings)
-    doc["config"] = escape_keys(config)
+    kept = fit_size(config, "the run's config", doc["warnings"])
+    doc["config"] = escape_keys(kept)
     doc["config_id"] = config_id
     doc["status"] = status
     doc["metrics"] = escape_keys({str(k): dict(v) for k, v in metrics.items()})
-    doc["info"] = escape_keys(info or {})
+    doc["info"] = escape_keys(fit_size(info or {}, "the run info", doc["warnings"]))
     doc["started_at"] = started_at
     doc["ended_at"] = ended_at
-    doc["leaves"] = flatten(config, warnings=doc["warnings"]) + [make_leaf(p, v) for p, v in _run_extra_pairs(doc)]
+    doc["leaves"] = (cap_leaves(flatten(kept, warnings=doc["warnings"]), doc["warnings"])
+                     + [make_leaf(p, v) for p, v in _run_extra_pairs(doc)])
     return doc
 
 

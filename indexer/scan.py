@@ -7,7 +7,9 @@ marks files that disappeared as gone. Bad files become error records; the scan g
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +20,9 @@ from indexer.convert import convert_path
 from indexer.patterns import PathFilter
 from indexer.walk import walk
 
-BATCH = 500
+BATCH = 500  # files per store.apply (one transaction)
+CHUNK = 64  # files per task sent to a converter process
+IN_FLIGHT = 4  # chunks queued or converting per process
 
 
 @dataclass
@@ -39,14 +43,28 @@ def _convert_one(args: tuple[str, int]) -> tuple[str, list[dict]]:
     return path, convert_path(Path(path), max_bytes=max_bytes)
 
 
+def _convert_chunk(paths: list[str], max_bytes: int) -> list[tuple[str, list[dict]]]:
+    return [_convert_one((p, max_bytes)) for p in paths]
+
+
 def _convert_many(paths: Sequence[str], max_bytes: int, workers: int) -> Iterable[tuple[str, list[dict]]]:
-    """Convert files, in a process pool when there are enough of them to pay for one."""
-    jobs = [(p, max_bytes) for p in paths]
-    if workers <= 1 or len(jobs) < 200:
-        yield from map(_convert_one, jobs)
+    """Convert files, in a process pool when there are enough of them to pay for one.
+
+    Results come back in order, chunk by chunk, while the caller writes the previous ones;
+    only a few chunks are in flight at once, so memory stays flat however many files there are.
+    """
+    if workers <= 1 or len(paths) < 200:
+        yield from (_convert_one((p, max_bytes)) for p in paths)
         return
+    chunks = [list(paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_convert_one, jobs, chunksize=64)
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_convert_chunk, chunk, max_bytes))
+            if len(pending) >= IN_FLIGHT * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = None, force: bool = False,
@@ -92,21 +110,23 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     total = len(todo) + len(gone)
     done = 0
     batch: list[PathUpdate] = []
-    for path, docs in _convert_many(todo, max_bytes, workers):
-        report.converted += 1
-        if any(d.get("kind") == "error" for d in docs):
-            report.errors += 1
-            report.error_paths.append(path)
-        batch.append(PathUpdate(path, docs, states[path]))
-        if len(batch) >= BATCH:
-            store.apply(batch)
-            done += len(batch)
-            batch = []
-            if progress:
-                progress(done, total)
-    batch += [PathUpdate(p, [], None) for p in gone]
-    report.removed = len(gone)
-    store.apply(batch)
+    bulk = getattr(store, "bulk_load", None)  # the embedded store indexes a big first scan faster
+    with bulk(len(todo)) if bulk is not None else contextlib.nullcontext():
+        for path, docs in _convert_many(todo, max_bytes, workers):
+            report.converted += 1
+            if any(d.get("kind") == "error" for d in docs):
+                report.errors += 1
+                report.error_paths.append(path)
+            batch.append(PathUpdate(path, docs, states[path]))
+            if len(batch) >= BATCH:
+                store.apply(batch)
+                done += len(batch)
+                batch = []
+                if progress:
+                    progress(done, total)
+        batch += [PathUpdate(p, [], None) for p in gone]
+        report.removed = len(gone)
+        store.apply(batch)
     if progress:
         progress(total, total)
     return report

@@ -9,6 +9,7 @@ half-written document behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.sql_compile import T_EMPTY, T_FALSE, T_NULL, T_NUM, T_STR, T_TRUE, compile_sql
 
 SCHEMA_VERSION = 1
+#: :meth:`SQLiteStore.bulk_load` drops and rebuilds these for at least this many new documents
+_BULK_INDEXES = ("leaves_num", "leaves_str", "leaves_typ")
+BULK_MIN_DOCS = 2000
 _TYPE_CODE = {"null": T_NULL, "num": T_NUM, "str": T_STR, "empty": T_EMPTY}
 _CODE_TYPE = {T_NULL: "null", T_FALSE: "bool", T_TRUE: "bool", T_NUM: "num", T_STR: "str", T_EMPTY: "empty"}
 
@@ -115,7 +119,11 @@ def sqlite_path_from_uri(uri: str | None) -> Path:
 
 
 _ORDER = "coalesce(d.path0, '~' || d.id)"  # by path; documents without a file last, by id
-_COLUMN_LEAVES = {RESERVED_PREFIX + "id", RESERVED_PREFIX + "path"}  # kept in docs.id / doc_paths instead
+_LEAF_CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+_LEAF_INSERT = {k: "INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES " + ",".join(["(?,?,?,?,?,?)"] * k)
+                for k in _LEAF_CHUNKS}
+_COLUMN_FIELDS = ("id", "path")  # reserved fields kept in docs.id / doc_paths instead of leaves
+_COLUMN_LEAVES = {RESERVED_PREFIX + f for f in _COLUMN_FIELDS}
 
 
 def _tokens_text(text: str | None) -> str:
@@ -143,6 +151,7 @@ class SQLiteStore(Store):
                     self.db.execute("PRAGMA journal_mode=WAL")
                     self.db.execute("PRAGMA synchronous=NORMAL")
                     self.db.execute("PRAGMA cache_size=-65536")
+                    self.db.execute("PRAGMA mmap_size=1073741824")  # cold CLI reads straight from the page cache
                     self._init_schema()
                     break
                 except sqlite3.OperationalError as e:
@@ -207,11 +216,11 @@ class SQLiteStore(Store):
         sid = self._str_cache.get(s)
         if sid is not None:
             return sid
-        row = self.db.execute("SELECT sid FROM strs WHERE s=?", (s,)).fetchone()
-        if row is None:
-            sid = self.db.execute("INSERT INTO strs(s, w) VALUES (?, ?)", (s, w)).lastrowid
-        else:
-            sid = row[0]
+        row = self.db.execute("INSERT INTO strs(s, w) VALUES (?, ?) ON CONFLICT(s) DO NOTHING RETURNING sid",
+                              (s, w)).fetchone()
+        if row is None:  # already there (written by another process, or before this cache)
+            row = self.db.execute("SELECT sid FROM strs WHERE s=?", (s,)).fetchone()
+        sid = row[0]
         if len(self._str_cache) > 200_000:
             self._str_cache.clear()
         self._str_cache[s] = sid
@@ -237,9 +246,9 @@ class SQLiteStore(Store):
                                   (doc_id, *cols)).lastrowid
             if absent is not None:
                 absent.discard(doc_id)
-        rows = []
+        values: list = []  # (rid, i, pid, t, n, sid) of every leaf, flat
         pids, strs = self._pid_cache, self._str_cache
-        reserved = [lf for lf in reserved_leaves(doc) if lf["p"] not in _COLUMN_LEAVES]
+        reserved = reserved_leaves(doc, skip=_COLUMN_FIELDS)
         for i, leaf in enumerate([*doc.get("leaves", []), *reserved]):
             p = leaf["p"]
             pid = pids.get(p)
@@ -251,19 +260,28 @@ class SQLiteStore(Store):
                 sid = strs.get(s)
                 if sid is None:
                     sid = self._sid(s, leaf["w"])
-                rows.append((rid, i, pid, T_STR, leaf.get("n"), sid))
+                values += (rid, i, pid, T_STR, leaf.get("n"), sid)
             else:
                 code = (T_TRUE if leaf["b"] else T_FALSE) if t == "bool" else _TYPE_CODE[t]
-                rows.append((rid, i, pid, code, leaf.get("n"), None))
-        self.db.executemany("INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES (?,?,?,?,?,?)", rows)
+                values += (rid, i, pid, code, leaf.get("n"), None)
+        # many rows per INSERT (in chunks of 64, 32, ... 1 rows: a few distinct statements) is
+        # much cheaper than one row per step of executemany
+        j, left = 0, len(values) // 6
+        for k in _LEAF_CHUNKS:
+            while left >= k:
+                self.db.execute(_LEAF_INSERT[k], values[j:j + 6 * k])
+                j += 6 * k
+                left -= k
         if row:
             self.db.execute("DELETE FROM doc_paths WHERE rid=?", (rid,))
         if self._maybe_live is not None:
             self._maybe_live.update(doc.get("paths", []))
         self.db.executemany("INSERT OR REPLACE INTO doc_paths VALUES (?,?,1)", [(p, rid) for p in doc.get("paths", [])])
-        self.db.executemany("INSERT OR IGNORE INTO doc_paths VALUES (?,?,0)",
-                            [(p, rid) for p in doc.get("past_paths", []) if p not in doc.get("paths", [])])
-        self.db.executemany("INSERT OR IGNORE INTO deps VALUES (?,?)", [(d, rid) for d in doc.get("depends_on", [])])
+        if doc.get("past_paths"):
+            self.db.executemany("INSERT OR IGNORE INTO doc_paths VALUES (?,?,0)",
+                                [(p, rid) for p in doc["past_paths"] if p not in doc.get("paths", [])])
+        if doc.get("depends_on"):
+            self.db.executemany("INSERT OR IGNORE INTO deps VALUES (?,?)", [(d, rid) for d in doc["depends_on"]])
         return rid
 
     def _load(self, doc_id: str) -> dict | None:
@@ -405,6 +423,38 @@ class SQLiteStore(Store):
                     self._write_doc(self._merge_into_existing(doc, None))
             finally:
                 self._end_batch()
+
+    @contextlib.contextmanager
+    def bulk_load(self, expected: int) -> Iterator[None]:
+        """Around writing ``expected`` documents at once (a first scan of a big folder).
+
+        When that is many compared with what the store holds, the leaf value indexes are
+        dropped and built again at the end (also after an error): sorting once is several
+        times faster than updating them leaf by leaf. Every batch is still its own
+        transaction, and queries still answer meanwhile, only slower; if the writer is
+        killed, the next open of the store builds the missing indexes again.
+        """
+        stored = self._guard(lambda: self.db.execute("SELECT max(rid) FROM docs").fetchone()[0]) or 0
+        if expected < BULK_MIN_DOCS or expected * 2 < stored:
+            yield
+            return
+        with self._lock, self._transaction():
+            for name in _BULK_INDEXES:
+                self.db.execute(f"DROP INDEX IF EXISTS {name}")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that stopped the load is the one to see
+                self._create_bulk_indexes()
+            raise
+        self._create_bulk_indexes()
+
+    def _create_bulk_indexes(self) -> None:
+        with self._lock, self._transaction():
+            for stmt in _SCHEMA.split(";"):
+                m = re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt)
+                if m and m.group(1) in _BULK_INDEXES:
+                    self.db.execute(stmt)
 
     # ------------------------------------------------------------ read path
     def _refresh_catalog(self) -> None:

@@ -1,0 +1,130 @@
+"""ednaquery.documents' fast paths give exactly what the straightforward definitions give.
+
+``flatten`` must equal ``make_leaf`` over ``flatten_pairs`` (warnings included), and the
+canonical JSON behind ids and the key escaping must equal their one-line definitions, for
+any JSON-able nested value (ids and leaves may never change for the same content).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ednaquery import documents as D
+from ednaquery.keys import RESERVED_PREFIX
+
+
+@contextlib.contextmanager
+def step_by_step() -> Iterator[None]:
+    """A context in which make_config_document takes its step-by-step path (the reference)."""
+    saved = D._config_views
+    D._config_views = lambda config: None
+    try:
+        yield
+    finally:
+        D._config_views = saved
+
+
+def ref_canonical(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return RESERVED_PREFIX + "float:" + repr(value)
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {str(k): ref_canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [ref_canonical(v) for v in value]
+    return str(value)
+
+
+def ref_escape_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {D.escape_key(str(k)): ref_escape_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [ref_escape_keys(v) for v in value]
+    return value
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal with types (True != 1.0) and key order; NaN equal to NaN."""
+    return json.dumps(a, sort_keys=False, default=repr) == json.dumps(b, sort_keys=False, default=repr) and \
+        repr(a) == repr(b)
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                    st.sampled_from(["1e-3", "vit_base_patch16_384", "", "a.b", "$x", "50%", "1_000", " 2 ", "N/A",
+                                     "imagefolder:/data/pets", "ViT-B/16", "nan", "inf"]),
+                    st.text(max_size=10))
+keys = st.one_of(st.text(max_size=8), st.sampled_from(["", "a.b", "$set", "lr", "x%2E", "value", "BASE_LR"]))
+values = st.recursive(scalars, lambda c: st.one_of(st.lists(c, max_size=4), st.tuples(c, c),
+                                                   st.dictionaries(keys, c, max_size=5)), max_leaves=40)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=values, prefix=st.sampled_from([(), ("metrics",), ("",), ("a", "b")]))
+def test_flatten_is_make_leaf_over_flatten_pairs(value: Any, prefix: tuple) -> None:
+    w1: list[str] = []
+    w2: list[str] = []
+    fast = D.flatten(value, prefix, warnings=w1)
+    ref = [D.make_leaf(p, v) for p, v in D.flatten_pairs(value, prefix, warnings=w2)]
+    assert same(fast, ref) and [list(a) for a in fast] == [list(b) for b in ref]
+    assert w1 == w2
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=values)
+def test_canonical_json_and_escaping_are_unchanged(value: Any) -> None:
+    ref = json.dumps(ref_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert D.canonical_json(value) == ref
+    assert same(D.escape_keys(value), ref_escape_keys(value))
+    assert D.unescape_keys(D.escape_keys(value if isinstance(value, dict) else {"v": value})) is not None
+
+
+def test_long_lists_and_many_values_warn_the_same() -> None:
+    big = {"a": {"b": list(range(D.MAX_LIST_ITEMS + 5))}, "c": [[1] * 30] * 800}
+    w1: list[str] = []
+    w2: list[str] = []
+    fast = D.flatten(big, warnings=w1)
+    ref = [D.make_leaf(p, v) for p, v in D.flatten_pairs(big, warnings=w2)]
+    assert fast == ref and w1 == w2 and len(w1) == 2
+    assert D.flatten(7) == [D.make_leaf(("value",), 7)] and D.flatten({"": 7})[0]["p"] == ""
+
+
+config_values = st.recursive(scalars, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(keys, c, max_size=5)),
+                             max_leaves=40)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=st.one_of(config_values, st.dictionaries(st.integers(0, 3), scalars, max_size=3), values),
+       as_written=st.one_of(st.none(), config_values))
+def test_config_documents_are_the_same_as_built_step_by_step(config: Any, as_written: Any) -> None:
+    kw = {"path": "/x/a.yaml", "format": "yaml", "size": 10, "mtime": 1.0, "as_written": as_written,
+          "warnings": ["w"], "depends_on": ["/x/base.yaml"]}
+    fast = D.make_config_document(config, **kw)
+    with step_by_step():
+        ref = D.make_config_document(config, **kw)
+    fast.pop("indexed_at")
+    ref.pop("indexed_at")
+    assert same(fast, ref) and fast["_id"] == D.config_id(config)
+
+
+def test_config_documents_of_long_lists_and_many_values() -> None:
+    for config in ({"a": {"b": list(range(D.MAX_LIST_ITEMS + 5))}, "c": [[1.0] * 30] * 800},
+                   {"x.y": [{"$z": [float("nan"), 2.0]}] * 1200}, [1, 2.5, {"a": None}], 3.0, "text", {}):
+        fast = D.make_config_document(config, path=None, format="yaml")
+        with step_by_step():
+            ref = D.make_config_document(config, path=None, format="yaml")
+        fast.pop("indexed_at")
+        ref.pop("indexed_at")
+        assert same(fast, ref)
