@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import threading
 import time
@@ -563,9 +564,33 @@ def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) 
     click.echo(f"{verb} {len(plan.items)} config(s) from base {plan.base.config_id[:12]}{dup}", err=True)
 
 
+@click.command("plot", epilog="Examples:\n\n  trainer plot 20261122-221530-3fa9\n\n  trainer plot runs/20261122-221530-3fa9")
+@click.argument("run")
+@_store_option
+@_friendly
+def plot(run: str, store_uri: str | None) -> None:
+    """Draw curves.png, confusion_matrix.png and predictions.png for RUN (a run id prefix or its folder)."""
+    from trainer.launch import find_run_folder
+    from trainer.plots import plot_run
+
+    if os.path.isdir(run):
+        folder = Path(run)
+    else:
+        c = _Ctx(store_uri)
+        try:
+            folder = find_run_folder(c.store, run)
+        finally:
+            c.close()
+    files = plot_run(folder)
+    if not files:
+        raise click.UsageError(f"{folder} has no metrics to plot (is it a run folder?)")
+    for f in files:
+        click.echo(str(f))
+
+
 # ------------------------------------------------------------------ registration
 
-COMMANDS = (launch, resume, queue, worker, jobs_cmd, cancel, ls_cmd, status, sweep)
+COMMANDS = (launch, resume, queue, worker, jobs_cmd, cancel, ls_cmd, status, sweep, plot)
 
 
 def register(group: click.Group) -> None:
@@ -583,5 +608,5 @@ def register(group: click.Group) -> None:
 
         group.callback = with_store
     for cmd in COMMANDS:
-        if cmd.name not in group.commands:
+        if cmd.name not in group.commands or cmd is plot:  # plot by run id replaces the folder-only one
             group.add_command(cmd)
