@@ -69,3 +69,20 @@ class AmbiguousId(EdnaError):
         super().__init__(f"id prefix {prefix!r} is ambiguous: it matches {shown}{more}; type more characters")
         self.prefix = prefix
         self.matches = matches
+
+
+def friendly_errors(fn):  # type: ignore[no-untyped-def]
+    """Decorator for click commands: an EdnaError becomes one ``error: ...`` line on stderr and its exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        import click
+
+        try:
+            return fn(*args, **kwargs)
+        except EdnaError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
+
+    return wrapper

@@ -7,7 +7,6 @@ the hidden ``run`` command that ``daemon start`` executes in the background.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
@@ -18,25 +17,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ednaquery.errors import EdnaError
+from ednaquery.errors import friendly_errors
 from indexer import lifecycle
 from indexer._settings import IndexerSettings, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _friendly(fn: F) -> F:
-    """Turn our errors into one line on stderr and the error's exit status."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EdnaError as exc:
-            click.echo(f"error: {exc}", err=True)
-            raise click.exceptions.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
+_friendly = friendly_errors
 
 
 def _options(fn: F) -> F:

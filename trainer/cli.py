@@ -13,15 +13,13 @@ Torch is imported only by the commands that train or plot.
 """
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ednaquery.errors import EdnaError
+from ednaquery.errors import friendly_errors
 
 
 def _console(stderr: bool = False) -> Any:
@@ -30,18 +28,6 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr)
 
 
-def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print an EdnaError as one line on stderr and exit with its code (2 for a bad config)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EdnaError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 def read_config_file(path: Path) -> dict:

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from ednaquery.errors import EdnaError, UsageError
+from ednaquery.errors import UsageError, friendly_errors
 
 _STORE_META = "trainer.store"
 
@@ -41,18 +41,7 @@ def _out_console() -> Any:
     return Console(highlight=False)
 
 
-def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """One line on stderr for an EdnaError (exit 2 for usage/config errors), never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EdnaError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
+_friendly = friendly_errors
 
 
 def _store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
