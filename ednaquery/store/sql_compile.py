@@ -19,7 +19,7 @@ from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, R
 
 # leaf type codes in the leaves table
 T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_EMPTY = 0, 1, 2, 3, 4, 5
-OTHER_TYPES = "t IN (0,1,2,5)"  # the partial index leaves_typ covers exactly these
+OTHER_TYPES = "(t < 3 OR t = 5)"  # exactly the partial index leaves_typ's WHERE (null, bools, empty)
 
 Resolver = Callable[[KeySpec], list[int]]
 SQL = tuple[str, list]

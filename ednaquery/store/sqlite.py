@@ -29,7 +29,7 @@ from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, So
 from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.sql_compile import T_EMPTY, T_FALSE, T_NULL, T_NUM, T_STR, T_TRUE, compile_sql
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: :meth:`SQLiteStore.bulk_load` drops and rebuilds these for at least this many new documents
 _BULK_INDEXES = ("leaves_num", "leaves_str", "leaves_typ")
 BULK_MIN_DOCS = 2000
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS leaves (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leaves_num ON leaves(pid, n) WHERE n IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leaves_str ON leaves(pid, sid) WHERE sid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS leaves_typ ON leaves(pid, t) WHERE t IN (0,1,2,5);
+CREATE INDEX IF NOT EXISTS leaves_typ ON leaves(pid, t) WHERE (t < 3 OR t = 5);
 CREATE TABLE IF NOT EXISTS doc_paths (
   path TEXT NOT NULL, rid INTEGER NOT NULL, live INTEGER NOT NULL, PRIMARY KEY (path, rid)
 ) WITHOUT ROWID;
