@@ -104,8 +104,9 @@ class RankWriter(RunWriter):
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event, enabled: bool) -> Iterator[None]:
-    """SIGTERM/SIGINT set ``stop``; a second SIGINT raises KeyboardInterrupt (abort now)."""
+def stop_on_signals(stop: threading.Event, enabled: bool = True,
+                    message: str = "stopping after the current step and saving a checkpoint") -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop``; a second SIGINT raises KeyboardInterrupt (abort now). Main thread only."""
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -114,8 +115,7 @@ def _stop_on_signals(stop: threading.Event, enabled: bool) -> Iterator[None]:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
-        log.warning("%s received: stopping after the current step and saving a checkpoint",
-                    signal.Signals(signum).name)
+        log.warning("%s received: %s", signal.Signals(signum).name, message)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -227,7 +227,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     writer.on_status = lambda _run: emit(on_status)
     writer.attach_log()
     try:
-        with _stop_on_signals(stop, handle_signals):
+        with stop_on_signals(stop, handle_signals):
             cfg = load_config(cfg)
             resolved = to_dict(cfg)
             best_metric = cfg.train.best_metric

@@ -19,11 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,26 +72,11 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
 
 
-@contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set ``stop``; a second SIGINT raises KeyboardInterrupt. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def stop_on_signals(stop: threading.Event) -> contextlib.AbstractContextManager[None]:
+    """SIGTERM/SIGINT set ``stop`` (the run checkpoints and its job is re-queued); a second SIGINT aborts."""
+    from trainer.runner import stop_on_signals as _stop_on_signals
 
-    def handler(signum: int, _frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set()
-        log.warning("%s received: stopping the current run with a checkpoint and re-queueing its job",
-                    signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return _stop_on_signals(stop, message="stopping the current run with a checkpoint and re-queueing its job")
 
 
 class _Heart(threading.Thread):
