@@ -79,6 +79,23 @@ class _Ctx:
             self._store.close()
 
 
+def _checked_device(gpus: int | None, device: str | None) -> str | None:
+    """Validate ``--gpus``/``--device`` (one-line errors) and return the device to use (``--gpus 0``: CPU)."""
+    from trainer.launch import check_device, check_gpus
+
+    check_gpus(gpus)
+    check_device(device)
+    return "cpu" if gpus == 0 and device is None else device
+
+
+def _sayer(quiet: bool) -> Callable[[str], None]:
+    """Progress lines on stderr, or nothing with ``--quiet``."""
+    if quiet:
+        return lambda m: None
+    err = _err_console()
+    return lambda m: err.print(m, markup=False)
+
+
 @contextlib.contextmanager
 def _abort_quietly() -> Iterator[None]:
     """A second Ctrl-C outside a run: exit 130 without a traceback."""
@@ -179,15 +196,11 @@ Examples:
 def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, device: str | None, gpus: int | None,
            quiet: bool, store_uri: str | None) -> None:
     """Train the config TARGET (id prefix or file) with optional key=value OVERRIDES; index the run."""
-    from trainer.launch import check_device, check_gpus, prepare, run_config
+    from trainer.launch import prepare, run_config
 
-    check_gpus(gpus)
-    check_device(device)
-    if gpus == 0 and device is None:
-        device = "cpu"
+    device = _checked_device(gpus, device)
     app = _Ctx(store_uri)
-    err = _err_console()
-    say = (lambda m: None) if quiet else (lambda m: err.print(m, markup=False))
+    say = _sayer(quiet)
     try:
         resolved = prepare(app.store, target, list(overrides))
         if resolved.derived_from:
@@ -199,7 +212,7 @@ def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, devi
                             announce=say, on_start=lambda rid, d: say(f"run {rid} -> {d}"), gpus=gpus)
     finally:
         app.close()
-    _print_result(result, lambda m: err.print(m, markup=False))
+    _print_result(result, _sayer(False))  # the result line is printed even with --quiet
     _exit_for(result)
 
 
@@ -216,22 +229,17 @@ def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, devi
 def resume(run: str, runs_root: Path | None, device: str | None, gpus: int | None, quiet: bool,
            store_uri: str | None) -> None:
     """Continue RUN (a run id prefix or run folder) from its last checkpoint (with or without DDP)."""
-    from trainer.launch import check_device, check_gpus
     from trainer.launch import resume as resume_run
 
-    check_gpus(gpus)
-    check_device(device)
-    if gpus == 0 and device is None:
-        device = "cpu"
+    device = _checked_device(gpus, device)
     app = _Ctx(store_uri)
-    err = _err_console()
-    say = (lambda m: None) if quiet else (lambda m: err.print(m, markup=False))
+    say = _sayer(quiet)
     try:
         result = resume_run(run, store=app.store, runs_root=app.runs_root(runs_root), quiet=quiet, device=device,
                             announce=say, gpus=gpus)
     finally:
         app.close()
-    _print_result(result, lambda m: err.print(m, markup=False))
+    _print_result(result, _sayer(False))  # the result line is printed even with --quiet
     _exit_for(result)
 
 
