@@ -36,6 +36,40 @@ def compile_sql(node: Node, resolve: Resolver) -> SQL:
     return _node(node, resolve)
 
 
+def compile_probe(node: Node, resolve: Resolver, alias: str = "d") -> SQL:
+    """``(expr, params)``: a boolean SQL expression true when the ``docs`` row ``alias`` matches.
+
+    The per-document form of :func:`compile_sql`: each leaf term is an EXISTS probe into that
+    document's leaves. It pays off when a query matches many documents and only the first page in
+    path order is wanted: the scan of ``docs_order`` stops after the page, with no set built.
+    """
+    return _probe(node, resolve, alias)
+
+
+def _probe(node: Node, resolve: Resolver, alias: str) -> SQL:
+    if isinstance(node, MatchAll):
+        return "1", []
+    if isinstance(node, (And, Or)):
+        parts = [_probe(i, resolve, alias) for i in node.items]
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return joiner.join(f"({s})" for s, _ in parts), [p for _, ps in parts for p in ps]
+    if isinstance(node, Not):
+        s, p = _probe(node.item, resolve, alias)
+        return f"NOT ({s})", p
+    return _probe_term(node, resolve, alias)
+
+
+def yields_distinct(node: Node) -> bool:
+    """True when ``compile_sql(node)`` gives each ``rid`` once (a compound SELECT or the docs table)."""
+    if isinstance(node, (MatchAll, Or, Not, Exists)):
+        return not (isinstance(node, Exists) and node.key.reserved_field() == "path")
+    if isinstance(node, And):
+        return len(node.items) > 1 or any(isinstance(i, Not) for i in node.items)
+    if isinstance(node, Compare) and node.op in ("!=", "!~"):
+        return True
+    return isinstance(node, (Compare, Range)) and node.key.reserved_field() == "id"
+
+
 def _node(node: Node, resolve: Resolver) -> SQL:
     if isinstance(node, MatchAll):
         return "SELECT rid FROM docs", []
@@ -57,12 +91,22 @@ def _node(node: Node, resolve: Resolver) -> SQL:
     if isinstance(node, Exists):
         return _exists(node.key, resolve)
     if isinstance(node, Range):
-        bounds = [(node.low, node.low_inclusive, ">"), (node.high, node.high_inclusive, "<")]
-        vals = [(op + ("=" if incl else ""), b) for b, incl, op in bounds if b is not None]
-        return _term(node.key, resolve, lambda src: _and([_ordered(op, v, src) for op, v in vals]))
+        return _term(node.key, resolve, lambda src: _range(node, src))
     if isinstance(node, Compare):
         return _compare(node, resolve)
     raise UsageError(f"cannot compile query node {type(node).__name__}")
+
+
+def _probe_term(node: Node, resolve: Resolver, alias: str) -> SQL:
+    """A term tested on one document's leaves: the same leaf condition as the set form."""
+    if isinstance(node, Exists):
+        return _exists(node.key, resolve, alias)
+    if isinstance(node, Range):
+        return _term(node.key, resolve, lambda src: _range(node, src), alias)
+    if isinstance(node, Compare):
+        return _compare(node, resolve, alias)
+    sql, params = _node(node, resolve)
+    return f"{alias}.rid IN ({sql})", params
 
 
 def _rank(node: Node) -> int:
@@ -106,42 +150,51 @@ def _source(key: KeySpec, resolve: Resolver) -> _Source | None:
     return _Source(pids=pids) if pids else None
 
 
-def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL]) -> SQL:
+def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL], probe: str | None = None) -> SQL:
     src = _source(key, resolve)
     if src is None:
-        return NOTHING
+        return ("0", []) if probe else NOTHING
     c, cp = cond(src)
     if src.column:
-        return COLUMN_FIELDS[src.column][0] + f"({c})", cp
+        sql = COLUMN_FIELDS[src.column][0] + f"({c})"
+        return (f"{probe}.rid IN ({sql})", cp) if probe else (sql, cp)
     pin, pp = src.pid_in()
+    if probe:  # '+pid' keeps the planner on the primary key (rid, ...) rather than a (pid, ...) index
+        return f"EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin} AND ({c}))", pp + cp
     return f"SELECT rid FROM leaves WHERE {pin} AND ({c})", pp + cp
 
 
-def _exists(key: KeySpec, resolve: Resolver) -> SQL:
+def _exists(key: KeySpec, resolve: Resolver, probe: str | None = None) -> SQL:
     src = _source(key, resolve)
     if src is None:
-        return NOTHING
+        return ("0", []) if probe else NOTHING
     if src.column:
-        return COLUMN_FIELDS[src.column][0] + "1", []
+        sql = COLUMN_FIELDS[src.column][0] + "1"
+        return (f"{probe}.rid IN ({sql})", []) if probe else (sql, [])
     pin, pp = src.pid_in()
-    parts = [f"SELECT rid FROM leaves WHERE {pin} AND {c}" for c in ("n IS NOT NULL", "sid IS NOT NULL", OTHER_TYPES)]
+    conds = ("n IS NOT NULL", "sid IS NOT NULL", OTHER_TYPES)
+    if probe:
+        return f"EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin} AND ({' OR '.join(conds)}))", pp
+    parts = [f"SELECT rid FROM leaves WHERE {pin} AND {c}" for c in conds]
     return " UNION ".join(parts), pp * 3
 
 
-def _compare(node: Compare, resolve: Resolver) -> SQL:
+def _compare(node: Compare, resolve: Resolver, probe: str | None = None) -> SQL:
     op = node.op
     if op in ("=", "!=", "~", "!~"):
         one = _equal if op in ("=", "!=") else _regex
-        match = _term(node.key, resolve, lambda src: _any_of(node.values, src, one))
+        match = _term(node.key, resolve, lambda src: _any_of(node.values, src, one), probe)
         if op in ("=", "~"):
             return match
-        exists = _exists(node.key, resolve)  # k!=v: has k, and no matching leaf equals v
-        if exists is NOTHING:
-            return NOTHING
+        exists = _exists(node.key, resolve, probe)  # k!=v: has k, and no matching leaf equals v
+        if exists is NOTHING or probe and exists[0] == "0":
+            return exists
+        if probe:
+            return f"({exists[0]}) AND NOT ({match[0]})", exists[1] + match[1]
         return f"SELECT * FROM ({exists[0]}) EXCEPT SELECT * FROM ({match[0]})", exists[1] + match[1]
     if len(node.values) != 1:
         raise UsageError(f"a list of values only works with = and !=, not {op}")
-    return _term(node.key, resolve, lambda src: _ordered(op, node.values[0], src))
+    return _term(node.key, resolve, lambda src: _ordered(op, node.values[0], src), probe)
 
 
 def _any_of(values: tuple[Value, ...], src: _Source, one: Callable[[Value, _Source], SQL]) -> SQL:
@@ -208,6 +261,11 @@ def _ordered(op: str, v: Value, src: _Source) -> SQL:
     if v.kind == "str":
         return _strings(src, (f"{{s}} {op} ?", [str(v.value).lower()]))
     raise UsageError(f"{op} needs a number or a string, not {v.kind}")
+
+
+def _range(node: Range, src: _Source) -> SQL:
+    bounds = [(node.low, node.low_inclusive, ">"), (node.high, node.high_inclusive, "<")]
+    return _and([_ordered(op + ("=" if incl else ""), b, src) for b, incl, op in bounds if b is not None])
 
 
 def _glob_pattern(text: str) -> str:

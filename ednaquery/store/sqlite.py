@@ -27,12 +27,26 @@ from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_match
 from ednaquery.query.ast import Node
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
 from ednaquery.store.catalog import PathCatalog
-from ednaquery.store.sql_compile import T_EMPTY, T_FALSE, T_NULL, T_NUM, T_STR, T_TRUE, compile_sql
+from ednaquery.store.sql_compile import (
+    T_EMPTY,
+    T_FALSE,
+    T_NULL,
+    T_NUM,
+    T_STR,
+    T_TRUE,
+    compile_probe,
+    compile_sql,
+    yields_distinct,
+)
 
 SCHEMA_VERSION = 2
 #: :meth:`SQLiteStore.bulk_load` drops and rebuilds these for at least this many new documents
 _BULK_INDEXES = ("leaves_num", "leaves_str", "leaves_typ")
 BULK_MIN_DOCS = 2000
+#: ``find`` pages up to this many rows by walking documents in order (see ``_page_by_probe``)
+PROBE_MAX_ROWS = 1000
+#: ... for at most this many thousand SQLite VM steps (about 15 ms here) before building the match set
+PROBE_BUDGET = 500
 _TYPE_CODE = {"null": T_NULL, "num": T_NUM, "str": T_STR, "empty": T_EMPTY}
 _CODE_TYPE = {T_NULL: "null", T_FALSE: "bool", T_TRUE: "bool", T_NUM: "num", T_STR: "str", T_EMPTY: "empty"}
 
@@ -168,6 +182,7 @@ class SQLiteStore(Store):
         self._str_cache: dict[str, int] = {}
         self._pid_cache: dict[str, int] = {}
         self._zdict: bytes | None = None
+        self.probe_budget = PROBE_BUDGET  # 0: always build the match set
         self._absent: set[str] | None = None  # during a batch: its ids that are not in the store
         self._maybe_live: set[str] | None = None  # during a batch: paths that may hold live documents
 
@@ -466,22 +481,36 @@ class SQLiteStore(Store):
     def _resolve(self, key: KeySpec) -> list[int]:
         return self._catalog.resolve(key)
 
-    def _select(self, node: Node, options: FindOptions) -> tuple[str, list]:
-        """SQL for the set of matching, visible ``rid`` values (query set EXCEPT hidden documents)."""
+    def _select(self, node: Node, options: FindOptions, *, distinct: bool) -> tuple[str, list]:
+        """SQL for the set of matching, visible ``rid`` values (query set EXCEPT hidden documents).
+
+        The hidden set (other kinds, past versions) is only subtracted when the store holds any:
+        both are a few index seeks to check, while subtracting costs a sort of every match.
+        ``distinct`` asks for each ``rid`` once (``count``); ``find`` reads the set with IN.
+        """
         self._refresh_catalog()
         sql, params = compile_sql(node, self._resolve)
         hidden, hparams = [], []
         kinds = effective_kinds(node, options.kinds)
-        if kinds:
-            marks = ",".join("?" * len(kinds))
-            hidden.append(f"SELECT rid FROM docs WHERE kind NOT IN ({marks})")
-            hparams += list(kinds)
-        if not options.all_versions:
+        other = [k for k in self._stored_kinds() if k not in kinds] if kinds else []
+        if other:
+            hidden.append(f"SELECT rid FROM docs WHERE kind IN ({','.join('?' * len(other))})")
+            hparams += other
+        if not options.all_versions and self.db.execute("SELECT 1 FROM docs WHERE current = 0 LIMIT 1").fetchone():
             hidden.append("SELECT rid FROM docs WHERE current = 0")
         if hidden:
             sql = f"SELECT * FROM ({sql}) EXCEPT SELECT * FROM ({' UNION '.join(hidden)})"
             params = params + hparams
+        elif distinct and not yields_distinct(node):
+            sql = f"SELECT DISTINCT rid FROM ({sql})"
         return sql, params
+
+    def _stored_kinds(self) -> list[str]:
+        """The distinct kinds in the store, by a loose scan of the docs_kind index (a seek per kind)."""
+        return [r[0] for r in self.db.execute(
+            "WITH RECURSIVE k(kind) AS (SELECT min(kind) FROM docs UNION ALL "
+            "SELECT (SELECT min(kind) FROM docs WHERE kind > k.kind) FROM k WHERE k.kind IS NOT NULL) "
+            "SELECT kind FROM k WHERE kind IS NOT NULL")]
 
     def _guard(self, fn, *args):
         try:
@@ -491,22 +520,24 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
 
     def count(self, node: Node, options: FindOptions | None = None) -> int:
-        sql, params = self._select(node, options or FindOptions())
+        sql, params = self._select(node, options or FindOptions(), distinct=True)
         return self._guard(lambda: self.db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])
 
     def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
         options = options or FindOptions()
-        where, params = self._select(node, options)
-        order, oparams = self._order_by(options.sort)
-        # ids first (a sort of small rows), then the bodies of just that page
-        sql = f"SELECT d.rid FROM docs d WHERE d.rid IN ({where}) ORDER BY {order}"
-        params = params + oparams
-        if options.limit is not None or options.offset:
-            sql += " LIMIT ? OFFSET ?"
-            params += [options.limit if options.limit is not None else -1, options.offset]
 
         def run() -> list[bytes]:
-            rids = [r[0] for r in self.db.execute(sql, params)]
+            rids = self._page_by_probe(node, options)
+            if rids is None:
+                where, params = self._select(node, options, distinct=False)
+                order, oparams = self._order_by(options.sort)
+                # ids first (a sort of small rows), then the bodies of just that page
+                sql = f"SELECT d.rid FROM docs d WHERE d.rid IN ({where}) ORDER BY {order}"
+                params = params + oparams
+                if options.limit is not None or options.offset:
+                    sql += " LIMIT ? OFFSET ?"
+                    params += [options.limit if options.limit is not None else -1, options.offset]
+                rids = [r[0] for r in self.db.execute(sql, params)]
             bodies: dict[int, bytes] = {}
             for i in range(0, len(rids), 500):
                 chunk = rids[i:i + 500]
@@ -514,6 +545,42 @@ class SQLiteStore(Store):
                 bodies.update(self.db.execute(q, chunk).fetchall())
             return [bodies[r] for r in rids]
         return [self._unpack(b) for b in self._guard(run)]
+
+    def _page_by_probe(self, node: Node, options: FindOptions) -> list[int] | None:
+        """A page in path order by walking ``docs_order`` and testing each document, or None.
+
+        Broad queries fill a page after a few documents, where building their whole match set
+        would sort up to every row. The walk gets a fixed budget of SQLite VM steps; over it (a
+        selective query) it gives up, and the caller builds the set instead.
+        """
+        if (options.sort or options.limit is None or options.limit + options.offset > PROBE_MAX_ROWS
+                or self.probe_budget <= 0):
+            return None
+        self._refresh_catalog()
+        expr, params = compile_probe(node, self._resolve, "d")
+        conds = [f"({expr})"]
+        kinds = effective_kinds(node, options.kinds)
+        if kinds:
+            conds.append(f"+d.kind IN ({','.join('?' * len(kinds))})")
+            params = params + list(kinds)
+        if not options.all_versions:
+            conds.append("+d.current = 1")  # "+": walk docs_order, not docs_current
+        sql = f"SELECT d.rid FROM docs d WHERE {' AND '.join(conds)} ORDER BY {_ORDER} LIMIT ? OFFSET ?"
+        steps = [0]
+
+        def over_budget() -> bool:
+            steps[0] += 1
+            return steps[0] > self.probe_budget
+
+        self.db.set_progress_handler(over_budget, 1000)
+        try:
+            return [r[0] for r in self.db.execute(sql, params + [options.limit, options.offset])]
+        except sqlite3.OperationalError as e:
+            if "interrupted" not in str(e):
+                raise
+            return None
+        finally:
+            self.db.set_progress_handler(None, 0)
 
     def _order_by(self, sort: Sequence[SortKey]) -> tuple[str, list]:
         parts: list[str] = []

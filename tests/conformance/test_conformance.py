@@ -151,3 +151,27 @@ def test_backends_agree(stores, names) -> None:
         if a != b:
             diffs.append(f"{sc.query} sort={sc.sort}: sqlite {a}, mongomock {b}")
     assert not diffs, "backends disagree:\n" + "\n".join(diffs)
+
+
+def test_sqlite_page_walk_agrees_with_the_match_set(stores, names) -> None:
+    """``find --limit`` on SQLite walks documents in path order with per-document probes (the
+    page plan) and builds the whole match set only past a step budget: both give the same page."""
+    sqlite = stores["sqlite"]
+    if isinstance(sqlite, str):
+        pytest.skip(sqlite)
+    walked = 0
+    for case in CASES:
+        node = _node(case)
+        for limit, offset in ((1000, 0), (2, 1)):
+            opts = FindOptions(kinds=case.kinds, limit=limit, offset=offset)
+            rids = sqlite._page_by_probe(node, opts)
+            walked += rids is not None
+            page = _names(sqlite.find(node, opts), names)
+            budget, sqlite.probe_budget = sqlite.probe_budget, 0  # no walk: the match-set plan
+            try:
+                assert _names(sqlite.find(node, opts), names) == page, _case_id(case)
+            finally:
+                sqlite.probe_budget = budget
+            if limit == 1000:
+                assert set(page) == set(case.expected), _case_id(case)
+    assert walked == 2 * len(CASES)  # the small corpus always fits the budget: the walk was tested
