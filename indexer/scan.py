@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ednaquery.store.base import FileState, PathUpdate, Store
+from ednaquery.store.sqlite import pack_body, slim_for_body
 from indexer.convert import convert_path
 from indexer.patterns import PathFilter
 from indexer.walk import walk
 
 BATCH = 500  # files per store.apply (one transaction)
 CHUNK = 64  # files per task sent to a converter process
-IN_FLIGHT = 4  # chunks queued or converting per process
+IN_FLIGHT = 16  # chunks queued or converting per process (enough to last through one batch write)
 
 
 @dataclass
@@ -38,29 +39,34 @@ class ScanReport:
     error_paths: list[str] = field(default_factory=list)
 
 
-def _convert_one(args: tuple[str, int]) -> tuple[str, list[dict]]:
-    path, max_bytes = args
-    return path, convert_path(Path(path), max_bytes=max_bytes)
+def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> tuple[str, list[dict], list[bytes]]:
+    docs = convert_path(Path(path), max_bytes=max_bytes)
+    if not zdict:
+        return path, docs, []
+    return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs]
 
 
-def _convert_chunk(paths: list[str], max_bytes: int) -> list[tuple[str, list[dict]]]:
-    return [_convert_one((p, max_bytes)) for p in paths]
+def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> list[tuple[str, list[dict], list[bytes]]]:
+    return [_convert_one(p, max_bytes, zdict) for p in paths]
 
 
-def _convert_many(paths: Sequence[str], max_bytes: int, workers: int) -> Iterable[tuple[str, list[dict]]]:
+def _convert_many(paths: Sequence[str], max_bytes: int, workers: int,
+                  zdict: Callable[[], bytes | None]) -> Iterable[tuple[str, list[dict], list[bytes]]]:
     """Convert files, in a process pool when there are enough of them to pay for one.
 
     Results come back in order, chunk by chunk, while the caller writes the previous ones;
     only a few chunks are in flight at once, so memory stays flat however many files there are.
+    Pool workers also pack the stored bodies once the embedded store has its zlib dictionary
+    (``zdict()``), which takes that work off the single writing process.
     """
     if workers <= 1 or len(paths) < 200:
-        yield from (_convert_one((p, max_bytes)) for p in paths)
+        yield from (_convert_one(p, max_bytes) for p in paths)
         return
     chunks = [list(paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
         for chunk in chunks:
-            pending.append(pool.submit(_convert_chunk, chunk, max_bytes))
+            pending.append(pool.submit(_convert_chunk, chunk, max_bytes, zdict()))
             if len(pending) >= IN_FLIGHT * workers:
                 yield from pending.popleft().result()
         while pending:
@@ -111,13 +117,18 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     done = 0
     batch: list[PathUpdate] = []
     bulk = getattr(store, "bulk_load", None)  # the embedded store indexes a big first scan faster
+    body_dictionary = getattr(store, "body_dictionary", None)
+
+    def zdict() -> bytes | None:
+        return body_dictionary() if body_dictionary is not None else None
+
     with bulk(len(todo)) if bulk is not None else contextlib.nullcontext():
-        for path, docs in _convert_many(todo, max_bytes, workers):
+        for path, docs, bodies in _convert_many(todo, max_bytes, workers, zdict):
             report.converted += 1
             if any(d.get("kind") == "error" for d in docs):
                 report.errors += 1
                 report.error_paths.append(path)
-            batch.append(PathUpdate(path, docs, states[path]))
+            batch.append(PathUpdate(path, docs, states[path], bodies))
             if len(batch) >= BATCH:
                 store.apply(batch)
                 done += len(batch)

@@ -29,11 +29,16 @@ class FileState:
 
 @dataclass
 class PathUpdate:
-    """A file path now holds ``docs`` (``state`` None and no docs: the file is gone)."""
+    """A file path now holds ``docs`` (``state`` None and no docs: the file is gone).
+
+    ``bodies`` optionally carries each new document's stored body, prepared by a converter
+    process (:func:`ednaquery.store.sqlite.pack_body`); a store that cannot use one ignores it.
+    """
 
     path: str
     docs: list[dict]
     state: FileState | None
+    bodies: Sequence[bytes | None] = ()
 
 
 @dataclass(frozen=True)

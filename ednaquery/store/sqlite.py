@@ -144,6 +144,29 @@ def _tokens_text(text: str | None) -> str:
     return " " + " ".join(value_tokens(text or "")) + " "
 
 
+def _body_json(doc: dict) -> bytes:
+    return json.dumps({k: v for k, v in doc.items() if k != "leaves"}, separators=(",", ":")).encode()
+
+
+def pack_body(doc: dict, zdict: bytes) -> bytes:
+    """A document's stored body: its JSON without the leaves, deflated with the store's dictionary."""
+    body = _body_json(doc)
+    # a window just big enough for dictionary + body compresses the same, and sets up much faster
+    wbits = max(9, min(15, (len(zdict) + len(body) + 300).bit_length()))
+    c = zlib.compressobj(6, zlib.DEFLATED, wbits, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    return c.compress(body) + c.flush()
+
+
+#: what the writer reads from a document whose body comes packed (ids, paths, flags, reserved fields)
+_WRITER_KEYS = ("_id", "kind", "paths", "past_paths", "current", "deleted", "indexed_at", "tags", "status",
+                "format", "mtime", "depends_on", "leaves")
+
+
+def slim_for_body(doc: dict) -> dict:
+    """``doc`` without what its packed body already carries: less to send between processes."""
+    return {k: doc[k] for k in _WRITER_KEYS if k in doc}
+
+
 class SQLiteStore(Store):
     """The embedded store. Safe for one writer and many reader processes (WAL, busy timeout)."""
 
@@ -241,15 +264,17 @@ class SQLiteStore(Store):
         self._str_cache[s] = sid
         return sid
 
-    def _write_doc(self, doc: dict) -> int:
-        """Insert or replace one document and its leaves; returns its rid. Inside a transaction."""
+    def _write_doc(self, doc: dict, body: bytes | None = None) -> int:
+        """Insert or replace one document and its leaves; returns its rid. Inside a transaction.
+
+        ``body``: ``pack_body(doc, ...)`` made elsewhere with this store's dictionary."""
         doc_id = doc["_id"]
         absent = self._absent  # ids that apply()/upsert() found missing: no lookup, nothing to delete
         row = None if absent is not None and doc_id in absent else \
             self.db.execute("SELECT rid FROM docs WHERE id=?", (doc_id,)).fetchone()
         first = (doc.get("paths") or doc.get("past_paths") or [None])[0]
         cols = (doc["kind"], 1 if doc.get("current", True) else 0, 1 if doc.get("deleted") else 0,
-                doc.get("indexed_at"), first, self._pack(doc))
+                doc.get("indexed_at"), first, body or self._pack(doc))
         if row:
             rid = row[0]
             self.db.execute("UPDATE docs SET kind=?, current=?, deleted=?, indexed_at=?, path0=?, body=? WHERE rid=?",
@@ -331,15 +356,18 @@ class SQLiteStore(Store):
         return self._zdict or b""
 
     def _pack(self, doc: dict) -> bytes:
-        body = json.dumps({k: v for k, v in doc.items() if k != "leaves"}, separators=(",", ":")).encode()
         zd = self._zd()
         if not zd:  # first document: its body seeds the dictionary that makes small bodies compress well
+            body = _body_json(doc)
             zd = self._zdict = body[:32768].decode("utf-8", "ignore").encode()
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('zdict', ?)", (zd.decode(),))
-        # a window just big enough for dictionary + body compresses the same, and sets up much faster
-        wbits = max(9, min(15, (len(zd) + len(body) + 300).bit_length()))
-        c = zlib.compressobj(6, zlib.DEFLATED, wbits, 8, zlib.Z_DEFAULT_STRATEGY, zd)
-        return c.compress(body) + c.flush()
+        return pack_body(doc, zd)
+
+    def body_dictionary(self) -> bytes | None:
+        """The zlib dictionary bodies are packed with (None until the first document is written),
+        for converter processes that pack bodies themselves (see ``PathUpdate.bodies``)."""
+        with self._lock:
+            return self._zd() or None
 
     def _unpack(self, blob: bytes) -> dict:
         d = zlib.decompressobj(15, self._zd())
@@ -383,8 +411,15 @@ class SQLiteStore(Store):
             keep = {d["_id"] for d in up.docs}
             # a path that held nothing live (at the start of the batch or since) holds only these docs after
             search = self._maybe_live is None or path in self._maybe_live
-            for doc in up.docs:
-                self._write_doc(self._merge_into_existing(dict(doc, paths=[path]), path))
+            for j, doc in enumerate(up.docs):
+                body = up.bodies[j] if j < len(up.bodies) else None
+                # a prepared body is the document as converted: usable when nothing is merged into it
+                if body is not None and not (self._absent is not None and doc["_id"] in self._absent
+                                             and doc.get("paths") == [path] and doc.get("past_paths") == []
+                                             and doc.get("current") is True and doc.get("deleted") is False):
+                    doc = dict(self._unpack(body), leaves=doc.get("leaves", []))  # whole again (see slim_for_body)
+                    body = None
+                self._write_doc(self._merge_into_existing(dict(doc, paths=[path]), path), body)
             # documents that no longer live at this path lose it
             rows = self.db.execute("SELECT d.id FROM doc_paths p JOIN docs d ON d.rid=p.rid "
                                    "WHERE p.path=? AND p.live=1", (path,)).fetchall() if search else []

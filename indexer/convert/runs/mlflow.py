@@ -56,6 +56,9 @@ class MlflowRecogniser:
     def owner(self, path: Path) -> Path | None:
         if path.name == "meta.yaml":
             return path.parent if self.detect(path.parent) else None
+        text = str(path)
+        if not any(f"{os.sep}{part}{os.sep}" in text for part in _PARTS):  # the common case, without pathlib
+            return None
         parent = path.parent
         for _ in range(6):  # params/a/b/c: names with '/'
             if parent.name in _PARTS:
