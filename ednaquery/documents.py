@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
 import re
 import secrets
@@ -441,9 +442,14 @@ def _leaves_size(leaf: dict) -> int:
     return 64 + len(leaf["p"]) + 2 * len(leaf.get("s") or "")
 
 
+_get_p, _get_s = operator.itemgetter("p"), operator.methodcaller("get", "s")
+
+
 def cap_leaves(leaves: list[dict], warnings: list[str], limit: int = MAX_LEAVES_BYTES) -> list[dict]:
     """The leaves up to ``limit`` estimated bytes (with a warning when some are cut)."""
-    if 64 * len(leaves) + sum(len(lf["p"]) + 2 * len(lf.get("s") or "") for lf in leaves) <= limit:
+    # the same sum as _leaves_size's, in C-level passes (this runs for every document)
+    strs = filter(None, map(_get_s, leaves))
+    if 64 * len(leaves) + sum(map(len, map(_get_p, leaves))) + 2 * sum(map(len, strs)) <= limit:
         return leaves
     total = 0
     for i, leaf in enumerate(leaves):

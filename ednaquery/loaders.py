@@ -68,11 +68,14 @@ class LoadResult:
     #: size and mtime of the file as it was read (None for :func:`load_text`)
     size: int | None = None
     mtime: float | None = None
+    #: False when the file's bytes hold neither ``${`` nor a backslash: then no string in it can
+    #: hold ``${`` (an escape could spell it), and interpolation need not be looked for
+    may_interpolate: bool = True
 
 
 def format_for(path: str | os.PathLike[str]) -> str | None:
     """The format a file name implies (``yaml``, ``json``, ``jsonl``, ``toml``), or None."""
-    return FORMATS.get(Path(path).suffix.lower())
+    return FORMATS.get(os.path.splitext(os.path.basename(os.fspath(path)))[1].lower())
 
 
 # ---------------------------------------------------------------- YAML
@@ -512,4 +515,5 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
         raise LoadError(exc.detail, path=p, line=exc.line, column=exc.column) from None
     result.size = st.st_size
     result.mtime = st.st_mtime
+    result.may_interpolate = b"${" in data or b"\\" in data
     return result

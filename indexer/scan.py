@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ednaquery.store.base import FileState, PathUpdate, Store
 from ednaquery.store.sqlite import pack_body, slim_for_body
@@ -40,7 +39,7 @@ class ScanReport:
 
 
 def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> tuple[str, list[dict], list[bytes]]:
-    docs = convert_path(Path(path), max_bytes=max_bytes)
+    docs = convert_path(path, max_bytes=max_bytes)
     if not zdict:
         return path, docs, []
     return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs]

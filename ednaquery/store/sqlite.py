@@ -1,11 +1,15 @@
 """The embedded default store: one SQLite file (WAL), one writer and many readers at once.
 
-Schema (see docs/architecture.md): ``docs`` holds each document once (zlib-compressed JSON
-body, without leaves); ``leaves`` holds one row per leaf, clustered by document, with the
-value views the query needs and three covering indexes ``(pid, n)``, ``(pid, sid)``,
-``(pid, t)``; ``paths`` is the leaf-path catalog and ``strs``/``strtok`` dictionary-encode
-string values and their tokens. Writes are transactions, so a killed writer never leaves a
-half-written document behind.
+Schema: ``docs`` holds each document once (zlib-compressed JSON body, without leaves);
+``leaves`` holds one row per leaf, clustered by document, with the value views the query
+needs and three partial covering indexes ``(pid, n)``, ``(pid, sid)``, ``(pid, t)``;
+``paths`` is the leaf-path catalog and ``strs`` dictionary-encodes string values and their
+tokens. Writes are transactions, so a killed writer never leaves a half-written document.
+
+Two query plans (``sql_compile``): ``count`` and sorted or unlimited finds build the match
+set from the leaf indexes (INTERSECT/UNION/EXCEPT of row ids); ``find --limit`` first walks
+``docs`` in path order testing each document with per-document probes, which fills a page of
+a broad query after a few documents, and falls back to the match set past a step budget.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -144,6 +149,29 @@ def _tokens_text(text: str | None) -> str:
     return " " + " ".join(value_tokens(text or "")) + " "
 
 
+def _bulk_marker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _bulk_loader_alive(marker: str) -> bool:
+    """True while the process that left this ``bulk_load`` marker (``host:pid``) still runs here.
+
+    That writer dropped the leaf indexes on purpose and builds them at its end, so a reader that
+    opens the store meanwhile leaves them alone; a writer killed there leaves its marker behind,
+    and the next open builds the indexes again.
+    """
+    host, _, pid = marker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _body_json(doc: dict) -> bytes:
     return json.dumps({k: v for k, v in doc.items() if k != "leaves"}, separators=(",", ":")).encode()
 
@@ -218,10 +246,14 @@ class SQLiteStore(Store):
                 raise StoreUnavailable(f"index {self.path} has schema v{row[0]}, this ednaquery needs "
                                        f"v{SCHEMA_VERSION}; delete it and run `ednaquery index` again")
             have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-            for stmt in _SCHEMA.split(";"):  # indexes added since the file was made
+            marker = self.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone()
+            loading = marker is not None and _bulk_loader_alive(marker[0])
+            for stmt in _SCHEMA.split(";"):  # indexes added since the file was made, or left dropped
                 name = re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt)
-                if name and name.group(1) not in have:
+                if name and name.group(1) not in have and not (loading and name.group(1) in _BULK_INDEXES):
                     self.db.execute(stmt)
+            if marker is not None and not loading:
+                self.db.execute("DELETE FROM meta WHERE k='bulk_load'")
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -491,6 +523,8 @@ class SQLiteStore(Store):
         with self._lock, self._transaction():
             for name in _BULK_INDEXES:
                 self.db.execute(f"DROP INDEX IF EXISTS {name}")
+            # readers opening the store meanwhile leave the indexes to us (see _bulk_loader_alive)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (_bulk_marker(),))
         try:
             yield
         except BaseException:
@@ -505,6 +539,7 @@ class SQLiteStore(Store):
                 m = re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt)
                 if m and m.group(1) in _BULK_INDEXES:
                     self.db.execute(stmt)
+            self.db.execute("DELETE FROM meta WHERE k='bulk_load'")
 
     # ------------------------------------------------------------ read path
     def _refresh_catalog(self) -> None:

@@ -79,7 +79,8 @@ def convert_config_file(path: Path, fmt: str, *, max_bytes: int = DEFAULT_MAX_BY
         warnings = list(loaded.warnings)
         config, depends = doc, []
         if single:
-            res = resolve(doc, str(path), loaded.directives, max_bytes=max_bytes)
+            res = resolve(doc, str(path), loaded.directives, max_bytes=max_bytes,
+                          may_interpolate=loaded.may_interpolate)
             config, depends = res.config, res.depends_on
             warnings += res.warnings
         docs.append(make_config_document(config, path=str(path), format=loaded.format, size=loaded.size,

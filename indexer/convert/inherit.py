@@ -38,8 +38,11 @@ class Resolution:
 
 
 def resolve(doc: Any, path: str, directives: Mapping[str, str] | None = None, *,
-            max_bytes: int = DEFAULT_MAX_BYTES) -> Resolution:
-    """The effective config of ``doc``, the (first) document of the file at ``path``."""
+            max_bytes: int = DEFAULT_MAX_BYTES, may_interpolate: bool = True) -> Resolution:
+    """The effective config of ``doc``, the (first) document of the file at ``path``.
+
+    ``may_interpolate=False`` (the file's text holds no ``${``) skips the search for
+    interpolations unless bases or defaults brought in other files."""
     res = Resolution(config=doc)
     if not isinstance(doc, dict):
         return res
@@ -58,7 +61,7 @@ def resolve(doc: Any, path: str, directives: Mapping[str, str] | None = None, *,
             res.warnings += c.warnings
             res.depends_on += c.depends_on
             config, package = c.tree, c.package
-    if has_interpolation(config):
+    if (may_interpolate or config is not doc) and has_interpolation(config):
         config, warns = resolve_interpolations(config)
         res.warnings += warns
     if package:

@@ -10,6 +10,9 @@ must be back afterwards, also after an error and after a writer was killed in be
 from __future__ import annotations
 
 import random
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,10 +139,32 @@ def test_indexes_come_back_after_an_error_or_a_killed_writer(tmp_path: Path, mon
         store.apply(_sweep(20))
         raise RuntimeError("converter crashed")
     assert _leaf_indexes(store) == indexes
-    # a writer killed inside bulk_load leaves the indexes dropped: the next open builds them
+    # a writer killed inside bulk_load leaves the indexes dropped and its marker: the next open builds them
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
     for name in sqlite_mod._BULK_INDEXES:
         store.db.execute(f"DROP INDEX {name}")
+    store.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (f"{socket.gethostname()}:{dead}",))
     store.close()
     again = SQLiteStore(tmp_path / "i.db")
     assert _leaf_indexes(again) == indexes
+    assert again.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone() is None
     again.close()
+
+
+def test_a_reader_opening_during_a_live_bulk_load_leaves_the_indexes_to_the_writer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the indexes is the writer's job at its end: a reader must not do it (slowly, under
+    the write lock) in the middle of a big first scan. It still answers, from the tables."""
+    monkeypatch.setattr(sqlite_mod, "BULK_MIN_DOCS", 10)
+    writer = SQLiteStore(tmp_path / "w.db")
+    indexes = _leaf_indexes(writer)
+    with writer.bulk_load(50):
+        writer.apply(_sweep(20))
+        reader = SQLiteStore(tmp_path / "w.db")  # this process is alive: the marker holds
+        assert _leaf_indexes(reader) == set()
+        assert _answers(reader) == _answers(writer) and all(_answers(reader))
+        reader.close()
+    assert _leaf_indexes(writer) == indexes
+    assert writer.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone() is None
+    writer.close()

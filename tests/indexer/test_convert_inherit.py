@@ -178,6 +178,17 @@ def test_interpolation_keeps_number_types_for_queries(tmp_path: Path) -> None:
     assert doc["as_written"]["optim"]["lr"] == "${base_lr}"
 
 
+def test_interpolation_spelled_with_escapes_is_still_resolved(tmp_path: Path) -> None:
+    """The converter skips the search for ``${`` when the file's bytes hold none; an escape in a
+    double-quoted YAML or a JSON string can still spell it, and must still be resolved."""
+    doc = one(write(tmp_path, "e.yaml", 'base_lr: 0.1\noptim: {lr: "\\x24{base_lr}"}\n'))
+    assert doc["config"]["optim"]["lr"] == 0.1
+    doc = one(write(tmp_path, "e.json", '{"base_lr": 0.2, "lr": "\\u0024{base_lr}"}'))
+    assert doc["config"]["lr"] == 0.2
+    doc = one(write(tmp_path, "plain.yaml", "base_lr: 0.3\nlr: $base_lr {x}\n"))
+    assert doc["config"]["lr"] == "$base_lr {x}"
+
+
 def test_dependants_of() -> None:
     docs = [{"paths": ["/r/a.yaml"], "depends_on": ["/r/base.yaml"]},
             {"paths": ["/r/b.yaml", "/r/b2.yaml"], "depends_on": ["/r/base.yaml", "/r/x.yaml"]},

@@ -41,7 +41,7 @@ _lock = threading.Lock()
 
 def run_folder_of(path: str | Path) -> tuple[Recogniser, Path] | None:
     """The recogniser and run folder a file belongs to, or None if it is not part of a run."""
-    p = Path(path)
+    p = path if isinstance(path, Path) else Path(path)
     for rec in RECOGNISERS:
         try:
             folder = rec.owner(p)
