@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,24 +128,28 @@ def _clean_metrics(raw: Any) -> dict[str, dict[str, float]]:
     return out
 
 
-def _read_jsonl(path: Path, warnings: list[str]) -> list[dict]:
-    rows: list[dict] = []
+def iter_jsonl(path: str | os.PathLike[str], warnings: list[str]) -> Iterator[dict]:
+    """The JSON objects of a JSONL file, one per line (run metrics). A torn last line (a run still
+    writing) is skipped quietly; more lines that are not JSON, or an unreadable file, add a warning."""
+    name = os.path.basename(os.fspath(path))
+    bad = 0
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    bad += 1
+                    continue
+                if isinstance(rec, dict):
+                    yield rec
     except OSError as exc:
-        warnings.append(f"{path.name} could not be read: {exc.strerror or exc}")
-        return rows
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            rows.append(rec)
-    return rows
+        warnings.append(f"{name} could not be read: {exc.strerror or exc}")
+    if bad > 1:  # one torn line at the end is normal while a run writes
+        warnings.append(f"{name}: {bad} lines are not JSON and were skipped")
 
 
 def _epoch(value: Any) -> float | None:
@@ -203,7 +208,7 @@ def read_run_folder(folder: str | os.PathLike[str], *, max_bytes: int = DEFAULT_
             if summary.get(key) is not None and key not in rf.info:
                 rf.info[key] = summary[key]
     elif (root / METRICS_FILE).is_file():
-        rf.metrics = summarise_rows(_read_jsonl(root / METRICS_FILE, rf.warnings))
+        rf.metrics = summarise_rows(list(iter_jsonl(root / METRICS_FILE, rf.warnings)))
         try:
             mtimes.append(os.stat(root / METRICS_FILE).st_mtime)
         except OSError:

@@ -23,7 +23,6 @@ reported separately.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ednaquery.keys import segment_tokens
+from ednaquery.runfolder import iter_jsonl
 
 #: Metric files bigger than this are not read (a warning says so).
 MAX_METRICS_BYTES = 200_000_000
@@ -195,24 +195,8 @@ def read_jsonl(path: str, summary: MetricsSummary, warnings: list[str]) -> None:
     """``metrics.jsonl``: one JSON object per line; a torn last line (still being written) is ignored."""
     if _too_big(path, warnings):
         return
-    bad = 0
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(rec, dict):
-                    summary.add_record(rec)
-    except OSError as exc:
-        warnings.append(f"{os.path.basename(path)} could not be read: {exc.strerror or exc}")
-    if bad > 1:  # one torn line at the end is normal while a run writes
-        warnings.append(f"{os.path.basename(path)}: {bad} lines are not JSON and were skipped")
+    for rec in iter_jsonl(path, warnings):
+        summary.add_record(rec)
 
 
 def read_csv(path: str, summary: MetricsSummary, warnings: list[str]) -> None:
