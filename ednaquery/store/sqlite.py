@@ -149,27 +149,43 @@ def _tokens_text(text: str | None) -> str:
     return " " + " ".join(value_tokens(text or "")) + " "
 
 
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or "" where unknown:
+    with the pid it names one process, even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
 def _bulk_marker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
 
 
-def _bulk_loader_alive(marker: str) -> bool:
-    """True while the process that left this ``bulk_load`` marker (``host:pid``) still runs here.
+#: the stores this process is bulk-loading right now (resolved paths)
+_LOADING_HERE: set[str] = set()
+
+
+def _bulk_loader_alive(marker: str, path: Path) -> bool:
+    """True while the process that left this ``bulk_load`` marker (``host:pid:start``) still runs.
 
     That writer dropped the leaf indexes on purpose and builds them at its end, so a reader that
     opens the store meanwhile leaves them alone; a writer killed there leaves its marker behind,
     and the next open builds the indexes again.
     """
-    host, _, pid = marker.rpartition(":")
+    host, pid, start = (marker.split(":") + ["", ""])[:3]
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():  # this process (or one with its pid before a restart)
+        return str(path.resolve()) in _LOADING_HERE
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not start or _start_time(int(pid)) in ("", start)
 
 
 def _body_json(doc: dict) -> bytes:
@@ -247,7 +263,7 @@ class SQLiteStore(Store):
                                        f"v{SCHEMA_VERSION}; delete it and run `ednaquery index` again")
             have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
             marker = self.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone()
-            loading = marker is not None and _bulk_loader_alive(marker[0])
+            loading = marker is not None and _bulk_loader_alive(marker[0], self.path)
             for stmt in _SCHEMA.split(";"):  # indexes added since the file was made, or left dropped
                 name = re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt)
                 if name and name.group(1) not in have and not (loading and name.group(1) in _BULK_INDEXES):
@@ -525,12 +541,16 @@ class SQLiteStore(Store):
                 self.db.execute(f"DROP INDEX IF EXISTS {name}")
             # readers opening the store meanwhile leave the indexes to us (see _bulk_loader_alive)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (_bulk_marker(),))
+        here = str(self.path.resolve())
+        _LOADING_HERE.add(here)
         try:
             yield
         except BaseException:
             with contextlib.suppress(Exception):  # the error that stopped the load is the one to see
                 self._create_bulk_indexes()
             raise
+        finally:
+            _LOADING_HERE.discard(here)
         self._create_bulk_indexes()
 
     def _create_bulk_indexes(self) -> None:
@@ -590,8 +610,10 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
 
     def count(self, node: Node, options: FindOptions | None = None) -> int:
-        sql, params = self._select(node, options or FindOptions(), distinct=True)
-        return self._guard(lambda: self.db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])
+        def run() -> int:
+            sql, params = self._select(node, options or FindOptions(), distinct=True)
+            return self.db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+        return self._guard(run)
 
     def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
         options = options or FindOptions()

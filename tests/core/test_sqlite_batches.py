@@ -9,6 +9,7 @@ must be back afterwards, also after an error and after a writer was killed in be
 """
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
@@ -139,17 +140,22 @@ def test_indexes_come_back_after_an_error_or_a_killed_writer(tmp_path: Path, mon
         store.apply(_sweep(20))
         raise RuntimeError("converter crashed")
     assert _leaf_indexes(store) == indexes
-    # a writer killed inside bulk_load leaves the indexes dropped and its marker: the next open builds them
+    store.close()
+    # a writer killed inside bulk_load leaves the indexes dropped and its marker: the next open builds them,
+    # also when its pid now belongs to another process (a restarted container) or to this one
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    for name in sqlite_mod._BULK_INDEXES:
-        store.db.execute(f"DROP INDEX {name}")
-    store.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (f"{socket.gethostname()}:{dead}",))
-    store.close()
-    again = SQLiteStore(tmp_path / "i.db")
-    assert _leaf_indexes(again) == indexes
-    assert again.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone() is None
-    again.close()
+    host = socket.gethostname()
+    for marker in (f"{host}:{dead}", f"{host}:{dead}:123", f"{host}:{os.getpid()}:1", f"{host}:{os.getppid()}:1"):
+        killed = SQLiteStore(tmp_path / "i.db")
+        for name in sqlite_mod._BULK_INDEXES:
+            killed.db.execute(f"DROP INDEX {name}")
+        killed.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (marker,))
+        killed.close()
+        again = SQLiteStore(tmp_path / "i.db")
+        assert _leaf_indexes(again) == indexes, marker
+        assert again.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone() is None
+        again.close()
 
 
 def test_a_reader_opening_during_a_live_bulk_load_leaves_the_indexes_to_the_writer(
