@@ -471,6 +471,21 @@ def load_text(data: bytes | str, format: str) -> LoadResult:
     return LoadResult(documents=docs, warnings=warnings, format=fmt, directives=directives)
 
 
+def _read_upto(fh: Any, expected: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes of an unbuffered file, asking for ``expected`` first: a buffer the
+    size of the limit (megabytes) for every small config costs more than reading it."""
+    chunks: list[bytes] = []
+    total = 0
+    want = min(expected, limit)
+    while total < limit:
+        chunk = fh.read(want - total if total < want else min(1 << 20, limit - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
               format: str | None = None) -> LoadResult:
     """Read and parse a config file; the format comes from its extension unless given.
@@ -485,7 +500,7 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
     try:
         # O_NONBLOCK: a named pipe called x.yaml must not hang the reader (it is refused below)
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, "rb") as fh:
+        with open(fd, "rb", buffering=0) as fh:
             st = os.fstat(fh.fileno())
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(p)
@@ -494,7 +509,7 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
             if st.st_size > max_bytes:
                 raise LoadError(f"file is {st.st_size:,} bytes, over the {max_bytes:,}-byte limit; "
                                 "raise the size limit to index it", path=p)
-            data = fh.read(max_bytes + 1)
+            data = _read_upto(fh, st.st_size + 1, max_bytes + 1)
     except LoadError:
         raise
     except FileNotFoundError:

@@ -176,6 +176,24 @@ def test_file_over_the_size_limit(tmp_path: Path) -> None:
     assert load_file(f, max_bytes=5000).documents
 
 
+def test_a_file_that_grows_while_read_is_read_whole_or_refused(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader asks for the size fstat gave; a writer still appending must not cut the file short."""
+    f = tmp_path / "growing.yaml"
+    f.write_text("".join(f"k{i}: {i}\n" for i in range(300)))  # about 2.7 kB
+    real_fstat = os.fstat
+
+    def stale_fstat(fd):  # the size from before the writer's last appends
+        st = real_fstat(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
+                               st.st_atime, st.st_mtime, st.st_ctime))
+    monkeypatch.setattr(os, "fstat", stale_fstat)
+    doc = load_file(f).documents[0]
+    assert len(doc) == 300 and doc["k299"] == 299
+    with pytest.raises(LoadError, match="grew past the 1,000-byte limit"):
+        load_file(f, max_bytes=1000)
+
+
 def test_vanished_and_unreadable_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(LoadError, match="vanished"):
         load_file(tmp_path / "gone.yaml")
