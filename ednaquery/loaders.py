@@ -471,7 +471,7 @@ def load_text(data: bytes | str, format: str) -> LoadResult:
     return LoadResult(documents=docs, warnings=warnings, format=fmt, directives=directives)
 
 
-def _read_upto(fh: Any, expected: int, limit: int) -> bytes:
+def read_upto(fh: Any, expected: int, limit: int) -> bytes:
     """Up to ``limit`` bytes of an unbuffered file, asking for ``expected`` first: a buffer the
     size of the limit (megabytes) for every small config costs more than reading it."""
     chunks: list[bytes] = []
@@ -509,7 +509,7 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
             if st.st_size > max_bytes:
                 raise LoadError(f"file is {st.st_size:,} bytes, over the {max_bytes:,}-byte limit; "
                                 "raise the size limit to index it", path=p)
-            data = _read_upto(fh, st.st_size + 1, max_bytes + 1)
+            data = read_upto(fh, st.st_size + 1, max_bytes + 1)
     except LoadError:
         raise
     except FileNotFoundError:
