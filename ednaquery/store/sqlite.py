@@ -138,7 +138,7 @@ def sqlite_path_from_uri(uri: str | None) -> Path:
 
 
 _ORDER = "coalesce(d.path0, '~' || d.id)"  # by path; documents without a file last, by id
-_LEAF_CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+_LEAF_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)  # 128 rows: 768 variables, under old SQLite's 999
 _LEAF_INSERT = {k: "INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES " + ",".join(["(?,?,?,?,?,?)"] * k)
                 for k in _LEAF_CHUNKS}
 _COLUMN_FIELDS = ("id", "path")  # reserved fields kept in docs.id / doc_paths instead of leaves
@@ -250,6 +250,7 @@ class SQLiteStore(Store):
         self._pid_cache: dict[str, int] = {}
         self._zdict: bytes | None = None
         self.probe_budget = PROBE_BUDGET  # 0: always build the match set
+        self._leaf_rows: list = []  # (rid, i, pid, t, n, sid) values not inserted yet, flat (see _flush_leaves)
         self._absent: set[str] | None = None  # during a batch: its ids that are not in the store
         self._maybe_live: set[str] | None = None  # during a batch: paths that may hold live documents
 
@@ -327,6 +328,7 @@ class SQLiteStore(Store):
             rid = row[0]
             self.db.execute("UPDATE docs SET kind=?, current=?, deleted=?, indexed_at=?, path0=?, body=? WHERE rid=?",
                             (*cols, rid))
+            self._flush_leaves()  # it may have been written earlier in this batch
             self.db.execute("DELETE FROM leaves WHERE rid=?", (rid,))
             self.db.execute("DELETE FROM deps WHERE rid=?", (rid,))
         else:  # a new rid (documents are never deleted, so no rows refer to it yet)
@@ -352,14 +354,9 @@ class SQLiteStore(Store):
             else:
                 code = (T_TRUE if leaf["b"] else T_FALSE) if t == "bool" else _TYPE_CODE[t]
                 values += (rid, i, pid, code, leaf.get("n"), None)
-        # many rows per INSERT (in chunks of 64, 32, ... 1 rows: a few distinct statements) is
-        # much cheaper than one row per step of executemany
-        j, left = 0, len(values) // 6
-        for k in _LEAF_CHUNKS:
-            while left >= k:
-                self.db.execute(_LEAF_INSERT[k], values[j:j + 6 * k])
-                j += 6 * k
-                left -= k
+        self._leaf_rows += values
+        if self._absent is None:  # outside a batch: now (a batch flushes them before it commits)
+            self._flush_leaves()
         if row:
             self.db.execute("DELETE FROM doc_paths WHERE rid=?", (rid,))
         if self._maybe_live is not None:
@@ -371,6 +368,17 @@ class SQLiteStore(Store):
         if doc.get("depends_on"):
             self.db.executemany("INSERT OR IGNORE INTO deps VALUES (?,?)", [(d, rid) for d in doc["depends_on"]])
         return rid
+
+    def _flush_leaves(self) -> None:
+        """Insert the buffered leaf rows: many rows per INSERT (chunks of 128, 64, ... 1 rows, a few
+        distinct statements) across the documents of a batch is much cheaper than a few per document."""
+        values, self._leaf_rows = self._leaf_rows, []
+        j, left = 0, len(values) // 6
+        for k in _LEAF_CHUNKS:
+            while left >= k:
+                self.db.execute(_LEAF_INSERT[k], values[j:j + 6 * k])
+                j += 6 * k
+                left -= k
 
     def _load(self, doc_id: str) -> dict | None:
         row = self.db.execute("SELECT body FROM docs WHERE id=?", (doc_id,)).fetchone()
@@ -441,6 +449,7 @@ class SQLiteStore(Store):
 
     def _end_batch(self) -> None:
         self._absent = self._maybe_live = None
+        self._leaf_rows = []  # flushed already, unless the batch failed (and rolls back)
 
     def apply(self, updates: Iterable[PathUpdate]) -> None:
         updates = list(updates)
@@ -451,6 +460,7 @@ class SQLiteStore(Store):
             self._begin_batch((d["_id"] for up in updates for d in up.docs), paths)
             try:
                 self._apply(updates, paths)
+                self._flush_leaves()
             finally:
                 self._end_batch()
 
@@ -493,6 +503,7 @@ class SQLiteStore(Store):
 
     def _leaves_of(self, doc_id: str) -> list[dict]:
         """Rebuild a stored document's config leaves (reserved ones are regenerated on write)."""
+        self._flush_leaves()
         rows = self.db.execute(
             "SELECT p.p, l.t, l.n, s.s, s.w FROM leaves l JOIN docs d ON d.rid=l.rid JOIN paths p ON p.pid=l.pid "
             "LEFT JOIN strs s ON s.sid=l.sid WHERE d.id=? ORDER BY l.i", (doc_id,)).fetchall()
@@ -519,6 +530,7 @@ class SQLiteStore(Store):
             try:
                 for doc in docs:
                     self._write_doc(self._merge_into_existing(doc, None))
+                self._flush_leaves()
             finally:
                 self._end_batch()
 
