@@ -794,13 +794,18 @@ class SQLiteStore(Store):
         return [self._unpack(r[0]) for r in rows]
 
     def dependants(self, paths: Sequence[str]) -> list[str]:
-        out: set[str] = set()
-        for p in paths:
-            rows = self._guard(lambda p=p: self.db.execute(
-                "SELECT dp.path FROM deps x JOIN doc_paths dp ON dp.rid=x.rid AND dp.live=1 WHERE x.dep=?",
-                (os.path.abspath(p),)).fetchall())
-            out.update(r[0] for r in rows)
-        return sorted(out)
+        def run() -> set[str]:
+            out: set[str] = set()
+            if self.db.execute("SELECT 1 FROM deps LIMIT 1").fetchone() is None:
+                return out  # no document depends on any file (a first scan): nothing to look up
+            wanted = [os.path.abspath(p) for p in paths]
+            for i in range(0, len(wanted), 500):
+                part = wanted[i:i + 500]
+                out.update(r[0] for r in self.db.execute(
+                    "SELECT dp.path FROM deps x JOIN doc_paths dp ON dp.rid=x.rid AND dp.live=1 "
+                    f"WHERE x.dep IN ({','.join('?' * len(part))})", part))
+            return out
+        return sorted(self._guard(run))
 
     def errors(self) -> list[dict]:
         rows = self._guard(lambda: self.db.execute(

@@ -174,3 +174,21 @@ def test_a_reader_opening_during_a_live_bulk_load_leaves_the_indexes_to_the_writ
     assert _leaf_indexes(writer) == indexes
     assert writer.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone() is None
     writer.close()
+
+
+def test_dependants_of_many_paths_at_once(tmp_path: Path) -> None:
+    """``dependants`` answers for a whole scan's paths (chunked lookups), live paths only."""
+    store = SQLiteStore(tmp_path / "d.db")
+    assert store.dependants(["/r/base.yaml"]) == []  # no dependencies stored yet
+    docs = []
+    for i in range(3):
+        doc = make_config_document({"i": i}, path=f"/r/child{i}.yaml", format="yaml", size=1, mtime=1.0,
+                                   depends_on=[f"/r/base{i}.yaml", "/r/common.yaml"])
+        docs.append(PathUpdate(f"/r/child{i}.yaml", [doc], FileState(1, 1, 1)))
+    store.apply(docs)
+    store.apply([PathUpdate("/r/child2.yaml", [], None)])  # gone: no longer a live dependant
+    noise = [f"/r/other{i}.yaml" for i in range(1200)]
+    assert store.dependants(noise + ["/r/base1.yaml"]) == ["/r/child1.yaml"]
+    assert store.dependants(["/r/common.yaml"] + noise) == ["/r/child0.yaml", "/r/child1.yaml"]
+    assert store.dependants(noise) == []
+    store.close()
