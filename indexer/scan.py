@@ -37,6 +37,13 @@ class ScanReport:
     unreadable: dict[str, str] = field(default_factory=dict)
     error_paths: list[str] = field(default_factory=list)
 
+    def count(self, path: str, docs: list[dict]) -> None:
+        """Count one converted file (an error record among its documents makes it an error)."""
+        self.converted += 1
+        if any(d.get("kind") == "error" for d in docs):
+            self.errors += 1
+            self.error_paths.append(path)
+
 
 def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> tuple[str, list[dict], list[bytes]]:
     docs = convert_path(path, max_bytes=max_bytes)
@@ -122,11 +129,17 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         return body_dictionary() if body_dictionary is not None else None
 
     with bulk(len(todo)) if bulk is not None else contextlib.nullcontext():
-        for path, docs, bodies in _convert_many(todo, max_bytes, workers, zdict):
-            report.converted += 1
-            if any(d.get("kind") == "error" for d in docs):
-                report.errors += 1
-                report.error_paths.append(path)
+        first: list[str] = []
+        if body_dictionary is not None and todo and zdict() is None:
+            # a new store makes its zlib dictionary from the first document written: write one now,
+            # so that the converter processes can pack every other body
+            first = todo[:1]
+            path, docs, _ = _convert_one(first[0], max_bytes)
+            report.count(path, docs)
+            store.apply([PathUpdate(path, docs, states[path])])
+            done = 1
+        for path, docs, bodies in _convert_many(todo[len(first):], max_bytes, workers, zdict):
+            report.count(path, docs)
             batch.append(PathUpdate(path, docs, states[path], bodies))
             if len(batch) >= BATCH:
                 store.apply(batch)
