@@ -141,6 +141,9 @@ _ORDER = "coalesce(d.path0, '~' || d.id)"  # by path; documents without a file l
 _LEAF_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)  # 128 rows: 768 variables, under old SQLite's 999
 _LEAF_INSERT = {k: "INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES " + ",".join(["(?,?,?,?,?,?)"] * k)
                 for k in _LEAF_CHUNKS}
+#: each index's CREATE statement, by name (made on open when missing; see bulk_load)
+_INDEX_SQL = {m.group(1): stmt for stmt in _SCHEMA.split(";")
+              if (m := re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt))}
 _COLUMN_FIELDS = ("id", "path")  # reserved fields kept in docs.id / doc_paths instead of leaves
 _COLUMN_LEAVES = {RESERVED_PREFIX + f for f in _COLUMN_FIELDS}
 
@@ -265,9 +268,8 @@ class SQLiteStore(Store):
             have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
             marker = self.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone()
             loading = marker is not None and _bulk_loader_alive(marker[0], self.path)
-            for stmt in _SCHEMA.split(";"):  # indexes added since the file was made, or left dropped
-                name = re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt)
-                if name and name.group(1) not in have and not (loading and name.group(1) in _BULK_INDEXES):
+            for name, stmt in _INDEX_SQL.items():  # indexes added since the file was made, or left dropped
+                if name not in have and not (loading and name in _BULK_INDEXES):
                     self.db.execute(stmt)
             if marker is not None and not loading:
                 self.db.execute("DELETE FROM meta WHERE k='bulk_load'")
@@ -314,7 +316,8 @@ class SQLiteStore(Store):
         return sid
 
     def _write_doc(self, doc: dict, body: bytes | None = None) -> int:
-        """Insert or replace one document and its leaves; returns its rid. Inside a transaction.
+        """Insert or replace one document and its leaves; returns its rid. Inside :meth:`_batch`,
+        which inserts the leaf rows buffered here before its transaction commits.
 
         ``body``: ``pack_body(doc, ...)`` made elsewhere with this store's dictionary."""
         doc_id = doc["_id"]
@@ -336,7 +339,7 @@ class SQLiteStore(Store):
                                   (doc_id, *cols)).lastrowid
             if absent is not None:
                 absent.discard(doc_id)
-        values: list = []  # (rid, i, pid, t, n, sid) of every leaf, flat
+        values = self._leaf_rows  # (rid, i, pid, t, n, sid) of every leaf, flat, after any buffered before
         pids, strs = self._pid_cache, self._str_cache
         reserved = reserved_leaves(doc, skip=_COLUMN_FIELDS)
         for i, leaf in enumerate([*doc.get("leaves", []), *reserved]):
@@ -354,9 +357,6 @@ class SQLiteStore(Store):
             else:
                 code = (T_TRUE if leaf["b"] else T_FALSE) if t == "bool" else _TYPE_CODE[t]
                 values += (rid, i, pid, code, leaf.get("n"), None)
-        self._leaf_rows += values
-        if self._absent is None:  # outside a batch: now (a batch flushes them before it commits)
-            self._flush_leaves()
         if row:
             self.db.execute("DELETE FROM doc_paths WHERE rid=?", (rid,))
         if self._maybe_live is not None:
@@ -432,24 +432,29 @@ class SQLiteStore(Store):
     def _transaction(self):
         return _Tx(self)
 
-    def _begin_batch(self, ids: Iterable[str], paths: Iterable[str] = ()) -> None:
-        """Look up a batch's ids and paths at once (inside its transaction), so that writing
-        a new document needs no lookups and a new file no search for what it held before."""
-        self._absent = set(ids)
-        self._maybe_live = set()
-        for chunk, sql in ((list(self._absent), "SELECT id FROM docs WHERE id IN ({})"),
-                           (list(dict.fromkeys(paths)), "SELECT DISTINCT path FROM doc_paths WHERE live=1 AND path IN ({})")):
-            for i in range(0, len(chunk), 500):
-                part = chunk[i:i + 500]
-                found = [r[0] for r in self.db.execute(sql.format(",".join("?" * len(part))), part)]
-                if sql.startswith("SELECT id"):
-                    self._absent.difference_update(found)
-                else:
-                    self._maybe_live.update(found)
+    def _rows_in(self, sql: str, values: Sequence) -> Iterator[tuple]:
+        """The rows of ``sql`` whose ``IN ({})`` takes ``values``, asked 500 at a time (old SQLite
+        allows 999 variables)."""
+        for i in range(0, len(values), 500):
+            part = values[i:i + 500]
+            yield from self.db.execute(sql.format(",".join("?" * len(part))), part)
 
-    def _end_batch(self) -> None:
-        self._absent = self._maybe_live = None
-        self._leaf_rows = []  # flushed already, unless the batch failed (and rolls back)
+    @contextlib.contextmanager
+    def _batch(self, ids: Iterable[str], paths: Iterable[str] = ()) -> Iterator[None]:
+        """Around writing a batch (inside its transaction): its ids and paths are looked up at once,
+        so that writing a new document needs no lookups and a new file no search for what it held
+        before; its leaf rows are buffered and inserted at the end (see :meth:`_flush_leaves`)."""
+        self._absent = set(ids)
+        found = self._rows_in("SELECT id FROM docs WHERE id IN ({})", list(self._absent))
+        self._absent.difference_update(r[0] for r in found)
+        self._maybe_live = {r[0] for r in self._rows_in(
+            "SELECT DISTINCT path FROM doc_paths WHERE live=1 AND path IN ({})", list(dict.fromkeys(paths)))}
+        try:
+            yield
+            self._flush_leaves()
+        finally:
+            self._absent = self._maybe_live = None
+            self._leaf_rows = []  # flushed already, unless the batch failed (and rolls back)
 
     def apply(self, updates: Iterable[PathUpdate]) -> None:
         updates = list(updates)
@@ -457,12 +462,8 @@ class SQLiteStore(Store):
             return
         with self._lock, self._transaction():
             paths = [os.path.abspath(up.path) for up in updates]
-            self._begin_batch((d["_id"] for up in updates for d in up.docs), paths)
-            try:
+            with self._batch((d["_id"] for up in updates for d in up.docs), paths):
                 self._apply(updates, paths)
-                self._flush_leaves()
-            finally:
-                self._end_batch()
 
     def _apply(self, updates: list[PathUpdate], paths: list[str]) -> None:
         for up, path in zip(updates, paths):
@@ -525,14 +526,9 @@ class SQLiteStore(Store):
         docs = list(docs)
         if not docs:
             return
-        with self._lock, self._transaction():
-            self._begin_batch(d["_id"] for d in docs)
-            try:
-                for doc in docs:
-                    self._write_doc(self._merge_into_existing(doc, None))
-                self._flush_leaves()
-            finally:
-                self._end_batch()
+        with self._lock, self._transaction(), self._batch(d["_id"] for d in docs):
+            for doc in docs:
+                self._write_doc(self._merge_into_existing(doc, None))
 
     @contextlib.contextmanager
     def bulk_load(self, expected: int) -> Iterator[None]:
@@ -567,10 +563,8 @@ class SQLiteStore(Store):
 
     def _create_bulk_indexes(self) -> None:
         with self._lock, self._transaction():
-            for stmt in _SCHEMA.split(";"):
-                m = re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt)
-                if m and m.group(1) in _BULK_INDEXES:
-                    self.db.execute(stmt)
+            for name in _BULK_INDEXES:
+                self.db.execute(_INDEX_SQL[name])
             self.db.execute("DELETE FROM meta WHERE k='bulk_load'")
 
     # ------------------------------------------------------------ read path
@@ -642,11 +636,7 @@ class SQLiteStore(Store):
                     sql += " LIMIT ? OFFSET ?"
                     params += [options.limit if options.limit is not None else -1, options.offset]
                 rids = [r[0] for r in self.db.execute(sql, params)]
-            bodies: dict[int, bytes] = {}
-            for i in range(0, len(rids), 500):
-                chunk = rids[i:i + 500]
-                q = f"SELECT rid, body FROM docs WHERE rid IN ({','.join('?' * len(chunk))})"
-                bodies.update(self.db.execute(q, chunk).fetchall())
+            bodies = dict(self._rows_in("SELECT rid, body FROM docs WHERE rid IN ({})", rids))
             return [bodies[r] for r in rids]
         return [self._unpack(b) for b in self._guard(run)]
 
@@ -798,12 +788,9 @@ class SQLiteStore(Store):
             out: set[str] = set()
             if self.db.execute("SELECT 1 FROM deps LIMIT 1").fetchone() is None:
                 return out  # no document depends on any file (a first scan): nothing to look up
-            wanted = [os.path.abspath(p) for p in paths]
-            for i in range(0, len(wanted), 500):
-                part = wanted[i:i + 500]
-                out.update(r[0] for r in self.db.execute(
-                    "SELECT dp.path FROM deps x JOIN doc_paths dp ON dp.rid=x.rid AND dp.live=1 "
-                    f"WHERE x.dep IN ({','.join('?' * len(part))})", part))
+            out.update(r[0] for r in self._rows_in(
+                "SELECT dp.path FROM deps x JOIN doc_paths dp ON dp.rid=x.rid AND dp.live=1 WHERE x.dep IN ({})",
+                [os.path.abspath(p) for p in paths]))
             return out
         return sorted(self._guard(run))
 
