@@ -105,8 +105,15 @@ def _probe_term(node: Node, resolve: Resolver, alias: str) -> SQL:
         return _term(node.key, resolve, lambda src: _range(node, src), alias)
     if isinstance(node, Compare):
         return _compare(node, resolve, alias)
-    sql, params = _node(node, resolve)
-    return f"{alias}.rid IN ({sql})", params
+    return _as_probe(_node(node, resolve), alias)
+
+
+def _as_probe(rids: SQL, probe: str | None) -> SQL:
+    """A set of rids as the per-document test ``probe.rid IN (set)`` (the set is built once); as is
+    without ``probe``."""
+    if probe is None:
+        return rids
+    return ("0", []) if rids is NOTHING else (f"{probe}.rid IN ({rids[0]})", rids[1])
 
 
 def _rank(node: Node) -> int:
@@ -153,11 +160,10 @@ def _source(key: KeySpec, resolve: Resolver) -> _Source | None:
 def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL], probe: str | None = None) -> SQL:
     src = _source(key, resolve)
     if src is None:
-        return ("0", []) if probe else NOTHING
+        return _as_probe(NOTHING, probe)
     c, cp = cond(src)
     if src.column:
-        sql = COLUMN_FIELDS[src.column][0] + f"({c})"
-        return (f"{probe}.rid IN ({sql})", cp) if probe else (sql, cp)
+        return _as_probe((COLUMN_FIELDS[src.column][0] + f"({c})", cp), probe)
     pin, pp = src.pid_in()
     if probe:  # '+pid' keeps the planner on the primary key (rid, ...) rather than a (pid, ...) index
         return f"EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin} AND ({c}))", pp + cp
@@ -167,10 +173,9 @@ def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL], probe
 def _exists(key: KeySpec, resolve: Resolver, probe: str | None = None) -> SQL:
     src = _source(key, resolve)
     if src is None:
-        return ("0", []) if probe else NOTHING
+        return _as_probe(NOTHING, probe)
     if src.column:
-        sql = COLUMN_FIELDS[src.column][0] + "1"
-        return (f"{probe}.rid IN ({sql})", []) if probe else (sql, [])
+        return _as_probe((COLUMN_FIELDS[src.column][0] + "1", []), probe)
     pin, pp = src.pid_in()
     conds = ("n IS NOT NULL", "sid IS NOT NULL", OTHER_TYPES)
     if probe:
