@@ -143,6 +143,24 @@ def _lock_holder(path: Path) -> tuple[bool, int | None, list[str]]:
         os.close(fd)
 
 
+#: how long a start waits for a pidfile lock that someone holds: a status check or a stale-pidfile
+#: cleanup holds it for a moment, a running indexer for good
+LOCK_PATIENCE_S = 1.0
+
+
+def _lock_exclusive(fd: int) -> bool:
+    """Take the exclusive lock on ``fd``; False if it stays held for :data:`LOCK_PATIENCE_S`."""
+    deadline = time.monotonic() + LOCK_PATIENCE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
 def _remove_if_stale(path: Path) -> bool:
     """Remove a pidfile nobody holds (under our own lock, so a starting daemon notices)."""
     try:
@@ -181,9 +199,7 @@ class PidFile:
         check_overlap(files)
         for _ in range(10):
             fd = os.open(files.pidfile, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock_exclusive(fd):
                 os.close(fd)
                 pid, _ = _read_pidfile(files.pidfile)
                 raise AlreadyRunning(pid, files.roots) from None

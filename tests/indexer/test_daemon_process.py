@@ -336,3 +336,27 @@ def test_inotify_watch_limit_falls_back_to_polling(env: dict, daemons: list) -> 
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
     assert d.log().count("inotify watches ran out") == 2
+
+
+def test_a_status_check_holding_the_pidfile_lock_for_a_moment_does_not_refuse_a_start(tmp_path: Path) -> None:
+    """``daemon status`` (and stale-pidfile cleanup) lock the pidfile briefly; a daemon starting at that
+    instant must wait it out, not report an indexer that is not there. One that holds it for good wins."""
+    import fcntl
+    import threading
+    import time
+
+    files = lifecycle.DaemonFiles(tmp_path / "state", [str(tmp_path)])
+    files.folder.mkdir(parents=True)
+    files.pidfile.write_text("12345\n")
+    reader = os.open(files.pidfile, os.O_RDONLY)
+    fcntl.flock(reader, fcntl.LOCK_SH)
+    threading.Timer(0.2, lambda: os.close(reader)).start()  # a status check that lets go
+    lock = lifecycle.PidFile(files)
+    lock.acquire()
+    assert files.pidfile.read_text().split()[0] == str(os.getpid())
+    # a second start while this one holds the lock is refused, after the short wait
+    t = time.monotonic()
+    with pytest.raises(lifecycle.AlreadyRunning) as err:
+        lifecycle.PidFile(files).acquire()
+    assert err.value.pid == os.getpid() and time.monotonic() - t >= lifecycle.LOCK_PATIENCE_S
+    lock.release()
