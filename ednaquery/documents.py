@@ -149,14 +149,37 @@ def value_tokens(text: str) -> list[str]:
 
 def make_leaf(path: tuple[str, ...], value: Any) -> dict:
     """One leaf: ``p`` path string, ``t`` type and the value views that apply."""
-    return _leaf(PATH_SEP.join(path), value)
+    return _new_leaf(PATH_SEP.join(path), value)
 
 
 _STR_VIEWS: dict[str, tuple[str, str, float | None]] = {}  # string value -> (s, w, n), values repeat a lot
+_LEAVES: dict[tuple, dict] = {}  # (p, type, value) -> leaf, see _leaf
+_LEAF_CACHE_SIZE = 20000
 
 
 def _leaf(p: str, value: Any) -> dict:
-    """:func:`make_leaf` for a joined path string."""
+    """:func:`make_leaf` for a joined path string, for config values: the leaves of one path and
+    value are one shared object (never changed), since the configs of a sweep repeat most of
+    them; one object costs less to make, to send to the writing process, and to write."""
+    t = type(value)
+    if t is str:
+        if len(value) > 200:
+            return _new_leaf(p, value)
+    elif t is float:
+        if math.isnan(value):  # NaN: never equal to a key
+            return _new_leaf(p, value)
+    elif not (t is int or t is bool or value is None):
+        return _new_leaf(p, value)
+    key = (p, t, value)
+    leaf = _LEAVES.get(key)
+    if leaf is None:
+        if len(_LEAVES) >= _LEAF_CACHE_SIZE:
+            _LEAVES.clear()
+        leaf = _LEAVES[key] = _new_leaf(p, value)
+    return leaf
+
+
+def _new_leaf(p: str, value: Any) -> dict:
     t = type(value)
     if t is str:
         views = _STR_VIEWS.get(value)

@@ -12,7 +12,7 @@ from ednaquery.errors import EdnaError
 @click.command("index", epilog="Example: ednaquery index ~/experiments configs/")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--force", is_flag=True, help="Convert every file again, even unchanged ones.")
-@click.option("--workers", type=int, default=None, help="Conversion processes (default: up to 2).")
+@click.option("--workers", type=int, default=None, help="Processes converting files, this one included (default: one per CPU, up to 4).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary line.")
 @click.pass_context
 def index(ctx: click.Context, paths: tuple[str, ...], force: bool, workers: int | None, quiet: bool) -> None:

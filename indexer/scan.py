@@ -58,25 +58,42 @@ def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> lis
 
 def _convert_many(paths: Sequence[str], max_bytes: int, workers: int,
                   zdict: Callable[[], bytes | None]) -> Iterable[tuple[str, list[dict], list[bytes]]]:
-    """Convert files, in a process pool when there are enough of them to pay for one.
+    """Convert files in ``workers`` processes, this one included, when there are enough files to
+    pay for a pool.
 
-    Results come back in order, chunk by chunk, while the caller writes the previous ones;
-    only a few chunks are in flight at once, so memory stays flat however many files there are.
-    Pool workers also pack the stored bodies once the embedded store has its zlib dictionary
-    (``zdict()``), which takes that work off the single writing process.
+    Results come back in order, chunk by chunk, while the caller writes the previous ones; only
+    a few chunks are in flight at once, so memory stays flat however many files there are.
+    Whenever the next chunk is not back yet, this process converts the last queued chunk that
+    no pool process has started: on two cores, one pool process and this one (which also writes)
+    keep both busy, where two pool processes and a writer would crowd them.
+    Converters also pack the stored bodies once the embedded store has its zlib dictionary
+    (``zdict()``), which takes that work off the writing.
     """
     if workers <= 1 or len(paths) < 200:
         yield from (_convert_one(p, max_bytes) for p in paths)
         return
-    chunks = [list(paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_convert_chunk, chunk, max_bytes, zdict()))
-            if len(pending) >= IN_FLIGHT * workers:
-                yield from pending.popleft().result()
+    chunks = iter([list(paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)])
+    with ProcessPoolExecutor(max_workers=workers - 1) as pool:
+        pending: deque[list] = deque()  # [future, chunk, result (when converted here)], in order
+
+        def fill() -> None:
+            while len(pending) < IN_FLIGHT * (workers - 1):
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                pending.append([pool.submit(_convert_chunk, chunk, max_bytes, zdict()), chunk, None])
+
+        fill()
         while pending:
-            yield from pending.popleft().result()
+            head = pending[0]
+            if head[2] is None and not head[0].done():
+                spare = next((s for s in reversed(pending) if s[2] is None and s[0].cancel()), None)
+                if spare is not None:
+                    spare[2] = _convert_chunk(spare[1], max_bytes, zdict())
+                    continue
+            pending.popleft()
+            fill()
+            yield from head[2] if head[2] is not None else head[0].result()
 
 
 def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = None, force: bool = False,
@@ -84,7 +101,7 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
          progress: Callable[[int, int], None] | None = None) -> ScanReport:
     """Index every wanted file under ``roots`` (files or folders) into ``store``."""
     pfilter = pfilter or PathFilter()
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     report = ScanReport()
     todo: list[str] = []
     states: dict[str, FileState] = {}

