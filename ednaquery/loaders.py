@@ -304,6 +304,8 @@ def _load_yaml_full(text: str) -> tuple[list[Any], list[str]]:
 def _directives(text: str) -> dict[str, str]:
     """``# @key value`` lines of the leading comment block (before any data)."""
     out: dict[str, str] = {}
+    if text.lstrip()[:1] != "#":  # most files: no leading comments
+        return out
     for line in text.splitlines()[:200]:
         s = line.strip()
         if not s:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -22,7 +22,8 @@ from indexer.walk import walk
 
 BATCH = 500  # files per store.apply (one transaction)
 CHUNK = 64  # files per task sent to a converter process
-IN_FLIGHT = 16  # chunks queued or converting per process (enough to last through one batch write)
+IN_FLIGHT = 32  # chunks queued or converting per pool process (enough to last through the walk and a batch write)
+POOL_MIN = 200  # files worth starting a process pool for
 
 
 @dataclass
@@ -45,55 +46,83 @@ class ScanReport:
             self.error_paths.append(path)
 
 
-def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> tuple[str, list[dict], list[bytes]]:
-    docs = convert_path(path, max_bytes=max_bytes)
+#: a converted file: its path, its documents, and (for the embedded store) their packed bodies
+Converted = tuple[str, list[dict], list[bytes]]
+
+
+def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> Converted:
+    docs = convert_path(path, max_bytes=max_bytes, is_file=True)  # scan() converts files it found
     if not zdict:
         return path, docs, []
     return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs]
 
 
-def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> list[tuple[str, list[dict], list[bytes]]]:
+def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> list[Converted]:
     return [_convert_one(p, max_bytes, zdict) for p in paths]
 
 
-def _convert_many(paths: Sequence[str], max_bytes: int, workers: int,
-                  zdict: Callable[[], bytes | None]) -> Iterable[tuple[str, list[dict], list[bytes]]]:
-    """Convert files in ``workers`` processes, this one included, when there are enough files to
-    pay for a pool.
+class _Converter:
+    """Converts files in order, in ``workers`` processes counting this one.
 
-    Results come back in order, chunk by chunk, while the caller writes the previous ones; only
-    a few chunks are in flight at once, so memory stays flat however many files there are.
-    Whenever the next chunk is not back yet, this process converts the last queued chunk that
-    no pool process has started: on two cores, one pool process and this one (which also writes)
-    keep both busy, where two pool processes and a writer would crowd them.
+    Files are added as they are found, so the pool converts while the walk goes on; it starts
+    once there are enough files to pay for it (else :meth:`results` converts them here, one by
+    one). Only a few chunks are in flight at once, so memory stays flat however many files
+    there are. Whenever the next chunk is not back yet, this process converts the last queued
+    chunk that no pool process has started: on two cores, one pool process and this one (which
+    also writes) keep both busy, where two pool processes and a writer would crowd them.
     Converters also pack the stored bodies once the embedded store has its zlib dictionary
     (``zdict()``), which takes that work off the writing.
     """
-    if workers <= 1 or len(paths) < 200:
-        yield from (_convert_one(p, max_bytes) for p in paths)
-        return
-    chunks = iter([list(paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK)])
-    with ProcessPoolExecutor(max_workers=workers - 1) as pool:
-        pending: deque[list] = deque()  # [future, chunk, result (when converted here)], in order
 
-        def fill() -> None:
-            while len(pending) < IN_FLIGHT * (workers - 1):
-                chunk = next(chunks, None)
-                if chunk is None:
-                    return
-                pending.append([pool.submit(_convert_chunk, chunk, max_bytes, zdict()), chunk, None])
+    def __init__(self, max_bytes: int, workers: int, zdict: Callable[[], bytes | None]) -> None:
+        self.max_bytes, self.workers, self.zdict = max_bytes, workers, zdict
+        self.pool: ProcessPoolExecutor | None = None
+        self.waiting: list[str] = []  # added, not in a chunk yet
+        self.backlog: deque[list[str]] = deque()  # chunks not submitted yet
+        self.pending: deque[list] = deque()  # [future, chunk, result (when converted here)], in order
 
-        fill()
+    def add(self, path: str) -> None:
+        self.waiting.append(path)
+        if len(self.waiting) >= CHUNK:
+            self.backlog.append(self.waiting)
+            self.waiting = []
+            self._fill()
+
+    def _fill(self) -> None:
+        if self.pool is None:
+            if self.workers <= 1 or len(self.backlog) * CHUNK < POOL_MIN:
+                return
+            self.pool = ProcessPoolExecutor(max_workers=self.workers - 1)
+        while self.backlog and len(self.pending) < IN_FLIGHT * (self.workers - 1):
+            chunk = self.backlog.popleft()
+            self.pending.append([self.pool.submit(_convert_chunk, chunk, self.max_bytes, self.zdict()), chunk, None])
+
+    def results(self) -> Iterator[Converted]:
+        """Every added file's path, documents and (from the pool) packed bodies, in order;
+        once, after the last :meth:`add`."""
+        if self.waiting:
+            self.backlog.append(self.waiting)
+            self.waiting = []
+        self._fill()
+        if self.pool is None:
+            for chunk in self.backlog:
+                yield from (_convert_one(p, self.max_bytes) for p in chunk)
+            return
+        pending = self.pending
         while pending:
             head = pending[0]
             if head[2] is None and not head[0].done():
                 spare = next((s for s in reversed(pending) if s[2] is None and s[0].cancel()), None)
                 if spare is not None:
-                    spare[2] = _convert_chunk(spare[1], max_bytes, zdict())
+                    spare[2] = _convert_chunk(spare[1], self.max_bytes, self.zdict())
                     continue
             pending.popleft()
-            fill()
+            self._fill()
             yield from head[2] if head[2] is not None else head[0].result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = None, force: bool = False,
@@ -106,67 +135,79 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     todo: list[str] = []
     states: dict[str, FileState] = {}
     gone: list[str] = []
-    for root in roots:
-        root = os.path.abspath(root)
-        if os.path.isfile(root):
-            st = os.stat(root)
-            states[root] = FileState(st.st_size, st.st_mtime_ns, st.st_ino)
-            known = store.file_states(os.path.dirname(root)).get(root)
-            if force or known != states[root]:
-                todo.append(root)
-            else:
-                report.unchanged += 1
-            continue
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"no such file or folder: {root}")
-        found = walk(root, pfilter)
-        report.unreadable.update(found.unreadable)
-        known = store.file_states(root)
-        for path, state in found.files.items():
-            states[path] = state
-            if force or known.get(path) != state:
-                todo.append(path)
-            else:
-                report.unchanged += 1
-        gone += [p for p in known if p not in found.files
-                 and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
-    report.seen = len(states)
-    # configs that inherit from a changed or removed file must be converted again
-    for dep in store.dependants(todo + gone):
-        if dep in states and dep not in todo:
-            todo.append(dep)
-            report.unchanged -= 1
-    total = len(todo) + len(gone)
-    done = 0
-    batch: list[PathUpdate] = []
     bulk = getattr(store, "bulk_load", None)  # the embedded store indexes a big first scan faster
     body_dictionary = getattr(store, "body_dictionary", None)
 
     def zdict() -> bytes | None:
         return body_dictionary() if body_dictionary is not None else None
 
-    with bulk(len(todo)) if bulk is not None else contextlib.nullcontext():
-        first: list[str] = []
-        if body_dictionary is not None and todo and zdict() is None:
+    conv = _Converter(max_bytes, workers, zdict)
+    done = 0
+
+    def convert(path: str) -> None:
+        nonlocal done
+        todo.append(path)
+        if len(todo) == 1 and body_dictionary is not None and zdict() is None:
             # a new store makes its zlib dictionary from the first document written: write one now,
-            # so that the converter processes can pack every other body
-            first = todo[:1]
-            path, docs, _ = _convert_one(first[0], max_bytes)
+            # so that the converters can pack every other body
+            path, docs, _ = _convert_one(path, max_bytes)
             report.count(path, docs)
             store.apply([PathUpdate(path, docs, states[path])])
             done = 1
-        for path, docs, bodies in _convert_many(todo[len(first):], max_bytes, workers, zdict):
-            report.count(path, docs)
-            batch.append(PathUpdate(path, docs, states[path], bodies))
-            if len(batch) >= BATCH:
-                store.apply(batch)
-                done += len(batch)
-                batch = []
-                if progress:
-                    progress(done, total)
-        batch += [PathUpdate(p, [], None) for p in gone]
-        report.removed = len(gone)
-        store.apply(batch)
+        else:
+            conv.add(path)
+
+    try:
+        for root in roots:
+            root = os.path.abspath(root)
+            if os.path.isfile(root):
+                st = os.stat(root)
+                states[root] = FileState(st.st_size, st.st_mtime_ns, st.st_ino)
+                if force or store.file_states(os.path.dirname(root)).get(root) != states[root]:
+                    convert(root)
+                else:
+                    report.unchanged += 1
+                continue
+            if not os.path.isdir(root):
+                raise FileNotFoundError(f"no such file or folder: {root}")
+            known = store.file_states(root)
+
+            def found_file(path: str, state: FileState, known: dict[str, FileState] = known) -> None:
+                states[path] = state
+                if force or known.get(path) != state:
+                    convert(path)
+                else:
+                    report.unchanged += 1
+
+            found = walk(root, pfilter, on_file=found_file)
+            report.unreadable.update(found.unreadable)
+            gone += [p for p in known if p not in found.files
+                     and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
+        report.seen = len(states)
+        # configs that inherit from a changed or removed file must be converted again
+        queued = set(todo)
+        for dep in store.dependants(todo + gone):
+            if dep in states and dep not in queued:
+                queued.add(dep)
+                convert(dep)
+                report.unchanged -= 1
+        total = len(todo) + len(gone)
+        batch: list[PathUpdate] = []
+        with bulk(len(todo)) if bulk is not None else contextlib.nullcontext():
+            for path, docs, bodies in conv.results():
+                report.count(path, docs)
+                batch.append(PathUpdate(path, docs, states[path], bodies))
+                if len(batch) >= BATCH:
+                    store.apply(batch)
+                    done += len(batch)
+                    batch = []
+                    if progress:
+                        progress(done, total)
+            batch += [PathUpdate(p, [], None) for p in gone]
+            report.removed = len(gone)
+            store.apply(batch)
+    finally:
+        conv.close()
     if progress:
         progress(total, total)
     return report

@@ -32,8 +32,11 @@ def file_state(st: os.stat_result) -> FileState:
 
 
 def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
-         should_stop: Callable[[], bool] | None = None) -> WalkResult:
-    """Walk ``top`` (a root, or a folder below ``root``) and return the wanted files in it."""
+         should_stop: Callable[[], bool] | None = None,
+         on_file: Callable[[str, FileState], None] | None = None) -> WalkResult:
+    """Walk ``top`` (a root, or a folder below ``root``) and return the wanted files in it.
+
+    ``on_file(path, state)`` hears of each file as it is found (a scan converts meanwhile)."""
     root = root or top
     result = WalkResult()
     base = rel_parts(root, top)
@@ -77,7 +80,9 @@ def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
                         continue
                     if not pfilter.wants_file_in_walk(sub) or not entry.is_file():
                         continue
-                    result.files[entry.path] = file_state(entry.stat())
+                    state = result.files[entry.path] = file_state(entry.stat())
                 except OSError:  # vanished, dangling link, link loop: not a file we can index
                     continue
+                if on_file is not None:
+                    on_file(entry.path, state)
     return result

@@ -492,13 +492,16 @@ class SQLiteStore(Store):
             search = self._maybe_live is None or path in self._maybe_live
             for j, doc in enumerate(up.docs):
                 body = up.bodies[j] if j < len(up.bodies) else None
-                # a prepared body is the document as converted: usable when nothing is merged into it
-                if body is not None and not (self._absent is not None and doc["_id"] in self._absent
-                                             and doc.get("paths") == [path] and doc.get("past_paths") == []
-                                             and doc.get("current") is True and doc.get("deleted") is False):
-                    doc = dict(self._unpack(body), leaves=doc.get("leaves", []))  # whole again (see slim_for_body)
-                    body = None
-                self._write_doc(self._merge_into_existing(dict(doc, paths=[path]), path), body)
+                # a prepared body is the document as converted: when it is new at its own path, nothing
+                # is merged into it and it is written as is; otherwise it is made whole again and merged
+                if body is not None and self._absent is not None and doc["_id"] in self._absent \
+                        and doc.get("paths") == [path] and doc.get("past_paths") == [] \
+                        and doc.get("current") is True and doc.get("deleted") is False:
+                    self._write_doc(doc, body)
+                    continue
+                if body is not None:
+                    doc = dict(self._unpack(body), leaves=doc.get("leaves", []))  # see slim_for_body
+                self._write_doc(self._merge_into_existing(dict(doc, paths=[path]), path))
             # documents that no longer live at this path lose it
             rows = self.db.execute("SELECT d.id FROM doc_paths p JOIN docs d ON d.rid=p.rid "
                                    "WHERE p.path=? AND p.live=1", (path,)).fetchall() if search else []

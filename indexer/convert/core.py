@@ -36,15 +36,16 @@ CONFIG_FORMATS = ("yaml", "json", "toml")
 
 
 def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 stat: os.stat_result | None = None) -> list[dict]:
+                 stat: os.stat_result | None = None, is_file: bool = False) -> list[dict]:
     """The documents for one path (file or run folder); never raises for bad input.
 
     ``stat`` is the caller's ``os.stat`` of the path, if it has one (used for the size and
-    mtime of error records when the file cannot be opened).
+    mtime of error records when the file cannot be opened); ``is_file``: the caller found a
+    file there (a walk), so no ``stat`` is needed to tell it from a run folder.
     """
     p = Path(os.path.abspath(os.fspath(path)))
     try:
-        is_dir = stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
+        is_dir = False if is_file else stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
         if is_dir:
             rec = recognise_folder(p)
             return [run_document(read_run(rec, p, max_bytes=max_bytes))] if rec is not None else []
