@@ -23,10 +23,11 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from ednaquery.keys import RESERVED_PREFIX, path_match_keys
+from ednaquery.yaml_fast import SHARED
 
 PATH_SEP = "\x1f"  # joins a leaf's segments into one string (cannot occur in real keys)
 MAX_LIST_ITEMS = 1000  # longer lists are indexed by their first items only (with a warning)
@@ -67,9 +68,12 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, compact separators, normalised numbers."""
-    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL_JSON.encode(_canonical(value))
 
 
 def config_id(config: Any) -> str:
@@ -512,15 +516,17 @@ def make_config_document(config: Any, *, path: str | None, format: str, size: in
     views = _config_views(config)  # escaped copy, leaves and canonical form, in one pass
     if views is None:
         text = canonical_json(config)
+    elif isinstance(views[2], _CanonicalText):
+        text = views[2].text
     else:  # == canonical_json(config)
-        text = json.dumps(views[2], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = _CANONICAL_JSON.encode(views[2])
     data = text.encode("utf-8")  # one encoding for the id (== config_id) and the size
     doc = _base("config", hashlib.sha256(data).hexdigest(), path, format, size, mtime, warns)
     kept = fit_size(config, "the config", doc["warnings"], size=len(data))
     if kept is not config:
         views = None
     doc["config"] = escape_keys(kept) if views is None else views[0]
-    if as_written is not None and as_written != config:
+    if as_written is not None and as_written is not config and as_written != config:
         doc["as_written"] = escape_keys(fit_size(as_written, "the config as written", doc["warnings"]))
     doc["depends_on"] = [os.path.abspath(d) for d in depends_on]
     if views is None:
@@ -620,12 +626,67 @@ def _config_views(config: Any) -> tuple[Any, list[dict], Any, list[str]] | None:
         return value, c
 
     try:
+        if type(config) is dict and SHARED and any(SHARED.get(id(v)) is v for v in config.values()):
+            views = _views_by_section(config, walk, leaves, warns)
+            if views is not None:
+                return views
+            leaves.clear()
+            warns.clear()
         escaped, canonical = walk(config, None, True)
     except _NotPlain:
         return None
     if len(leaves) >= MAX_LEAVES:
         warns.append(f"more than {MAX_LEAVES} values; the rest are not indexed")
     return escaped, leaves, canonical, warns
+
+
+class _CanonicalText:
+    """The canonical JSON text itself, where :func:`_config_views` had it without a canonical copy."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+#: (key, id(section)) -> (section, escaped, canonical JSON, leaves, warnings), for top-level sections
+#: that load_simple(shared=True) hands out to many configs (see _views_by_section)
+_SECTIONS: dict[tuple[str, int], tuple] = {}
+_SECTIONS_MAX = 4000
+
+
+def _views_by_section(config: dict, walk: Callable, leaves: list[dict], warns: list[str]) -> tuple | None:
+    """:func:`_config_views` of a top-level mapping, section by section: a section that is a block
+    shared by the YAML reader (the configs of a sweep repeat most of theirs) has its escaped copy,
+    leaves and canonical text made once. None where the leaf limit is near (the caller walks it all)."""
+    out: dict[str, Any] = {}
+    texts: list[tuple[str, str]] = []
+    canonical = _CANONICAL_JSON.encode
+    for k, v in config.items():
+        if type(k) is not str:
+            raise _NotPlain
+        ek = escape_key(k) if "." in k or "%" in k or k[:1] == "$" else k
+        shared = SHARED.get(id(v)) is v
+        entry = _SECTIONS.get((k, id(v))) if shared else None
+        if entry is not None and entry[0] is v:
+            out[ek] = entry[1]
+            texts.append((k, entry[2]))
+            leaves += entry[3]
+            warns += entry[4]
+        else:
+            n0, w0 = len(leaves), len(warns)
+            out[ek], c = walk(v, k, True)
+            text = canonical(c)
+            texts.append((k, text))
+            if shared:
+                if len(_SECTIONS) >= _SECTIONS_MAX:
+                    _SECTIONS.clear()
+                _SECTIONS[(k, id(v))] = (v, out[ek], text, leaves[n0:], warns[w0:])
+        if len(leaves) >= MAX_LEAVES:
+            return None
+    texts.sort()
+    encode = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) does to keys
+    return out, leaves, _CanonicalText("{" + ",".join(encode(k) + ":" + text for k, text in texts) + "}"), warns
 
 
 def make_run_document(run_id: str, *, config: dict, config_id: str | None, path: str, status: str,

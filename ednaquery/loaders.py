@@ -277,8 +277,8 @@ class _Builder:
             self.active.discard(key)
 
 
-def _load_yaml(text: str) -> tuple[list[Any], list[str]]:
-    simple = load_simple(text, SafeDataLoader)  # most configs: ~10x faster, same result
+def _load_yaml(text: str, shared: bool = False) -> tuple[list[Any], list[str]]:
+    simple = load_simple(text, SafeDataLoader, shared=shared)  # most configs: ~10x faster, same result
     if simple is not None:
         return simple, []
     return _load_yaml_full(text)
@@ -438,8 +438,11 @@ def decode(data: bytes) -> str:
                         "a binary file? exclude it or save it as UTF-8") from None
 
 
-def load_text(data: bytes | str, format: str) -> LoadResult:
+def load_text(data: bytes | str, format: str, *, shared: bool = False) -> LoadResult:
     """Parse a file's content in the given format (``yaml``, ``json``, ``jsonl``, ``toml``).
+
+    ``shared=True``: parts of the result may be objects shared with other results (see
+    :func:`ednaquery.yaml_fast.load_simple`); for callers that never change what they load.
 
     >>> load_text("lr: 1e-3\\nbs: 32\\n", "yaml").documents
     [{'lr': '1e-3', 'bs': 32}]
@@ -451,7 +454,7 @@ def load_text(data: bytes | str, format: str) -> LoadResult:
     directives: dict[str, str] = {}
     try:
         if fmt == "yaml":
-            docs, warnings = _load_yaml(text)
+            docs, warnings = _load_yaml(text, shared)
             directives = _directives(text)
         elif fmt == "json":
             docs = _load_json(text)
@@ -489,8 +492,9 @@ def read_upto(fh: Any, expected: int, limit: int) -> bytes:
 
 
 def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-              format: str | None = None) -> LoadResult:
-    """Read and parse a config file; the format comes from its extension unless given.
+              format: str | None = None, shared: bool = False) -> LoadResult:
+    """Read and parse a config file; the format comes from its extension unless given
+    (``shared``: see :func:`load_text`).
 
     Raises :class:`LoadError` (naming the path) for files that cannot be read or parsed.
     """
@@ -527,7 +531,7 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
         raise LoadError(f"file grew past the {max_bytes:,}-byte limit while being read; "
                         "raise the size limit to index it", path=p)
     try:
-        result = load_text(data, fmt)
+        result = load_text(data, fmt, shared=shared)
     except LoadError as exc:
         raise LoadError(exc.detail, path=p, line=exc.line, column=exc.column) from None
     result.size = st.st_size

@@ -289,12 +289,47 @@ def _flow_item(sc: _Scalars, s: str, j: int, key: bool = False) -> tuple[Any, in
 
 
 class _Builder:
-    """Tokens -> data: block mappings and sequences by indentation."""
+    """Tokens -> data: block mappings and sequences by indentation.
 
-    def __init__(self, toks: list[tuple], sc: _Scalars) -> None:
+    With ``blocks`` (``raws``: each token's line), the value of each top-level key that is a
+    nested block comes from that cache when the same lines were built before: one shared object.
+    """
+
+    def __init__(self, toks: list[tuple], sc: _Scalars, blocks: dict | None = None,
+                 raws: list[str] | None = None) -> None:
         self.toks = toks
         self.n = len(toks)
         self.sc = sc
+        self.blocks = blocks
+        self.raws = raws
+        self.top = toks[0][0] if toks else 0
+
+    def cached_block(self, i: int, indent: int) -> tuple[Any, int]:
+        """:meth:`block` of the lines from ``i`` until the next top-level key, from the cache."""
+        toks, n, blocks = self.toks, self.n, self.blocks
+        assert blocks is not None and self.raws is not None
+        j = i + 1
+        while j < n and toks[j][0] > self.top:
+            j += 1
+        lines = tuple(self.raws[i:j])  # the block's value is a function of its lines' text alone
+        value = blocks.get(lines)
+        if value is not None:
+            return value, j
+        value, end = self.block(i, indent)
+        if end == j:
+            # kept from its second sighting on: a block unique to one file (a run name) never is
+            h = hash(lines)
+            if h not in _SEEN_ONCE:
+                if len(_SEEN_ONCE) >= 100_000:
+                    _SEEN_ONCE.clear()
+                _SEEN_ONCE.add(h)
+            else:
+                if len(blocks) >= MAX_BLOCKS:
+                    blocks.clear()
+                    SHARED.clear()
+                blocks[lines] = value
+                SHARED[id(value)] = value
+        return value, end
 
     def block(self, i: int, indent: int) -> tuple[Any, int]:
         if self.toks[i][1] >= S_VAL:
@@ -319,7 +354,10 @@ class _Builder:
                 if i < n:
                     ind2, kind2 = toks[i][0], toks[i][1]
                     if ind2 > indent:
-                        value, i = self.block(i, ind2)
+                        if self.blocks is not None and indent == self.top:
+                            value, i = self.cached_block(i, ind2)
+                        else:
+                            value, i = self.block(i, ind2)
                     elif ind2 == indent and kind2 >= S_VAL:
                         value, i = self.sequence(i, indent)
                 out[key] = value
@@ -363,13 +401,22 @@ class _Builder:
 
 
 _lines: dict[type, _Lines] = {}
+_blocks: dict[type, dict[tuple[str, ...], Any]] = {}
+MAX_BLOCKS = 2000
+_SEEN_ONCE: set[int] = set()  # hashes of the lines of blocks built once (see _Builder.cached_block)
+#: id -> object, for every block value load_simple(shared=True) has handed out and still caches
+SHARED: dict[int, Any] = {}
 
 
-def load_simple(text: str, loader: type = yaml.SafeLoader) -> list[Any] | None:
+def load_simple(text: str, loader: type = yaml.SafeLoader, *, shared: bool = False) -> list[Any] | None:
     """The documents of ``text`` (at most one) if it is in the simple subset, else None.
 
     ``loader`` is the loader class whose implicit resolvers decide what plain scalars are.
     The result is what the full loader gives for the same text (an empty file gives ``[]``).
+
+    ``shared=True``: the value of a top-level key that is a nested block may be one object
+    shared with earlier results whose block had the same lines (the configs of a sweep repeat
+    most of their sections), listed in :data:`SHARED`. The caller must never change it.
     """
     if len(text) > MAX_CHARS or _UNUSUAL.search(text) is not None:
         return None
@@ -380,6 +427,7 @@ def load_simple(text: str, loader: type = yaml.SafeLoader) -> list[Any] | None:
         return None
     cache = lx.cache
     toks: list[tuple] = []
+    raws: list[str] | None = [] if shared else None
     try:
         for raw in text.split("\n"):
             tok = cache.get(raw)
@@ -390,11 +438,14 @@ def load_simple(text: str, loader: type = yaml.SafeLoader) -> list[Any] | None:
                 cache[raw] = tok
             if tok[0] >= 0:
                 toks.append(tok)
+                if raws is not None:
+                    raws.append(raw)
             elif tok is _DOC and toks:
                 return None  # a second document
         if not toks:
             return []
-        value, i = _Builder(toks, lx.sc).block(0, toks[0][0])
+        blocks = _blocks.setdefault(loader, {}) if shared else None
+        value, i = _Builder(toks, lx.sc, blocks, raws).block(0, toks[0][0])
     except (_Fallback, RecursionError):
         return None
     if i != len(toks):

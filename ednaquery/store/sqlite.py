@@ -196,12 +196,17 @@ def _bulk_loader_alive(marker: str, path: Path) -> bool:
 
 def _non_finite(value: Any) -> bool:
     """True if ``value`` holds a NaN or infinite float anywhere."""
-    t = type(value)
-    if t is dict:
-        return any(_non_finite(v) for v in value.values())
-    if t is list:
-        return any(_non_finite(v) for v in value)
-    return t is float and value - value != 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            stack += v.values()
+        elif t is list:
+            stack += v
+        elif t is float and v - v != 0:
+            return True
+    return False
 
 
 def _body_json(doc: dict) -> bytes:

@@ -71,7 +71,8 @@ def convert_config_file(path: Path, fmt: str, *, max_bytes: int = DEFAULT_MAX_BY
                         stat: os.stat_result | None = None) -> list[dict]:
     """Config documents (or one error record) for a config file."""
     try:
-        loaded = load_file(path, max_bytes=max_bytes, format=fmt)
+        # shared: what is loaded is only read (resolve() and make_config_document() copy as they change)
+        loaded = load_file(path, max_bytes=max_bytes, format=fmt, shared=True)
     except LoadError as exc:
         return [_error(path, exc.detail, fmt, stat)]
     docs: list[dict] = []

@@ -128,3 +128,49 @@ def test_config_documents_of_long_lists_and_many_values() -> None:
         fast.pop("indexed_at")
         ref.pop("indexed_at")
         assert same(fast, ref)
+
+
+SWEEP = ("model:\n  name: {model}\n  drop_path_rate: 0.1\n  'a.b': 1.0\nrun:\n  name: run-{i}\n"
+         "optimizer:\n  $type: adamw\n  lr: {lr}\n  betas: [0.9, 0.999]\n  eps: .nan\n  steps: [1.0, 2]\n"
+         "seed: {i}\nempty: {{}}\n")
+
+
+def test_config_documents_of_shared_yaml_sections_are_the_same_as_built_step_by_step() -> None:
+    """The scan reads YAML shared (sections repeated across a sweep are one object, whose escaped
+    copy, leaves and canonical text are made once): documents and ids must not change."""
+    from ednaquery.loaders import load_text
+    used = 0
+    for i in range(12):
+        text = SWEEP.format(model=("vit", "resnet")[i % 2], lr=("1e-3", "3e-4")[i % 3 % 2], i=i)
+        config = load_text(text, "yaml", shared=True).documents[0]
+        fresh = load_text(text, "yaml").documents[0]
+        used += any(D.SHARED.get(id(v)) is v for v in config.values())
+        fast = D.make_config_document(config, path="/x/a.yaml", format="yaml", as_written=config)
+        with step_by_step():
+            ref = D.make_config_document(fresh, path="/x/a.yaml", format="yaml", as_written=fresh)
+        for d in (fast, ref):
+            d.pop("indexed_at")
+        assert same(fast, ref) and fast["_id"] == D.config_id(fresh)
+        assert fast["config"]["optimizer"]["%24type"] == "adamw" and fast["config"]["model"]["a%2Eb"] == 1.0
+    assert used >= 8  # the section cache was in play for most of them
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=st.dictionaries(keys, config_values, min_size=1, max_size=5), seed=st.integers(0, 5))
+def test_config_documents_of_shared_yaml_are_the_same_for_any_config(config: dict, seed: int) -> None:
+    import yaml
+
+    from ednaquery.loaders import LoadError, load_text
+    text = yaml.safe_dump({**config, "zz_seed": seed}, default_flow_style=False)
+    try:
+        loaded = [load_text(text, "yaml", shared=True).documents[0] for _ in range(3)]
+        fresh = load_text(text, "yaml").documents[0]
+    except LoadError:
+        return
+    with step_by_step():
+        ref = D.make_config_document(fresh, path=None, format="yaml")
+    ref.pop("indexed_at")
+    for got in loaded:
+        fast = D.make_config_document(got, path=None, format="yaml")
+        fast.pop("indexed_at")
+        assert same(fast, ref)

@@ -134,3 +134,47 @@ def test_every_real_config_is_read_the_same() -> None:
             continue
         fast += check(text)
     assert fast >= len(files) // 2  # most real configs are in the simple subset
+
+
+# ---------------------------------------------------------------- shared blocks (the scan's reading)
+
+
+def _load_thrice(text: str) -> list:
+    """The text read shared three times: built, built and kept (second sighting), then from the cache."""
+    return [load_simple(text, SafeDataLoader, shared=True) for _ in range(3)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=st.dictionaries(keys, configs, min_size=1, max_size=5), other=configs,
+       style=styles.filter(lambda s: s.get("default_flow_style") is not True))
+def test_shared_reading_gives_what_the_full_loader_gives(config: dict, other: object, style: dict) -> None:
+    text = yaml.safe_dump(config, **style)
+    variant = yaml.safe_dump({**config, "zz_other": other}, **style)  # the same blocks beside another one
+    for t in (text, variant, text):
+        for got in _load_thrice(t):
+            if got is not None:
+                assert typed(got) == full(t), t
+
+
+def test_a_block_seen_twice_is_one_shared_object_and_lines_decide() -> None:
+    from ednaquery import yaml_fast
+
+    def load(text: str) -> dict:
+        got = load_simple(text, SafeDataLoader, shared=True)
+        assert got is not None
+        return got[0]
+
+    a = "model:\n  name: vit\n  depth: 12\nseed: {}\nrun:\n  name: r{}\n"
+    first, second, third = (load(a.format(i, i)) for i in range(3))
+    assert first["model"] == second["model"] == third["model"] == {"name": "vit", "depth": 12}
+    assert third["model"] is second["model"] and yaml_fast.SHARED[id(third["model"])] is third["model"]
+    assert third["run"] == {"name": "r2"} and third["run"] is not second["run"]  # unique blocks are built
+    assert [d["seed"] for d in (first, second, third)] == [0, 1, 2]
+    # lines that look alike as values (1 == 1.0 == True) are different lines: no mix-up
+    for value, expect in (("1", 1), ("1.0", 1.0), ("true", True), ("'1'", "1")):
+        for _ in range(3):
+            got = load(f"x:\n  v: {value}\n")["x"]["v"]
+            assert got == expect and type(got) is type(expect)
+    # reading unshared never hands out a cached object
+    plain = load_simple(a.format(9, 9), SafeDataLoader)
+    assert plain is not None and plain[0]["model"] is not third["model"]
