@@ -678,7 +678,7 @@ def _views_by_section(config: dict, walk: Callable, leaves: list[dict], warns: l
             out[ek], c = walk(v, k, True)
             text = canonical(c)
             texts.append((k, text))
-            if shared:
+            if shared and len(leaves) < MAX_LEAVES:  # (at the limit its leaves were cut short)
                 if len(_SECTIONS) >= _SECTIONS_MAX:
                     _SECTIONS.clear()
                 _SECTIONS[(k, id(v))] = (v, out[ek], text, leaves[n0:], warns[w0:])

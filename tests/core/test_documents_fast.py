@@ -174,3 +174,20 @@ def test_config_documents_of_shared_yaml_are_the_same_for_any_config(config: dic
         fast = D.make_config_document(got, path=None, format="yaml")
         fast.pop("indexed_at")
         assert same(fast, ref)
+
+
+def test_shared_sections_past_the_leaf_limit_are_the_same_as_built_step_by_step() -> None:
+    """A section cut short by the leaf limit behind a big one must not be reused where it comes first."""
+    from ednaquery.loaders import load_text
+
+    def lists(n: int) -> str:
+        return "".join(f"  k{j}:\n" + "".join(f"  - {j * 1000 + i}\n" for i in range(900)) for j in range(n))
+    pre, big = lists(10), lists(25)
+    for text in [f"pre:\n{pre}big:\n{big}seed: 1\n"] * 3 + [f"big:\n{big}seed: 2\n", f"small: 1\nbig:\n{big}"]:
+        config = load_text(text, "yaml", shared=True).documents[0]
+        fast = D.make_config_document(config, path=None, format="yaml")
+        with step_by_step():
+            ref = D.make_config_document(load_text(text, "yaml").documents[0], path=None, format="yaml")
+        fast.pop("indexed_at")
+        ref.pop("indexed_at")
+        assert same(fast, ref) and len(fast["leaves"]) == D.MAX_LEAVES
