@@ -6,7 +6,8 @@ Usage: ``.venv/bin/python bench/index_throughput.py [--sizes 10000,100000] [--wr
    (models x img sizes x optimizers x schedulers x lrs x seeds, ~40 leaves each): files/s.
 2. With the daemon (``indexer.daemon.Indexer``, real watchdog observer, default debounce) running on the
    folder: latency from writing a new config to ``find`` returning it, p50/p95 over ``--writes`` writes.
-3. The daemon process's peak RSS while watching the folder (``ru_maxrss``; includes the scan above).
+3. Peak RSS of this process (``ru_maxrss``; it also ran the scan), and RSS of a daemon started in a process
+   of its own on the indexed folder, once it watches it (``VmRSS``, and ``VmHWM`` for its start-up peak).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import argparse
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -83,7 +85,31 @@ def main() -> None:
         print(f"write -> queryable over {len(lat)} writes: p50 {statistics.median(lat) * 1000:.0f} ms, "
               f"p95 {pct(lat, 95) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms (debounce {idx.queue.quiet if hasattr(idx.queue, 'quiet') else 0.3} s)")
         print(f"peak RSS of this process (scan + daemon watching {n} files): {rss:.0f} MB")
+        now, peak = daemon_rss(folder, db)
+        print(f"daemon alone (its own process) watching {n} files: RSS {now:.0f} MB, {peak:.0f} MB at its peak")
     shutil.rmtree(work, ignore_errors=True)
+
+
+_DAEMON = """
+import sys, time
+from ednaquery.store import open_store
+from indexer.daemon import Indexer
+idx = Indexer(lambda: open_store(sys.argv[2]), [sys.argv[1]], reconcile_every=None)
+idx.start()
+idx.wait_idle(timeout=600)
+time.sleep(2)
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024)
+idx.stop()
+"""
+
+
+def daemon_rss(folder: Path, db: Path) -> tuple[float, float]:
+    """RSS (now, peak) in MB of a daemon process started on an indexed folder, once it is watching."""
+    out = subprocess.run([sys.executable, "-c", _DAEMON, str(folder), str(db)], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    now, peak = out.stdout.split()
+    return float(now), float(peak)
 
 
 if __name__ == "__main__":

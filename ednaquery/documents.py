@@ -550,7 +550,8 @@ def _canonical_float(value: float) -> Any:
 
 def _config_views(config: Any) -> tuple[Any, list[dict], Any, list[str]] | None:
     """``(escape_keys(config), flatten(config, warnings=w), c, w)`` in one pass, where ``c`` has
-    the JSON text of ``_canonical(config)`` (it shares what needs no change with ``config``).
+    the JSON text of ``_canonical(config)`` (it shares what needs no change with ``config``), or
+    is that text (a :class:`_CanonicalText`, when made section by section).
 
     Only for plain JSON data (dict, list, str, int, float, bool, None; string keys); else None.
     """
