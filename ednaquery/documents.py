@@ -513,13 +513,8 @@ def make_config_document(config: Any, *, path: str | None, format: str, size: in
                          warnings: Sequence[str] = (), depends_on: Sequence[str] = ()) -> dict:
     """A config document; ``config`` is the effective config, ``as_written`` the file's own text if different."""
     warns = list(warnings)
-    views = _config_views(config)  # escaped copy, leaves and canonical form, in one pass
-    if views is None:
-        text = canonical_json(config)
-    elif isinstance(views[2], _CanonicalText):
-        text = views[2].text
-    else:  # == canonical_json(config)
-        text = _CANONICAL_JSON.encode(views[2])
+    views = _config_views(config)  # escaped copy, leaves and canonical text, in one pass
+    text = canonical_json(config) if views is None else views[2]
     data = text.encode("utf-8")  # one encoding for the id (== config_id) and the size
     doc = _base("config", hashlib.sha256(data).hexdigest(), path, format, size, mtime, warns)
     kept = fit_size(config, "the config", doc["warnings"], size=len(data))
@@ -548,10 +543,9 @@ def _canonical_float(value: float) -> Any:
     return value
 
 
-def _config_views(config: Any) -> tuple[Any, list[dict], Any, list[str]] | None:
-    """``(escape_keys(config), flatten(config, warnings=w), c, w)`` in one pass, where ``c`` has
-    the JSON text of ``_canonical(config)`` (it shares what needs no change with ``config``), or
-    is that text (a :class:`_CanonicalText`, when made section by section).
+def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
+    """``(escape_keys(config), flatten(config, warnings=w), canonical_json(config), w)`` in one pass
+    (the canonical copy it encodes shares what needs no change with ``config``).
 
     Only for plain JSON data (dict, list, str, int, float, bool, None; string keys); else None.
     """
@@ -638,16 +632,7 @@ def _config_views(config: Any) -> tuple[Any, list[dict], Any, list[str]] | None:
         return None
     if len(leaves) >= MAX_LEAVES:
         warns.append(f"more than {MAX_LEAVES} values; the rest are not indexed")
-    return escaped, leaves, canonical, warns
-
-
-class _CanonicalText:
-    """The canonical JSON text itself, where :func:`_config_views` had it without a canonical copy."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
+    return escaped, leaves, _CANONICAL_JSON.encode(canonical), warns
 
 
 #: (key, id(section)) -> (section, escaped, canonical JSON, leaves, warnings), for top-level sections
@@ -666,7 +651,7 @@ def _views_by_section(config: dict, walk: Callable, leaves: list[dict], warns: l
     for k, v in config.items():
         if type(k) is not str:
             raise _NotPlain
-        ek = escape_key(k) if "." in k or "%" in k or k[:1] == "$" else k
+        ek = escape_key(k)
         shared = SHARED.get(id(v)) is v
         entry = _SECTIONS.get((k, id(v))) if shared else None
         if entry is not None and entry[0] is v:
@@ -687,7 +672,7 @@ def _views_by_section(config: dict, walk: Callable, leaves: list[dict], warns: l
             return None
     texts.sort()
     encode = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) does to keys
-    return out, leaves, _CanonicalText("{" + ",".join(encode(k) + ":" + text for k, text in texts) + "}"), warns
+    return out, leaves, "{" + ",".join(encode(k) + ":" + text for k, text in texts) + "}", warns
 
 
 def make_run_document(run_id: str, *, config: dict, config_id: str | None, path: str, status: str,

@@ -18,7 +18,7 @@ from ednaquery.store.base import FileState, PathUpdate, Store
 from ednaquery.store.sqlite import pack_body, slim_for_body
 from indexer.convert import convert_path
 from indexer.patterns import PathFilter
-from indexer.walk import walk
+from indexer.walk import file_state, walk
 
 BATCH = 500  # files per store.apply (one transaction)
 CHUNK = 64  # files per task sent to a converter process
@@ -161,8 +161,7 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         for root in roots:
             root = os.path.abspath(root)
             if os.path.isfile(root):
-                st = os.stat(root)
-                states[root] = FileState(st.st_size, st.st_mtime_ns, st.st_ino)
+                states[root] = file_state(os.stat(root))
                 if force or store.file_states(os.path.dirname(root)).get(root) != states[root]:
                     convert(root)
                 else:
