@@ -24,6 +24,7 @@ OTHER_TYPES = "(t < 3 OR t = 5)"  # exactly the partial index leaves_typ's WHERE
 Resolver = Callable[[KeySpec], list[int]]
 SQL = tuple[str, list]
 NOTHING: SQL = ("SELECT rid FROM docs WHERE 0", [])
+NEVER: SQL = ("0", [])  # NOTHING as a per-document test (see _as_probe)
 # reserved fields stored as columns: (table, string column, token column)
 COLUMN_FIELDS = {
     "id": ("SELECT rid FROM docs WHERE ", "id", "(' ' || id || ' ')"),
@@ -113,7 +114,7 @@ def _as_probe(rids: SQL, probe: str | None) -> SQL:
     without ``probe``."""
     if probe is None:
         return rids
-    return ("0", []) if rids is NOTHING else (f"{probe}.rid IN ({rids[0]})", rids[1])
+    return NEVER if rids is NOTHING else (f"{probe}.rid IN ({rids[0]})", rids[1])
 
 
 def _rank(node: Node) -> int:
@@ -192,7 +193,7 @@ def _compare(node: Compare, resolve: Resolver, probe: str | None = None) -> SQL:
         if op in ("=", "~"):
             return match
         exists = _exists(node.key, resolve, probe)  # k!=v: has k, and no matching leaf equals v
-        if exists is NOTHING or probe and exists[0] == "0":
+        if exists is NOTHING or exists is NEVER:
             return exists
         if probe:
             return f"({exists[0]}) AND NOT ({match[0]})", exists[1] + match[1]
