@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from ednaquery.metrics import direction
 from trainer.config import OptimizerConfig, SchedulerConfig
 from trainer.errors import ConfigError
 
@@ -155,10 +156,10 @@ def clip_gradients(model: torch.nn.Module, cfg: OptimizerConfig) -> None:
 
 
 def metric_mode(metric: str, mode: str = "auto") -> str:
-    """'max' for accuracies, 'min' for losses (unless ``mode`` says otherwise)."""
+    """``mode`` unless "auto"; then :func:`ednaquery.metrics.direction` (accuracies max, losses min), else min."""
     if mode != "auto":
         return mode
-    return "max" if ("acc" in metric or "top5" in metric) else "min"
+    return direction(metric) or "min"
 
 
 class Schedule:

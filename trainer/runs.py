@@ -35,13 +35,13 @@ from typing import Any
 
 import yaml
 
+from ednaquery.fsutil import write_atomic, write_json_atomic
+from ednaquery.metrics import MetricsSummary, direction, finite_number, iter_jsonl
+
 RUN_FORMAT = "ednaquery-run"
 RUN_FORMAT_VERSION = 1
 STATUSES = ("queued", "running", "completed", "failed", "interrupted")
 FINAL_STATUSES = ("completed", "failed", "interrupted")
-MAXIMIZE = ("val_acc", "val_top5", "train_acc", "images_per_s")
-MINIMIZE = ("train_loss", "val_loss", "epoch_time_s", "data_wait_frac")
-NOT_SUMMARISED = ("epoch", "step", "time", "scope")
 
 try:  # the core's id scheme, so runs from every tool sort the same way
     from ednaquery.documents import new_run_id as _core_new_run_id
@@ -71,51 +71,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a partial one."""
-    path = Path(path)
-    payload = data.encode() if isinstance(data, str) else data
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask, unlike mkstemp
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    write_atomic(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
-
-
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The rows of a metrics.jsonl file (a torn last line, should one exist, is skipped)."""
-    rows = []
+    """The rows of a metrics.jsonl file (a torn last line, should one exist, is skipped).
+
+    No size limit: these are the trainer's own rows, and a resumed run rewrites the file from them.
+    """
     path = Path(path)
-    if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return list(iter_jsonl(path, [], max_bytes=None)) if path.exists() else []
 
 
 # ------------------------------------------------------------------ environment facts
@@ -157,48 +124,28 @@ def environment_info() -> dict[str, Any]:
 # ------------------------------------------------------------------ summary
 
 
-def direction(metric: str) -> str | None:
-    """'max', 'min', or None when a metric has no better direction (lr, memory...)."""
-    if metric in MAXIMIZE:
-        return "max"
-    if metric in MINIMIZE:
-        return "min"
-    return None
-
-
 def summarize(rows: list[dict[str, Any]], *, best_metric: str = "val_acc") -> dict[str, Any]:
     """Last and best of every numeric metric over the epoch rows.
 
-    ``best`` is the max (accuracies, throughput) or min (losses, times) over epochs; for
-    metrics without a direction (lr, memory) it is the value at the best epoch by
-    ``best_metric``.
+    ``best`` is the max or min over epochs as :func:`ednaquery.metrics.direction` says
+    (accuracies and images/s: max; losses, times, data wait: min); for metrics without a
+    direction (lr, memory) it is the value at the best epoch by ``best_metric``.
     """
     epochs = [r for r in rows if r.get("scope", "epoch") == "epoch"]
     metrics: dict[str, dict[str, float]] = {}
     if not epochs:
         return {"metrics": metrics, "epochs": 0, "best_epoch": None, "best_metric": best_metric}
     best_dir = direction(best_metric) or "max"
-    scored = [r for r in epochs if isinstance(r.get(best_metric), (int, float))]
-    best_row = (max if best_dir == "max" else min)(scored, key=lambda r: r[best_metric]) if scored else epochs[-1]
-    names: list[str] = []
+    scored = [r for r in epochs if finite_number(r.get(best_metric)) is not None]
+    pick = max if best_dir == "max" else min
+    best_row = pick(scored, key=lambda r: finite_number(r[best_metric])) if scored else epochs[-1]
+    acc = MetricsSummary()
     for r in epochs:
-        for k, v in r.items():
-            if k not in NOT_SUMMARISED and k not in names and isinstance(v, (int, float)) \
-                    and not isinstance(v, bool):
-                names.append(k)
-    for name in names:
-        values = [r[name] for r in epochs if isinstance(r.get(name), (int, float)) and math.isfinite(r[name])]
-        if not values:
-            continue
-        last = next((r[name] for r in reversed(epochs) if isinstance(r.get(name), (int, float))), values[-1])
-        d = direction(name)
-        if d == "max":
-            best = max(values)
-        elif d == "min":
-            best = min(values)
-        else:
-            best = best_row.get(name, last)
-        metrics[name] = {"last": float(last), "best": float(best)}
+        acc.add_record(r)
+    for name, entry in acc.result().items():
+        at_best = finite_number(best_row.get(name))
+        undirected = entry["last"] if at_best is None else at_best
+        metrics[name] = {"last": entry["last"], "best": entry.get("best", undirected)}
     return {"metrics": metrics, "epochs": int(epochs[-1].get("epoch", len(epochs))),
             "best_epoch": best_row.get("epoch"), "best_metric": best_metric}
 
@@ -254,7 +201,7 @@ class RunWriter:
         self.run.setdefault("format", RUN_FORMAT)
         self.run.setdefault("format_version", RUN_FORMAT_VERSION)
         self.run["updated_at"] = time.time()
-        write_json_atomic(self.run_path, self.run)
+        write_json_atomic(self.run_path, _clean(self.run))
         if self.on_status is not None:
             self.on_status(dict(self.run))
         return self.run
@@ -279,7 +226,7 @@ class RunWriter:
         """summary.json from the rows so far plus ``extra`` (total time, status...)."""
         summary = summarize(self.rows, best_metric=best_metric)
         summary.update(extra)
-        write_json_atomic(self.summary_path, summary)
+        write_json_atomic(self.summary_path, _clean(summary))
         return summary
 
     def attach_log(self, logger_name: str = "trainer") -> None:

@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
+from ednaquery.metrics import MetricsSummary, read_csv
 from indexer.convert.runs.base import RunInfo, is_file, load_config
-from indexer.convert.runs.metrics import MetricsSummary, read_csv
 
 _VERSION = re.compile(r"^version_\d+$")
 

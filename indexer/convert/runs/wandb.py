@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
+from ednaquery.metrics import MetricsSummary, as_number, read_jsonl
 from indexer.convert.runs.base import RunInfo, derived_run_id, is_file, load_config, load_data, to_epoch
-from indexer.convert.runs.metrics import MetricsSummary, as_number, read_jsonl
 
 _FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(\w+)$")
 FILES = ("config.yaml", "wandb-summary.json", "wandb-metadata.json", "wandb-history.jsonl")
