@@ -731,23 +731,6 @@ CONFIG_TEMPLATE = """\
 _GITIGNORE = "# the index and the daemon's state are local; config.toml may be committed\nindex.db*\n*.log\n*.pid\n"
 
 
-def _write_atomic(path: str, text: str) -> None:
-    import tempfile
-
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @main.command(epilog="""\b
 Examples:
   cd ~/experiments && ednaquery init && ednaquery index .""")
@@ -758,6 +741,7 @@ def init(app: App) -> None:
     Commands run in this folder or below it then use this index, like git finds .git.
     Running it again keeps what is there.
     """
+    from ednaquery.fsutil import write_atomic
     from ednaquery.settings import CONFIG_DIR_NAME, CONFIG_FILE_NAME
     from ednaquery.store.sqlite import SQLiteStore
 
@@ -775,7 +759,7 @@ def init(app: App) -> None:
     for name, text in ((CONFIG_FILE_NAME, CONFIG_TEMPLATE), (".gitignore", _GITIGNORE)):
         target = os.path.join(folder, name)
         if not os.path.exists(target):
-            _write_atomic(target, text)
+            write_atomic(target, text, mode=0o600)
             made.append(name)
     if existed and not made:
         click.echo(f"{folder} is already initialised; nothing changed")

@@ -47,8 +47,9 @@ from ednaquery.yaml_fast import load_simple
 FORMATS: dict[str, str] = {
     ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".toml": "toml",
 }
-#: Default largest file :func:`load_file` reads (bytes).
-DEFAULT_MAX_BYTES = 5_000_000
+#: Largest file ednaquery reads, in bytes (5 MiB): :func:`load_file`'s default and the default of the
+#: ``max_file_bytes`` setting; larger files become error records.
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 #: Most values (containers and scalars) one file may expand to, aliases counted every time used.
 MAX_VALUES = 1_000_000
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import UsageError
+from ednaquery.loaders import DEFAULT_MAX_BYTES
 
 #: Environment variable holding the config file's path.
 CONFIG_ENV = "EDNAQUERY_CONFIG"
@@ -67,7 +68,7 @@ class Settings:
     debounce: float = 0.3
     reconcile_every: float = 600.0
     aliases: list[list[str]] = field(default_factory=list)
-    max_file_bytes: int = 5 * 1024 * 1024
+    max_file_bytes: int = DEFAULT_MAX_BYTES
     runs_root: str | None = None
     cpu_threads: int | None = None
     store_timeout_ms: int = 3000

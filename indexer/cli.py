@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 import click
 
 from ednaquery.errors import friendly_errors
+from ednaquery.settings import Settings
 from indexer import lifecycle
-from indexer._settings import IndexerSettings, resolve
+from indexer._settings import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,7 +53,7 @@ def _options(fn: F) -> F:
 
 def _settings(roots: Sequence[str], store: str | None, include: Sequence[str], exclude: Sequence[str],
               poll: bool | None, debounce: float | None, reconcile_every: str | None,
-              config: str | None = None) -> IndexerSettings:
+              config: str | None = None) -> Settings:
     from indexer.daemon import canonical_root
 
     # under `ednaquery`, the group's --store/--config apply unless this command's own flags say otherwise
@@ -67,7 +68,7 @@ def _settings(roots: Sequence[str], store: str | None, include: Sequence[str], e
     return s
 
 
-def _make_indexer(s: IndexerSettings) -> Any:
+def _make_indexer(s: Settings) -> Any:
     from indexer.daemon import Indexer
 
     uri, timeout_ms = s.store, s.store_timeout_ms
@@ -93,7 +94,7 @@ def _setup_logging(verbose: bool, *, dated: bool) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def _serve(s: IndexerSettings, folder: Path) -> int:
+def _serve(s: Settings, folder: Path) -> int:
     files = lifecycle.DaemonFiles(folder, s.roots)
     indexer = _make_indexer(s)
     with lifecycle.PidFile(files):
@@ -138,7 +139,7 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
     if s.store:
         args += ["--store", s.store]
     if s.config_path:
-        args += ["--config", s.config_path]
+        args += ["--config", str(s.config_path)]
     for g in include:
         args += ["--include", g]
     for g in exclude:

@@ -20,13 +20,14 @@ def index(ctx: click.Context, paths: tuple[str, ...], force: bool, workers: int 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ednaquery.cli import App
+    from ednaquery.loaders import DEFAULT_MAX_BYTES
     from ednaquery.store import open_store
     from indexer.scan import scan
 
     app = ctx.find_object(App)
     settings = app.load_settings() if app else None
     uri = settings.store if settings else None
-    max_bytes = settings.max_file_bytes if settings else 5_000_000
+    max_bytes = settings.max_file_bytes if settings else DEFAULT_MAX_BYTES
     t0 = time.perf_counter()
     try:
         with open_store(uri) as store:

@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ednaquery.errors import EdnaError, UsageError
+from ednaquery.fsutil import write_json_atomic
 
 log = logging.getLogger("indexer")
 
@@ -58,18 +58,10 @@ def state_dir() -> Path:
     return Path(base) / "ednaquery" / "daemon"
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON so that a reader sees the old or the new file, never half of one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+def write_status(path: str | os.PathLike[str], status: dict[str, Any]) -> None:
+    """Replace the daemon's status file atomically: private (it names the store), not fsynced
+    (it is rewritten every few seconds and means nothing after a crash)."""
+    write_json_atomic(path, status, indent=1, default=str, mode=0o600, fsync=False)
 
 
 def remove_quietly(path: str | os.PathLike[str]) -> None:

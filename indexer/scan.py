@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
 from ednaquery.store.sqlite import pack_body, slim_for_body
 from indexer.convert import convert_path
@@ -126,7 +127,7 @@ class _Converter:
 
 
 def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = None, force: bool = False,
-         max_bytes: int = 5_000_000, workers: int | None = None,
+         max_bytes: int = DEFAULT_MAX_BYTES, workers: int | None = None,
          progress: Callable[[int, int], None] | None = None) -> ScanReport:
     """Index every wanted file under ``roots`` (files or folders) into ``store``."""
     pfilter = pfilter or PathFilter()

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ednaquery.fsutil import atomic_file
 from trainer.config import TrainerConfig, to_dict
 from trainer.data import DataBundle, class_weights, normalization
 from trainer.distributed import SINGLE, DistContext, PendingVote
@@ -558,9 +559,8 @@ class Trainer:
         if self.run_dir is None:
             raise TrainingError("no run folder to write checkpoints to")
         path = self.run_dir / name
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as fh:
+            torch.save(obj, fh)
         return path
 
     def save_checkpoint(self, name: str = "last.pt") -> Path | None:

@@ -157,9 +157,3 @@ def disk_states(root: str | Path, suffixes: tuple[str, ...] = (".yaml", ".yml", 
                 out[p] = FileState(st.st_size, st.st_mtime_ns, st.st_ino)
     return out
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Save like an editor does: write a temp file beside it, then rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -8,8 +8,9 @@ import shutil
 import time
 from pathlib import Path
 
-from idx_helpers import FakeStore, disk_states, wait_until, write_atomic
+from idx_helpers import FakeStore, disk_states, wait_until
 
+from ednaquery.fsutil import write_atomic  # saves like an editor: a temp file beside it, then a rename
 from indexer.patterns import DEFAULT_EXCLUDE
 
 
