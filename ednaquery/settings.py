@@ -29,6 +29,8 @@ from ednaquery.loaders import DEFAULT_MAX_BYTES
 CONFIG_ENV = "EDNAQUERY_CONFIG"
 CONFIG_DIR_NAME = ".ednaquery"
 CONFIG_FILE_NAME = "config.toml"
+#: The embedded index's file name (in ``.ednaquery/`` or the user data dir).
+INDEX_FILE_NAME = "index.db"
 
 #: Environment variable of each setting that can be set from the environment.
 ENV_VARS: dict[str, str] = {
@@ -102,7 +104,7 @@ class Settings:
             value = getattr(self, name)
             source = self.source(name)
             if name == "store":
-                text = mask_uri(value) if value else f"{_default_store_path()} (embedded SQLite)"
+                text = mask_uri(value) if value else f"{default_store_path()} (embedded SQLite)"
             elif name in ("include", "exclude") and value is None:
                 text = "(the indexer's built-in globs)"
             elif name == "runs_root" and value is None:
@@ -148,13 +150,7 @@ def setting_names() -> list[str]:
     return [f.name for f in fields(Settings) if f.name not in ("config_path", "sources")]
 
 
-def _default_store_path() -> Path:
-    from ednaquery.store.sqlite import sqlite_path_from_uri
-
-    return sqlite_path_from_uri(None)
-
-
-# ---------------------------------------------------------------- the config file
+# ---------------------------------------------------------------- where things are
 
 
 def find_project_dir(start: Path | None = None) -> Path | None:
@@ -166,10 +162,29 @@ def find_project_dir(start: Path | None = None) -> Path | None:
     return None
 
 
+def user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/ednaquery`` (``~/.local/share/ednaquery`` by default): the per-user index and
+    the daemons' state."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ednaquery"
+
+
+def default_store_path(start: Path | None = None) -> Path:
+    """The embedded index when no store is set: ``.ednaquery/index.db`` in the nearest project folder
+    (from ``start``, default the working directory, up; like git finds ``.git``), else the user's."""
+    project = find_project_dir(start)
+    if project is not None:
+        return project / CONFIG_DIR_NAME / INDEX_FILE_NAME
+    return user_data_dir() / INDEX_FILE_NAME
+
+
 def user_config_path() -> Path:
     """``$XDG_CONFIG_HOME/ednaquery/config.toml`` (``~/.config/...`` by default)."""
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "ednaquery" / CONFIG_FILE_NAME
+
+
+# ---------------------------------------------------------------- the config file
 
 
 def find_config_file(start: Path | None = None) -> Path | None:

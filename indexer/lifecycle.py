@@ -31,6 +31,7 @@ from typing import Any, Self
 
 from ednaquery.errors import EdnaError, UsageError
 from ednaquery.fsutil import write_json_atomic
+from ednaquery.settings import user_data_dir
 
 log = logging.getLogger("indexer")
 
@@ -54,8 +55,7 @@ def state_dir() -> Path:
     env = os.environ.get("EDNAQUERY_STATE_DIR")
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ednaquery" / "daemon"
+    return user_data_dir() / "daemon"
 
 
 def write_status(path: str | os.PathLike[str], status: dict[str, Any]) -> None:

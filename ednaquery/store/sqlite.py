@@ -32,6 +32,7 @@ from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
+from ednaquery.settings import default_store_path
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
 from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.sql_compile import (
@@ -111,25 +112,11 @@ def _regexp(pattern: str, value: str | None) -> bool:
     return rx.search(value) is not None
 
 
-def default_data_dir() -> Path:
-    """The per-user data folder (``$XDG_DATA_HOME/ednaquery`` or ``~/.local/share/ednaquery``)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ednaquery"
-
-
-def find_project_index(start: Path | None = None) -> Path | None:
-    """``.ednaquery/index.db`` in the nearest parent folder that has a ``.ednaquery`` (like git's ``.git``)."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".ednaquery").is_dir():
-            return folder / ".ednaquery" / "index.db"
-    return None
-
-
 def sqlite_path_from_uri(uri: str | None) -> Path:
-    """The database file a URI names: ``sqlite:///abs/path.db``, a plain path, or the default."""
+    """The database file a URI names: ``sqlite:///abs/path.db``, a plain path, or (None) the default
+    (:func:`ednaquery.settings.default_store_path`)."""
     if not uri:
-        return find_project_index() or default_data_dir() / "index.db"
+        return default_store_path()
     if uri.startswith("sqlite://"):
         rest = uri[len("sqlite://"):]
         if not rest.startswith("/"):
