@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from ednaquery.store.base import FileState, PathUpdate, Store
-from ednaquery.store.sqlite import pack_body, slim_for_body
+from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
 from indexer.patterns import PathFilter
 from indexer.walk import file_state, walk

@@ -32,7 +32,7 @@ class PathUpdate:
     """A file path now holds ``docs`` (``state`` None and no docs: the file is gone).
 
     ``bodies`` optionally carries each new document's stored body, prepared by a converter
-    process (:func:`ednaquery.store.sqlite.pack_body`); a store that cannot use one ignores it.
+    process (:func:`ednaquery.store.bodies.pack_body`); a store that cannot use one ignores it.
     """
 
     path: str
