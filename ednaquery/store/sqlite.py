@@ -27,7 +27,16 @@ from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
-from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
+from ednaquery.store.base import (
+    FileState,
+    FindOptions,
+    JobHome,
+    KeyStat,
+    PathUpdate,
+    SortKey,
+    Store,
+    effective_kinds,
+)
 from ednaquery.store.bodies import body_json, pack_body, unpack_body
 from ednaquery.store.bulk_marker import LOADING_HERE, bulk_loader_alive, bulk_marker
 from ednaquery.store.catalog import PathCatalog
@@ -154,6 +163,8 @@ def _tokens_text(text: str | None) -> str:
 
 class SQLiteStore(Store):
     """The embedded store. Safe for one writer and many reader processes (WAL, busy timeout)."""
+
+    takes_packed_bodies = True
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True, busy_timeout_ms: int = 30000) -> None:
         self.path = Path(path)
@@ -749,6 +760,12 @@ class SQLiteStore(Store):
 
     def ping(self) -> None:
         self._guard(lambda: self.db.execute("SELECT 1").fetchone())
+
+    def reopen_uri(self) -> str | None:
+        return str(self.path.resolve())
+
+    def job_home(self) -> JobHome:
+        return JobHome(sqlite_path=str(self.path))
 
     def close(self) -> None:
         try:
