@@ -316,7 +316,7 @@ def _reserved_pairs(doc: dict, skip: Collection[str] = ()) -> list[tuple[dict, A
 
 
 def reserved_leaves(doc: dict, skip: Collection[str] = ()) -> list[dict]:
-    """Leaves for the reserved fields QUERY.md makes always available (id, kind, path, ...).
+    """Leaves for the reserved fields docs/query.md makes always available (id, kind, path, ...).
 
     Stores call this whenever they (re)write a document, since paths change as files move;
     ``skip`` names fields a store answers otherwise (``{"id", "path"}``), not made at all.
