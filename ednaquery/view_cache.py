@@ -1,7 +1,7 @@
 """Bounded caches that let the configs of a sweep share leaves and whole section views (scan speed).
 
 The configs of a sweep repeat most of their values, and the YAML reader hands out one shared
-object for a section whose lines repeat (:data:`ednaquery.yaml_fast.SHARED`). What
+object for a section whose lines repeat (:data:`ednaquery.simple_yaml.SHARED`). What
 :mod:`ednaquery.documents` makes from such a value (a leaf, a section's escaped copy, leaves and
 canonical text) is kept here and handed out again: it is what documents would make again from
 the same input, so documents and ids never depend on these caches. Every cache is emptied when
@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ednaquery.yaml_fast import SHARED
+from ednaquery.simple_yaml import SHARED
 
 __all__ = ["BoundedDict", "SharedLeaves", "has_shared_section", "views_by_section"]
 
