@@ -25,7 +25,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ednaquery.keys import RESERVED_PREFIX, path_match_keys
@@ -287,19 +287,6 @@ def document_pairs(doc: dict) -> list[tuple[tuple[str, ...], Any]]:
 def leaf_path(leaf: dict) -> tuple[str, ...]:
     """The segments of a leaf's path."""
     return tuple(leaf["p"].split(PATH_SEP))
-
-
-def leaf_value(leaf: dict) -> Any:
-    """A leaf's value as shown to users (strings lower-cased; use the config for the original)."""
-    t = leaf["t"]
-    if t == "num":
-        n = leaf.get("n")
-        return int(n) if n is not None and n.is_integer() and abs(n) < 2**53 else n
-    if t == "str":
-        return leaf["s"]
-    if t == "bool":
-        return leaf["b"]
-    return None
 
 
 def leaf_keys(leaf: dict) -> list[str]:
@@ -669,9 +656,3 @@ def original_config(doc: dict, as_written: bool = False) -> Any:
     if as_written and "as_written" in doc:
         return unescape_keys(doc["as_written"])
     return unescape_keys(doc.get("config", {}))
-
-
-def all_leaves(doc: dict) -> Iterable[dict]:
-    """Config leaves plus reserved-field leaves."""
-    yield from doc.get("leaves", [])
-    yield from reserved_leaves(doc)

@@ -45,11 +45,6 @@ def path_match_keys(path: tuple[str, ...]) -> list[str]:
     return list(seen)
 
 
-def reserved_path(name: str) -> tuple[str, ...]:
-    """The leaf path under which a reserved document field (``kind``, ``path``...) is stored."""
-    return (RESERVED_PREFIX + name,)
-
-
 def is_reserved_path(path: tuple[str, ...]) -> bool:
     return len(path) == 1 and path[0].startswith(RESERVED_PREFIX)
 
