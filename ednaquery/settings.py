@@ -196,7 +196,7 @@ def find_config_file(start: Path | None = None) -> Path | None:
     return user if user.is_file() else None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings a TOML config file sets (validated names; values still raw)."""
     try:
         with open(path, "rb") as fh:
@@ -339,7 +339,7 @@ def load_settings(config_path: str | os.PathLike | None = None, *, env: Mapping[
                              f"{'--config' if config_path is not None else CONFIG_ENV})")
         settings.config_path = path.resolve()
         base = _config_base_dir(path)
-        for name, value in read_config_file(path).items():
+        for name, value in read_settings_file(path).items():
             setattr(settings, name, _convert(name, value, f"in {path}", base))
             settings.sources[name] = f"config {path}"
 

@@ -266,7 +266,7 @@ class Indexer:
             self._store_down(exc)
             return False
         first = not self.store_uri
-        self.store_uri = getattr(self.store, "display_uri", "") or type(self.store).__name__
+        self.store_uri = self.store.display_uri or type(self.store).__name__
         if first:
             log.info("store: %s", self.store_uri)
         self._store_up()

@@ -272,15 +272,6 @@ def check_overlap(files: DaemonFiles) -> None:
             raise AlreadyRunning(info.pid, shared)
 
 
-def find_running(folder: Path, roots: Sequence[str]) -> DaemonInfo | None:
-    """The running daemon on exactly these roots, if any."""
-    key = roots_key(roots)
-    for info in list_daemons(folder):
-        if info.running and info.files.key == key:
-            return info
-    return None
-
-
 def start_background(roots: Sequence[str], args: Sequence[str], *, folder: Path | None = None,
                      timeout: float = 20.0, program: Sequence[str] | None = None) -> DaemonInfo:
     """Start ``python -m indexer run ARGS ROOTS`` detached; return once its pidfile is there.

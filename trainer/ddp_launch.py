@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import UsageError
+from ednaquery.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,9 @@ def plan_backend(device: str | None, nproc: int) -> str:
     return "nccl"
 
 
-def store_uri(store: Any) -> str | None:
+def store_uri(store: Store) -> str | None:
     """A URI another process can open the same store with (SQLite file or MongoDB URI)."""
-    path = getattr(store, "path", None)
-    if path is not None:
-        return str(Path(path).resolve())
-    return getattr(store, "uri", None)
+    return store.reopen_uri()
 
 
 class _Forwarder:

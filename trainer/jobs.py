@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ednaquery.errors import EdnaError, NotFound, StoreUnavailable, UsageError
+from ednaquery.store.base import Store
 
 JOB_STATUSES = ("queued", "running", "completed", "failed", "interrupted", "cancelled")
 FINAL_STATUSES = ("completed", "failed", "interrupted", "cancelled")
@@ -411,15 +412,12 @@ class MongoJobQueue(JobQueue):
 # ------------------------------------------------------------------ choosing the backend
 
 
-def open_jobs(store: Any, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> JobQueue:
+def open_jobs(store: Store, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> JobQueue:
     """The job queue that lives beside ``store`` (same SQLite file, or same MongoDB database)."""
-    from ednaquery.store.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        return SQLiteJobQueue(str(store.path), max_attempts=max_attempts)
-    from ednaquery.store.mongo import MongoStore
-
-    if isinstance(store, MongoStore):
-        return MongoJobQueue(store.db, max_attempts=max_attempts, errors=getattr(store, "_errors", None))
-    raise EdnaError(f"the store {getattr(store, 'display_uri', store)!r} has no job queue; "
+    home = store.job_home()
+    if home.sqlite_path is not None:
+        return SQLiteJobQueue(home.sqlite_path, max_attempts=max_attempts)
+    if home.mongo_database is not None:
+        return MongoJobQueue(home.mongo_database, max_attempts=max_attempts, errors=home.guard)
+    raise EdnaError(f"the store {store.display_uri!r} has no job queue; "
                     "use the SQLite or MongoDB store")

@@ -34,7 +34,7 @@ from ednaquery.errors import AmbiguousId, EdnaError, NotFound, StoreUnavailable,
 from ednaquery.keys import RESERVED_FIELDS, RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
 from ednaquery.store import mask_uri
-from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, Store
+from ednaquery.store.base import FileState, FindOptions, JobHome, KeyStat, PathUpdate, Store
 from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.mongo_compile import (
     DEFAULT_ORDER,
@@ -683,6 +683,12 @@ class MongoStore(Store):
         self._ready()
         with self._errors("reading errors"):
             return list(self.docs.find({"kind": "error", "current": True}, _projection()).sort("_id", 1))
+
+    def reopen_uri(self) -> str | None:
+        return self.uri
+
+    def job_home(self) -> JobHome:
+        return JobHome(mongo_database=self.db, guard=self._errors)
 
     def ping(self) -> None:
         with self._errors("ping"):

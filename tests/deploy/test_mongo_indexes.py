@@ -1,4 +1,4 @@
-"""Every QUERY.md query shape is answered by one of the indexes MongoStore creates.
+"""Every docs/query.md query shape is answered by one of the indexes MongoStore creates.
 
 No mongod runs here, and the nx-27017 wire server's ``explain`` describes its own SQLite plan
 ("SCAN docs"), not MongoDB's planner. So the compiled filter is checked against the rules
@@ -75,7 +75,7 @@ def resolve():
     return cat.resolve
 
 
-# (what QUERY.md calls it, query, indexes that may answer the query's own filter; None: none can)
+# (what docs/query.md calls it, query, indexes that may answer the query's own filter; None: none can)
 SHAPES: list[tuple[str, str, set[str] | None]] = [
     ("equality, number", "lr=0.001", {"leaves_p_n"}),
     ("equality, number written as a string", 'seed="42"', S_OR_W),

@@ -18,7 +18,7 @@ It is deliberately conservative: anything else (anchors, aliases, tags, block sc
 multi-line scalars or flow collections, several documents, directives, complex keys, merge
 keys, timestamps, tabs, odd indentation, syntax errors...) makes :func:`load_simple` return
 None and the caller uses the full loader, which also gives the error messages with line and
-column. ``tests/core/test_yaml_fast.py`` checks that whenever this returns a result it
+column. ``tests/core/test_simple_yaml.py`` checks that whenever this returns a result it
 equals the full loader's.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ednaquery.yaml_fast: whenever the fast reader answers, it answers what the full loader does.
+"""ednaquery.simple_yaml: whenever the fast reader answers, it answers what the full loader does.
 
 The full loader (PyYAML's parser + our builder) is the reference: for generated configs
 (dumped in block, flow and mixed styles), for mutated, often broken, variants of them, for
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from ednaquery.errors import LoadError
 from ednaquery.loaders import SafeDataLoader, _load_yaml_full, decode, load_text
-from ednaquery.yaml_fast import load_simple
+from ednaquery.simple_yaml import load_simple
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,7 +157,7 @@ def test_shared_reading_gives_what_the_full_loader_gives(config: dict, other: ob
 
 
 def test_a_block_seen_twice_is_one_shared_object_and_lines_decide() -> None:
-    from ednaquery import yaml_fast
+    from ednaquery import simple_yaml
 
     def load(text: str) -> dict:
         got = load_simple(text, SafeDataLoader, shared=True)
@@ -167,7 +167,7 @@ def test_a_block_seen_twice_is_one_shared_object_and_lines_decide() -> None:
     a = "model:\n  name: vit\n  depth: 12\nseed: {}\nrun:\n  name: r{}\n"
     first, second, third = (load(a.format(i, i)) for i in range(3))
     assert first["model"] == second["model"] == third["model"] == {"name": "vit", "depth": 12}
-    assert third["model"] is second["model"] and yaml_fast.SHARED[id(third["model"])] is third["model"]
+    assert third["model"] is second["model"] and simple_yaml.SHARED[id(third["model"])] is third["model"]
     assert third["run"] == {"name": "r2"} and third["run"] is not second["run"]  # unique blocks are built
     assert [d["seed"] for d in (first, second, third)] == [0, 1, 2]
     # lines that look alike as values (1 == 1.0 == True) are different lines: no mix-up
