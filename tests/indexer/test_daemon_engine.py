@@ -8,9 +8,9 @@ import shutil
 import time
 from pathlib import Path
 
-from idx_helpers import FakeStore, disk_states, wait_until, write_atomic
-
 from indexer.patterns import DEFAULT_EXCLUDE
+from tests.support.indexer import FakeStore, disk_states, write_atomic
+from tests.support.wait import wait_until
 
 
 def started(ix):

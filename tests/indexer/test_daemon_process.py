@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from idx_helpers import disk_states, wait_until
 
 from ednaquery.errors import StoreUnavailable
 from ednaquery.store import open_store
 from ednaquery.store.base import PathUpdate
 from indexer import cli, lifecycle
+from tests.support.indexer import disk_states
+from tests.support.wait import wait_until
 
 PROGRAM = [sys.executable, "-m", "indexer"]
 

@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from idx_helpers import FakeStore, standin_convert, wait_until
 from watchdog.observers import Observer
 
 from indexer.daemon import Indexer
 from indexer.monitor import Monitor
 from indexer.queue import CONVERT, GONE, RESCAN, AddQueue
+from tests.support.indexer import FakeStore, standin_convert
+from tests.support.wait import wait_until
 
 
 def drain(q: AddQueue) -> dict[str, int]:
