@@ -129,9 +129,13 @@ def test_find_json_has_the_documented_fields(eq, world):
         # the matched value of every key the query named, with the original spelling
         assert set(row["values"]) == {"lr", "model"}
         assert row["values"]["model"] == row["config"]["model"]["name"]
-    # '1e-3' written in YAML loads as a string; the config keeps it as written
-    raw_lrs = {json.dumps(row["config"]["optimizer"]["lr"]) for row in rows}
-    assert any(s.startswith('"') for s in raw_lrs) or any(not s.startswith('"') for s in raw_lrs)
+    # '1e-4' written in YAML loads as a string, 0.0001 in JSON as a number: the config keeps each as written
+    for row in rows:
+        path = Path(row["paths"][0])
+        written = (json.loads if path.suffix == ".json" else yaml.safe_load)(path.read_text())["optimizer"]["lr"]
+        shown = row["config"]["optimizer"]["lr"]
+        assert (type(shown), shown) == (type(written), written), path
+    assert {type(row["config"]["optimizer"]["lr"]) for row in rows} == {str, float}, "both spellings are covered"
 
 
 def test_find_json_for_runs_has_status_metrics_and_config_id(eq):
@@ -481,11 +485,19 @@ def test_down_mongodb_is_a_quick_one_line_error_without_the_password(tmp_path, m
     pytest.importorskip("ednaquery.store.mongo", reason="the MongoDB store is not in this tree yet")
     monkeypatch.chdir(tmp_path)
     uri = "mongodb://user:secret@127.0.0.1:1/db"
-    t0 = time.monotonic()
+    import pymongo
+
+    clients: list = []
+
+    class Client(pymongo.MongoClient):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            clients.append(self)
+
+    monkeypatch.setattr(pymongo, "MongoClient", Client)
     r = CliRunner().invoke(main, ["--store", uri, "find", "lr<1e-3"])
-    elapsed = time.monotonic() - t0
-    # 3 s server selection (settings.store_timeout_ms) plus importing pymongo on a busy machine
-    assert elapsed < 7
+    # quick: the driver gives up after settings.store_timeout_ms (3 s), not pymongo's default 30 s
+    assert [c.options.server_selection_timeout for c in clients] == [3.0]
     assert r.exit_code == 2
     assert "secret" not in r.output and "Traceback" not in r.output
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
@@ -529,11 +541,11 @@ def test_every_command_has_help_with_an_example(eq):
     assert "ednaquery" in eq("--version").stdout
 
 
-def test_import_cli_is_light():
-    code = ("import sys, time; t = time.perf_counter(); import ednaquery.cli; "
-            "dt = time.perf_counter() - t; "
-            "print(sorted(m for m in ('torch', 'pymongo', 'rich', 'timm') if m in sys.modules)); print(dt)")
+def test_importing_the_cli_loads_no_heavy_module():
+    """``ednaquery --help`` stays fast because the CLI imports no ML stack, driver or renderer up front
+    (bench/import_cost.py measures the time)."""
+    heavy = ("torch", "torchvision", "timm", "sklearn", "matplotlib", "numpy", "pymongo", "bson", "rich",
+             "mongomock", "watchdog", "indexer", "trainer")
+    code = f"import sys; import ednaquery.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    loaded, seconds = out.stdout.splitlines()
-    assert loaded == "[]"
-    assert float(seconds) < 1.0
+    assert out.stdout.strip() == "[]"

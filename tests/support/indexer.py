@@ -1,4 +1,4 @@
-"""Helpers for the indexer daemon tests: an in-memory store, a stand-in converter, waiting.
+"""Helpers for the indexer daemon tests: an in-memory store, a stand-in converter, test trees.
 
 ``FakeStore`` implements the parts of the Store interface the daemon uses (apply,
 file_states, dependants, ping, close) and can be switched "down" to raise
@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -21,8 +19,11 @@ from ednaquery.documents import make_config_document, make_error_document
 from ednaquery.errors import StoreUnavailable
 from ednaquery.store.base import FileState, PathUpdate
 
+__all__ = ["FakeStore", "disk_states", "standin_convert"]
+
 
 def standin_convert(path: Path, *, max_bytes: int) -> list[dict]:
+    """One config document for a YAML/JSON file, or an error record (the real converter is not needed)."""
     p = str(path)
     fmt = path.suffix.lstrip(".") or "file"
     try:
@@ -135,15 +136,6 @@ class FakeStore:
     def paths(self) -> set[str]:
         with self.lock:
             return set(self.docs)
-
-
-def wait_until(pred: Callable[[], object], timeout: float = 5.0, interval: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(interval)
-    return bool(pred())
 
 
 def disk_states(root: str | Path, suffixes: tuple[str, ...] = (".yaml", ".yml", ".json")) -> dict[str, FileState]:
