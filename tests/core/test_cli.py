@@ -352,12 +352,13 @@ def test_diff_shows_only_differing_keys(eq):
     a = _ids(eq, "model=convnext_atto", "img_size=224", "optimizer=lamb")[0]
     b = _ids(eq, "model=convnext_atto", "img_size=224", "optimizer=sgd")[0]
     r = eq("diff", a[:8], b[:8], "--json")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # like diff(1): 1 when the documents differ
     rows = {row["key"]: row for row in json.loads(r.stdout)}
     assert rows["optimizer.name"]["old"] == "lamb" and rows["optimizer.name"]["new"] == "sgd"
     assert "model.name" not in rows and "data.img_size" not in rows
     assert "old" not in rows["optimizer.momentum"]  # only sgd has momentum
     table = eq("diff", a[:8], b[:8])
+    assert table.exit_code == 1
     assert "optimizer.name" in table.stdout and "lamb" in table.stdout and "model.name" not in table.stdout
     same = eq("diff", a[:8], a)
     assert same.exit_code == 0 and "no differences" in same.stdout
