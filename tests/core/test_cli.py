@@ -493,6 +493,29 @@ def test_down_mongodb_is_a_quick_one_line_error_without_the_password(tmp_path, m
     assert "127.0.0.1:1" in r.stderr
 
 
+DOWN = "mongodb://user:pw%2Fsecret@127.0.0.1:1/db"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("args", [["find", "lr"], ["count"], ["show", "abcd1234"], ["diff", "abcd1234", "abcd5678"],
+                                  ["keys"], ["stats"], ["errors"], ["history", "x.yaml"]])
+def test_every_command_exits_2_on_an_unreachable_store_in_one_masked_line(args, tmp_path, monkeypatch):
+    pytest.importorskip("pymongo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EDNAQUERY_STORE_TIMEOUT_MS", "300")
+    r = CliRunner().invoke(main, ["--store", DOWN, *args])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and "127.0.0.1:1" in r.stderr
+    assert "secret" not in r.output and "Traceback" not in r.output
+
+
+def test_empty_listings_exit_1_like_nothing_found(eq):
+    r = eq("keys", "no_such_key_anywhere")
+    assert r.exit_code == 1 and "no keys match" in r.stderr
+    r = eq("keys", "no_such_key_anywhere", "--format", "json")
+    assert r.exit_code == 1 and json.loads(r.stdout) == []
+    assert eq("keys", "lr").exit_code == 0
+
+
 # ---------------------------------------------------------------- plug-ins, help, import cost
 
 
