@@ -25,7 +25,7 @@ from ednaquery.errors import EdnaError, QuerySyntaxError, StoreUnavailable
 from ednaquery.masking import redact
 
 __all__ = [
-    "EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK", "App", "AppCommand", "AppGroup", "command_app", "exit_code",
+    "EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK", "App", "AppCommand", "AppGroup", "command_app", "echo_error", "exit_code",
     "exit_like_grep", "pass_app", "print_error", "store_option",
 ]
 
@@ -148,21 +148,26 @@ def _uris_in_play(ctx: click.Context | None) -> list[str]:
     return [u for u in dict.fromkeys(uris) if u]
 
 
+def echo_error(message: str, ctx: click.Context | None = None) -> None:
+    """Print ``error: message`` on stderr with the password of every store URI in play masked."""
+    ctx = ctx or click.get_current_context(silent=True)
+    lines = message.split("\n")
+    lines[-1] = "error: " + lines[-1]  # a query error's caret display keeps its query and caret lines above
+    click.echo(redact("\n".join(lines), _uris_in_play(ctx)), err=True)
+
+
 def print_error(exc: BaseException, ctx: click.Context | None = None) -> int:
-    """Print ``exc`` as one ``error: ...`` line on stderr, passwords masked; return the exit status."""
-    uris = _uris_in_play(ctx)
+    """Print ``exc`` as one ``error: ...`` line on stderr (passwords masked); return its exit status."""
     if isinstance(exc, QuerySyntaxError) and exc.query:
-        lines = exc.render().split("\n")
-        lines[-1] = "error: " + lines[-1]
-        text = "\n".join(lines)
+        message = exc.render()
     elif isinstance(exc, EdnaError):
-        text = "error: " + (str(exc).splitlines() or [type(exc).__name__])[0]
+        message = (str(exc).splitlines() or [type(exc).__name__])[0]
     else:
         first = (str(exc).splitlines() or [""])[0]
         source = type(exc).__module__.split(".")[0]
         what = "the MongoDB server" if source in ("pymongo", "bson") else "an internal error"
-        text = f"error: {what}: {type(exc).__name__}: {first} (run with --debug for details)"
-    click.echo(redact(text, uris), err=True)
+        message = f"{what}: {type(exc).__name__}: {first} (run with --debug for details)"
+    echo_error(message, ctx)
     if ctx is not None and ctx.meta.get(_GREP_EXIT):
         return EXIT_ERROR
     return exit_code(exc)

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ednaquery.clikit import App, AppGroup, store_option
+from ednaquery.clikit import App, AppGroup, echo_error, store_option
 
 
 def _console(stderr: bool = False) -> Any:
@@ -108,7 +108,7 @@ def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume
                           config_id=None if resume else config_id(raw))
     out = _console(stderr=True)
     if result.status == "failed":
-        click.echo(f"error: {result.error}", err=True)
+        echo_error(str(result.error))
         sys.exit(result.exit_code or 1)
     acc = result.metrics.get("val_acc", {})
     shown = f" val_acc last {acc['last']:.4f} best {acc['best']:.4f}" if acc else ""

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from ednaquery.clikit import EXIT_ERROR, EXIT_NOTHING, command_app, store_option
+from ednaquery.clikit import EXIT_ERROR, EXIT_NOTHING, command_app, echo_error, store_option
 from ednaquery.errors import UsageError
 
 # ------------------------------------------------------------------ plumbing
@@ -148,7 +148,7 @@ def _print_result(result: Any, say: Callable[[str], None]) -> None:
 
 def _exit_for(result: Any) -> None:
     if result.status == "failed":
-        click.echo(f"error: run {result.run_id} failed: {result.error}", err=True)
+        echo_error(f"run {result.run_id} failed: {result.error}")
         sys.exit(result.exit_code or 1)
     if result.status != "completed":
         sys.exit(result.exit_code or 1)
@@ -377,7 +377,7 @@ def cancel(job_ids: tuple[str, ...], store_uri: str | None) -> None:
                     click.echo(f"cancelled {job.id}")
                 else:
                     failed += 1
-                    click.echo(f"error: job {job.id} is {job.status}, not queued; not cancelled", err=True)
+                    echo_error(f"job {job.id} is {job.status}, not queued; not cancelled")
         finally:
             q.close()
     finally:
