@@ -25,8 +25,8 @@ from ednaquery.errors import EdnaError, QuerySyntaxError, StoreUnavailable
 from ednaquery.masking import redact
 
 __all__ = [
-    "EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK", "App", "AppCommand", "AppGroup", "command_app", "echo_error", "exit_code",
-    "exit_like_grep", "pass_app", "print_error", "store_option",
+    "EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK", "App", "AppCommand", "AppGroup", "command_app",
+    "echo_error", "exit_code", "exit_like_grep", "pass_app", "print_error", "store_option",
 ]
 
 EXIT_OK, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
@@ -71,6 +71,11 @@ class App:
             self._store = open_store(s.store, timeout_ms=s.store_timeout_ms, create=create)
         return self._store
 
+    def use_store(self, uri: str) -> None:
+        """Point at another store (a command's own ``--store`` over the group's); settings load again."""
+        self.close()
+        self.store_flag, self._settings = uri, None
+
     def close(self) -> None:
         """Close the store if it was opened (safe to call twice)."""
         if self._store is not None:
@@ -109,8 +114,7 @@ def command_app(store: str | None = None) -> App:
     if app is None:
         app = ctx.find_root().ensure_object(App)
     if store and store != app.store_flag:
-        app.close()
-        app.store_flag, app._settings = store, None
+        app.use_store(store)
     return app
 
 
@@ -122,10 +126,10 @@ def exit_like_grep(ctx: click.Context) -> None:
 def _is_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, StoreUnavailable):
         return True
-    try:
-        from pymongo.errors import ConnectionFailure
-    except ImportError:
+    if "pymongo" not in sys.modules:  # then the error cannot be one of pymongo's
         return False
+    from pymongo.errors import ConnectionFailure
+
     return isinstance(exc, ConnectionFailure)
 
 

@@ -274,7 +274,10 @@ def run(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exc
     raise click.exceptions.Exit(_serve(s, folder))
 
 
-@click.group("indexer", cls=AppGroup)
+@click.group("indexer", cls=AppGroup, epilog="""\b
+Examples:
+  python -m indexer watch ~/experiments
+  python -m indexer daemon status""")
 def main() -> None:
     """The ednaquery indexer (also available as `ednaquery watch` and `ednaquery daemon`)."""
 

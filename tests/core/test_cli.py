@@ -496,8 +496,9 @@ def test_down_mongodb_is_a_quick_one_line_error_without_the_password(tmp_path, m
 DOWN = "mongodb://user:pw%2Fsecret@127.0.0.1:1/db"  # nothing listens on port 1
 
 
-@pytest.mark.parametrize("args", [["find", "lr"], ["count"], ["show", "abcd1234"], ["diff", "abcd1234", "abcd5678"],
-                                  ["keys"], ["stats"], ["errors"], ["history", "x.yaml"]])
+@pytest.mark.parametrize("args", [["find", "lr"], ["count"], ["show", "abcd1234"],
+                                  ["diff", "abcd1234", "abcd5678"], ["keys"], ["stats"], ["errors"],
+                                  ["history", "x.yaml"]])
 def test_every_command_exits_2_on_an_unreachable_store_in_one_masked_line(args, tmp_path, monkeypatch):
     pytest.importorskip("pymongo")
     monkeypatch.chdir(tmp_path)

@@ -15,12 +15,14 @@ from ednaquery.masking import mask_uri, redact, uri_passwords
     ("mongodb://alice:p%40ss%3Aw0rd@db:27017/eq", "mongodb://alice:***@db:27017/eq"),
     ("mongodb+srv://bob:hunter2@cluster0.example.net/eq?retryWrites=true",
      "mongodb+srv://bob:***@cluster0.example.net/eq?retryWrites=true"),
-    ("mongodb://carol:pw@h1:27017,h2:27018,h3/eq?replicaSet=rs0", "mongodb://carol:***@h1:27017,h2:27018,h3/eq?replicaSet=rs0"),
+    ("mongodb://carol:pw@h1:27017,h2:27018,h3/eq?replicaSet=rs0",
+     "mongodb://carol:***@h1:27017,h2:27018,h3/eq?replicaSet=rs0"),
     ("mongodb://dave:p@ss@db/eq", "mongodb://dave:***@db/eq"),  # an unencoded @ stays in the password
     ("mongodb://:onlypw@db/eq", "mongodb://:***@db/eq"),
     ("mongodb://erin@db/eq", "mongodb://erin@db/eq"),  # a user without a password
     ("mongodb://db:27017/eq", "mongodb://db:27017/eq"),
-    ("mongodb://db/eq?tls=true&tlsCertificateKeyFilePassword=k3y", "mongodb://db/eq?tls=true&tlsCertificateKeyFilePassword=***"),
+    ("mongodb://db/eq?tls=true&tlsCertificateKeyFilePassword=k3y",
+     "mongodb://db/eq?tls=true&tlsCertificateKeyFilePassword=***"),
     ("sqlite:///home/me/.ednaquery/index.db", "sqlite:///home/me/.ednaquery/index.db"),
     ("/home/me/index.db", "/home/me/index.db"),
 ])
