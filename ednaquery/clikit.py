@@ -152,26 +152,28 @@ def _uris_in_play(ctx: click.Context | None) -> list[str]:
     return [u for u in dict.fromkeys(uris) if u]
 
 
+def _echo_masked(text: str, ctx: click.Context | None) -> None:
+    click.echo(redact(text, _uris_in_play(ctx or click.get_current_context(silent=True))), err=True)
+
+
 def echo_error(message: str, ctx: click.Context | None = None) -> None:
     """Print ``error: message`` on stderr with the password of every store URI in play masked."""
-    ctx = ctx or click.get_current_context(silent=True)
-    lines = message.split("\n")
-    lines[-1] = "error: " + lines[-1]  # a query error's caret display keeps its query and caret lines above
-    click.echo(redact("\n".join(lines), _uris_in_play(ctx)), err=True)
+    _echo_masked("error: " + message, ctx)
 
 
 def print_error(exc: BaseException, ctx: click.Context | None = None) -> int:
     """Print ``exc`` as one ``error: ...`` line on stderr (passwords masked); return its exit status."""
     if isinstance(exc, QuerySyntaxError) and exc.query:
-        message = exc.render()
+        lines = exc.render().split("\n")  # the query, a caret line under the bad token, the message
+        lines[-1] = "error: " + lines[-1]
+        _echo_masked("\n".join(lines), ctx)
     elif isinstance(exc, EdnaError):
-        message = (str(exc).splitlines() or [type(exc).__name__])[0]
+        echo_error((str(exc).splitlines() or [type(exc).__name__])[0], ctx)
     else:
         first = (str(exc).splitlines() or [""])[0]
         source = type(exc).__module__.split(".")[0]
         what = "the MongoDB server" if source in ("pymongo", "bson") else "an internal error"
-        message = f"{what}: {type(exc).__name__}: {first} (run with --debug for details)"
-    echo_error(message, ctx)
+        echo_error(f"{what}: {type(exc).__name__}: {first} (run with --debug for details)", ctx)
     if ctx is not None and ctx.meta.get(_GREP_EXIT):
         return EXIT_ERROR
     return exit_code(exc)
