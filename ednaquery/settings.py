@@ -97,7 +97,7 @@ class Settings:
 
     def display_items(self) -> list[tuple[str, str, str]]:
         """``(name, value as text, source)`` for every setting, passwords masked."""
-        from ednaquery.store import mask_uri
+        from ednaquery.masking import mask_uri
 
         out: list[tuple[str, str, str]] = []
         for name in setting_names():
@@ -126,7 +126,7 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain data (store URI masked), for ``ednaquery config --json``."""
-        from ednaquery.store import mask_uri
+        from ednaquery.masking import mask_uri
 
         data = {name: getattr(self, name) for name in setting_names()}
         if data["store"]:
@@ -134,7 +134,7 @@ class Settings:
         return data
 
     def __repr__(self) -> str:
-        from ednaquery.store import mask_uri
+        from ednaquery.masking import mask_uri
 
         parts = []
         for name in setting_names():

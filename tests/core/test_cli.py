@@ -356,12 +356,13 @@ def test_diff_shows_only_differing_keys(eq):
     a = _ids(eq, "model=convnext_atto", "img_size=224", "optimizer=lamb")[0]
     b = _ids(eq, "model=convnext_atto", "img_size=224", "optimizer=sgd")[0]
     r = eq("diff", a[:8], b[:8], "--json")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # like diff(1): 1 when the documents differ
     rows = {row["key"]: row for row in json.loads(r.stdout)}
     assert rows["optimizer.name"]["old"] == "lamb" and rows["optimizer.name"]["new"] == "sgd"
     assert "model.name" not in rows and "data.img_size" not in rows
     assert "old" not in rows["optimizer.momentum"]  # only sgd has momentum
     table = eq("diff", a[:8], b[:8])
+    assert table.exit_code == 1
     assert "optimizer.name" in table.stdout and "lamb" in table.stdout and "model.name" not in table.stdout
     same = eq("diff", a[:8], a)
     assert same.exit_code == 0 and "no differences" in same.stdout
@@ -502,6 +503,30 @@ def test_down_mongodb_is_a_quick_one_line_error_without_the_password(tmp_path, m
     assert "secret" not in r.output and "Traceback" not in r.output
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
     assert "127.0.0.1:1" in r.stderr
+
+
+DOWN = "mongodb://user:pw%2Fsecret@127.0.0.1:1/db"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("args", [["find", "lr"], ["count"], ["show", "abcd1234"],
+                                  ["diff", "abcd1234", "abcd5678"], ["keys"], ["stats"], ["errors"],
+                                  ["history", "x.yaml"]])
+def test_every_command_exits_2_on_an_unreachable_store_in_one_masked_line(args, tmp_path, monkeypatch):
+    pytest.importorskip("pymongo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EDNAQUERY_STORE_TIMEOUT_MS", "300")
+    r = CliRunner().invoke(main, ["--store", DOWN, *args])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and "127.0.0.1:1" in r.stderr
+    assert "secret" not in r.output and "Traceback" not in r.output
+
+
+def test_empty_listings_exit_1_like_nothing_found(eq):
+    r = eq("keys", "no_such_key_anywhere")
+    assert r.exit_code == 1 and "no keys match" in r.stderr
+    r = eq("keys", "no_such_key_anywhere", "--format", "json")
+    assert r.exit_code == 1 and json.loads(r.stdout) == []
+    assert eq("keys", "lr").exit_code == 0
 
 
 # ---------------------------------------------------------------- plug-ins, help, import cost
