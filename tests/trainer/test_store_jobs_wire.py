@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from ednaquery.store.mongo import MongoStore
-from trainer.jobs import MongoJobQueue, open_jobs
-from trainer.worker import Outcome, WorkerOptions, run_worker
+from trainer.ops.jobs import MongoJobQueue, open_jobs
+from trainer.ops.worker import Outcome, WorkerOptions, run_worker
 
 pytestmark = pytest.mark.wire
 

@@ -8,8 +8,8 @@ A run folder holds::
     metrics.jsonl    one JSON line per epoch (and, optionally, every N steps)
     summary.json     last and best value of every metric, epochs, total time
     train.log        the log
-    last.pt/best.pt  checkpoints (written by trainer.loop)
-    *.png            curves, confusion matrix, predictions (trainer.plots)
+    last.pt/best.pt  checkpoints (written by trainer.engine.loop)
+    *.png            curves, confusion matrix, predictions (trainer.engine.plots)
 
 Readers (the indexer, ``trainer status``) may look at any moment, so every file but
 the log is replaced whole (temp file in the same folder, then ``os.replace``): a

@@ -55,8 +55,8 @@ def _looks_like_path(target: str) -> bool:
 
 
 def validate(config: Any, what: str) -> Any:
-    """The validated :class:`trainer.config.TrainerConfig`; ConfigError names ``what`` on failure."""
-    from trainer.config import load_config
+    """The validated :class:`trainer.engine.config.TrainerConfig`; ConfigError names ``what`` on failure."""
+    from trainer.engine.config import load_config
 
     try:
         return load_config(config)
@@ -144,7 +144,7 @@ def override_strings(overrides: Sequence[str] | dict[str, Any]) -> list[str]:
 def derive(base: ResolvedConfig, overrides: Sequence[str] | dict[str, Any], *, tags: Sequence[str] = (),
            extra: dict | None = None) -> ResolvedConfig:
     """Apply overrides to ``base`` and validate (nothing is written); the same config when they change nothing."""
-    from trainer.config import apply_overrides
+    from trainer.engine.config import apply_overrides
 
     if not overrides:
         return base
@@ -231,7 +231,7 @@ class RunRecorder:
 def check_device(device: str | None) -> str | None:
     """Validate a ``--device`` value (auto, cpu, cuda, cuda:N)."""
     if device:
-        from trainer.config import parse_device
+        from trainer.engine.config import parse_device
 
         try:
             return parse_device(device)
@@ -248,7 +248,7 @@ def _apply_device(cfg: Any, device: str | None) -> Any:
 
 
 def check_gpus(gpus: int | None) -> None:
-    """``--gpus N``: 0 is the CPU, 1 one process, more a DDP run (see :mod:`trainer.ddp_launch`)."""
+    """``--gpus N``: 0 is the CPU, 1 one process, more a DDP run (see :mod:`trainer.ddp.launch`)."""
     if gpus is not None and gpus < 0:
         raise UsageError("--gpus must be 0 (CPU) or more")
 
@@ -260,15 +260,15 @@ def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet
                store_uri: str | None = None) -> Any:
     """Train an already resolved (and indexed) config into a new run folder; returns the engine's RunResult.
 
-    ``gpus`` > 1 trains with that many DDP processes (:func:`trainer.ddp_launch.run_ddp`; they
+    ``gpus`` > 1 trains with that many DDP processes (:func:`trainer.ddp.launch.run_ddp`; they
     reach the store through ``store_uri``, by default the one ``store`` was opened with).
     """
-    from trainer.runner import run_training
-    from trainer.runs import new_run_id
+    from trainer.engine.runner import run_training
+    from trainer.engine.runs import new_run_id
 
     cfg = _apply_device(validate(resolved.config, f"config {resolved.config_id[:12]}"), device)
     if gpus is not None and gpus > 1:
-        from trainer.ddp_launch import plan_backend
+        from trainer.ddp.launch import plan_backend
 
         plan_backend(cfg.train.device, gpus)  # a one-line error before any run folder exists
     run_id = run_id or new_run_id()
@@ -276,8 +276,8 @@ def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet
     if on_start is not None:
         on_start(run_id, run_dir)
     if gpus is not None and gpus > 1:
-        from trainer.config import to_dict
-        from trainer.ddp_launch import run_ddp
+        from trainer.ddp.launch import run_ddp
+        from trainer.engine.config import to_dict
 
         return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=run_id,
                        config_id=resolved.config_id, quiet=quiet, stop=stop, handle_signals=handle_signals,
@@ -337,7 +337,7 @@ def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool
     A checkpoint holds the bare model's weights, so a run started with DDP resumes in one
     process and the other way round; ``gpus`` > 1 resumes with that many DDP processes.
     """
-    from trainer.runner import run_training
+    from trainer.engine.runner import run_training
 
     run_dir = find_run_folder(store, run, runs_root)
     if not (run_dir / "last.pt").is_file():
@@ -351,8 +351,8 @@ def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool
 
     cfg = _apply_device(validate(unescape_keys(info["config"]), f"run {run_dir.name}"), device)
     if gpus is not None and gpus > 1:
-        from trainer.config import to_dict
-        from trainer.ddp_launch import plan_backend, run_ddp
+        from trainer.ddp.launch import plan_backend, run_ddp
+        from trainer.engine.config import to_dict
 
         plan_backend(cfg.train.device, gpus)
         return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=info["_id"],

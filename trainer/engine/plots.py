@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.runs import read_metrics, write_atomic
+from trainer.engine.runs import read_metrics, write_atomic
 
 
 def _figure(width: float, height: float) -> Any:

@@ -1,6 +1,6 @@
-"""One process of a DDP run: ``python -m trainer.ddp_entry SPEC.json``.
+"""One process of a DDP run: ``python -m trainer.ddp.entry SPEC.json``.
 
-:mod:`trainer.ddp_launch` starts N of these through torch.distributed's elastic launcher
+:mod:`trainer.ddp.launch` starts N of these through torch.distributed's elastic launcher
 (what ``torchrun --standalone --nproc_per_node N`` runs), which sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address. ``SPEC.json`` lies in a private
 temporary folder (the *control folder*) the launching process made; it holds the resolved
@@ -10,10 +10,10 @@ Each process:
 
 1. takes SIGTERM/SIGINT as a stop request at once and writes ``rank-R.pid`` into the
    control folder, so the launching process can pass Ctrl-C and SIGTERM on to it;
-2. joins the process group (:func:`trainer.distributed.init_from_env`: nccl on
+2. joins the process group (:func:`trainer.engine.distributed.init_from_env`: nccl on
    ``cuda:LOCAL_RANK``, gloo on the CPU);
-3. runs :func:`trainer.runner.run_training` with its :class:`DistContext`; rank 0 writes the
-   run folder and indexes the run as it goes (:class:`trainer.launch.RunRecorder`);
+3. runs :func:`trainer.engine.runner.run_training` with its :class:`DistContext`; rank 0 writes the
+   run folder and indexes the run as it goes (:class:`trainer.ops.launch.RunRecorder`);
 4. exits 0 when the run completed or was interrupted, and 1 when it failed, after writing
    ``rank-R.error`` (its one-line error): a failed rank makes the launcher stop the others.
 """
@@ -46,7 +46,7 @@ def error_file(control: Path, rank: int) -> Path:
 
 
 def _write_error(control: Path, rank: int, message: str) -> None:
-    from trainer.runs import write_atomic
+    from trainer.engine.runs import write_atomic
 
     try:
         write_atomic(error_file(control, rank), json.dumps({"rank": rank, "time": time.time(), "message": message}))
@@ -62,7 +62,7 @@ def _open_recorder(spec: dict[str, Any], run_dir: Path, quiet: bool) -> tuple[An
     """(store, RunRecorder) for rank 0; (None, None) when the store cannot be opened (the
     launching process indexes the finished run anyway)."""
     from ednaquery.store import open_store
-    from trainer.launch import RunRecorder
+    from trainer.ops.launch import RunRecorder
 
     try:
         store = open_store(spec.get("store"), timeout_ms=int(spec.get("store_timeout_ms", 5000)))
@@ -75,8 +75,8 @@ def _open_recorder(spec: dict[str, Any], run_dir: Path, quiet: bool) -> tuple[An
 def run(spec: dict[str, Any], control: Path) -> int:
     """Train this rank's part of the run ``spec`` describes; the process exit status."""
     from ednaquery.errors import EdnaError
-    from trainer.distributed import env_rank, init_from_env, shutdown
-    from trainer.runner import run_training
+    from trainer.engine.distributed import env_rank, init_from_env, shutdown
+    from trainer.engine.runner import run_training
 
     where = env_rank()
     rank = where[0] if where else 0
@@ -87,7 +87,7 @@ def run(spec: dict[str, Any], control: Path) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, early_stop)
-    from trainer.runs import write_atomic
+    from trainer.engine.runs import write_atomic
 
     write_atomic(pid_file(control, rank), str(os.getpid()))
     if (control / STOP_FILE).exists():  # stopped before this process was listening
@@ -130,10 +130,10 @@ def run(spec: dict[str, Any], control: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m trainer.ddp_entry SPEC.json``."""
+    """``python -m trainer.ddp.entry SPEC.json``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        _say("usage: python -m trainer.ddp_entry SPEC.json (started by `trainer launch --gpus N`)")
+        _say("usage: python -m trainer.ddp.entry SPEC.json (started by `trainer launch --gpus N`)")
         return 2
     spec_path = Path(args[0])
     try:

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from trainer.config import OptimizerConfig, SchedulerConfig
+from trainer.engine.config import OptimizerConfig, SchedulerConfig
 from trainer.errors import ConfigError
 
 NOT_IN_TIMM = {"soap": "SOAP", "shampoo": "Shampoo", "distributed_shampoo": "Shampoo"}
