@@ -276,7 +276,7 @@ def test_a_rank_needs_the_launcher_environment(monkeypatch):
 
 
 def test_stop_requests_reach_every_rank(tmp_path):
-    from trainer.ddp.entry import STOP_FILE, pid_file
+    from trainer.ddp.control import STOP_FILE, pid_file
     from trainer.ddp.launch import _Forwarder
 
     children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
@@ -303,7 +303,7 @@ def _running_folder(tmp_path: Path) -> Path:
 
 
 def test_a_rank_that_crashed_leaves_a_failed_run_with_its_message(tmp_path):
-    from trainer.ddp.entry import error_file
+    from trainer.ddp.control import error_file
     from trainer.ddp.launch import _finish_run
 
     control = tmp_path / "control"

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import UsageError
+from trainer.ddp.control import rank_errors, rank_pids, request_stop
 
 log = logging.getLogger(__name__)
 
@@ -82,19 +83,10 @@ class _Forwarder:
         self.say = say
         self.requests = 0
 
-    def pids(self) -> list[int]:
-        out = []
-        for p in self.control.glob("rank-*.pid"):
-            with contextlib.suppress(OSError, ValueError):
-                out.append(int(p.read_text()))
-        return out
-
     def forward(self, sig: int) -> None:
-        from trainer.ddp.entry import STOP_FILE
-
         self.requests += 1
-        (self.control / STOP_FILE).touch()  # a rank that is not listening yet stops when it starts
-        for pid in self.pids():
+        request_stop(self.control)  # a rank that is not listening yet stops when it starts
+        for pid in rank_pids(self.control):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
 
@@ -173,15 +165,6 @@ def _launcher_quiet() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _rank_errors(control: Path) -> list[dict[str, Any]]:
-    """The ranks' error files, first failure first."""
-    out = []
-    for p in control.glob("rank-*.error"):
-        with contextlib.suppress(OSError, ValueError):
-            out.append(json.loads(p.read_text()))
-    return sorted(out, key=lambda e: e.get("time", 0))
-
-
 def _describe_exit(exitcode: int) -> str:
     if exitcode < 0:
         try:
@@ -221,7 +204,7 @@ def _finish_run(run_dir: Path, *, run_id: str, config: dict, config_id: str | No
     """Make the folder tell the truth when rank 0 could not (a rank crashed or was killed)."""
     from trainer.engine.runs import FINAL_STATUSES, RunWriter
 
-    errors = _rank_errors(control)
+    errors = rank_errors(control)
     root = errors[0] if errors else None
     writer = RunWriter(run_dir)
     writer.load_existing()
@@ -253,7 +236,7 @@ def run_ddp(store: Any, config: dict, *, nproc: int, run_dir: Path, run_id: str,
     """
     from trainer.engine.runner import RunResult
     from trainer.engine.runs import load_run
-    from trainer.ops.launch import RunRecorder
+    from trainer.recorder import RunRecorder
 
     say = announce or (lambda _m: None)
     backend = plan_backend((config.get("train") or {}).get("device"), nproc)
