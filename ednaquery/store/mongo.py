@@ -33,7 +33,6 @@ from ednaquery.documents import PATH_SEP, reserved_leaves
 from ednaquery.errors import AmbiguousId, EdnaError, NotFound, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_FIELDS, RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
-from ednaquery.store import mask_uri
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, Store
 from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.mongo_compile import (
@@ -44,6 +43,7 @@ from ednaquery.store.mongo_compile import (
     needs_sort_pipeline,
     sort_pipeline,
 )
+from ednaquery.store.uri import mask_uri
 
 log = logging.getLogger(__name__)
 
