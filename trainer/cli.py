@@ -79,9 +79,8 @@ def main() -> None:
 @friendly_errors
 def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume: bool, quiet: bool) -> None:
     """Train CONFIG (a trainer YAML file), with optional key=value OVERRIDES."""
-    from ednaquery.documents import config_id
+    from ednaquery.documents import config_id, new_run_id
     from trainer.engine.runner import run_training
-    from trainer.engine.runs import new_run_id
 
     raw, cfg = load_with_overrides(config, overrides)
     if resume and run_dir is None:

@@ -159,8 +159,3 @@ def build_mixup(augment: dict[str, Any], *, num_classes: int, label_smoothing: f
         label_smoothing=label_smoothing,
         num_classes=num_classes,
     )
-
-
-def has_per_image(augment: dict[str, Any]) -> bool:
-    """Whether any per-image augmentation is enabled (those need work in the data loader)."""
-    return any(name not in BATCH_AUGMENTATIONS for name in normalize_augment(augment))

@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ednaquery.documents import new_run_id
 from ednaquery.errors import EdnaError
 from trainer.engine.config import TrainerConfig, load_config, to_dict
 from trainer.engine.runs import (
     RunSnapshot,
     RunWriter,
     environment_info,
-    new_run_id,
     snapshot,
     summarize,
     write_atomic,

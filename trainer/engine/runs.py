@@ -43,20 +43,6 @@ MAXIMIZE = ("val_acc", "val_top5", "train_acc", "images_per_s")
 MINIMIZE = ("train_loss", "val_loss", "epoch_time_s", "data_wait_frac")
 NOT_SUMMARISED = ("epoch", "step", "time", "scope")
 
-try:  # the core's id scheme, so runs from every tool sort the same way
-    from ednaquery.documents import new_run_id as _core_new_run_id
-except ImportError:  # pragma: no cover - the core is always installed with the trainer
-    _core_new_run_id = None
-
-
-def new_run_id(now: float | None = None) -> str:
-    """A time-sortable unique run id, ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
-    if _core_new_run_id is not None:
-        return _core_new_run_id(now)
-    t = time.time() if now is None else now
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(t)) + "-" + secrets.token_hex(2)
-
-
 # ------------------------------------------------------------------ atomic files
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.documents import config_id as content_id
-from ednaquery.documents import make_config_document, original_config
+from ednaquery.documents import make_config_document, new_run_id, original_config
 from ednaquery.errors import NotFound, UsageError
 from ednaquery.loaders import FORMATS, load_file
 from ednaquery.runfolder import run_document
@@ -216,8 +216,6 @@ def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet
     ``gpus`` > 1 trains with that many DDP processes (:func:`trainer.ddp.launch.run_ddp`; they
     reach the store through ``store_uri``, by default the one ``store`` was opened with).
     """
-    from trainer.engine.runs import new_run_id
-
     cfg = _apply_device(validate(resolved.config, f"config {resolved.config_id[:12]}"), device)
     if gpus is not None and gpus > 1:
         from trainer.ddp.launch import plan_backend
