@@ -17,8 +17,8 @@ from typing import Any
 
 from trainer.engine.runs import write_atomic
 
-__all__ = ["STOP_FILE", "error_file", "pid_file", "rank_errors", "rank_pids", "request_stop", "stop_requested",
-           "write_error", "write_pid"]
+__all__ = ["STOP_FILE", "error_file", "pid_file", "rank_errors", "rank_pids", "request_stop",
+           "stop_requested", "write_error", "write_pid"]
 
 STOP_FILE = "stop"
 
@@ -41,7 +41,8 @@ def write_pid(control: Path, rank: int) -> None:
 def write_error(control: Path, rank: int, message: str) -> None:
     """Leave rank ``rank``'s one-line error for the launching process; quiet if the folder is gone."""
     try:
-        write_atomic(error_file(control, rank), json.dumps({"rank": rank, "time": time.time(), "message": message}))
+        record = {"rank": rank, "time": time.time(), "message": message}
+        write_atomic(error_file(control, rank), json.dumps(record))
     except OSError:  # the control folder is gone: the launcher has already given up on us
         pass
 

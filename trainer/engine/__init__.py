@@ -9,5 +9,5 @@ the one call), :mod:`~trainer.engine.runs` (the run folder's files), :mod:`~trai
 and :mod:`~trainer.engine.progress`. The modules import torch only where they need it.
 """
 
-__all__ = ["augment", "config", "data", "distributed", "loop", "model", "optim", "plots", "progress", "runner",
-           "runs"]
+__all__ = ["augment", "config", "data", "distributed", "loop", "model", "optim", "plots", "progress",
+           "runner", "runs"]

@@ -225,8 +225,9 @@ def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet
     run_dir = Path(runs_root) / run_id
     if on_start is not None:
         on_start(run_id, run_dir)
-    return _train(store, cfg, run_dir, run_id=run_id, config_id=resolved.config_id, resume=False, gpus=gpus,
-                  quiet=quiet, stop=stop, handle_signals=handle_signals, announce=announce, store_uri=store_uri)
+    return _train(store, cfg, run_dir, run_id=run_id, config_id=resolved.config_id, resume=False,
+                  gpus=gpus, quiet=quiet, stop=stop, handle_signals=handle_signals, announce=announce,
+                  store_uri=store_uri)
 
 
 def _train(store: Store, cfg: Any, run_dir: Path, *, run_id: str, config_id: str | None, resume: bool,
@@ -242,13 +243,14 @@ def _train(store: Store, cfg: Any, run_dir: Path, *, run_id: str, config_id: str
         from trainer.engine.config import to_dict
 
         return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=run_id, config_id=config_id,
-                       quiet=quiet, resume=resume, stop=stop, handle_signals=handle_signals, announce=announce,
-                       uri=store_uri)
+                       quiet=quiet, resume=resume, stop=stop, handle_signals=handle_signals,
+                       announce=announce, uri=store_uri)
     from trainer.engine.runner import run_training
 
     recorder = RunRecorder(store, run_dir, announce=announce)
-    result = run_training(cfg, run_dir, on_status=recorder, resume_from=run_dir if resume else None, quiet=quiet,
-                          run_id=run_id, config_id=config_id, stop=stop, handle_signals=handle_signals)
+    result = run_training(cfg, run_dir, on_status=recorder, resume_from=run_dir if resume else None,
+                          quiet=quiet, run_id=run_id, config_id=config_id, stop=stop,
+                          handle_signals=handle_signals)
     if (run_dir / "run.json").exists() and not recorder.record():
         log.warning("run %s is not in the store (%s); `ednaquery index %s` adds it later", run_id,
                     recorder.last_error, run_dir)
