@@ -4,7 +4,7 @@
 when it sees it change. Both call :func:`run_document` on the folder's files, so the store
 holds one document for a run (same ``_id``, the run id; same fields), whichever wrote last.
 
-The layout (written by :mod:`trainer.runs`, every file replaced atomically)::
+The layout (written by :mod:`trainer.engine.runs`, every file replaced atomically)::
 
     <run>/config.yaml    the fully resolved config the run used
     <run>/run.json       {"format": "ednaquery-run", "run_id", "config_id", "status",

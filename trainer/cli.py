@@ -1,4 +1,4 @@
-"""The ``trainer`` command: a thin click layer over the engine (trainer.runner and friends).
+"""The ``trainer`` command: a thin click layer over the engine (trainer.engine.runner and friends).
 
 Engine commands that work on files directly:
 
@@ -54,7 +54,7 @@ def read_config_file(path: Path) -> dict:
 
 def load_with_overrides(path: Path, overrides: tuple[str, ...]) -> tuple[dict, Any]:
     """(effective raw mapping, validated TrainerConfig) for a file plus ``key=value`` overrides."""
-    from trainer.config import apply_overrides, load_config
+    from trainer.engine.config import apply_overrides, load_config
 
     raw = read_config_file(path)
     if overrides:
@@ -91,9 +91,8 @@ Examples:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume: bool, quiet: bool) -> None:
     """Train CONFIG (a trainer YAML file), with optional key=value OVERRIDES."""
-    from ednaquery.documents import config_id
-    from trainer.runner import run_training
-    from trainer.runs import new_run_id
+    from ednaquery.documents import config_id, new_run_id
+    from trainer.engine.runner import run_training
 
     raw, cfg = load_with_overrides(config, overrides)
     if resume and run_dir is None:
@@ -127,7 +126,7 @@ def check(config: Path, overrides: tuple[str, ...]) -> None:
     """Validate CONFIG (plus OVERRIDES) and print it fully resolved."""
     import yaml
 
-    from trainer.config import to_dict
+    from trainer.engine.config import to_dict
 
     _, cfg = load_with_overrides(config, overrides)
     click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None), nl=False)
@@ -137,7 +136,7 @@ def check(config: Path, overrides: tuple[str, ...]) -> None:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def plot(run_dir: Path) -> None:
     """Draw curves.png, confusion_matrix.png and predictions.png for RUN_DIR."""
-    from trainer.plots import plot_run
+    from trainer.engine.plots import plot_run
 
     files = plot_run(run_dir)
     if not files:
@@ -153,7 +152,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def optimizers(as_json: bool) -> None:
     """List the optimizer names a config may use (timm's, minus the excluded ones)."""
-    from trainer.optim import list_optimizers
+    from trainer.engine.optim import list_optimizers
 
     items = list_optimizers()
     if as_json:
@@ -174,7 +173,7 @@ def schema() -> None:
     """Every config key with its type, default and meaning."""
     from rich.table import Table
 
-    from trainer.config import SCHEMA_VERSION, schema_docs
+    from trainer.engine.config import SCHEMA_VERSION, schema_docs
 
     table = Table("key", "type", "default", "meaning", title=f"trainer config, version {SCHEMA_VERSION}",
                   box=None)

@@ -1,7 +1,7 @@
 """The store-facing ``trainer`` commands: launch, queue, worker, jobs, cancel, ls, status, resume, sweep.
 
-A thin click layer over :mod:`trainer.launch`, :mod:`trainer.jobs`, :mod:`trainer.worker` and
-:mod:`trainer.sweep`. :func:`register` attaches the commands to the engine's ``trainer`` group
+A thin click layer over :mod:`trainer.ops.launch`, :mod:`trainer.ops.jobs`, :mod:`trainer.ops.worker` and
+:mod:`trainer.ops.sweep`. :func:`register` attaches the commands to the engine's ``trainer`` group
 (which has a ``--store`` of its own); every command also takes ``--store`` itself.
 The store comes from ``--store``, else ``EDNAQUERY_STORE``, else the config file, else the
 embedded default (see ``ednaquery config``). Torch is imported only by commands that train.
@@ -53,7 +53,7 @@ class _Ctx:
         return self.app.open_store(create=True)
 
     def runs_root(self, flag: Path | None) -> Path:
-        from trainer.launch import default_runs_root
+        from trainer.ops.launch import default_runs_root
 
         return Path(flag).resolve() if flag else default_runs_root(self.settings)
 
@@ -63,7 +63,7 @@ class _Ctx:
 
 def _checked_device(gpus: int | None, device: str | None) -> str | None:
     """Validate ``--gpus``/``--device`` (one-line errors) and return the device to use (``--gpus 0``: CPU)."""
-    from trainer.launch import check_device, check_gpus
+    from trainer.ops.launch import check_device, check_gpus
 
     check_gpus(gpus)
     check_device(device)
@@ -177,7 +177,7 @@ Examples:
 def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, device: str | None, gpus: int | None,
            quiet: bool, store_uri: str | None) -> None:
     """Train the config TARGET (id prefix or file) with optional key=value OVERRIDES; index the run."""
-    from trainer.launch import prepare, run_config
+    from trainer.ops.launch import prepare, run_config
 
     device = _checked_device(gpus, device)
     app = _Ctx(store_uri)
@@ -212,7 +212,7 @@ Examples:
 def resume(run: str, runs_root: Path | None, device: str | None, gpus: int | None, quiet: bool,
            store_uri: str | None) -> None:
     """Continue RUN (a run id prefix or run folder) from its last checkpoint (with or without DDP)."""
-    from trainer.launch import resume as resume_run
+    from trainer.ops.launch import resume as resume_run
 
     device = _checked_device(gpus, device)
     app = _Ctx(store_uri)
@@ -239,8 +239,8 @@ Examples:
 @_store_option
 def queue(targets: tuple[str, ...], device: str | None, store_uri: str | None) -> None:
     """Queue launches of config TARGETS (ids or files), with optional key=value overrides for all."""
-    from trainer.jobs import open_jobs
-    from trainer.launch import prepare
+    from trainer.ops.jobs import open_jobs
+    from trainer.ops.launch import prepare
 
     ids, overrides = _split_targets(targets)
     if not ids:
@@ -283,8 +283,14 @@ def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: f
            stale_after: float, runs_root: Path | None, device: str | None, worker_id: str | None, quiet: bool,
            store_uri: str | None) -> None:
     """Claim queued launches from the store and run them; SIGTERM re-queues the current one and exits."""
-    from trainer.jobs import open_jobs
-    from trainer.worker import WorkerOptions, default_worker_id, launch_runner, run_worker, stop_on_signals
+    from trainer.ops.jobs import open_jobs
+    from trainer.ops.worker import (
+        WorkerOptions,
+        default_worker_id,
+        launch_runner,
+        run_worker,
+        stop_on_signals,
+    )
 
     if heartbeat >= stale_after:
         raise UsageError(f"--heartbeat ({heartbeat:g}s) must be shorter than --stale-after ({stale_after:g}s)")
@@ -326,7 +332,7 @@ Examples:
 @_store_option
 def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: str | None) -> None:
     """List the launch queue (oldest first)."""
-    from trainer.jobs import open_jobs
+    from trainer.ops.jobs import open_jobs
 
     app = _Ctx(store_uri)
     try:
@@ -364,7 +370,7 @@ def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: st
 @_store_option
 def cancel(job_ids: tuple[str, ...], store_uri: str | None) -> None:
     """Cancel queued jobs (running ones are stopped by stopping their worker)."""
-    from trainer.jobs import open_jobs
+    from trainer.ops.jobs import open_jobs
 
     app = _Ctx(store_uri)
     failed = 0
@@ -463,7 +469,7 @@ def status(run: str | None, as_json: bool, store_uri: str | None) -> None:
             return
         running = find_runs(app.store, status="running", limit=100)
         recent = find_runs(app.store, limit=5)
-        from trainer.jobs import open_jobs
+        from trainer.ops.jobs import open_jobs
 
         q = open_jobs(app.store)
         try:
@@ -534,9 +540,9 @@ A grid file:
 @_store_option
 def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) -> None:
     """Expand GRID (a base config times axes of values) into derived configs; index and queue them."""
-    from trainer.jobs import open_jobs
-    from trainer.launch import override_strings
-    from trainer.sweep import load_plan, submit
+    from trainer.ops.jobs import open_jobs
+    from trainer.ops.launch import override_strings
+    from trainer.ops.sweep import load_plan, submit
 
     app = _Ctx(store_uri)
     try:
@@ -564,8 +570,8 @@ def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) 
 @_store_option
 def plot(run: str, store_uri: str | None) -> None:
     """Draw curves.png, confusion_matrix.png and predictions.png for RUN (a run id prefix or its folder)."""
-    from trainer.launch import find_run_folder
-    from trainer.plots import plot_run
+    from trainer.engine.plots import plot_run
+    from trainer.ops.launch import find_run_folder
 
     if os.path.isdir(run):
         folder = Path(run)

@@ -18,8 +18,8 @@ import pytest
 
 from ednaquery.store.mongo import MongoStore
 from ednaquery.store.sqlite import SQLiteStore
-from trainer.jobs import MongoJobQueue, SQLiteJobQueue, open_jobs
-from trainer.worker import Outcome, WorkerOptions, run_worker, stop_on_signals
+from trainer.ops.jobs import MongoJobQueue, SQLiteJobQueue, open_jobs
+from trainer.ops.worker import Outcome, WorkerOptions, run_worker, stop_on_signals
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])

@@ -13,8 +13,8 @@ import pytest
 
 from ednaquery.store.mongo import MongoStore
 from tests.support.wire import with_database
-from trainer.jobs import MongoJobQueue, open_jobs
-from trainer.worker import Outcome, WorkerOptions, run_worker
+from trainer.ops.jobs import MongoJobQueue, open_jobs
+from trainer.ops.worker import Outcome, WorkerOptions, run_worker
 
 pytestmark = pytest.mark.wire
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.runs import read_metrics, write_atomic
+from ednaquery.fsutil import write_atomic
+from trainer.engine.runs import read_metrics
 
 
 def _figure(width: float, height: float) -> Any:

@@ -30,7 +30,7 @@ from ednaquery.errors import UsageError
 from ednaquery.loaders import load_file
 from ednaquery.store.base import Store
 from trainer.errors import ConfigError
-from trainer.launch import ResolvedConfig, derive, override_strings, resolve_target, validate
+from trainer.ops.launch import ResolvedConfig, derive, override_strings, resolve_target, validate
 
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 #: refuse grids larger than this (a typo in an axis can explode a product)
@@ -79,7 +79,7 @@ def _axes(grid: dict, where: str) -> list[tuple[str, list[Any]]]:
     axes = grid.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise UsageError(f"{where}: `axes:` must map config keys to lists of values, e.g. optimizer.lr: [1e-3, 3e-4]")
-    from trainer.config import parse_value
+    from trainer.engine.config import parse_value
 
     out: list[tuple[str, list[Any]]] = []
     for key, values in axes.items():

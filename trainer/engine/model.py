@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainer.config import ModelConfig
+from trainer.engine.config import ModelConfig
 from trainer.errors import ConfigError
 
 log = logging.getLogger(__name__)

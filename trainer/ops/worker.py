@@ -2,7 +2,7 @@
 
 The loop: re-queue jobs whose worker went silent, claim the oldest queued job, run it while a
 background thread heart-beats, record how it ended; sleep ``poll_interval`` when the queue is
-empty. Any number of workers may share a store (see :mod:`trainer.jobs`).
+empty. Any number of workers may share a store (see :mod:`trainer.ops.jobs`).
 
 Stopping: SIGTERM or Ctrl-C (or the caller's ``stop`` event) stops the current run after its
 current step with a checkpoint (the engine's clean stop), puts the job back in the queue with
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import EdnaError, StoreUnavailable
-from trainer.jobs import Job, JobQueue
+from trainer.ops.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def default_worker_id() -> str:
 
 def stop_on_signals(stop: threading.Event) -> contextlib.AbstractContextManager[None]:
     """SIGTERM/SIGINT set ``stop`` (the run checkpoints and its job is re-queued); a second SIGINT aborts."""
-    from trainer.runner import stop_on_signals as _stop_on_signals
+    from trainer.engine.runner import stop_on_signals as _stop_on_signals
 
     return _stop_on_signals(stop, message="stopping the current run with a checkpoint and re-queueing its job")
 
@@ -190,7 +190,7 @@ def run_worker(queue: JobQueue, run_job: RunJob, *, worker_id: str | None = None
 def launch_runner(store: Any, *, runs_root: Path, quiet: bool = True, device: str | None = None,
                   announce: Callable[[str], None] | None = None) -> RunJob:
     """The real job runner: resume the job's run when it has one on this machine, else launch afresh."""
-    from trainer import launch as launching
+    from trainer.ops import launch as launching
 
     def run_job(job: Job, stop: threading.Event, started: Callable[[str], None]) -> Outcome:
         device_for_job = job.options.get("device") or device

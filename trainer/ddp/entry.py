@@ -1,6 +1,6 @@
-"""One process of a DDP run: ``python -m trainer.ddp_entry SPEC.json``.
+"""One process of a DDP run: ``python -m trainer.ddp.entry SPEC.json``.
 
-:mod:`trainer.ddp_launch` starts N of these through torch.distributed's elastic launcher
+:mod:`trainer.ddp.launch` starts N of these through torch.distributed's elastic launcher
 (what ``torchrun --standalone --nproc_per_node N`` runs), which sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address. ``SPEC.json`` lies in a private
 temporary folder (the *control folder*) the launching process made; it holds the resolved
@@ -9,11 +9,12 @@ config, the run id and folder, the config id, the store URI and whether to resum
 Each process:
 
 1. takes SIGTERM/SIGINT as a stop request at once and writes ``rank-R.pid`` into the
-   control folder, so the launching process can pass Ctrl-C and SIGTERM on to it;
-2. joins the process group (:func:`trainer.distributed.init_from_env`: nccl on
+   control folder (:mod:`trainer.ddp.control`), so the launching process can pass Ctrl-C
+   and SIGTERM on to it;
+2. joins the process group (:func:`trainer.engine.distributed.init_from_env`: nccl on
    ``cuda:LOCAL_RANK``, gloo on the CPU);
-3. runs :func:`trainer.runner.run_training` with its :class:`DistContext`; rank 0 writes the
-   run folder and indexes the run as it goes (:class:`trainer.launch.RunRecorder`);
+3. runs :func:`trainer.engine.runner.run_training` with its :class:`DistContext`; rank 0 writes the
+   run folder and indexes the run as it goes (:class:`trainer.recorder.RunRecorder`);
 4. exits 0 when the run completed or was interrupted, and 1 when it failed, after writing
    ``rank-R.error`` (its one-line error): a failed rank makes the launcher stop the others.
 """
@@ -21,37 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer.ddp.control import stop_requested, write_error, write_pid
+
 log = logging.getLogger("trainer.ddp")
-
-STOP_FILE = "stop"
-
-
-def pid_file(control: Path, rank: int) -> Path:
-    """Where rank ``rank`` writes its process id."""
-    return Path(control) / f"rank-{rank}.pid"
-
-
-def error_file(control: Path, rank: int) -> Path:
-    """Where rank ``rank`` writes the one-line error it failed with."""
-    return Path(control) / f"rank-{rank}.error"
-
-
-def _write_error(control: Path, rank: int, message: str) -> None:
-    from trainer.runs import write_atomic
-
-    try:
-        write_atomic(error_file(control, rank), json.dumps({"rank": rank, "time": time.time(), "message": message}))
-    except OSError:  # the control folder is gone: the launcher has already given up on us
-        pass
 
 
 def _say(message: str) -> None:
@@ -62,7 +42,7 @@ def _open_recorder(spec: dict[str, Any], run_dir: Path, quiet: bool) -> tuple[An
     """(store, RunRecorder) for rank 0; (None, None) when the store cannot be opened (the
     launching process indexes the finished run anyway)."""
     from ednaquery.store import open_store
-    from trainer.launch import RunRecorder
+    from trainer.recorder import RunRecorder
 
     try:
         store = open_store(spec.get("store"), timeout_ms=int(spec.get("store_timeout_ms", 5000)))
@@ -75,8 +55,8 @@ def _open_recorder(spec: dict[str, Any], run_dir: Path, quiet: bool) -> tuple[An
 def run(spec: dict[str, Any], control: Path) -> int:
     """Train this rank's part of the run ``spec`` describes; the process exit status."""
     from ednaquery.errors import EdnaError
-    from trainer.distributed import env_rank, init_from_env, shutdown
-    from trainer.runner import run_training
+    from trainer.engine.distributed import env_rank, init_from_env, shutdown
+    from trainer.engine.runner import run_training
 
     where = env_rank()
     rank = where[0] if where else 0
@@ -87,10 +67,8 @@ def run(spec: dict[str, Any], control: Path) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, early_stop)
-    from trainer.runs import write_atomic
-
-    write_atomic(pid_file(control, rank), str(os.getpid()))
-    if (control / STOP_FILE).exists():  # stopped before this process was listening
+    write_pid(control, rank)
+    if stop_requested(control):  # stopped before this process was listening
         stop.set()
     ctx = None
     store = None
@@ -110,12 +88,12 @@ def run(spec: dict[str, Any], control: Path) -> int:
         if recorder is not None:
             recorder.record()
     except EdnaError as exc:
-        _write_error(control, rank, str(exc))
+        write_error(control, rank, str(exc))
         _say(f"error: rank {rank}: {exc}")
         return 1
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
         message = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-        _write_error(control, rank, message)
+        write_error(control, rank, message)
         _say(f"error: rank {rank}: {message}")
         return 1
     finally:
@@ -124,16 +102,16 @@ def run(spec: dict[str, Any], control: Path) -> int:
         if ctx is not None:
             shutdown(ctx)
     if result.status == "failed":
-        _write_error(control, rank, result.error or "failed")
+        write_error(control, rank, result.error or "failed")
         return 1
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m trainer.ddp_entry SPEC.json``."""
+    """``python -m trainer.ddp.entry SPEC.json``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        _say("usage: python -m trainer.ddp_entry SPEC.json (started by `trainer launch --gpus N`)")
+        _say("usage: python -m trainer.ddp.entry SPEC.json (started by `trainer launch --gpus N`)")
         return 2
     spec_path = Path(args[0])
     try:

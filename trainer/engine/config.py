@@ -657,11 +657,6 @@ def to_dict(cfg: TrainerConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def default_config(model: str = "resnet18") -> TrainerConfig:
-    """The defaults, with ``model.name`` set."""
-    return load_config({"model": {"name": model}})
-
-
 # ------------------------------------------------------------------ overrides
 
 

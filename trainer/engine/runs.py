@@ -8,8 +8,8 @@ A run folder holds::
     metrics.jsonl    one JSON line per epoch (and, optionally, every N steps)
     summary.json     last and best value of every metric, epochs, total time
     train.log        the log
-    last.pt/best.pt  checkpoints (written by trainer.loop)
-    *.png            curves, confusion matrix, predictions (trainer.plots)
+    last.pt/best.pt  checkpoints (written by trainer.engine.loop)
+    *.png            curves, confusion matrix, predictions (trainer.engine.plots)
 
 Readers (the indexer, ``trainer status``) may look at any moment, so every file but
 the log is replaced whole (temp file in the same folder, then ``os.replace``): a
@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import platform
-import secrets
 import socket
 import subprocess
 import time
@@ -42,20 +41,6 @@ RUN_FORMAT = "ednaquery-run"
 RUN_FORMAT_VERSION = 1
 STATUSES = ("queued", "running", "completed", "failed", "interrupted")
 FINAL_STATUSES = ("completed", "failed", "interrupted")
-
-try:  # the core's id scheme, so runs from every tool sort the same way
-    from ednaquery.documents import new_run_id as _core_new_run_id
-except ImportError:  # pragma: no cover - the core is always installed with the trainer
-    _core_new_run_id = None
-
-
-def new_run_id(now: float | None = None) -> str:
-    """A time-sortable unique run id, ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
-    if _core_new_run_id is not None:
-        return _core_new_run_id(now)
-    t = time.time() if now is None else now
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(t)) + "-" + secrets.token_hex(2)
-
 
 # ------------------------------------------------------------------ atomic files
 

@@ -3,20 +3,20 @@
 :func:`run_training` is the engine's single entry point for every front end (the
 ``trainer train`` command, ``trainer launch``, queue workers, sweeps)::
 
-    from trainer.runner import run_training
+    from trainer.engine.runner import run_training
     result = run_training(cfg, Path("runs/r1"), on_epoch=index_it, quiet=True)
     result.status        # completed | failed | interrupted
     result.summary       # {"metrics": {"val_acc": {"last": .., "best": ..}, ...}, ...}
 
-It writes the run folder (see :mod:`trainer.runs`), picks the device (the GPU where
+It writes the run folder (see :mod:`trainer.engine.runs`), picks the device (the GPU where
 there is one, saying so when it uses the CPU), seeds everything, builds data, model,
 optimizer and schedule, trains, and draws the pictures. SIGTERM or Ctrl-C stops after
 the current optimizer update with a checkpoint and status ``interrupted`` (a second
 Ctrl-C aborts at once); any error ends the run as ``failed`` with the message in
-run.json. Callbacks receive a :class:`trainer.runs.RunSnapshot`, which holds what a
+run.json. Callbacks receive a :class:`trainer.engine.runs.RunSnapshot`, which holds what a
 store document needs, so the caller can index the run as it goes.
 
-Under DDP (``dist``: one call per process, see :mod:`trainer.ddp_entry`) every rank runs
+Under DDP (``dist``: one call per process, see :mod:`trainer.ddp.entry`) every rank runs
 this same function on its device and shard; rank 0 alone writes the run folder and calls
 the callbacks, the other ranks keep the same bookkeeping in memory (:class:`RankWriter`).
 """
@@ -35,20 +35,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ednaquery.documents import new_run_id
 from ednaquery.errors import EdnaError
-from trainer.config import TrainerConfig, load_config, to_dict
-from trainer.runs import (
+from trainer.engine.config import TrainerConfig, load_config, to_dict
+from trainer.engine.runs import (
     RunSnapshot,
     RunWriter,
     environment_info,
-    new_run_id,
     snapshot,
     summarize,
     write_atomic,
 )
 
 if TYPE_CHECKING:
-    from trainer.distributed import DistContext
+    from trainer.engine.distributed import DistContext
 
 log = logging.getLogger(__name__)
 
@@ -184,17 +184,17 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     SIGTERM/SIGINT into such a request (main thread only). ``on_epoch``/``on_status`` get a
     :class:`RunSnapshot` after every epoch / every run.json change; ``on_step(step)`` runs after
     every optimizer update (cheap: for heartbeats). ``dist`` is this process's place in a DDP
-    group (:func:`trainer.distributed.init_from_env`); ranks other than 0 write nothing and
+    group (:func:`trainer.engine.distributed.init_from_env`); ranks other than 0 write nothing and
     call no callbacks.
     """
     import torch
 
-    from trainer.data import build_data
-    from trainer.distributed import SINGLE
-    from trainer.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
-    from trainer.model import build_model, check_forward, model_mean_std, param_count
-    from trainer.plots import plot_run
-    from trainer.progress import make_progress
+    from trainer.engine.data import build_data
+    from trainer.engine.distributed import SINGLE
+    from trainer.engine.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
+    from trainer.engine.model import build_model, check_forward, model_mean_std, param_count
+    from trainer.engine.plots import plot_run
+    from trainer.engine.progress import make_progress
 
     run_dir = Path(run_dir)
     t0 = time.time()

@@ -1,6 +1,6 @@
 """DistributedDataParallel plumbing: which process am I, and the few collectives the loop needs.
 
-``trainer launch --gpus N`` (see :mod:`trainer.ddp_launch`) starts N processes through
+``trainer launch --gpus N`` (see :mod:`trainer.ddp.launch`) starts N processes through
 torch.distributed's elastic launcher (what ``torchrun`` runs), which sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. Each process calls
 :func:`init_from_env`: it takes GPU ``cuda:LOCAL_RANK`` with the ``nccl`` backend, or the

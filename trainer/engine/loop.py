@@ -15,7 +15,7 @@ channels-last are on by default with CUDA; losses and accuracies are summed on t
 device and read back only when the progress bar refreshes, so the GPU is not synced
 every step.
 
-DDP (several processes, see :mod:`trainer.distributed`): the model is wrapped in
+DDP (several processes, see :mod:`trainer.engine.distributed`): the model is wrapped in
 ``DistributedDataParallel`` for training, while evaluation, predictions and checkpoints
 use the bare model (``self.model``, what ``DDP.module`` holds), so a checkpoint loads with
 or without DDP. Every decision that changes the control flow (stop now, diverged, best
@@ -43,12 +43,18 @@ import torch
 import torch.nn.functional as F
 
 from ednaquery.fsutil import atomic_file
-from trainer.config import TrainerConfig, to_dict
-from trainer.data import DataBundle, class_weights, normalization
-from trainer.distributed import SINGLE, DistContext, PendingVote
+from trainer.engine.config import TrainerConfig, to_dict
+from trainer.engine.data import DataBundle, class_weights, normalization
+from trainer.engine.distributed import SINGLE, DistContext, PendingVote
+from trainer.engine.optim import (
+    build_optimizer,
+    build_schedule,
+    clip_gradients,
+    metric_mode,
+    needs_create_graph,
+)
+from trainer.engine.progress import NullProgress
 from trainer.errors import TrainingError
-from trainer.optim import build_optimizer, build_schedule, clip_gradients, metric_mode, needs_create_graph
-from trainer.progress import NullProgress
 
 log = logging.getLogger(__name__)
 

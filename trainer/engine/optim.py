@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from ednaquery.metrics import direction
-from trainer.config import OptimizerConfig, SchedulerConfig
+from trainer.engine.config import OptimizerConfig, SchedulerConfig
 from trainer.errors import ConfigError
 
 NOT_IN_TIMM = {"soap": "SOAP", "shampoo": "Shampoo", "distributed_shampoo": "Shampoo"}

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from trainer.augment import build_mixup, build_transform
-from trainer.config import TrainerConfig
+from trainer.engine.augment import build_mixup, build_transform
+from trainer.engine.config import TrainerConfig
 from trainer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

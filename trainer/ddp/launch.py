@@ -1,9 +1,9 @@
 """``trainer launch --gpus N``: one run trained by N processes with DistributedDataParallel.
 
 The launching process (the ``trainer`` command) resolves and indexes the config as for any
-launch, then starts N copies of :mod:`trainer.ddp_entry` through torch.distributed's
+launch, then starts N copies of :mod:`trainer.ddp.entry` through torch.distributed's
 elastic launcher (:func:`torch.distributed.launcher.api.elastic_launch`, what
-``torchrun --standalone --nproc_per_node N -m trainer.ddp_entry SPEC`` runs) and waits:
+``torchrun --standalone --nproc_per_node N -m trainer.ddp.entry SPEC`` runs) and waits:
 
 - **Where.** On GPUs one process per GPU (``cuda:0`` .. ``cuda:N-1`` of what
   ``CUDA_VISIBLE_DEVICES`` shows) with the nccl backend; asking for more GPUs than are
@@ -16,7 +16,7 @@ elastic launcher (:func:`torch.distributed.launcher.api.elastic_launch`, what
 - **Afterwards.** A run that rank 0 could not finish (a rank killed or crashed, its
   folder left ``running``) is marked ``failed`` (``interrupted`` after a stop request)
   here, with the failing rank's message, and indexed once more. The result is a
-  :class:`trainer.runner.RunResult`, as for a single-process run.
+  :class:`trainer.engine.runner.RunResult`, as for a single-process run.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from typing import Any
 
 from ednaquery.errors import UsageError
 from ednaquery.store.base import Store
+from trainer.ddp.control import rank_errors, rank_pids, request_stop
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +81,10 @@ class _Forwarder:
         self.say = say
         self.requests = 0
 
-    def pids(self) -> list[int]:
-        out = []
-        for p in self.control.glob("rank-*.pid"):
-            with contextlib.suppress(OSError, ValueError):
-                out.append(int(p.read_text()))
-        return out
-
     def forward(self, sig: int) -> None:
-        from trainer.ddp_entry import STOP_FILE
-
         self.requests += 1
-        (self.control / STOP_FILE).touch()  # a rank that is not listening yet stops when it starts
-        for pid in self.pids():
+        request_stop(self.control)  # a rank that is not listening yet stops when it starts
+        for pid in rank_pids(self.control):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
 
@@ -171,15 +163,6 @@ def _launcher_quiet() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _rank_errors(control: Path) -> list[dict[str, Any]]:
-    """The ranks' error files, first failure first."""
-    out = []
-    for p in control.glob("rank-*.error"):
-        with contextlib.suppress(OSError, ValueError):
-            out.append(json.loads(p.read_text()))
-    return sorted(out, key=lambda e: e.get("time", 0))
-
-
 def _describe_exit(exitcode: int) -> str:
     if exitcode < 0:
         try:
@@ -205,7 +188,7 @@ def _elastic(nproc: int, spec_path: Path, control: Path, run_id: str) -> str | N
         signals_to_handle="SIGHUP,SIGQUIT",  # SIGTERM/SIGINT: _Forwarder stops the ranks cleanly
         shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     try:
-        elastic_launch(config, sys.executable)("-m", "trainer.ddp_entry", str(spec_path))
+        elastic_launch(config, sys.executable)("-m", "trainer.ddp.entry", str(spec_path))
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         return f"rank {rank} {_describe_exit(failure.exitcode)}"
@@ -217,9 +200,9 @@ def _elastic(nproc: int, spec_path: Path, control: Path, run_id: str) -> str | N
 def _finish_run(run_dir: Path, *, run_id: str, config: dict, config_id: str | None, control: Path,
                 launch_error: str | None, stop_requested: bool) -> None:
     """Make the folder tell the truth when rank 0 could not (a rank crashed or was killed)."""
-    from trainer.runs import FINAL_STATUSES, RunWriter
+    from trainer.engine.runs import FINAL_STATUSES, RunWriter
 
-    errors = _rank_errors(control)
+    errors = rank_errors(control)
     root = errors[0] if errors else None
     writer = RunWriter(run_dir)
     writer.load_existing()
@@ -246,12 +229,12 @@ def run_ddp(store: Any, config: dict, *, nproc: int, run_dir: Path, run_id: str,
             uri: str | None = None, store_timeout_ms: int = 5000) -> Any:
     """Train ``config`` (resolved, ``train.device`` set) with ``nproc`` DDP processes into ``run_dir``.
 
-    Returns a :class:`trainer.runner.RunResult` read back from the run folder; raises
+    Returns a :class:`trainer.engine.runner.RunResult` read back from the run folder; raises
     UsageError (before anything starts) when the processes cannot get their devices.
     """
-    from trainer.launch import RunRecorder
-    from trainer.runner import RunResult
-    from trainer.runs import load_run
+    from trainer.engine.runner import RunResult
+    from trainer.engine.runs import load_run
+    from trainer.recorder import RunRecorder
 
     say = announce or (lambda _m: None)
     backend = plan_backend((config.get("train") or {}).get("device"), nproc)

@@ -1,7 +1,7 @@
 """Augmentations by name: the per-image transform pipeline and the batch-level mixup/cutmix.
 
 ``data.augment`` names augmentations with a probability or a mapping of parameters
-(see :data:`trainer.config.AUGMENTATIONS` for the names and their defaults). Per-image
+(see :data:`trainer.engine.config.AUGMENTATIONS` for the names and their defaults). Per-image
 augmentations run on uint8 CHW tensors (torchvision.transforms.v2) in the data loader,
 in a fixed order: geometry first (crop, flips), then colour (jitter, brightness,
 contrast, hue/saturation, gamma, RGB shift, channel shuffle), then degradations (blur,
@@ -9,7 +9,7 @@ JPEG, noise) and random erasing last. Mixup and cutmix act on whole batches on t
 device (timm's ``Mixup``) and turn the targets into soft labels.
 
 Per-image randomness comes from a generator seeded per batch (see
-:class:`trainer.data.BatchDataset`), mixup's from numpy's global one, saved in checkpoints:
+:class:`trainer.engine.data.BatchDataset`), mixup's from numpy's global one, saved in checkpoints:
 a run with a fixed seed augments identically when it is resumed.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from trainer.config import BATCH_AUGMENTATIONS, RGB_ONLY_AUGMENTATIONS, normalize_augment
+from trainer.engine.config import BATCH_AUGMENTATIONS, RGB_ONLY_AUGMENTATIONS, normalize_augment
 from trainer.errors import ConfigError
 
 ORDER = ("random_resized_crop", "hflip", "vflip", "color_jitter", "brightness", "contrast", "hue_saturation",
@@ -159,8 +159,3 @@ def build_mixup(augment: dict[str, Any], *, num_classes: int, label_smoothing: f
         label_smoothing=label_smoothing,
         num_classes=num_classes,
     )
-
-
-def has_per_image(augment: dict[str, Any]) -> bool:
-    """Whether any per-image augmentation is enabled (those need work in the data loader)."""
-    return any(name not in BATCH_AUGMENTATIONS for name in normalize_augment(augment))

@@ -7,10 +7,8 @@ no file, tagged ``derived``, whose ``derived_from`` names its parent; that is wh
 
 The run folder is ``<runs root>/<run id>``; the runs root defaults to the ``runs_root``
 setting, else ``<first watched root>/runs`` (so the indexer sees it), else ``./runs``.
-Every time the engine rewrites ``run.json`` (start, each epoch, the end) the run document is
-rebuilt from the folder's files by :func:`ednaquery.runfolder.run_document` and upserted: the
-same function the indexer uses, so a run indexed by both is one document. A store that is
-down does not stop a run: the failure is logged and the next update tries again.
+The run is indexed as it trains (:class:`trainer.recorder.RunRecorder`); a store that is down
+does not stop it.
 """
 from __future__ import annotations
 
@@ -23,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.documents import config_id as content_id
-from ednaquery.documents import make_config_document, original_config
-from ednaquery.errors import EdnaError, NotFound, UsageError
+from ednaquery.documents import make_config_document, new_run_id, original_config
+from ednaquery.errors import NotFound, UsageError
 from ednaquery.loaders import FORMATS, load_file
 from ednaquery.runfolder import run_document
 from ednaquery.store.base import FileState, PathUpdate, Store
 from trainer.errors import ConfigError
+from trainer.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +54,8 @@ def _looks_like_path(target: str) -> bool:
 
 
 def validate(config: Any, what: str) -> Any:
-    """The validated :class:`trainer.config.TrainerConfig`; ConfigError names ``what`` on failure."""
-    from trainer.config import load_config
+    """The validated :class:`trainer.engine.config.TrainerConfig`; ConfigError names ``what`` on failure."""
+    from trainer.engine.config import load_config
 
     try:
         return load_config(config)
@@ -144,7 +143,7 @@ def override_strings(overrides: Sequence[str] | dict[str, Any]) -> list[str]:
 def derive(base: ResolvedConfig, overrides: Sequence[str] | dict[str, Any], *, tags: Sequence[str] = (),
            extra: dict | None = None) -> ResolvedConfig:
     """Apply overrides to ``base`` and validate (nothing is written); the same config when they change nothing."""
-    from trainer.config import apply_overrides
+    from trainer.engine.config import apply_overrides
 
     if not overrides:
         return base
@@ -179,59 +178,13 @@ def default_runs_root(settings: Any = None) -> Path:
     return Path(os.path.abspath(root or "runs"))
 
 
-class RunRecorder:
-    """Upserts a run folder's document whenever the engine reports progress; never raises."""
-
-    def __init__(self, store: Store, run_dir: Path, *, announce: Callable[[str], None] | None = None) -> None:
-        self.store = store
-        self.run_dir = Path(run_dir)
-        self.announce = announce
-        self.last_error: str | None = None
-        self.writes = 0
-        self._device_said = False
-        self._lock = threading.Lock()
-
-    def __call__(self, snap: Any = None) -> None:
-        self._say_device(snap)
-        self.record()
-
-    def _say_device(self, snap: Any) -> None:
-        info = getattr(snap, "info", None) or {}
-        if self._device_said or not info.get("device_name") or self.announce is None:
-            return
-        self._device_said = True
-        device = str(info.get("device") or "")
-        if device.startswith("cuda"):  # the engine itself says when it uses the CPU
-            self.announce(f"using GPU {info['device_name']} ({device})")
-
-    def record(self) -> bool:
-        """Rebuild the document from the folder and upsert it; False (and a warning) if that failed."""
-        with self._lock:
-            try:
-                doc = run_document(self.run_dir)
-                self.store.upsert([doc])
-            except (EdnaError, OSError) as exc:
-                if str(exc) != self.last_error:
-                    log.warning("could not index run %s: %s (the run goes on; its folder has everything)",
-                                self.run_dir.name, exc)
-                self.last_error = str(exc)
-                return False
-            except Exception as exc:  # noqa: BLE001 - indexing must never kill a training run
-                log.warning("could not index run %s: %s: %s", self.run_dir.name, type(exc).__name__, exc)
-                self.last_error = str(exc)
-                return False
-            self.last_error = None
-            self.writes += 1
-            return True
-
-
 # ------------------------------------------------------------------ launch and resume
 
 
 def check_device(device: str | None) -> str | None:
     """Validate a ``--device`` value (auto, cpu, cuda, cuda:N)."""
     if device:
-        from trainer.config import parse_device
+        from trainer.engine.config import parse_device
 
         try:
             return parse_device(device)
@@ -248,7 +201,7 @@ def _apply_device(cfg: Any, device: str | None) -> Any:
 
 
 def check_gpus(gpus: int | None) -> None:
-    """``--gpus N``: 0 is the CPU, 1 one process, more a DDP run (see :mod:`trainer.ddp_launch`)."""
+    """``--gpus N``: 0 is the CPU, 1 one process, more a DDP run (see :mod:`trainer.ddp.launch`)."""
     if gpus is not None and gpus < 0:
         raise UsageError("--gpus must be 0 (CPU) or more")
 
@@ -260,31 +213,44 @@ def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet
                store_uri: str | None = None) -> Any:
     """Train an already resolved (and indexed) config into a new run folder; returns the engine's RunResult.
 
-    ``gpus`` > 1 trains with that many DDP processes (:func:`trainer.ddp_launch.run_ddp`; they
+    ``gpus`` > 1 trains with that many DDP processes (:func:`trainer.ddp.launch.run_ddp`; they
     reach the store through ``store_uri``, by default the one ``store`` was opened with).
     """
-    from trainer.runner import run_training
-    from trainer.runs import new_run_id
-
     cfg = _apply_device(validate(resolved.config, f"config {resolved.config_id[:12]}"), device)
     if gpus is not None and gpus > 1:
-        from trainer.ddp_launch import plan_backend
+        from trainer.ddp.launch import plan_backend
 
         plan_backend(cfg.train.device, gpus)  # a one-line error before any run folder exists
     run_id = run_id or new_run_id()
     run_dir = Path(runs_root) / run_id
     if on_start is not None:
         on_start(run_id, run_dir)
-    if gpus is not None and gpus > 1:
-        from trainer.config import to_dict
-        from trainer.ddp_launch import run_ddp
+    return _train(store, cfg, run_dir, run_id=run_id, config_id=resolved.config_id, resume=False,
+                  gpus=gpus, quiet=quiet, stop=stop, handle_signals=handle_signals, announce=announce,
+                  store_uri=store_uri)
 
-        return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=run_id,
-                       config_id=resolved.config_id, quiet=quiet, stop=stop, handle_signals=handle_signals,
+
+def _train(store: Store, cfg: Any, run_dir: Path, *, run_id: str, config_id: str | None, resume: bool,
+           gpus: int | None, quiet: bool, stop: threading.Event | None, handle_signals: bool,
+           announce: Callable[[str], None] | None, store_uri: str | None) -> Any:
+    """Train ``cfg`` into ``run_dir`` (continuing it when ``resume``), indexing the run as it goes.
+
+    ``gpus`` > 1: that many DDP processes (:func:`trainer.ddp.launch.run_ddp`, which checks the
+    devices first); else this process. Both launch and resume come through here.
+    """
+    if gpus is not None and gpus > 1:
+        from trainer.ddp.launch import run_ddp
+        from trainer.engine.config import to_dict
+
+        return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=run_id, config_id=config_id,
+                       quiet=quiet, resume=resume, stop=stop, handle_signals=handle_signals,
                        announce=announce, uri=store_uri)
+    from trainer.engine.runner import run_training
+
     recorder = RunRecorder(store, run_dir, announce=announce)
-    result = run_training(cfg, run_dir, on_status=recorder, quiet=quiet, run_id=run_id,
-                          config_id=resolved.config_id, stop=stop, handle_signals=handle_signals)
+    result = run_training(cfg, run_dir, on_status=recorder, resume_from=run_dir if resume else None,
+                          quiet=quiet, run_id=run_id, config_id=config_id, stop=stop,
+                          handle_signals=handle_signals)
     if (run_dir / "run.json").exists() and not recorder.record():
         log.warning("run %s is not in the store (%s); `ednaquery index %s` adds it later", run_id,
                     recorder.last_error, run_dir)
@@ -337,8 +303,6 @@ def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool
     A checkpoint holds the bare model's weights, so a run started with DDP resumes in one
     process and the other way round; ``gpus`` > 1 resumes with that many DDP processes.
     """
-    from trainer.runner import run_training
-
     run_dir = find_run_folder(store, run, runs_root)
     if not (run_dir / "last.pt").is_file():
         raise UsageError(f"run {run_dir.name} has no checkpoint (last.pt) to resume from")
@@ -350,17 +314,6 @@ def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool
     from ednaquery.documents import unescape_keys
 
     cfg = _apply_device(validate(unescape_keys(info["config"]), f"run {run_dir.name}"), device)
-    if gpus is not None and gpus > 1:
-        from trainer.config import to_dict
-        from trainer.ddp_launch import plan_backend, run_ddp
-
-        plan_backend(cfg.train.device, gpus)
-        return run_ddp(store, to_dict(cfg), nproc=gpus, run_dir=run_dir, run_id=info["_id"],
-                       config_id=info.get("config_id"), quiet=quiet, resume=True, stop=stop,
-                       handle_signals=handle_signals, announce=announce, uri=store_uri)
-    recorder = RunRecorder(store, run_dir, announce=announce)
-    result = run_training(cfg, run_dir, on_status=recorder, resume_from=run_dir, quiet=quiet,
-                          run_id=info["_id"], config_id=info.get("config_id"), stop=stop,
-                          handle_signals=handle_signals)
-    recorder.record()
-    return result
+    return _train(store, cfg, run_dir, run_id=info["_id"], config_id=info.get("config_id"), resume=True,
+                  gpus=gpus, quiet=quiet, stop=stop, handle_signals=handle_signals, announce=announce,
+                  store_uri=store_uri)
