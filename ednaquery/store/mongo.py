@@ -44,7 +44,6 @@ from ednaquery.store.mongo_compile import (
     needs_sort_pipeline,
     sort_pipeline,
 )
-from ednaquery.store.uri import mask_uri
 
 log = logging.getLogger(__name__)
 

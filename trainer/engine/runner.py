@@ -37,6 +37,7 @@ import numpy as np
 
 from ednaquery.documents import new_run_id
 from ednaquery.errors import EdnaError
+from ednaquery.fsutil import write_atomic
 from trainer.engine.config import TrainerConfig, load_config, to_dict
 from trainer.engine.runs import (
     RunSnapshot,
@@ -44,7 +45,6 @@ from trainer.engine.runs import (
     environment_info,
     snapshot,
     summarize,
-    write_atomic,
 )
 
 if TYPE_CHECKING:
