@@ -50,7 +50,7 @@ from typing import Any, Literal
 from ednaquery.keys import segment_tokens
 
 __all__ = [
-    "MAX_METRICS_BYTES", "STEP_KEYS", "Direction", "MetricsSummary", "as_number", "direction", "finite_number",
+    "MAX_METRICS_BYTES", "MAX_POINTS", "STEP_KEYS", "Direction", "MetricsSummary", "Point", "as_number", "direction", "finite_number",
     "is_step_key", "iter_jsonl", "read_csv", "read_json_metrics", "read_jsonl", "read_mlflow_metric",
 ]
 
@@ -58,6 +58,19 @@ Direction = Literal["min", "max"]
 
 #: Metric files bigger than this are not read (a warning says so).
 MAX_METRICS_BYTES = 200_000_000
+#: A run keeps at most this many series points (metric values at a step/epoch); past it, last/best
+#: are still exact and a warning says the series was cut.
+MAX_POINTS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One logged value of a run's metric, at a step and/or an epoch (either may be unknown)."""
+
+    metric: str
+    step: int | None
+    epoch: int | None
+    value: float
 
 _MIN_TOKENS = frozenset({
     # losses and errors
@@ -154,9 +167,12 @@ class MetricsSummary:
     last_epoch: float | None = None
     last_step: float | None = None
     final: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: every finite value in logging order, with its step/epoch (at most :data:`MAX_POINTS`)
+    points: list[Point] = field(default_factory=list)
+    points_dropped: int = 0
 
-    def add(self, name: str, value: Any) -> None:
-        """One value of one metric (later calls are later in time)."""
+    def add(self, name: str, value: Any, *, step: Any = None, epoch: Any = None) -> None:
+        """One value of one metric (later calls are later in time), at ``step``/``epoch`` if known."""
         x = as_number(value)
         if x is None:
             return
@@ -166,6 +182,10 @@ class MetricsSummary:
             return
         s.count += 1
         s.last = x
+        if len(self.points) < MAX_POINTS:
+            self.points.append(Point(name, _whole(step), _whole(epoch), x))
+        else:
+            self.points_dropped += 1
         d = direction(name)
         if d == "min":
             s.best = x if s.best is None else min(s.best, x)
@@ -174,6 +194,13 @@ class MetricsSummary:
 
     def add_record(self, record: dict) -> None:
         """A logged row: every numeric field is a metric except the step columns."""
+        step = epoch = None
+        for k, v in record.items():
+            low = str(k).lower()
+            if low == "epoch":
+                epoch = v
+            elif low in _STEP_COUNTERS and step is None:
+                step = v
         for k, v in record.items():
             key = str(k)
             if is_step_key(key):
@@ -188,9 +215,9 @@ class MetricsSummary:
             if isinstance(v, dict):
                 for sk, sv in v.items():  # {"val": {"acc": 0.9}} -> val/acc
                     if not isinstance(sv, (dict, list)):
-                        self.add(f"{key}/{sk}", sv)
+                        self.add(f"{key}/{sk}", sv, step=step, epoch=epoch)
                 continue
-            self.add(key, v)
+            self.add(key, v, step=step, epoch=epoch)
 
     def set_final(self, name: str, value: Any) -> None:
         """A final value from a summary file: it is ``last``; ``best`` only if given."""
@@ -228,12 +255,22 @@ class MetricsSummary:
         return out
 
     def warnings(self) -> list[str]:
-        """One warning naming the metrics that had NaN/inf values (with counts), if any."""
+        """Warnings: metrics that had NaN/inf values (with counts); a series cut at :data:`MAX_POINTS`."""
+        out = []
         bad = {n: s.nonfinite for n, s in self.series.items() if s.nonfinite}
-        if not bad:
-            return []
-        shown = ", ".join(f"{n} ({c})" for n, c in sorted(bad.items())[:10])
-        return [f"non-finite metric values (NaN/inf) were skipped: {shown}"]
+        if bad:
+            shown = ", ".join(f"{n} ({c})" for n, c in sorted(bad.items())[:10])
+            out.append(f"non-finite metric values (NaN/inf) were skipped: {shown}")
+        if self.points_dropped:
+            out.append(f"metric series cut at {MAX_POINTS} points ({self.points_dropped} later values kept "
+                       "only in last/best)")
+        return out
+
+
+def _whole(value: Any) -> int | None:
+    """A step or epoch as an int (``3.0`` -> 3), or None where it is missing or not a whole number."""
+    x = finite_number(value)
+    return int(x) if x is not None and x == int(x) else None
 
 
 # ---------------------------------------------------------------- reading metric files

@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, load_file
+from ednaquery.metrics import Point
 
 
 @dataclass
@@ -54,6 +55,9 @@ class RunInfo:
     config_id: str | None = None
     status: str = "unknown"
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: every logged metric value with its step/epoch (``MetricsSummary.points``); goes to the store's
+    #: series table, never into the run document
+    series: list[Point] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     started_at: float | None = None
     ended_at: float | None = None
