@@ -24,6 +24,7 @@ Never miss, never lose:
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -38,6 +39,7 @@ from typing import Any
 from ednaquery.errors import EdnaError, StoreUnavailable
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
+from indexer.convert.updates import gone_updates, path_updates
 from indexer.monitor import Monitor
 from indexer.patterns import PathFilter, rel_parts
 from indexer.queue import CONVERT, DEPENDANT, GONE, RESCAN, AddQueue
@@ -82,7 +84,7 @@ class Indexer:
             raise EdnaError("no folders to watch: give at least one root")
         self.roots = list(dict.fromkeys(canonical_root(r) for r in roots))
         self.store_factory = store_factory
-        self.convert = convert or _default_converter()
+        self.convert = convert or functools.partial(_default_converter(), roots=tuple(self.roots))
         self.filter = PathFilter(include, exclude)
         # a poller reports a file still being written once per interval: wait longer than that
         quiet = max(debounce, 1.5 * poll_interval) if poll else debounce
@@ -107,6 +109,7 @@ class Indexer:
         self._error_paths: set[str] = set()  # files whose last conversion was an error record
         self.last_reconcile: dict[str, Any] | None = None
         self._held: list[PathUpdate] = []  # converted, not yet written (store down)
+        self._uncounted: set[int] = set()  # ids of held updates of run folders (not files)
         self._held_rescans: list[str] = []
         self._held_follow: list[str] = []  # held paths whose dependants are re-converted once written
         self._failures = 0
@@ -308,9 +311,12 @@ class Indexer:
                 self._held_rescans.append(path)
                 continue
             upd = self._update_for(path)
-            if upd is None:
+            if not upd:
                 continue
-            updates.append(upd)
+            updates.append(upd[0])
+            for extra in upd[1:]:  # run folders: written, not counted as files
+                self._uncounted.add(id(extra))
+                updates.append(extra)
             if op != DEPENDANT:
                 follow.append(path)
         self._held.extend(updates)
@@ -329,25 +335,33 @@ class Indexer:
             self._rescan(store, self._held_rescans[0])
             self._held_rescans.pop(0)
 
-    def _update_for(self, path: str) -> PathUpdate | None:
-        """What ``path`` holds now: converted documents with the file's state, or gone."""
+    def _update_for(self, path: str) -> list[PathUpdate]:
+        """What ``path`` holds now: converted documents with the file's state, or gone (a run's
+        document goes to its run folder: :mod:`indexer.convert.updates`)."""
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
-            return PathUpdate(path, [], None)
+            return gone_updates(path, lambda folder: self._convert_quietly(folder))
         except OSError as exc:
             st = None
             log.debug("cannot stat %s: %s", path, exc)
         if st is not None and not stat.S_ISREG(st.st_mode):
             # a folder (or something else) now stands where a file was
             self.queue.add(path, RESCAN, now=True)
-            return PathUpdate(path, [], None)
+            return [PathUpdate(path, [], None)]
         try:
             docs = self.convert(Path(path), max_bytes=self.max_bytes)
         except Exception as exc:  # the converter should never raise; if it does, record it
             log.debug("converter failed on %s", path, exc_info=True)
             docs = [_error_doc(path, f"internal error while converting: {exc}", st)]
-        return PathUpdate(path, list(docs), file_state(st) if st is not None else None)
+        return path_updates(path, list(docs), file_state(st) if st is not None else None, settle_members=True)
+
+    def _convert_quietly(self, folder: str) -> list[dict]:
+        try:
+            return list(self.convert(Path(folder), max_bytes=self.max_bytes))
+        except Exception:
+            log.debug("converter failed on %s", folder, exc_info=True)
+            return []
 
     def _apply(self, store: Store, updates: list[PathUpdate]) -> None:
         try:
@@ -371,6 +385,8 @@ class Indexer:
     def _count(self, updates: list[PathUpdate]) -> None:
         indexed = deleted = errors = 0
         for upd in updates:
+            if id(upd) in self._uncounted:
+                continue  # a run folder: counted with the file that yielded it
             if upd.state is None and not upd.docs:
                 deleted += 1
                 self._error_paths.discard(upd.path)
@@ -384,6 +400,7 @@ class Indexer:
             else:
                 indexed += 1
                 self._error_paths.discard(upd.path)
+        self._uncounted.clear()
         self.files_indexed += indexed
         self.deleted += deleted
         if updates:

@@ -130,11 +130,11 @@ def gen_wandb(out: Path) -> list[dict]:
                           metrics=truth_metrics(i, epochs)))
     for p in (root / "wandb").glob("*/files/output.log"):
         p.unlink()  # console output: not read, and not needed
-    for p in [*(root / "wandb").glob("*/logs"), *(root / "wandb").glob("*/tmp")]:
-        shutil.rmtree(p)  # wandb's debug logs (host names, paths)
     latest = root / "wandb" / "latest-run"
     if latest.is_symlink():
         latest.unlink()
+    for p in [*(root / "wandb").glob("*/logs"), *(root / "wandb").glob("*/tmp")]:
+        shutil.rmtree(p)  # wandb's debug logs (host names, paths)
     return truth
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-__all__ = ["ProtoError", "f32", "f64", "fields", "first", "packed_floats", "sint", "signed", "text"]
+__all__ = ["ProtoError", "f32", "f64", "fields", "first", "packed_floats", "signed", "sint", "text"]
 
 
 class ProtoError(ValueError):

@@ -16,6 +16,7 @@ writing) is skipped quietly; a corrupt length stops that file's reading with a w
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 import time
@@ -177,7 +178,7 @@ class TensorboardRecogniser:
         walls = [w for _s, w, _t, _v in rows if w]
         for step, _wall, tag, value in rows:
             if tag == "epoch":
-                if value == value:
+                if not math.isnan(value):
                     summary.epoch_values.add(value)
                     summary.last_epoch = value
                 continue

@@ -34,7 +34,7 @@ from typing import Any
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.metrics import MAX_METRICS_BYTES, MetricsSummary, as_number, is_step_key
 from indexer.convert.runs.base import RunInfo, is_file
-from indexer.convert.runs.protowire import ProtoError, f64, fields, sint, signed, text
+from indexer.convert.runs.protowire import ProtoError, f64, fields, signed, sint, text
 
 __all__ = ["WandbBinaryRecogniser", "WandbRun", "read_wandb_file"]
 
@@ -175,7 +175,7 @@ def _history(buf: bytes, summary: MetricsSummary) -> None:
                 value = sint(rest[5]) if isinstance(rest[5], int) else None
             else:
                 continue  # text, booleans, none
-            if isinstance(value, (dict, list)) or isinstance(value, bool):
+            if isinstance(value, (dict, list, bool)):
                 continue  # media, histograms, tables
             row["/".join(path)] = value
     if step is not None and "_step" not in row:
