@@ -80,12 +80,16 @@ def gone_updates(path: str, convert: Callable[[str], list[dict]]) -> list[PathUp
     folder = path
     for _ in range(_UP):
         folder = os.path.dirname(folder)
-        docs = [d for d in convert(folder) if _home(d) == folder] if os.path.isdir(folder) else []
-        out.append(PathUpdate(folder, docs, None))
+        if not os.path.isdir(folder):
+            out.append(PathUpdate(folder, [], None))  # the run folder itself is gone
+            continue
+        docs = [d for d in convert(folder) if _home(d) == folder]
+        if docs:  # still a run, one file short
+            out.append(PathUpdate(folder, docs, None))
     return out
 
 
 def dedupe(updates: list[PathUpdate]) -> list[PathUpdate]:
-    """``updates`` with only the last of several stateless (run folder) updates of one path."""
-    last = {u.path: i for i, u in enumerate(updates) if u.state is None and u.docs}
-    return [u for i, u in enumerate(updates) if not (u.state is None and u.docs) or last[u.path] == i]
+    """``updates`` with only the last of several stateless (run folder, gone) updates of one path."""
+    last = {u.path: i for i, u in enumerate(updates) if u.state is None}
+    return [u for i, u in enumerate(updates) if u.state is not None or last[u.path] == i]

@@ -130,9 +130,9 @@ def gen_wandb(out: Path) -> list[dict]:
                           metrics=truth_metrics(i, epochs)))
     for p in (root / "wandb").glob("*/files/output.log"):
         p.unlink()  # console output: not read, and not needed
-    latest = root / "wandb" / "latest-run"
-    if latest.is_symlink():
-        latest.unlink()
+    for link in (root / "wandb").iterdir():
+        if link.is_symlink():  # latest-run, debug.log, debug-internal.log
+            link.unlink()
     for p in [*(root / "wandb").glob("*/logs"), *(root / "wandb").glob("*/tmp")]:
         shutil.rmtree(p)  # wandb's debug logs (host names, paths)
     return truth
