@@ -67,6 +67,12 @@ def values(i: int, epochs: int) -> list[tuple[int, float, float]]:
     return [(e, VAL_ACC[e] + offset(i), TRAIN_LOSS[e] + offset(i)) for e in range(epochs)]
 
 
+def entry(**fields: object) -> dict:
+    """One run's ground truth: name, run_id, folder (relative to the library's folder), params,
+    epochs, status, metrics."""
+    return fields
+
+
 def truth_metrics(i: int, epochs: int) -> dict:
     rows = values(i, epochs)
     return {"val_acc": {"last": rows[-1][1], "best": max(r[1] for r in rows)},
@@ -97,7 +103,7 @@ def gen_mlflow(out: Path, kind: str) -> list[dict]:
         rid = run.info.run_id
         folder = f"mlflow.db#{rid}" if kind == "mlflow_sqlite" else \
             str((root / "mlruns" / run.info.experiment_id / rid).relative_to(root))
-        truth.append(dict(name=name, run_id=rid, folder=folder, params=params, epochs=None,
+        truth.append(entry(name=name, run_id=rid, folder=folder, params=params, epochs=None,
                           status="failed" if fails else "completed", metrics=truth_metrics(i, epochs)))
     if kind == "mlflow_sqlite":
         import sqlite3
@@ -125,7 +131,7 @@ def gen_wandb(out: Path) -> list[dict]:
             run.log({"val_acc": acc, "train_loss": loss, "epoch": e})
         run.finish(exit_code=1 if fails else 0)
         folder = next(p for p in (root / "wandb").iterdir() if p.name.endswith(rid))
-        truth.append(dict(name=name, run_id=rid, folder=str(folder.relative_to(root)), params=params,
+        truth.append(entry(name=name, run_id=rid, folder=str(folder.relative_to(root)), params=params,
                           epochs=epochs, status="failed" if fails else "completed",
                           metrics=truth_metrics(i, epochs)))
     for p in (root / "wandb").glob("*/files/output.log"):
@@ -170,7 +176,7 @@ def gen_lightning(out: Path, kind: str) -> list[dict]:
                             enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
                             log_every_n_steps=1)
         trainer.fit(Tiny(i, **params), data)
-        truth.append(dict(name=name, run_id=None, folder=f"{name}/version_0", params=params, epochs=epochs,
+        truth.append(entry(name=name, run_id=None, folder=f"{name}/version_0", params=params, epochs=epochs,
                           status="unknown", metrics=truth_metrics(i, epochs)))
     return truth
 
@@ -213,7 +219,7 @@ def gen_hydra(out: Path) -> list[dict]:
         subprocess.run([sys.executable, str(app / "app.py"), str(offset(i)), str(epochs if fails else 99),
                         f"hydra.run.dir={run_dir}", f"hydra.job.name={name}"], check=not fails,
                        capture_output=True, cwd=app)
-        truth.append(dict(name=name, run_id=None, folder=str(run_dir.relative_to(root)), params=params,
+        truth.append(entry(name=name, run_id=None, folder=str(run_dir.relative_to(root)), params=params,
                           epochs=epochs, status="failed" if fails else "completed",
                           metrics=truth_metrics(i, epochs)))
     shutil.rmtree(app)

@@ -1,0 +1,76 @@
+"""Runs as the libraries write them today: a fresh run from each installed library reads as its truth,
+and a run written into a watched folder is findable, with its final metrics, within seconds."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ednaquery.query import compile_query
+from ednaquery.store import FindOptions
+from ednaquery.store.sqlite import SQLiteStore
+from indexer.convert import convert_path
+from indexer.daemon import Indexer
+from tests.support.wait import wait_until
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpora_runs"
+GENERATOR = CORPUS / "generate.py"
+TRUTH = json.loads((CORPUS / "truth.json").read_text())
+LIBRARIES = {"mlflow_sqlite": "mlflow", "mlflow_files": "mlflow", "wandb": "wandb", "lightning_tb": "lightning",
+             "lightning_csv": "lightning", "hydra": "hydra"}
+
+
+def run_docs(root: Path) -> dict[str, dict]:
+    """Every run document under ``root`` (converted file by file, as the daemon does), by path."""
+    out: dict[str, dict] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            for d in convert_path(p):
+                if d["kind"] == "run":
+                    out[d["paths"][0]] = d
+    return out
+
+
+@pytest.mark.parametrize("lib", sorted(LIBRARIES))
+def test_a_fresh_run_from_each_installed_library_reads_as_its_truth(tmp_path: Path, lib: str) -> None:
+    module = LIBRARIES[lib]
+    if importlib.util.find_spec(module) is None or (lib == "lightning_tb" and importlib.util.find_spec("tensorboard") is None):
+        pytest.skip(f"{module} is not installed")
+    proc = subprocess.run([sys.executable, str(GENERATOR), str(tmp_path), lib], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300, check=False)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("TRUTH ")), None)
+    assert line is not None, proc.stderr[-2000:]
+    docs = run_docs(tmp_path / lib)
+    for run in json.loads(line[6:]):
+        doc = docs[str(tmp_path / lib / run["folder"])]
+        assert doc["metrics"] == run["metrics"] and doc["status"] == run["status"]
+
+
+def test_a_run_written_into_a_watched_folder_is_found_within_seconds(tmp_path: Path) -> None:
+    root = tmp_path / "watched"
+    root.mkdir()
+    db = str(tmp_path / "index.db")
+    ix = Indexer(lambda: SQLiteStore(db), [str(root)], debounce=0.05, reconcile_every=None)
+    ix.start()
+    try:
+        assert wait_until(ix.idle, timeout=10)
+        for lib in ("wandb", "lightning_tb", "mlflow_sqlite", "hydra"):
+            run = TRUTH["libraries"][lib][0]
+            shutil.copytree(CORPUS / lib, root / lib)  # as the library writes it: files appear one by one
+            path = str(root / lib / run["folder"])
+            store = SQLiteStore(db)
+            try:
+                def found(store: SQLiteStore = store, path: str = path, run: dict = run) -> bool:
+                    docs = store.find(compile_query("kind=run"), FindOptions(kinds=("run",)))
+                    return any(d["paths"] == [path] and d["metrics"] == run["metrics"] for d in docs)
+
+                assert wait_until(found, timeout=10), f"{lib}: {path} not found with its final metrics"
+            finally:
+                store.close()
+    finally:
+        ix.stop()
