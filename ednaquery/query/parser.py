@@ -24,6 +24,8 @@ _VALUE_KINDS = ("WORD", "STRING", "REGEX")
 _TERM_START = ("WORD", "STRING", "LPAREN", "NOT")
 _INDEX = re.compile(r"\[\d+\]")
 _LITERALS = {"true": ("bool", True), "false": ("bool", False), "null": ("null", None)}
+#: how deeply parentheses and ``not`` may nest: deeper queries are refused, not a RecursionError
+MAX_NESTING = 64
 
 
 def parse(query: str | Sequence[str]) -> Node:
@@ -83,8 +85,22 @@ def parse_key(text: str) -> KeySpec:
     return _Parser(toks, text).key(toks[0])
 
 
-def _split_key(raw: str) -> KeySpec:
-    """A key as typed -> :class:`KeySpec`: split on ``.`` outside backquotes; a leading ``.`` anchors."""
+def _split_key(typed: str) -> KeySpec:
+    """A key as typed -> :class:`KeySpec`: split on ``.`` outside backquotes; a leading ``.`` anchors,
+    a leading ``*`` asks for every suffix match (``*lr``)."""
+    every = typed.startswith("*")
+    raw = typed[1:] if every else typed
+    if every and (not raw or raw[0] in ".*"):
+        raise _BadKey("'*' goes right before a key, as in *lr (every key that ends with lr)", 0)
+    try:
+        return _split_segments(raw, every)
+    except _BadKey as exc:
+        if every and exc.offset is not None:
+            exc.offset += 1
+        raise
+
+
+def _split_segments(raw: str, every: bool) -> KeySpec:
     anchored = raw.startswith(".")
     segments: list[str] = []
     literal: list[bool] = []
@@ -123,7 +139,7 @@ def _split_key(raw: str) -> KeySpec:
         if i >= len(raw):
             break
         i += 1  # the '.'
-    return KeySpec(tuple(segments), tuple(literal) if any(literal) else (), anchored)
+    return KeySpec(tuple(segments), tuple(literal) if any(literal) else (), anchored, every=every)
 
 
 def _show(tok: Token) -> str:
@@ -136,6 +152,7 @@ class _Parser:
         self.query = query
         self.i = 0
         self.depth = 0
+        self.nesting = 0
         self.last: Token | None = None
 
     # -- helpers -----------------------------------------------------------------------------
@@ -200,8 +217,17 @@ class _Parser:
         tok = self.peek()
         if tok is not None and tok.kind == "NOT":
             self.next()
-            return Not(self.not_expr())
+            self.nest(tok, +1)
+            node = Not(self.not_expr())
+            self.nest(tok, -1)
+            return node
         return self.primary()
+
+    def nest(self, tok: Token, step: int) -> None:
+        self.nesting += step
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"the query nests too deeply: at most {MAX_NESTING} levels of parentheses and 'not'",
+                             tok)
 
     def primary(self) -> Node:
         tok = self.peek()
@@ -215,7 +241,9 @@ class _Parser:
             if closing is not None and closing.kind == "RPAREN":
                 raise self.error("empty parentheses: put a term inside", closing)
             self.depth += 1
+            self.nest(tok, +1)
             node = self.or_expr()
+            self.nest(tok, -1)
             self.depth -= 1
             closing = self.peek()
             if closing is None:

@@ -35,7 +35,7 @@ from ednaquery.keys import RESERVED_FIELDS, RESERVED_PREFIX, KeySpec, is_reserve
 from ednaquery.query.ast import Node
 from ednaquery.store import mask_uri
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, Store
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.mongo_compile import (
     DEFAULT_ORDER,
     NOTHING,
@@ -373,13 +373,13 @@ class MongoStore(Store):
             self._known_keys.update(paths)
             self._catalog_at = time.monotonic()
 
-    def _resolver(self) -> Callable[[KeySpec], list[str]]:
+    def _resolver(self) -> Callable[[KeySpec], Tiers]:
         """A key resolver for one query: a key that resolves to nothing re-reads the catalog once."""
         if self._catalog_at is None or time.monotonic() - self._catalog_at > CATALOG_TTL_S:
             self._load_catalog()
         reloaded = False
 
-        def resolve(key: KeySpec) -> list[str]:
+        def resolve(key: KeySpec) -> Tiers:
             nonlocal reloaded
             with self._lock:
                 hit = self._catalog.resolve(key)

@@ -2,7 +2,10 @@
 
 Every term becomes a set of document row ids (``SELECT rid FROM leaves WHERE pid IN (..)
 AND <value condition>``), answered from the ``(pid, n)``, ``(pid, sid)`` or ``(pid, t)``
-partial indexes; AND/OR/NOT combine the sets with INTERSECT/UNION/EXCEPT. String terms
+partial indexes. A key resolves in two tiers (docs/query.md, "Keys"): the leaves under its
+exact paths, UNION ALL the leaves under its fallback paths in documents that have no exact
+leaf (an anti-join: ``rid NOT IN`` the set of documents with an exact leaf, one more indexed
+lookup per term); AND/OR/NOT combine the sets with INTERSECT/UNION/EXCEPT. String terms
 first narrow the distinct strings seen under the key (a small set), then look the matching
 ones up. Keys arrive as path ids from the catalog and values as ``?`` parameters: nothing
 the user typed becomes SQL text. The reserved ``id`` and ``path`` fields live in columns
@@ -16,12 +19,13 @@ from ednaquery.documents import value_tokens
 from ednaquery.errors import UsageError
 from ednaquery.keys import KeySpec
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value
+from ednaquery.store.catalog import Tiers
 
 # leaf type codes in the leaves table
 T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_EMPTY = 0, 1, 2, 3, 4, 5
 OTHER_TYPES = "(t < 3 OR t = 5)"  # exactly the partial index leaves_typ's WHERE (null, bools, empty)
 
-Resolver = Callable[[KeySpec], list[int]]
+Resolver = Callable[[KeySpec], Tiers]
 SQL = tuple[str, list]
 NOTHING: SQL = ("SELECT rid FROM docs WHERE 0", [])
 NEVER: SQL = ("0", [])  # NOTHING as a per-document test (see _as_probe)
@@ -137,14 +141,18 @@ def _or(conds: list[SQL]) -> SQL:
 
 
 class _Source:
-    """Where a key's values live: leaf rows under some path ids, or a reserved column."""
+    """Where a key's values live: leaf rows under some path ids (``fallback`` ids only in documents
+    with no leaf under ``pids``), or a reserved column."""
 
-    def __init__(self, pids: list[int] | None = None, column: str | None = None) -> None:
+    def __init__(self, pids: list[int] | None = None, column: str | None = None,
+                 fallback: list[int] | None = None) -> None:
         self.pids = pids or []
+        self.fallback = fallback or []
         self.column = column
 
-    def pid_in(self) -> SQL:
-        return f"pid IN ({','.join('?' * len(self.pids))})", list(self.pids)
+    def pid_in(self, pids: list[int] | None = None) -> SQL:
+        pids = self.pids if pids is None else pids
+        return f"pid IN ({','.join('?' * len(pids))})", list(pids)
 
 
 _UNBOUND = _Source(column="*")  # string predicates not yet bound to a source (see _any_of)
@@ -154,8 +162,22 @@ def _source(key: KeySpec, resolve: Resolver) -> _Source | None:
     field = key.reserved_field()
     if field in COLUMN_FIELDS:
         return _Source(column=field)
-    pids = resolve(key)
-    return _Source(pids=pids) if pids else None
+    tiers = resolve(key)
+    if not tiers:
+        return None
+    if not tiers.exact:  # no document has an exact leaf: the fallback paths are the key
+        return _Source(pids=tiers.fallback)
+    return _Source(pids=tiers.exact, fallback=tiers.fallback)
+
+
+_ANY_TYPE = ("n IS NOT NULL", "sid IS NOT NULL", OTHER_TYPES)  # together: every leaf, each from one index
+
+
+def _any_leaf(pids: list[int]) -> SQL:
+    """The rids with any leaf under ``pids``, from the three partial indexes (none covers every leaf)."""
+    marks = ",".join("?" * len(pids))
+    return " UNION ALL ".join(f"SELECT rid FROM leaves WHERE pid IN ({marks}) AND {c}" for c in _ANY_TYPE), \
+        list(pids) * len(_ANY_TYPE)
 
 
 def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL], probe: str | None = None) -> SQL:
@@ -167,21 +189,34 @@ def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL], probe
         return _as_probe((COLUMN_FIELDS[src.column][0] + f"({c})", cp), probe)
     pin, pp = src.pid_in()
     if probe:  # '+pid' keeps the planner on the primary key (rid, ...) rather than a (pid, ...) index
-        return f"EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin} AND ({c}))", pp + cp
-    return f"SELECT rid FROM leaves WHERE {pin} AND ({c})", pp + cp
+        sql = f"EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin} AND ({c}))"
+        params = pp + cp
+        if src.fallback:
+            fin, fp = src.pid_in(src.fallback)
+            sql = (f"{sql} OR (EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{fin} AND ({c})) "
+                   f"AND NOT EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin}))")
+            params = params + fp + cp + pp
+        return sql, params
+    sql, params = f"SELECT rid FROM leaves WHERE {pin} AND ({c})", pp + cp
+    if src.fallback:
+        fin, fp = src.pid_in(src.fallback)
+        exact, ep = _any_leaf(src.pids)
+        sql += f" UNION ALL SELECT rid FROM leaves WHERE {fin} AND ({c}) AND rid NOT IN ({exact})"
+        params = params + fp + cp + ep
+    return sql, params
 
 
 def _exists(key: KeySpec, resolve: Resolver, probe: str | None = None) -> SQL:
+    """Documents where the key resolves to some leaf: a leaf under either tier's paths."""
     src = _source(key, resolve)
     if src is None:
         return _as_probe(NOTHING, probe)
     if src.column:
         return _as_probe((COLUMN_FIELDS[src.column][0] + "1", []), probe)
-    pin, pp = src.pid_in()
-    conds = ("n IS NOT NULL", "sid IS NOT NULL", OTHER_TYPES)
+    pin, pp = src.pid_in(sorted(src.pids + src.fallback))
     if probe:
-        return f"EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin} AND ({' OR '.join(conds)}))", pp
-    parts = [f"SELECT rid FROM leaves WHERE {pin} AND {c}" for c in conds]
+        return f"EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin} AND ({' OR '.join(_ANY_TYPE)}))", pp
+    parts = [f"SELECT rid FROM leaves WHERE {pin} AND {c}" for c in _ANY_TYPE]
     return " UNION ".join(parts), pp * 3
 
 
@@ -230,13 +265,14 @@ def _strings(src: _Source, pred: SQL) -> SQL:
     # The distinct strings stored under these paths are few; find them with a loose index scan of
     # leaves_str (one seek per distinct string, not one step per leaf), test them, then look the hits up.
     cond = pred[0].replace("{s}", "s.s").replace("{w}", "s.w")
-    values = ",".join(["(?)"] * len(src.pids))
+    pids = src.pids + src.fallback
+    values = ",".join(["(?)"] * len(pids))
     cand = (f"WITH RECURSIVE ps(pid) AS (VALUES {values}), "
             "d(pid, sid) AS (SELECT pid, (SELECT min(sid) FROM leaves WHERE pid = ps.pid AND sid IS NOT NULL) FROM ps "
             "UNION ALL SELECT pid, (SELECT min(sid) FROM leaves WHERE pid = d.pid AND sid > d.sid) "
             "FROM d WHERE d.sid IS NOT NULL) "
             f"SELECT s.sid FROM d JOIN strs s ON s.sid = d.sid WHERE ({cond})")
-    return f"sid IN ({cand})", list(src.pids) + pred[1]
+    return f"sid IN ({cand})", pids + pred[1]
 
 
 def _equal(v: Value, src: _Source) -> SQL:
@@ -277,3 +313,16 @@ def _range(node: Range, src: _Source) -> SQL:
 def _glob_pattern(text: str) -> str:
     """A user glob (only ``*`` and ``?`` special) as an SQLite GLOB pattern (``[`` escaped)."""
     return text.replace("[", "[[]")
+
+
+def leaf_filter(tiers: Tiers, doc: str = "d.rid", alias: str = "l") -> SQL:
+    """A condition on leaf row ``alias`` of document ``doc``: the leaf is one the key resolves to there
+    (an exact path, or a fallback path when the document has no exact leaf); for sorting and grouping."""
+    marks = ",".join("?" * len(tiers.exact))
+    if not tiers.fallback or not tiers.exact:
+        pids = tiers.exact or tiers.fallback
+        return f"{alias}.pid IN ({','.join('?' * len(pids))})", list(pids)
+    fmarks = ",".join("?" * len(tiers.fallback))
+    sql = (f"({alias}.pid IN ({marks}) OR ({alias}.pid IN ({fmarks}) AND NOT EXISTS "
+           f"(SELECT 1 FROM leaves x WHERE x.rid = {doc} AND x.pid IN ({marks}))))")
+    return sql, list(tiers.exact) + list(tiers.fallback) + list(tiers.exact)

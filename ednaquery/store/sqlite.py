@@ -33,7 +33,7 @@ from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.sql_compile import (
     T_EMPTY,
     T_FALSE,
@@ -43,6 +43,7 @@ from ednaquery.store.sql_compile import (
     T_TRUE,
     compile_probe,
     compile_sql,
+    leaf_filter,
     yields_distinct,
 )
 
@@ -610,7 +611,7 @@ class SQLiteStore(Store):
             self._catalog.add(p, pid)
             self._catalog_max = max(self._catalog_max, pid)
 
-    def _resolve(self, key: KeySpec) -> list[int]:
+    def _resolve(self, key: KeySpec) -> Tiers:
         return self._catalog.resolve(key)
 
     def _select(self, node: Node, options: FindOptions, *, distinct: bool) -> tuple[str, list]:
@@ -720,17 +721,17 @@ class SQLiteStore(Store):
             if field in ("id", "path"):
                 parts.append(("d.id" if field == "id" else "d.path0") + (" DESC" if sk.descending else " ASC"))
                 continue
-            pids = self._resolve(sk.key)
-            if not pids:
+            tiers = self._resolve(sk.key)
+            if not tiers:
                 continue
             agg = "max" if sk.descending else "min"
-            marks = ",".join("?" * len(pids))
-            num = f"(SELECT {agg}(l.n) FROM leaves l WHERE l.rid=d.rid AND l.pid IN ({marks}))"
+            on, on_params = leaf_filter(tiers)
+            num = f"(SELECT {agg}(l.n) FROM leaves l WHERE l.rid=d.rid AND {on})"
             txt = (f"(SELECT {agg}(s.s) FROM leaves l JOIN strs s ON s.sid=l.sid "
-                   f"WHERE l.rid=d.rid AND l.pid IN ({marks}))")
+                   f"WHERE l.rid=d.rid AND {on})")
             direction = "DESC" if sk.descending else "ASC"
             parts += [f"{num} IS NULL", f"{num} {direction}", f"{txt} IS NULL", f"{txt} {direction}"]
-            params += pids * 4
+            params += on_params * 4
         parts.append(_ORDER)  # served by the docs_order index when no key sort comes first
         return ", ".join(parts), params
 

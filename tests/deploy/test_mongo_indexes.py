@@ -31,7 +31,7 @@ import pytest
 from ednaquery.documents import make_config_document, make_run_document, reserved_leaves
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FindOptions
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.mongo import INDEXES, MongoStore
 from ednaquery.store.mongo_compile import compile_filter, find_filter
 
@@ -209,6 +209,9 @@ def test_how_tightly_the_value_is_bounded(query, bounds, resolve):
     from test_mongo_store import _elem_matches  # the elemMatch walker of the core tests
 
     ems = list(_elem_matches(compile_filter(parse(query), resolve)))
+    # the fallback tier's anti-join ({$nor: [{p: {$in: exact paths}}]}) tests a document already found
+    # through an indexed branch: it has no value to bound, so only the value conditions are rated here
+    ems = [em for em in ems if set(em) != {"p"}] if not query.isidentifier() else ems
     assert {_bounds(em) for em in ems} == bounds
     for em in ems:  # the range holds on ONE leaf: both operators in the same elemMatch
         if query.startswith("1e-4"):
@@ -259,7 +262,7 @@ def test_explain_verdicts_on_mongodb_shaped_plans():
             pass
 
         def _resolver(self):
-            return lambda key: ["lr"]
+            return lambda key: Tiers(["lr"], [])
 
         def _errors(self, what):
             from contextlib import nullcontext
