@@ -123,6 +123,10 @@ class Store(abc.ABC):
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         """Every leaf path seen in current documents, with counts, types and a few example values."""
 
+    def key_paths(self) -> list[tuple[str, ...]]:
+        """Every distinct leaf path the store has seen (the key catalogue): for "did you mean" hints."""
+        return [k.path for k in self.key_stats(sample=0)]
+
     @abc.abstractmethod
     def stats(self) -> dict:
         """Totals for ``ednaquery stats``: documents by kind, current/deleted, errors, size."""

@@ -583,6 +583,12 @@ class MongoStore(Store):
             raise AmbiguousId(prefix, [r["_id"] for r in rows])
         return doc
 
+    def key_paths(self) -> list[tuple[str, ...]]:
+        self._ready()
+        self._load_catalog()
+        with self._lock:
+            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
+
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._ready()
         match: dict[str, Any] = {"current": True, "$nor": [{"kind": "error"}]}

@@ -754,6 +754,11 @@ class SQLiteStore(Store):
             raise AmbiguousId(prefix, [d["_id"] for d in docs])
         return docs[0]
 
+    def key_paths(self) -> list[tuple[str, ...]]:
+        with self._lock:
+            self._refresh_catalog()
+            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
+
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._refresh_catalog()
         spec = None
