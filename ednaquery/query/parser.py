@@ -13,7 +13,7 @@ import re
 import warnings
 from collections.abc import Sequence
 
-from ednaquery.errors import QuerySyntaxError
+from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value
 from ednaquery.query.tokens import REGEX_OPS, Token, tokenize
@@ -26,6 +26,8 @@ _INDEX = re.compile(r"\[\d+\]")
 _LITERALS = {"true": ("bool", True), "false": ("bool", False), "null": ("null", None)}
 #: how deeply parentheses and ``not`` may nest: deeper queries are refused, not a RecursionError
 MAX_NESTING = 64
+#: how many keys and values (words, strings, regexes) a query may hold: each is a term or a list item
+MAX_VALUES = 4000
 
 
 def parse(query: str | Sequence[str]) -> Node:
@@ -44,7 +46,16 @@ def parse(query: str | Sequence[str]) -> Node:
         for arg in args:
             tokens += tokenize(arg, offset, query=text, after=tokens[-1] if tokens else None)
             offset += len(arg) + 1
+    _check_size(tokens)
     return _Parser(tokens, text).parse()
+
+
+def _check_size(tokens: list[Token]) -> None:
+    """Refuse a query with more terms or values than a store answers in reasonable time (one line, exit 2)."""
+    values = sum(1 for t in tokens if t.kind in _VALUE_KINDS)
+    if values > MAX_VALUES:
+        raise UsageError(f"query too large: {values} keys and values (at most {MAX_VALUES}); "
+                         "split it into smaller queries")
 
 
 def parse_number(text: str) -> float | None:

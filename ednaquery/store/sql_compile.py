@@ -36,9 +36,40 @@ COLUMN_FIELDS = {
 }
 
 
+#: SQLite's words for a statement past one of its size limits (the query's fault, not the store's)
+_SIZE_LIMITS = ("too many terms in compound select", "expression tree is too large", "parser stack overflow",
+                "too many sql variables", "string or blob too big", "too many columns", "statement too long")
+
+
+def too_large(exc: Exception) -> UsageError | None:
+    """The one-line "query too large" error for an SQLite error that a query's size caused, else None."""
+    text = str(exc).lower()
+    if any(m in text for m in _SIZE_LIMITS):
+        return UsageError(f"query too large for the embedded store ({exc}): split it into smaller queries")
+    return None
+
+
+#: a query nested deeper than this (and/or/not levels) is compiled as a list of CTEs, one per level:
+#: nested subqueries would overflow SQLite's parser stack at about eight levels
+MAX_INLINE_DEPTH = 3
+
+
 def compile_sql(node: Node, resolve: Resolver) -> SQL:
     """``(sql, params)`` selecting the ``docs.rid`` of every document matching ``node``."""
-    return _node(node, resolve)
+    if _depth(node) <= MAX_INLINE_DEPTH:
+        return _node(node, resolve)
+    ctes: list[SQL] = []
+    last, _ = _node(node, resolve, ctes)
+    defs = ", ".join(f"q{i}(rid) AS ({sql})" for i, (sql, _) in enumerate(ctes))
+    return f"WITH {defs} {last}", [p for _, ps in ctes for p in ps]
+
+
+def _depth(node: Node) -> int:
+    if isinstance(node, (And, Or)):
+        return 1 + max(_depth(i) for i in node.items)
+    if isinstance(node, Not):
+        return 1 + _depth(node.item)
+    return 0
 
 
 def compile_probe(node: Node, resolve: Resolver, alias: str = "d") -> SQL:
@@ -56,8 +87,7 @@ def _probe(node: Node, resolve: Resolver, alias: str) -> SQL:
         return "1", []
     if isinstance(node, (And, Or)):
         parts = [_probe(i, resolve, alias) for i in node.items]
-        joiner = " AND " if isinstance(node, And) else " OR "
-        return joiner.join(f"({s})" for s, _ in parts), [p for _, ps in parts for p in ps]
+        return _bool(" AND " if isinstance(node, And) else " OR ", parts)
     if isinstance(node, Not):
         s, p = _probe(node.item, resolve, alias)
         return f"NOT ({s})", p
@@ -75,23 +105,37 @@ def yields_distinct(node: Node) -> bool:
     return isinstance(node, (Compare, Range)) and node.key.reserved_field() == "id"
 
 
-def _node(node: Node, resolve: Resolver) -> SQL:
+def _node(node: Node, resolve: Resolver, ctes: list[SQL] | None = None) -> SQL:
+    """The set form of ``node``; with ``ctes``, every and/or/not level becomes a CTE appended there, and
+    the SQL returned selects from it (a flat statement, however deep the query)."""
+    if ctes is None or not isinstance(node, (And, Or, Not)):
+        return _set(node, resolve, ctes)
+    ctes.append(_set(node, resolve, ctes))
+    return f"SELECT rid FROM q{len(ctes) - 1}", []
+
+
+def _set(node: Node, resolve: Resolver, ctes: list[SQL] | None) -> SQL:
     if isinstance(node, MatchAll):
         return "SELECT rid FROM docs", []
     if isinstance(node, And):
         # a AND NOT b is a EXCEPT b: no complement of the whole store is ever materialised
-        pos = [_node(i, resolve) for i in sorted((i for i in node.items if not isinstance(i, Not)), key=_rank)]
-        neg = [_node(i.item, resolve) for i in node.items if isinstance(i, Not)]
+        pos = [_node(i, resolve, ctes) for i in sorted((i for i in node.items if not isinstance(i, Not)), key=_rank)]
+        neg = [_node(i.item, resolve, ctes) for i in node.items if isinstance(i, Not)]
         if not pos:
             pos = [("SELECT rid FROM docs", [])]
+        if len(pos) + len(neg) > MAX_FANOUT:  # a long list: INTERSECT the positives, EXCEPT the union of the rest
+            sql, params = _compound(" INTERSECT ", pos)
+            if neg:
+                nsql, nparams = _compound(" UNION ", neg)
+                sql, params = f"SELECT * FROM ({sql}) EXCEPT SELECT * FROM ({nsql})", params + nparams
+            return sql, params
         sql = " INTERSECT ".join(f"SELECT * FROM ({s})" for s, _ in pos)
         sql += "".join(f" EXCEPT SELECT * FROM ({s})" for s, _ in neg)
         return sql, [p for _, ps in pos + neg for p in ps]
     if isinstance(node, Or):
-        parts = [_node(i, resolve) for i in node.items]
-        return " UNION ".join(f"SELECT * FROM ({s})" for s, _ in parts), [p for _, ps in parts for p in ps]
+        return _compound(" UNION ", [_node(i, resolve, ctes) for i in node.items])
     if isinstance(node, Not):
-        s, p = _node(node.item, resolve)
+        s, p = _node(node.item, resolve, ctes)
         return f"SELECT rid FROM docs EXCEPT SELECT * FROM ({s})", p
     if isinstance(node, Exists):
         return _exists(node.key, resolve)
@@ -132,12 +176,33 @@ def _rank(node: Node) -> int:
     return 4
 
 
+#: at most this many operands in one AND/OR expression or one compound SELECT: longer lists become a
+#: balanced tree (SQLite allows 500 terms in a compound SELECT and an expression 1000 deep)
+MAX_FANOUT = 64
+
+
+def _bool(joiner: str, conds: list[SQL]) -> SQL:
+    """Conditions joined by ``joiner`` (`` AND ``/`` OR ``), as a balanced tree when there are many."""
+    if len(conds) > MAX_FANOUT:
+        size = -(-len(conds) // MAX_FANOUT)
+        conds = [_bool(joiner, conds[i:i + size]) for i in range(0, len(conds), size)]
+    return joiner.join(f"({c})" for c, _ in conds), [p for _, ps in conds for p in ps]
+
+
 def _and(conds: list[SQL]) -> SQL:
-    return " AND ".join(f"({c})" for c, _ in conds), [p for _, ps in conds for p in ps]
+    return _bool(" AND ", conds)
 
 
 def _or(conds: list[SQL]) -> SQL:
-    return " OR ".join(f"({c})" for c, _ in conds), [p for _, ps in conds for p in ps]
+    return _bool(" OR ", conds)
+
+
+def _compound(op: str, parts: list[SQL]) -> SQL:
+    """Row sets combined by ``op`` (`` UNION ``/`` INTERSECT ``), nested in subqueries when there are many."""
+    if len(parts) > MAX_FANOUT:
+        size = -(-len(parts) // MAX_FANOUT)
+        parts = [_compound(op, parts[i:i + size]) for i in range(0, len(parts), size)]
+    return op.join(f"SELECT * FROM ({s})" for s, _ in parts), [p for _, ps in parts for p in ps]
 
 
 class _Source:

@@ -44,6 +44,7 @@ from ednaquery.store.sql_compile import (
     compile_probe,
     compile_sql,
     leaf_filter,
+    too_large,
     yields_distinct,
 )
 
@@ -650,6 +651,8 @@ class SQLiteStore(Store):
             with self._lock:
                 return fn(*args)
         except sqlite3.OperationalError as e:
+            if (err := too_large(e)) is not None:
+                raise err from None
             raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
 
     def count(self, node: Node, options: FindOptions | None = None) -> int:
@@ -707,9 +710,9 @@ class SQLiteStore(Store):
         try:
             return [r[0] for r in self.db.execute(sql, params + [options.limit, options.offset])]
         except sqlite3.OperationalError as e:
-            if "interrupted" not in str(e):
+            if "interrupted" not in str(e) and too_large(e) is None:
                 raise
-            return None
+            return None  # over budget, or too big to test per document: the match-set plan decides
         finally:
             self.db.set_progress_handler(None, 0)
 
