@@ -401,14 +401,16 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
     store = app.open_store()
     _check_option_keys(store, [("--sort", sk.key) for sk in sort_keys])
     if best:
-        from ednaquery.results import best_per_group
+        from ednaquery.results import best_in_store, check_group_key
 
         metric_key = parse_key_arg(app, best, "--best", no_aliases)
         by_key = parse_key_arg(app, by, "--by", no_aliases) if by else None
         _check_option_keys(store, [("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
-        docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
-        docs = best_per_group(docs, Column(metric_key, key_label(metric_key)),
-                              Column(by_key, key_label(by_key)) if by_key else None, minimize)
+        if by_key is not None:
+            check_group_key(by_key, store.key_paths())
+        docs = best_in_store(store, node, FindOptions(kinds=_kinds(kind), all_versions=all_versions),
+                             Column(metric_key, key_label(metric_key)),
+                             Column(by_key, key_label(by_key)) if by_key else None, minimize)
         if limit is not None:
             docs = docs[:limit]
         extra = ([by_key] if by_key else []) + [metric_key]
@@ -416,7 +418,10 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
         docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions, sort=sort_keys,
                                             limit=limit))
         extra = [sk.key for sk in sort_keys]
+        by_key = None
     columns = query_columns(node, extra)
+    for col in columns:
+        col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
     if docs or fmt != "table":
         render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
                as_written=as_written)

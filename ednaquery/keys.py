@@ -146,3 +146,18 @@ def resolve_paths(key: KeySpec, paths: Iterable[tuple[str, ...]]) -> list[tuple[
         return [p for p, t in tiers if t is not None]
     exact = [p for p, t in tiers if t == EXACT]
     return exact if exact else [p for p, t in tiers if t == SUFFIX]
+
+
+def matched_tail(key: KeySpec, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The part of ``path`` below the segment ``key`` matched (``()`` for the leaf itself), None if no match."""
+    for n in range(1, len(path) + 1):
+        if key_matches(key, path[:n]):
+            return path[n:]
+    return None
+
+
+def group_leaf(key: KeySpec, path: tuple[str, ...]) -> bool:
+    """True when a leaf at ``path`` names a group for ``--by key``: the key's own value, or the ``name`` leaf
+    of the section it names (``model: vit_b`` and ``model: {name: vit_b, ...}`` are one group)."""
+    tail = matched_tail(key, path)
+    return tail is not None and (not tail or (len(tail) == 1 and segment_tokens(tail[0]) == ("name",)))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ednaquery.documents import document_pairs, original_config
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, key_matches, segment_tokens
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, key_matches, segment_tokens
 from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range
 from ednaquery.query.match import resolved_pairs, value_satisfies
 
@@ -53,6 +53,7 @@ class Column:
     key: KeySpec
     label: str
     terms: list[Compare | Range] = field(default_factory=list)
+    group: bool = False  # a --by column: only the leaves that name a group (the value, or the section's name)
 
 
 def query_columns(node: Node | None, extra: Sequence[KeySpec] = ()) -> list[Column]:
@@ -90,6 +91,8 @@ def matched_pairs(doc: dict, column: Column,
     """
     pairs = document_pairs(doc) if pairs is None else pairs
     hits = resolved_pairs(column.key, pairs)
+    if column.group:
+        hits = [(p, v) for p, v in hits if group_leaf(column.key, p)]
     if column.terms and hits:
         good = {p for p, v in hits if any(value_satisfies(t, v) for t in column.terms)}
         narrowed = [(p, v) for p, v in hits if p in good]  # a list is shown whole when one item matched

@@ -71,3 +71,7 @@ class PathCatalog:
 
     def paths(self) -> list[str]:
         return list(self._paths)
+
+    def items(self) -> list[tuple[str, object]]:
+        """``(stored path, handle)`` for every path."""
+        return list(self._paths.items())

@@ -391,3 +391,39 @@ def leaf_filter(tiers: Tiers, doc: str = "d.rid", alias: str = "l") -> SQL:
     sql = (f"({alias}.pid IN ({marks}) OR ({alias}.pid IN ({fmarks}) AND NOT EXISTS "
            f"(SELECT 1 FROM leaves x WHERE x.rid = {doc} AND x.pid IN ({marks}))))")
     return sql, list(tiers.exact) + list(tiers.fallback) + list(tiers.exact)
+
+
+def best_rows_sql(match: SQL, metric: Tiers, ranks: dict[int, int], group: Tiers | None, group_pids: list[int],
+                  minimize: bool) -> SQL:
+    """``(id, score, group label, order)`` for each matching document with a number for the metric.
+
+    The score is the document's best number (``min`` with ``minimize``) among the metric's leaves of the
+    lowest rank present (``ranks``: path id -> 0 for ``.best``, 1 for ``.last``, 2 otherwise); the label is
+    the smallest value (strings lower-cased) of the document's ``group`` leaves under ``group_pids``, ''
+    without. Read from the
+    ``(pid, n)`` and ``(pid, sid)`` indexes over the metric's and the group's leaves only.
+    """
+    agg = "min" if minimize else "max"
+    mf, mp = leaf_filter(metric, doc="l.rid", alias="l")
+    pids = sorted(ranks)
+    values = ",".join("(?,?)" for _ in pids)
+    params: list = list(match[1]) + [x for p in pids for x in (p, ranks[p])] + mp
+    sql = (f"WITH m(rid) AS ({match[0]}), r(pid, k) AS (VALUES {values}), "
+           f"sc(rid, k, v) AS (SELECT l.rid, r.k, {agg}(l.n) FROM r JOIN leaves l ON l.pid = r.pid "
+           f"WHERE l.n IS NOT NULL AND l.rid IN (SELECT rid FROM m) AND {mf} GROUP BY l.rid, r.k), "
+           "b(rid, v) AS (SELECT rid, v FROM sc WHERE k = (SELECT min(k) FROM sc s2 WHERE s2.rid = sc.rid))")
+    label = "''"
+    if group and group_pids:
+        gf, gp = leaf_filter(group, doc="l.rid", alias="l")
+        gin = ",".join("?" * len(group_pids))
+        sql += (f", g(rid, label) AS (SELECT rid, min(label) FROM ("
+                f"SELECT l.rid AS rid, s.s AS label FROM leaves l JOIN strs s ON s.sid = l.sid "
+                f"WHERE l.pid IN ({gin}) AND l.sid IS NOT NULL AND l.rid IN (SELECT rid FROM b) AND {gf} "
+                f"UNION ALL SELECT l.rid, printf('%.15g', l.n) FROM leaves l "
+                f"WHERE l.pid IN ({gin}) AND l.n IS NOT NULL AND l.sid IS NULL AND l.rid IN (SELECT rid FROM b) "
+                f"AND {gf}) GROUP BY rid)")
+        params += list(group_pids) + gp + list(group_pids) + gp
+        label = "coalesce(g.label, '')"
+    sql += (f" SELECT d.id, b.v, {label}, coalesce(d.path0, '~' || d.id) FROM b JOIN docs d ON d.rid = b.rid"
+            + (" LEFT JOIN g ON g.rid = b.rid" if group and group_pids else ""))
+    return sql, params

@@ -30,7 +30,7 @@ import orjson
 
 from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
 from ednaquery.store.catalog import PathCatalog, Tiers
@@ -41,6 +41,7 @@ from ednaquery.store.sql_compile import (
     T_NUM,
     T_STR,
     T_TRUE,
+    best_rows_sql,
     compile_probe,
     compile_sql,
     leaf_filter,
@@ -756,6 +757,23 @@ class SQLiteStore(Store):
         if len(docs) > 1:
             raise AmbiguousId(prefix, [d["_id"] for d in docs])
         return docs[0]
+
+    def best_rows(self, node: Node, options: FindOptions, metric: KeySpec, by: KeySpec | None,
+                  minimize: bool) -> list[tuple[str, float, str, str]]:
+        def run() -> list[tuple[str, float, str, str]]:
+            match = self._select(node, options, distinct=False)
+            tiers = self._resolve(metric)
+            if not tiers:
+                return []
+            paths = {pid: p.split(PATH_SEP) for p, pid in self._catalog.items()}
+            ranks = {pid: {"best": 0, "last": 1}.get(paths[pid][-1].lower(), 2) for pid in tiers.all}
+            group, group_pids = None, []
+            if by is not None:
+                group = self._resolve(by)
+                group_pids = [pid for pid in group.all if group_leaf(by, tuple(paths[pid]))]
+            sql, params = best_rows_sql(match, tiers, ranks, group, group_pids, minimize)
+            return [tuple(r) for r in self.db.execute(sql, params)]
+        return self._guard(run)
 
     def key_paths(self) -> list[tuple[str, ...]]:
         with self._lock:
