@@ -258,9 +258,10 @@ def _term(key: KeySpec, resolve: Resolver, cond: Callable[[_Source], SQL], probe
         params = pp + cp
         if src.fallback:
             fin, fp = src.pid_in(src.fallback)
-            sql = (f"{sql} OR (EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{fin} AND ({c})) "
-                   f"AND NOT EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin}))")
-            params = params + fp + cp + pp
+            # "no exact leaf" first: most documents have one, and it stops at the first such leaf
+            sql = (f"{sql} OR (NOT EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{pin}) "
+                   f"AND EXISTS (SELECT 1 FROM leaves WHERE rid = {probe}.rid AND +{fin} AND ({c})))")
+            params = params + pp + fp + cp
         return sql, params
     sql, params = f"SELECT rid FROM leaves WHERE {pin} AND ({c})", pp + cp
     if src.fallback:
