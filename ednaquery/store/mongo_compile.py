@@ -12,7 +12,7 @@ Only operators whose meaning is the same on real MongoDB, mongomock and the nx-2
 server are emitted: ``$elemMatch $and $or $nor $in $lt $lte $gt $gte $eq $regex $options
 $exists`` in filters (never ``$not``, ``$ne``/``$nin`` on arrays, ``$where``, ``$expr``,
 ``$function``). The sort pipeline uses ``$project``/``$filter``/``$unwind``/``$group``
-(``$min``/``$max`` accumulators)/``$cond``/``$gt``/``$size``/``$sort``/``$skip``/``$limit``, because
+(``$min``/``$max``/``$first`` accumulators)/``$cond``/``$gt``/``$size``/``$addFields``/``$sort``/``$skip``/``$limit``, because
 mongomock's ``$max`` over an array expression is wrong.
 """
 from __future__ import annotations
@@ -342,3 +342,33 @@ def sort_pipeline(match: dict, sort: Sequence[SortKey], resolve: Resolver,
         stages.append({"$limit": int(limit)})
     stages.append({"$project": {"_id": 1}})
     return stages
+
+
+def best_pipeline(match: dict, metric: Tiers, ranks: dict[str, int], group: Tiers | None,
+                  group_paths: list[str], minimize: bool) -> list[dict]:
+    """For ``--best``: ``{_id, v, g, path0, nopath}`` per matching document with a number for the metric.
+
+    ``v`` is the document's best number (lowest with ``minimize``) among the metric's leaves of the lowest
+    rank present (``ranks``: path -> 0 for ``.best``, 1 for ``.last``, 2 otherwise), picked by ``$unwind``,
+    ``$sort`` and ``$group`` (``$first``); ``g`` holds the document's group leaves (``group_paths``) for the
+    caller to label.
+    """
+    def ranked(paths: list[str], k: int, rest: Any) -> dict:
+        return {"$cond": [{"$in": ["$m.p", paths]}, k, rest]} if paths else rest
+
+    best = [p for p, k in ranks.items() if k == 0]
+    last = [p for p, k in ranks.items() if k == 1]
+    project: dict[str, Any] = {"_id": 1, "path0": 1, "nopath": 1, "m": tiered_leaves(metric), "g": {"$literal": []}}
+    if group and group_paths:
+        project["g"] = {"$filter": {"input": tiered_leaves(group), "as": "l",
+                                    "cond": {"$in": ["$$l.p", list(group_paths)]}}}
+    return [
+        {"$match": match},
+        {"$project": project},
+        {"$unwind": "$m"},
+        {"$match": {"m.n": {"$exists": True}}},
+        {"$addFields": {"k": ranked(best, 0, ranked(last, 1, 2))}},
+        {"$sort": {"_id": 1, "k": 1, "m.n": 1 if minimize else -1}},
+        {"$group": {"_id": "$_id", "v": {"$first": "$m.n"}, "g": {"$first": "$g"},
+                    "path0": {"$first": "$path0"}, "nopath": {"$first": "$nopath"}}},
+    ]

@@ -1,4 +1,4 @@
-"""``--best METRIC --by KEY``: scored and grouped from the SQLite indexes, in Python on MongoDB, same answer.
+"""``--best METRIC --by KEY``: scored and grouped in the store (SQL on SQLite, ``$group`` on MongoDB), same answer.
 
 Groups come from the key's own value or its section's ``name`` leaf, case-insensitively, so Hydra's
 ``model: {name: vit_base_patch16_224, patch_size: 16}`` and MLflow's ``model: vit_base_patch16_224``
@@ -6,6 +6,9 @@ are one group. A metric scores by its ``best`` summary (the best epoch), else ``
 Expectations are derived by hand from RUNS below.
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,9 @@ from ednaquery.query import expand_aliases, parse
 from ednaquery.query.ast import MatchAll
 from ednaquery.results import best_in_store, check_group_key
 from ednaquery.store import FindOptions, open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from test_mongo_wire import wire_uri  # noqa: F401 - the session's nx-27017 server
 
 #: name -> (config, val_acc best, val_loss best)
 RUNS = {
@@ -80,19 +86,29 @@ def test_best_within_a_query(store):
     assert _best(store, "val_acc", "model", "model=resnet50") == ["resnet_caps"]
 
 
-def test_sqlite_answers_from_the_index(tmp_path):
-    s = open_store(str(tmp_path / "b.db"))
-    try:
-        s.upsert(_docs()[0])
-        rows = s.best_rows(MatchAll(), FindOptions(), _col("val_acc").key, _col("model").key, False)
-        assert rows is not None and len(rows) == len(RUNS)
-        labels = {r[2] for r in rows}
-        assert labels == {"vit_base_patch16_224", "resnet50", ""}
-    finally:
-        s.close()
+def test_the_store_scores_and_labels_runs(store):
+    """SQLite from its indexes, MongoDB with $unwind/$sort/$group: one row per run, the same labels."""
+    rows = store.best_rows(MatchAll(), FindOptions(), _col("val_acc").key, _col("model").key, False)
+    assert rows is not None and len(rows) == len(RUNS)
+    assert {r[2] for r in rows} == {"vit_base_patch16_224", "resnet50", ""}
+    assert sorted(r[1] for r in rows) == sorted(acc for _, acc, _ in RUNS.values())  # the best epoch's value
 
 
 def test_by_a_section_without_a_name_says_which_leaf_to_use(store):
     with pytest.raises(UsageError, match=r"--by data names a section .*data\.dataset.*e\.g\. --by data\.dataset"):
         check_group_key(_col("data").key, store.key_paths())
     check_group_key(_col("model").key, store.key_paths())  # model has name leaves: fine
+
+
+@pytest.mark.wire
+def test_best_per_model_through_the_wire_server(wire_uri):  # noqa: F811
+    from ednaquery.store.mongo import MongoStore
+
+    s = MongoStore(wire_uri.rsplit("/", 1)[0] + "/w_best", timeout_ms=3000)
+    try:
+        s.upsert(_docs()[0])
+        assert _best(s, "val_acc", "model") == ["nameless", "mlflow_vit", "resnet_caps"]
+        assert _best(s, "val_loss", None) == ["resnet_caps"]
+    finally:
+        s.client.drop_database("w_best")
+        s.close()
