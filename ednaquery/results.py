@@ -13,7 +13,7 @@ from ednaquery.documents import number_view, original_config
 from ednaquery.errors import UsageError
 from ednaquery.keys import KeySpec, group_leaf, key_matches, matched_tail, segment_tokens
 from ednaquery.output import Column, matched_pairs, structure, value_text
-from ednaquery.query.ast import Compare, MatchAll, Node, Value
+from ednaquery.query.ast import MatchAll, Node
 from ednaquery.query.describe import key_text
 from ednaquery.store.base import FindOptions, Store
 
@@ -90,13 +90,7 @@ def best_in_store(store: Store, node: Node, options: FindOptions, metric: Column
         if held is None or rank < held[0]:
             best[label] = (rank, doc_id)
     ranked = sorted(best.values())
-    ids = [doc_id for _, doc_id in ranked]
-    if not ids:
-        return []
-    found = store.find(Compare(KeySpec(("id",)), "=", tuple(Value("str", i, quoted=True) for i in ids)),
-                       FindOptions(kinds=("config", "run", "error"), all_versions=True))
-    by_id = {d["_id"]: d for d in found}
-    return [by_id[i] for i in ids if i in by_id]
+    return [store.get(doc_id) for _, doc_id in ranked]  # one id lookup per group
 
 
 def best_per_group(docs: Iterable[dict], metric: Column, by: Column | None = None,

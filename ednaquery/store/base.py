@@ -125,8 +125,9 @@ class Store(abc.ABC):
 
     def best_rows(self, node: Node, options: FindOptions, metric: KeySpec, by: KeySpec | None,
                   minimize: bool) -> list[tuple[str, float, str, str]] | None:
-        """For ``--best``: ``(id, score, group label, order)`` per matching document, computed in the store;
-        None where the backend cannot (the caller then scores the found documents in Python).
+        """For ``--best``: ``(id, score, group label, order)`` for at least the best-scoring matching documents of
+        each group (ties included), computed in the store; None where the backend cannot (the caller then
+        scores the found documents in Python).
 
         The label comes from the ``by`` leaves that :func:`ednaquery.keys.group_leaf` accepts.
         """

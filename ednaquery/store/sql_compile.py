@@ -396,23 +396,23 @@ def leaf_filter(tiers: Tiers, doc: str = "d.rid", alias: str = "l") -> SQL:
 
 def best_rows_sql(match: SQL, metric: Tiers, ranks: dict[int, int], group: Tiers | None, group_pids: list[int],
                   minimize: bool) -> SQL:
-    """``(id, score, group label, order)`` for each matching document with a number for the metric.
+    """``(id, score, group label, order)`` of the best-scoring documents of each group (ties kept).
 
-    The score is the document's best number (``min`` with ``minimize``) among the metric's leaves of the
-    lowest rank present (``ranks``: path id -> 0 for ``.best``, 1 for ``.last``, 2 otherwise); the label is
-    the smallest value (strings lower-cased) of the document's ``group`` leaves under ``group_pids``, ''
-    without. Read from the
-    ``(pid, n)`` and ``(pid, sid)`` indexes over the metric's and the group's leaves only.
+    A document's score is its best number (``min`` with ``minimize``) among the metric's leaves of the
+    lowest rank present (``ranks``: path id -> 0 for ``.best``, 1 for ``.last``, 2 otherwise); its label is
+    the smallest value (strings lower-cased) of its ``group`` leaves under ``group_pids``, '' without.
+    Scores come from the ``(pid, n)`` index, labels from ``(pid, sid)``/``(pid, n)``, one GROUP BY each;
+    ``RANK()`` per label keeps the winners, and only their ``docs`` rows are read.
     """
     agg = "min" if minimize else "max"
     mf, mp = leaf_filter(metric, doc="l.rid", alias="l")
     pids = sorted(ranks)
     values = ",".join("(?,?)" for _ in pids)
     params: list = list(match[1]) + [x for p in pids for x in (p, ranks[p])] + mp
+    score = " ".join(f"WHEN {k} THEN {agg}(CASE WHEN r.k = {k} THEN l.n END)" for k in (0, 1, 2))
     sql = (f"WITH m(rid) AS ({match[0]}), r(pid, k) AS (VALUES {values}), "
-           f"sc(rid, k, v) AS (SELECT l.rid, r.k, {agg}(l.n) FROM r JOIN leaves l ON l.pid = r.pid "
-           f"WHERE l.n IS NOT NULL AND l.rid IN (SELECT rid FROM m) AND {mf} GROUP BY l.rid, r.k), "
-           "b(rid, v) AS (SELECT rid, v FROM sc WHERE k = (SELECT min(k) FROM sc s2 WHERE s2.rid = sc.rid))")
+           f"b(rid, v) AS (SELECT l.rid, CASE min(r.k) {score} END FROM r JOIN leaves l ON l.pid = r.pid "
+           f"WHERE l.n IS NOT NULL AND l.rid IN (SELECT rid FROM m) AND {mf} GROUP BY l.rid)")
     label = "''"
     if group and group_pids:
         gf, gp = leaf_filter(group, doc="l.rid", alias="l")
@@ -425,6 +425,10 @@ def best_rows_sql(match: SQL, metric: Tiers, ranks: dict[int, int], group: Tiers
                 f"AND {gf}) GROUP BY rid)")
         params += list(group_pids) + gp + list(group_pids) + gp
         label = "coalesce(g.label, '')"
-    sql += (f" SELECT d.id, b.v, {label}, coalesce(d.path0, '~' || d.id) FROM b JOIN docs d ON d.rid = b.rid"
-            + (" LEFT JOIN g ON g.rid = b.rid" if group and group_pids else ""))
+    order = "ASC" if minimize else "DESC"
+    sql += (f", w(rid, v, label, rk) AS (SELECT b.rid, b.v, {label}, "
+            f"RANK() OVER (PARTITION BY {label} ORDER BY b.v {order}) FROM b"
+            + (" LEFT JOIN g ON g.rid = b.rid" if label != "''" else "") + ") "
+            "SELECT d.id, w.v, w.label, coalesce(d.path0, '~' || d.id) FROM w JOIN docs d ON d.rid = w.rid "
+            "WHERE w.rk = 1")
     return sql, params
