@@ -174,6 +174,28 @@ def parse_sort(app: App, text: str, no_aliases: bool = False) -> Any:
     return SortKey(parse_key_arg(app, raw, "--sort", no_aliases), descending)
 
 
+def _check_option_keys(store: Any, keys: Sequence[tuple[str, Any]]) -> None:
+    """``--sort``/``--best``/``--by`` on a key the index has never seen: a usage error with a suggestion."""
+    from ednaquery.query.suggest import describe_unknown, known
+
+    paths = store.key_paths() if keys else []
+    for what, key in keys:
+        if paths and not known(key, paths):
+            raise UsageError(f"{what}: {describe_unknown(key, paths)}")
+
+
+def _hint_unknown_keys(store: Any, node: Any, quiet: bool) -> None:
+    """After nothing matched: one stderr line per query key the index does not have ("did you mean")."""
+    from ednaquery.query.suggest import describe_unknown, unknown_keys
+
+    if quiet:
+        return
+    paths = store.key_paths()
+    if paths:
+        for key in unknown_keys(node, paths):
+            click.echo(describe_unknown(key, paths), err=True)
+
+
 def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(kind)) or None
 
@@ -231,11 +253,12 @@ Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
 @click.option("--min/--max", "minimize", default=None,
               help="For --best: lower (or higher) METRIC is better (default: lower for loss-like names).")
 @click.option("--as-written", is_flag=True, help="In json/yaml output, give each config as its file writes it.")
+@click.option("--quiet", "-q", is_flag=True, help="No hint on stderr when nothing matches (unknown keys).")
 @pass_app
 @click.pass_context
 def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: tuple[str, ...],
          limit: int | None, kind: tuple[str, ...], all_versions: bool, no_aliases: bool, best: str | None,
-         by: str | None, minimize: bool | None, as_written: bool) -> None:
+         by: str | None, minimize: bool | None, as_written: bool, quiet: bool) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
     exit_like_grep(ctx)
     from ednaquery.output import Column, key_label, query_columns, render
@@ -250,14 +273,18 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
         raise UsageError("--sort cannot be combined with --best: results are ordered by the metric")
     sort_keys = [parse_sort(app, s, no_aliases) for s in sort]
     store = app.open_store()
+    _check_option_keys(store, [("--sort", sk.key) for sk in sort_keys])
     if best:
-        from ednaquery.results import best_per_group
+        from ednaquery.results import best_in_store, check_group_key
 
         metric_key = parse_key_arg(app, best, "--best", no_aliases)
         by_key = parse_key_arg(app, by, "--by", no_aliases) if by else None
-        docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
-        docs = best_per_group(docs, Column(metric_key, key_label(metric_key)),
-                              Column(by_key, key_label(by_key)) if by_key else None, minimize)
+        _check_option_keys(store, [("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
+        if by_key is not None:
+            check_group_key(by_key, store.key_paths())
+        docs = best_in_store(store, node, FindOptions(kinds=_kinds(kind), all_versions=all_versions),
+                             Column(metric_key, key_label(metric_key)),
+                             Column(by_key, key_label(by_key)) if by_key else None, minimize)
         if limit is not None:
             docs = docs[:limit]
         extra = ([by_key] if by_key else []) + [metric_key]
@@ -265,12 +292,16 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
         docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions, sort=sort_keys,
                                             limit=limit))
         extra = [sk.key for sk in sort_keys]
+        by_key = None
     columns = query_columns(node, extra)
+    for col in columns:
+        col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
     if docs or fmt != "table":
         render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
                as_written=as_written)
     if not docs:
-        if fmt == "table":
+        _hint_unknown_keys(store, node, quiet)
+        if fmt == "table" and not quiet:
             click.echo("no documents match", err=True)
         ctx.exit(EXIT_NOTHING)
 
@@ -286,18 +317,21 @@ Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""")
               help="Only documents of this kind (repeatable; default config and run).")
 @click.option("--all-versions", is_flag=True, help="Include old versions and deleted files.")
 @click.option("--no-aliases", is_flag=True, help="Match keys exactly as typed.")
+@click.option("--quiet", "-q", is_flag=True, help="No hint on stderr when nothing matches (unknown keys).")
 @pass_app
 @click.pass_context
 def count(ctx: click.Context, app: App, query: tuple[str, ...], kind: tuple[str, ...], all_versions: bool,
-          no_aliases: bool) -> None:
+          no_aliases: bool, quiet: bool) -> None:
     """Print how many documents match QUERY."""
     exit_like_grep(ctx)
     from ednaquery.store.base import FindOptions
 
     node = _parse_query(app, query, no_aliases)
-    n = app.open_store().count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
+    store = app.open_store()
+    n = store.count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
     click.echo(str(n))
     if n == 0:
+        _hint_unknown_keys(store, node, quiet)
         ctx.exit(EXIT_NOTHING)
 
 

@@ -31,14 +31,22 @@ from urllib.parse import unquote
 
 from ednaquery.documents import PATH_SEP, reserved_leaves
 from ednaquery.errors import AmbiguousId, EdnaError, NotFound, StoreUnavailable, UsageError
-from ednaquery.keys import RESERVED_FIELDS, RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
+from ednaquery.keys import (
+    RESERVED_FIELDS,
+    RESERVED_PREFIX,
+    KeySpec,
+    group_leaf,
+    is_reserved_path,
+    key_matches,
+)
 from ednaquery.masking import mask_uri, redact
 from ednaquery.query.ast import Node
 from ednaquery.store.base import FileState, FindOptions, JobHome, KeyStat, PathUpdate, Store
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.mongo_compile import (
     DEFAULT_ORDER,
     NOTHING,
+    best_pipeline,
     escape_regex,
     find_filter,
     needs_sort_pipeline,
@@ -360,13 +368,13 @@ class MongoStore(Store):
             self._known_keys.update(paths)
             self._catalog_at = time.monotonic()
 
-    def _resolver(self) -> Callable[[KeySpec], list[str]]:
+    def _resolver(self) -> Callable[[KeySpec], Tiers]:
         """A key resolver for one query: a key that resolves to nothing re-reads the catalog once."""
         if self._catalog_at is None or time.monotonic() - self._catalog_at > CATALOG_TTL_S:
             self._load_catalog()
         reloaded = False
 
-        def resolve(key: KeySpec) -> list[str]:
+        def resolve(key: KeySpec) -> Tiers:
             nonlocal reloaded
             with self._lock:
                 hit = self._catalog.resolve(key)
@@ -551,6 +559,29 @@ class MongoStore(Store):
                 cursor = cursor.limit(int(options.limit))
             return list(cursor)
 
+    def best_rows(self, node: Node, options: FindOptions, metric: KeySpec, by: KeySpec | None,
+                  minimize: bool) -> list[tuple[str, float, str, str]]:
+        self._ready()
+        resolve = self._resolver()
+        flt = find_filter(node, options, resolve)
+        tiers = resolve(metric)
+        if flt == NOTHING or not tiers:
+            return []
+        ranks = {p: {"best": 0, "last": 1}.get(p.split(PATH_SEP)[-1].lower(), 2) for p in tiers.all}
+        group, group_paths = None, []
+        if by is not None:
+            group = resolve(by)
+            group_paths = [p for p in group.all if group_leaf(by, tuple(p.split(PATH_SEP)))]
+        with self._errors("best"):
+            rows = list(self.docs.aggregate(best_pipeline(flt, tiers, ranks, group, group_paths, minimize)))
+        out = []
+        for r in rows:
+            labels = [lf["s"] if lf.get("s") is not None else f"{lf['n']:.15g}"
+                      for lf in r.get("g") or [] if lf.get("s") is not None or lf.get("n") is not None]
+            order = "~" + r["_id"] if r.get("nopath") else (r.get("path0") or "")
+            out.append((r["_id"], r["v"], min(labels) if labels else "", order))
+        return out
+
     def get(self, id_or_prefix: str) -> dict:
         prefix = id_or_prefix.strip()
         if len(prefix) < 4:
@@ -569,6 +600,12 @@ class MongoStore(Store):
         if len(rows) > 1:
             raise AmbiguousId(prefix, [r["_id"] for r in rows])
         return doc
+
+    def key_paths(self) -> list[tuple[str, ...]]:
+        self._ready()
+        self._load_catalog()
+        with self._lock:
+            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
 
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._ready()

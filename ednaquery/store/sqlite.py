@@ -25,7 +25,7 @@ from typing import Any
 
 from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
 from ednaquery.settings import default_store_path
 from ednaquery.store.base import (
@@ -40,7 +40,7 @@ from ednaquery.store.base import (
 )
 from ednaquery.store.bodies import body_json, pack_body, unpack_body
 from ednaquery.store.bulk_marker import LOADING_HERE, bulk_loader_alive, bulk_marker
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.sql_compile import (
     T_EMPTY,
     T_FALSE,
@@ -48,8 +48,11 @@ from ednaquery.store.sql_compile import (
     T_NUM,
     T_STR,
     T_TRUE,
+    best_rows_sql,
     compile_probe,
     compile_sql,
+    leaf_filter,
+    too_large,
     yields_distinct,
 )
 
@@ -520,7 +523,7 @@ class SQLiteStore(Store):
             self._catalog.add(p, pid)
             self._catalog_max = max(self._catalog_max, pid)
 
-    def _resolve(self, key: KeySpec) -> list[int]:
+    def _resolve(self, key: KeySpec) -> Tiers:
         return self._catalog.resolve(key)
 
     def _select(self, node: Node, options: FindOptions, *, distinct: bool) -> tuple[str, list]:
@@ -559,6 +562,8 @@ class SQLiteStore(Store):
             with self._lock:
                 return fn(*args)
         except sqlite3.OperationalError as e:
+            if (err := too_large(e)) is not None:
+                raise err from None
             raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
 
     def count(self, node: Node, options: FindOptions | None = None) -> int:
@@ -616,9 +621,9 @@ class SQLiteStore(Store):
         try:
             return [r[0] for r in self.db.execute(sql, params + [options.limit, options.offset])]
         except sqlite3.OperationalError as e:
-            if "interrupted" not in str(e):
+            if "interrupted" not in str(e) and too_large(e) is None:
                 raise
-            return None
+            return None  # over budget, or too big to test per document: the match-set plan decides
         finally:
             self.db.set_progress_handler(None, 0)
 
@@ -630,17 +635,17 @@ class SQLiteStore(Store):
             if field in ("id", "path"):
                 parts.append(("d.id" if field == "id" else "d.path0") + (" DESC" if sk.descending else " ASC"))
                 continue
-            pids = self._resolve(sk.key)
-            if not pids:
+            tiers = self._resolve(sk.key)
+            if not tiers:
                 continue
             agg = "max" if sk.descending else "min"
-            marks = ",".join("?" * len(pids))
-            num = f"(SELECT {agg}(l.n) FROM leaves l WHERE l.rid=d.rid AND l.pid IN ({marks}))"
+            on, on_params = leaf_filter(tiers)
+            num = f"(SELECT {agg}(l.n) FROM leaves l WHERE l.rid=d.rid AND {on})"
             txt = (f"(SELECT {agg}(s.s) FROM leaves l JOIN strs s ON s.sid=l.sid "
-                   f"WHERE l.rid=d.rid AND l.pid IN ({marks}))")
+                   f"WHERE l.rid=d.rid AND {on})")
             direction = "DESC" if sk.descending else "ASC"
             parts += [f"{num} IS NULL", f"{num} {direction}", f"{txt} IS NULL", f"{txt} {direction}"]
-            params += pids * 4
+            params += on_params * 4
         parts.append(_ORDER)  # served by the docs_order index when no key sort comes first
         return ", ".join(parts), params
 
@@ -662,6 +667,28 @@ class SQLiteStore(Store):
         if len(docs) > 1:
             raise AmbiguousId(prefix, [d["_id"] for d in docs])
         return docs[0]
+
+    def best_rows(self, node: Node, options: FindOptions, metric: KeySpec, by: KeySpec | None,
+                  minimize: bool) -> list[tuple[str, float, str, str]]:
+        def run() -> list[tuple[str, float, str, str]]:
+            match = self._select(node, options, distinct=False)
+            tiers = self._resolve(metric)
+            if not tiers:
+                return []
+            paths = {pid: p.split(PATH_SEP) for p, pid in self._catalog.items()}
+            ranks = {pid: {"best": 0, "last": 1}.get(paths[pid][-1].lower(), 2) for pid in tiers.all}
+            group, group_pids = None, []
+            if by is not None:
+                group = self._resolve(by)
+                group_pids = [pid for pid in group.all if group_leaf(by, tuple(paths[pid]))]
+            sql, params = best_rows_sql(match, tiers, ranks, group, group_pids, minimize)
+            return [tuple(r) for r in self.db.execute(sql, params)]
+        return self._guard(run)
+
+    def key_paths(self) -> list[tuple[str, ...]]:
+        with self._lock:
+            self._refresh_catalog()
+            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
 
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._refresh_catalog()

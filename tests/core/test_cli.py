@@ -201,8 +201,8 @@ def test_table_shortens_lists_and_labels_several_matches(eq):
     r = eq("find", "img_size=192")
     assert r.exit_code == 0
     assert "[224, 192]" in r.stdout
-    # `lr<1e-3` also matches scheduler.min_lr: the cell says which leaf is which
-    r = eq("find", "lr<1e-4")
+    # `*lr<1e-4` also matches scheduler.min_lr (plain `lr` is optimizer.lr): the cell says which leaf it is
+    r = eq("find", "*lr<1e-4")
     assert "min_lr=1e-6" in r.stdout
 
 
