@@ -7,9 +7,6 @@ Expectations are derived by hand from RUNS below.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from ednaquery.documents import make_run_document
@@ -19,9 +16,6 @@ from ednaquery.query import expand_aliases, parse
 from ednaquery.query.ast import MatchAll
 from ednaquery.results import best_in_store, check_group_key
 from ednaquery.store import FindOptions, open_store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from test_mongo_wire import wire_uri  # noqa: F401 - the session's nx-27017 server
 
 #: name -> (config, val_acc best, val_loss best)
 RUNS = {
@@ -103,7 +97,7 @@ def test_by_a_section_without_a_name_says_which_leaf_to_use(store):
 
 
 @pytest.mark.wire
-def test_best_per_model_through_the_wire_server(wire_uri):  # noqa: F811
+def test_best_per_model_through_the_wire_server(wire_uri):
     from ednaquery.store.mongo import MongoStore
 
     s = MongoStore(wire_uri.rsplit("/", 1)[0] + "/w_best", timeout_ms=3000)

@@ -2,9 +2,7 @@
 matcher, and (a few cases) through pymongo against the nx-27017 wire-protocol server."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +11,6 @@ from ednaquery.store import FindOptions, Store, open_store
 
 from . import tiers
 from .test_conformance import _case_id, _names, _sort_key, python_matches
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from test_mongo_wire import wire_uri  # noqa: F401 - the session's nx-27017 server
 
 BACKENDS = ["sqlite", "mongomock"]
 
@@ -79,7 +74,7 @@ _WIRE = ["lr<1e-4", "*lr<1e-4", "lr!=0.001", "optimizer.lr=0.001", "lr<1e-4 val_
 
 
 @pytest.mark.wire
-def test_wire_server_resolves_keys_per_document(wire_uri, corpus) -> None:  # noqa: F811
+def test_wire_server_resolves_keys_per_document(wire_uri, corpus) -> None:
     from ednaquery.store.mongo import MongoStore
 
     s = MongoStore(wire_uri.rsplit("/", 1)[0] + "/w_tiers", timeout_ms=3000)

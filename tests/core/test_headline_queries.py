@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from test_cli import EXAMPLES, index_folder  # the indexer's way of indexing a folder
 
 from ednaquery.cli import main
 from ednaquery.runfolder import run_document
 from ednaquery.store import open_store
+from tests.support.folders import EXAMPLES, index_folder  # the indexer's way of indexing a folder
 
 RUN_ID = "20261201-120000-ab12"
 VIT_BELOW_1E3 = {  # vit_tiny_patch16_224 configs with lr 1e-4 or 3e-4 (lr0p001/1e-3 are not below)
