@@ -35,7 +35,7 @@ ADAMW_COSINE = {"fake_224x192px_adamw_cosine_lr1e-3_s1.yaml", "fashion_mnist_64p
 
 def _trainer_run(folder: Path) -> dict:
     """A run folder as the trainer writes it, for the vit config with lr 1e-3, read back into a document."""
-    from trainer.config import load_config, to_dict
+    from trainer.engine.config import load_config, to_dict
 
     raw = yaml.safe_load((EXAMPLES / "sweeps/vit_tiny_patch16_224/fashion_mnist_64px_adamw_step_lr1e-3_s0.yaml")
                          .read_text())
