@@ -135,8 +135,9 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
     """Start the indexer in the background on ROOTS; returns once it runs."""
     s = _settings(roots, store, include, exclude, poll, debounce, reconcile_every)
     args: list[str] = []
-    if s.store:
-        args += ["--store", s.store]
+    # the store URI may hold a password: it goes to the child in its environment (readable by this user
+    # only, /proc/PID/environ), never in its argv (/proc/PID/cmdline is readable by every local user)
+    secret_env = {"EDNAQUERY_STORE": s.store} if s.store else {}
     if s.config_path:
         args += ["--config", s.config_path]
     for g in include:
@@ -147,7 +148,7 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
              "--reconcile-every", f"{s.reconcile_every:g}s"]
     if verbose:
         args.append("--verbose")
-    info = lifecycle.start_background(s.roots, args, timeout=timeout)
+    info = lifecycle.start_background(s.roots, args, timeout=timeout, env=secret_env)
     click.echo(f"indexer started (pid {info.pid}) on {', '.join(s.roots)}; log: {info.files.log}")
 
 
