@@ -303,10 +303,12 @@ def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
 
 
 def _plain(*cells: str) -> list[Any]:
-    """Table cells shown literally (no rich markup: values may contain '[...]')."""
+    """Table cells shown literally: no rich markup (values may contain '[...]'), control characters escaped."""
     from rich.text import Text
 
-    return [Text(c) for c in cells]
+    from ednaquery.terminal import printable
+
+    return [Text(printable(c)) for c in cells]
 
 
 def _relpath(path: str | None) -> str:
@@ -513,19 +515,22 @@ def diff(app: App, old_id: str, new_id: str, as_json: bool, as_written: bool) ->
     from rich.table import Table
     from rich.text import Text
 
+    from ednaquery.terminal import printable
+
     names = id_prefixes([a["_id"], b["_id"]])
 
     def cell(v: Any, style: str) -> Text:
         if v is MISSING:
             return Text("(absent)", style="dim")
-        return Text(scalar_text(v) if not isinstance(v, (dict, list)) else dumps_json(v, indent=None), style=style)
+        return Text(printable(scalar_text(v) if not isinstance(v, (dict, list)) else dumps_json(v, indent=None)),
+                    style=style)
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("key", style="bold", overflow="fold")
     table.add_column(f"old {names[a['_id']]}", overflow="fold")
     table.add_column(f"new {names[b['_id']]}", overflow="fold")
     for key, va, vb in rows:
-        table.add_row(Text(key), cell(va, "red"), cell(vb, "green"))
+        table.add_row(Text(printable(key)), cell(va, "red"), cell(vb, "green"))
     _console().print(table)
 
 
@@ -645,7 +650,8 @@ def errors(app: App, warnings: bool, fmt: str) -> None:
     table.add_column("message", overflow="fold")
     for item in items:
         style = "red" if item["kind"] == "error" else "yellow"
-        table.add_row(_relpath(item["path"]) or item["id"], f"[{style}]{item['kind']}[/]", item["message"])
+        path, message = _plain(_relpath(item["path"]) or item["id"], item["message"])
+        table.add_row(path, f"[{style}]{item['kind']}[/]", message)
     _console().print(table)
 
 
@@ -675,7 +681,8 @@ def history(app: App, path: str, fmt: str) -> None:
     from rich.table import Table
 
     names = id_prefixes(d["_id"] for d in docs)
-    table = Table(box=None, header_style="bold", pad_edge=False, title=_relpath(full), title_justify="left")
+    table = Table(box=None, header_style="bold", pad_edge=False, title=_plain(_relpath(full))[0],
+                  title_justify="left")
     for col in ("id", "state", "indexed", "file mtime", "changes"):
         table.add_column(col)
     for i, doc in enumerate(docs):
@@ -809,7 +816,7 @@ def config_cmd(app: App, as_json: bool) -> None:
     from rich.table import Table
 
     console = _console()
-    console.print(f"config file: {s.config_path or '(none found)'}", markup=False, highlight=False)
+    console.print(*_plain(f"config file: {s.config_path or '(none found)'}"), highlight=False)
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("setting", style="cyan")
     table.add_column("value", overflow="fold")

@@ -28,6 +28,7 @@ from typing import IO, Any
 from ednaquery.documents import document_pairs, number_view, original_config, value_tokens
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, key_matches, segment_tokens
 from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range, Value
+from ednaquery.terminal import printable
 
 FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
 MIN_PREFIX = 8
@@ -387,9 +388,9 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
     for i, name in enumerate(header):
         style = {0: "yellow", 1: "cyan", 2: "green"}.get(i)
-        table.add_column(name, style=style, no_wrap=i < 3, overflow="fold")
+        table.add_column(Text(printable(name)), style=style, no_wrap=i < 3, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(c) for c in row))
+        table.add_row(*(Text(printable(c)) for c in row))
     console.print(table)
 
 

@@ -232,6 +232,8 @@ def daemon_status(as_json: bool) -> None:
     from rich.console import Console
     from rich.text import Text
 
+    from ednaquery.terminal import printable
+
     running = [d for d in lifecycle.list_daemons() if d.running]
     if as_json:
         click.echo(json.dumps([{"pid": d.pid, "roots": d.files.roots, "log": str(d.files.log), **(d.status or {})}
@@ -245,7 +247,7 @@ def daemon_status(as_json: bool) -> None:
             if i:
                 console.print()
             for k, v in _render_status(d, now):
-                console.print(Text.assemble((f"{k:<14}", "bold"), v), soft_wrap=True)
+                console.print(Text.assemble((f"{k:<14}", "bold"), printable(v)), soft_wrap=True)
     if not running:
         raise click.exceptions.Exit(3)
 
