@@ -491,6 +491,15 @@ def read_upto(fh: Any, expected: int, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def special_file_kind(mode: int) -> str | None:
+    """What a path that is neither a regular file nor a folder is (``a named pipe``), else None."""
+    for test, what in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None
+
+
 def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
               format: str | None = None, shared: bool = False) -> LoadResult:
     """Read and parse a config file; the format comes from its extension unless given
@@ -504,6 +513,9 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
         raise LoadError(f"unsupported file type {Path(p).suffix or '(no extension)'!r}; "
                         f"known: {', '.join(sorted(FORMATS))}", path=p)
     try:
+        odd = special_file_kind(os.stat(p).st_mode)
+        if odd:  # never opened: opening a device can block or act (a tape rewinds)
+            raise LoadError(f"not a regular file ({odd}); it is not indexed", path=p)
         # O_NONBLOCK: a named pipe called x.yaml must not hang the reader (it is refused below)
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with open(fd, "rb", buffering=0) as fh:

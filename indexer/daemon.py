@@ -337,8 +337,8 @@ class Indexer:
         except OSError as exc:
             st = None
             log.debug("cannot stat %s: %s", path, exc)
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            # a folder (or something else) now stands where a file was
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            # a folder now stands where a file was (a pipe or device: converting it gives an error record)
             self.queue.add(path, RESCAN, now=True)
             return PathUpdate(path, [], None)
         try:

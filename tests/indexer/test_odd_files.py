@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import bson
@@ -59,3 +61,64 @@ def test_a_nul_in_a_key_is_escaped_and_the_file_indexed(tmp_path: Path, store) -
     store.apply([_update(path)])
     assert store.count(parse("name=nul")) == 1
     assert store.file_states(str(tmp_path)) != {}  # recorded: not retried on every walk
+
+
+def _started(ix):
+    ix.start()
+    assert ix.wait_idle(5), ix.status()
+    return ix
+
+
+def test_symlinked_folders_moved_into_a_root_are_never_followed(make_indexer, fake_store, root: Path,
+                                                                 tmp_path: Path) -> None:
+    from idx_helpers import wait_until
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for i in range(5):
+        (elsewhere / f"out{i}.yaml").write_text(f"o: {i}\n")
+    (root / "mine.yaml").write_text("m: 1\n")
+    staging = tmp_path / "staging" / "proj"
+    staging.mkdir(parents=True)
+    (staging / "p.yaml").write_text("p: 1\n")
+    (staging / "outside").symlink_to(elsewhere, target_is_directory=True)
+    (staging / "loop").symlink_to(root, target_is_directory=True)
+    (staging / "linked.yaml").symlink_to(root / "mine.yaml")  # a symlinked file: indexed at its own path
+    _started(make_indexer(root, convert=convert_path))
+    os.rename(staging, root / "proj")
+    want = {str(root / "mine.yaml"), str(root / "proj" / "p.yaml"), str(root / "proj" / "linked.yaml")}
+    assert wait_until(lambda: set(fake_store.paths()) == want), fake_store.paths()
+    ix = make_indexer(root, convert=convert_path)  # a restart walks everything again: still nothing more
+    _started(ix)
+    time.sleep(0.3)
+    assert set(fake_store.paths()) == want
+
+
+def test_named_pipes_and_device_links_get_error_records(make_indexer, fake_store, root: Path) -> None:
+    from idx_helpers import wait_until
+
+    os.mkfifo(root / "pipe.yaml")
+    (root / "zero.yaml").symlink_to("/dev/zero")
+    (root / "ok.yaml").write_text("a: 1\n")
+    ix = _started(make_indexer(root, convert=convert_path))
+    assert wait_until(lambda: fake_store.kind(root / "pipe.yaml") == "error"
+                      and fake_store.kind(root / "zero.yaml") == "error"), fake_store.paths()
+    assert "named pipe" in fake_store.docs[str(root / "pipe.yaml")][0]["error"]
+    assert "character device" in fake_store.docs[str(root / "zero.yaml")][0]["error"]
+    assert fake_store.config(root / "ok.yaml") == {"a": 1}
+    assert wait_until(lambda: ix.status()["errors"] == 2)
+
+
+def test_the_one_shot_scan_records_a_named_pipe(tmp_path: Path) -> None:
+    from indexer.scan import scan
+
+    root = tmp_path / "r"
+    root.mkdir()
+    os.mkfifo(root / "pipe.json")
+    store = SQLiteStore(tmp_path / "index.db")
+    try:
+        scan(store, [str(root)])
+        [doc] = store.find(parse("kind=error"))
+        assert "named pipe" in doc["error"]
+    finally:
+        store.close()
