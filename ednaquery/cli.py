@@ -29,6 +29,7 @@ from ednaquery.errors import EdnaError, QuerySyntaxError, UsageError
 PLUGIN_GROUP = "ednaquery.commands"
 EXIT_FOUND, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
 _GREP_EXIT = "ednaquery.grep_exit"
+DEFAULT_QUERY_TIMEOUT = 60.0  # seconds a find/count may run from the command line (--timeout)
 
 log = logging.getLogger("ednaquery")
 
@@ -343,7 +344,22 @@ names such as val_loss; --min/--max force it) per value of --by KEY.
 Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
 
 
-@main.command(epilog=_FIND_EPILOG)
+def _timeout_option(fn: Any) -> Any:
+    return click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_QUERY_TIMEOUT, show_default=True,
+                        metavar="SECONDS", help="Stop the query after this long (exit status 2); 0: no limit.")(fn)
+
+
+def _open_for_query(app: App, timeout: float) -> Any:
+    store = app.open_store()
+    store.query_timeout = timeout or None
+    return store
+
+
+#: find/count: a first word like -lr or -1 is part of the query, not an unknown option
+_QUERY_WORDS = {"ignore_unknown_options": True}
+
+
+@main.command(epilog=_FIND_EPILOG, context_settings=_QUERY_WORDS)
 @click.argument("query", nargs=-1)
 @_format_option()
 @click.option("--sort", "sort", multiple=True, metavar="KEY", help="Sort by KEY; -KEY for descending (repeatable).")
@@ -357,11 +373,12 @@ Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
 @click.option("--min/--max", "minimize", default=None,
               help="For --best: lower (or higher) METRIC is better (default: lower for loss-like names).")
 @click.option("--as-written", is_flag=True, help="In json/yaml output, give each config as its file writes it.")
+@_timeout_option
 @pass_app
 @click.pass_context
 def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: tuple[str, ...],
          limit: int | None, kind: tuple[str, ...], all_versions: bool, no_aliases: bool, best: str | None,
-         by: str | None, minimize: bool | None, as_written: bool) -> None:
+         by: str | None, minimize: bool | None, as_written: bool, timeout: float) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
     ctx.meta[_GREP_EXIT] = True
     from ednaquery.output import Column, key_label, query_columns, render
@@ -375,7 +392,7 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
     if best and sort:
         raise UsageError("--sort cannot be combined with --best: results are ordered by the metric")
     sort_keys = [parse_sort(app, s, no_aliases) for s in sort]
-    store = app.open_store()
+    store = _open_for_query(app, timeout)
     if best:
         from ednaquery.results import best_per_group
 
@@ -406,22 +423,23 @@ Examples:
   ednaquery count kind=run status=completed
   ednaquery count 'lr<1e-3' --kind config
 \b
-Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""")
+Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""", context_settings=_QUERY_WORDS)
 @click.argument("query", nargs=-1)
 @click.option("--kind", multiple=True, type=click.Choice(["config", "run", "error"]),
               help="Only documents of this kind (repeatable; default config and run).")
 @click.option("--all-versions", is_flag=True, help="Include old versions and deleted files.")
 @click.option("--no-aliases", is_flag=True, help="Match keys exactly as typed.")
+@_timeout_option
 @pass_app
 @click.pass_context
 def count(ctx: click.Context, app: App, query: tuple[str, ...], kind: tuple[str, ...], all_versions: bool,
-          no_aliases: bool) -> None:
+          no_aliases: bool, timeout: float) -> None:
     """Print how many documents match QUERY."""
     ctx.meta[_GREP_EXIT] = True
     from ednaquery.store.base import FindOptions
 
     node = _parse_query(app, query, no_aliases)
-    n = app.open_store().count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
+    n = _open_for_query(app, timeout).count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
     click.echo(str(n))
     if n == 0:
         ctx.exit(EXIT_NOTHING)
