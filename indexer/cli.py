@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from ednaquery.errors import friendly_errors
+from ednaquery.oneline import OneLineGroup, debug_option
 from indexer import lifecycle
 from indexer._settings import IndexerSettings, resolve
 
@@ -269,7 +270,8 @@ def run(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exc
     raise click.exceptions.Exit(_serve(s, folder))
 
 
-@click.group("indexer")
+@click.group("indexer", cls=OneLineGroup)
+@debug_option
 def main() -> None:
     """The ednaquery indexer (also available as `ednaquery watch` and `ednaquery daemon`)."""
 

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from ednaquery.errors import friendly_errors
+from ednaquery.oneline import OneLineGroup, debug_option
 
 
 def _console(stderr: bool = False) -> Any:
@@ -64,7 +65,8 @@ def load_with_overrides(path: Path, overrides: tuple[str, ...]) -> tuple[dict, A
     return raw, load_config(raw)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@debug_option
 def main() -> None:
     """Train timm image classifiers from ednaquery configs."""
 
