@@ -40,7 +40,7 @@ from ednaquery.store.base import FileState, PathUpdate, Store
 from indexer.monitor import Monitor
 from indexer.patterns import PathFilter, rel_parts
 from indexer.queue import CONVERT, DEPENDANT, GONE, RESCAN, AddQueue
-from indexer.walk import file_state, walk
+from indexer.walk import file_state, unreadable_update, walk
 
 log = logging.getLogger("indexer")
 
@@ -472,6 +472,9 @@ class Indexer:
                 log.warning("cannot read folder %s: %s; its indexed files are kept as they are", folder, why)
         stored = store.file_states(top)
         self._store_up()
+        records = [unreadable_update(f, why) for f, why in result.unreadable.items() if f not in stored]
+        if records:  # `ednaquery errors` lists them; the warning above is in the log only
+            self._apply(store, records)
         changed = gone = 0
         for path, st in result.files.items():
             if stored.get(path) != st:
@@ -479,7 +482,7 @@ class Indexer:
                 changed += 1
         skip = [f + os.sep for f in result.unreadable]
         for path in stored:
-            if path in result.files or rel_parts(top, path) is None:
+            if path in result.files or path in result.unreadable or rel_parts(top, path) is None:
                 continue
             if skip and path.startswith(tuple(skip)):
                 continue

@@ -18,7 +18,8 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ednaquery.store.base import FileState
+from ednaquery.documents import make_error_document
+from ednaquery.store.base import FileState, PathUpdate
 from indexer.patterns import PathFilter, rel_parts
 
 
@@ -33,6 +34,21 @@ class WalkResult:
 
 def file_state(st: os.stat_result) -> FileState:
     return FileState(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
+def unreadable_update(folder: str, why: str) -> PathUpdate:
+    """An error record at a folder the walk cannot list, so that ``ednaquery errors`` shows it.
+
+    The record goes when a later walk can list the folder (its path is then not a file found).
+    """
+    try:
+        st = os.lstat(folder)
+        state, mtime = file_state(st), st.st_mtime
+    except OSError:
+        state, mtime = FileState(0, 0, 0), None
+    doc = make_error_document(folder, f"cannot list this folder ({why}); the files in it are not indexed "
+                                      "until it can be read", format="folder", mtime=mtime)
+    return PathUpdate(folder, [doc], state)
 
 
 def walk(top: str, pfilter: PathFilter, *, root: str | None = None,

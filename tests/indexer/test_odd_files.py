@@ -141,3 +141,56 @@ def test_a_file_with_too_many_values_is_an_error_record_before_it_is_parsed(tmp_
     assert doc["kind"] == "error"
     assert "values, over the" in doc["error"] and "alias bomb" not in doc["error"]
     assert grown_mb < 100, f"peak RSS grew by {grown_mb:.0f} MB"  # parsed, these took 100-300 MB
+
+
+def _unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(folder):
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_folder_unlistable_from_the_start_is_an_error_record_until_it_can_be_read(
+        make_indexer, fake_store, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from idx_helpers import wait_until
+
+    locked = root / "locked"
+    locked.mkdir()
+    (locked / "a.yaml").write_text("a: 1\n")
+    (root / "ok.yaml").write_text("ok: 1\n")
+    _unlistable(monkeypatch, locked)
+    ix = _started(make_indexer(root, convert=convert_path))
+    assert wait_until(lambda: fake_store.kind(locked) == "error"), fake_store.paths()
+    assert "cannot list this folder (Permission denied)" in fake_store.docs[str(locked)][0]["error"]
+    assert fake_store.config(root / "ok.yaml") == {"ok": 1}
+    ix.request_reconcile()  # a second walk keeps the record (it is not rewritten, nor dropped)
+    time.sleep(0.5)
+    assert fake_store.kind(locked) == "error"
+    monkeypatch.undo()
+    ix.request_reconcile()
+    assert wait_until(lambda: fake_store.config(locked / "a.yaml") == {"a": 1} and fake_store.kind(locked) is None)
+
+
+def test_the_one_shot_scan_records_an_unlistable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ednaquery.results import problems
+    from indexer.scan import scan
+
+    root = tmp_path / "r"
+    (root / "locked").mkdir(parents=True)
+    (root / "locked" / "a.yaml").write_text("a: 1\n")
+    store = SQLiteStore(tmp_path / "index.db")
+    try:
+        with monkeypatch.context() as m:
+            _unlistable(m, root / "locked")
+            report = scan(store, [str(root)])
+        assert str(root / "locked") in report.unreadable
+        assert [p["path"] for p in problems(store, warnings=False)] == [str(root / "locked")]
+        scan(store, [str(root)])  # readable again: the record goes, the file is indexed
+        assert [p["path"] for p in problems(store, warnings=False)] == []
+        assert store.count(parse("a=1")) == 1
+    finally:
+        store.close()
