@@ -43,6 +43,8 @@ from indexer.queue import CONVERT, DEPENDANT, GONE, RESCAN, AddQueue
 from indexer.walk import file_state, unreadable_update, walk
 
 log = logging.getLogger("indexer")
+#: bytes of files converted before what they gave is written: bounds the documents held in memory at once
+IN_FLIGHT_BYTES = 8_000_000
 
 Converter = Callable[..., list[dict]]
 
@@ -299,10 +301,12 @@ class Indexer:
 
     # -- converting and writing ---------------------------------------------------------
     def _process(self, batch: list[tuple[str, int]]) -> None:
-        """Convert a batch (in this thread) and write it with one store.apply."""
+        """Convert a batch (in this thread) and write it with one store.apply, or one per
+        :data:`IN_FLIGHT_BYTES` of files converted (the documents of big files wait in memory)."""
         updates: list[PathUpdate] = []
         follow: list[str] = []
-        for path, op in batch:
+        size = 0
+        for i, (path, op) in enumerate(batch):
             if op == RESCAN:
                 self._held_rescans.append(path)
                 continue
@@ -312,6 +316,17 @@ class Indexer:
             updates.append(upd)
             if op != DEPENDANT:
                 follow.append(path)
+            size += upd.state.size if upd.state is not None else 0
+            if size >= IN_FLIGHT_BYTES and i + 1 < len(batch):
+                self._held.extend(updates)
+                self._held_follow.extend(follow)
+                updates, follow, size = [], [], 0
+                try:
+                    self._write_held()
+                except StoreUnavailable:
+                    for rest_path, rest_op in batch[i + 1:]:  # not converted yet: back in the queue
+                        self.queue.add(rest_path, rest_op, now=True)
+                    raise
         self._held.extend(updates)
         self._held_follow.extend(follow)
         self._write_held()

@@ -194,3 +194,20 @@ def test_the_one_shot_scan_records_an_unlistable_folder(tmp_path: Path, monkeypa
         assert store.count(parse("a=1")) == 1
     finally:
         store.close()
+
+
+def test_big_files_dropped_at_once_are_written_a_few_megabytes_at_a_time(make_indexer, fake_store, root: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from idx_helpers import wait_until
+
+    from indexer import daemon
+
+    monkeypatch.setattr(daemon, "IN_FLIGHT_BYTES", 2_500_000)
+    ix = make_indexer(root)
+    _started(ix)
+    for i in range(10):
+        tmp = root.parent / f".big{i}"
+        tmp.write_text(f"i: {i}\nblob: {'x' * 1_000_000}\n")
+        os.replace(tmp, root / f"big{i}.yaml")
+    assert wait_until(lambda: len(fake_store.paths()) == 10, 20)
+    assert max(fake_store.batches) <= 3, fake_store.batches  # never ten 1 MB files' documents at once
