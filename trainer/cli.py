@@ -21,6 +21,7 @@ import click
 
 from ednaquery.errors import friendly_errors
 from ednaquery.oneline import OneLineGroup, debug_option
+from ednaquery.terminal import printable
 
 
 def _console(stderr: bool = False) -> Any:
@@ -102,7 +103,7 @@ def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume
         sys.exit(result.exit_code or 1)
     acc = result.metrics.get("val_acc", {})
     shown = f" val_acc last {acc['last']:.4f} best {acc['best']:.4f}" if acc else ""
-    out.print(f"run {result.run_id} {result.status}{shown} -> {result.run_dir}")
+    out.print(printable(f"run {result.run_id} {result.status}{shown} -> {result.run_dir}"), markup=False)
     if result.status != "completed":
         sys.exit(result.exit_code or 1)
 
