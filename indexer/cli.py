@@ -19,6 +19,7 @@ import click
 
 from ednaquery.errors import friendly_errors
 from ednaquery.oneline import OneLineGroup, debug_option
+from ednaquery.terminal import printable
 from indexer import lifecycle
 from indexer._settings import IndexerSettings, resolve
 
@@ -82,11 +83,19 @@ def _make_indexer(s: IndexerSettings) -> Any:
                    debounce=s.debounce, reconcile_every=s.reconcile_every or None, max_bytes=s.max_file_bytes)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped: paths in them come from anyone who can write a file."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def _setup_logging(verbose: bool, *, dated: bool) -> None:
     fmt = "%(asctime)s %(levelname)s %(message)s" if dated else "%(asctime)s %(message)s"
     datefmt = "%Y-%m-%d %H:%M:%S" if dated else "%H:%M:%S"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt, datefmt))
+    handler.setFormatter(_PrintableFormatter(fmt, datefmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -232,8 +241,6 @@ def daemon_status(as_json: bool) -> None:
     """
     from rich.console import Console
     from rich.text import Text
-
-    from ednaquery.terminal import printable
 
     running = [d for d in lifecycle.list_daemons() if d.running]
     if as_json:

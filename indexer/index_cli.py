@@ -7,6 +7,7 @@ import time
 import click
 
 from ednaquery.errors import EdnaError
+from ednaquery.terminal import printable
 
 
 @click.command("index", epilog="Example: ednaquery index ~/experiments configs/")
@@ -47,6 +48,6 @@ def index(ctx: click.Context, paths: tuple[str, ...], force: bool, workers: int 
     click.echo(f"indexed {report.converted} file(s) ({report.unchanged} unchanged, {report.errors} error record(s), "
                f"{report.removed} gone) in {secs:.1f}s, {rate:,.0f} files/s", err=True)
     for folder, why in report.unreadable.items():
-        click.echo(f"warning: cannot read {folder}: {why}", err=True)
-    if report.errors:
+        click.echo(printable(f"warning: cannot read {folder}: {why}"), err=True)
+    if report.errors or report.unreadable:
         click.echo("see `ednaquery errors` for the files that could not be indexed", err=True)

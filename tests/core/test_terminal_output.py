@@ -92,3 +92,20 @@ def test_machine_formats_keep_the_exact_characters(world: dict) -> None:
     rows = list(csv.reader(io.StringIO(run(world, "find", "model", "--format", "csv"))))
     assert {r[4] for r in rows[1:]} == names
     assert any(("run" + CLEAR) in r[2] for r in rows[1:])
+
+
+def test_indexer_log_lines_escape_control_characters(capsys: pytest.CaptureFixture) -> None:
+    import logging
+
+    from indexer.cli import _setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        _setup_logging(False, dated=True)
+        logging.getLogger("indexer").warning("cannot index %s: %s", "/x/" + TITLE + ".yaml", "bad" + CLEAR)
+    finally:
+        root.handlers[:], root.level = saved
+    err = capsys.readouterr().err
+    assert_clean(err)
+    assert "/x/\\x1b]0;pwned\\x07.yaml: bad\\x1b[2J" in err
