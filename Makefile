@@ -1,6 +1,6 @@
 # ednaquery: two commands from a fresh clone.
 #   make demo   set up .venv, index examples/, run example queries, train one tiny config, find the run
-#   make test   set up .venv and run the whole test suite
+#   make test   set up .venv, lint with ruff and run the whole test suite
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -39,6 +39,7 @@ demo: $(STAMP)
 	$(EQ) find kind=run 'val_acc>0.5' --sort=-val_acc
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a script from a checkout: find the repo's packages without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ednaquery.errors import EdnaError
 from ednaquery.query.parser import parse

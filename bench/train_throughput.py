@@ -1,6 +1,6 @@
 """Training throughput: the trainer engine against hand-written PyTorch loops.
 
-Prints images/s of ``trainer.runner.run_training`` and of a plain PyTorch loop over the
+Prints images/s of ``trainer.engine.runner.run_training`` and of a plain PyTorch loop over the
 same model, data (the trainer's own digits tensors), batch size and optimizer, as a
 ratio (target >= 0.95x). On a GPU it also runs a hand-tuned loop (bf16 autocast,
 channels-last, pinned memory, loader workers, uint8 batches normalised on the GPU,
@@ -45,8 +45,8 @@ def trainer_config(args: argparse.Namespace, device: str) -> dict:
 
 def load_tensors(args: argparse.Namespace, device: str) -> tuple[torch.Tensor, torch.Tensor, int, tuple]:
     """The trainer's own training images (uint8), labels, class count and normalisation."""
-    from trainer.config import load_config
-    from trainer.data import build_data, normalization
+    from trainer.engine.config import load_config
+    from trainer.engine.data import build_data, normalization
 
     cfg = load_config(trainer_config(args, device))
     data = build_data(cfg, device_type="cpu")
@@ -146,8 +146,8 @@ def tuned_loop(args: argparse.Namespace, x8: torch.Tensor, y: torch.Tensor, num_
 
 def trainer_run(args: argparse.Namespace, device: str) -> tuple[float, float, float]:
     """Second-epoch images/s (epoch wall clock, median step) and data-wait fraction of the trainer."""
-    from trainer.runner import run_training
-    from trainer.runs import read_metrics
+    from trainer.engine.runner import run_training
+    from trainer.engine.runs import read_metrics
 
     stamps: dict[int, float] = {}
 

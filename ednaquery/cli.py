@@ -7,103 +7,38 @@ never breaks ``find``. Plug-in commands get the :class:`App` as ``ctx.obj`` (set
 the store, opened on demand); use :data:`pass_app`.
 
 Errors are one line on stderr (``error: ...``; a query syntax error shows the query with a
-caret under the bad token) and never a traceback unless ``--debug``. Exit status: ``find``
-and ``count`` behave like grep (0 found, 1 nothing found, 2 error); other commands exit
-with the error's ``exit_code`` (2 for usage errors). This module imports only click and
-the light core at import time: rich, the stores and pymongo load when a command needs
-them, and torch never.
+caret under the bad token) and never a traceback unless ``--debug``; exit status follows
+the contract in :mod:`ednaquery.clikit` (0 found, 1 nothing found, 2 usage error, bad input
+or store unreachable). This module imports only click and the light core at import time:
+rich, the stores and pymongo load when a command needs them, and torch never.
 """
 from __future__ import annotations
 
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from ednaquery.clikit import (
+    EXIT_DIFFERENT,
+    EXIT_NOTHING,
+    App,
+    AppGroup,
+    exit_like_grep,
+    pass_app,
+    store_option,
+)
 from ednaquery.errors import EdnaError, QuerySyntaxError, UsageError
 
+__all__ = ["PLUGIN_GROUP", "App", "main", "pass_app"]
+
 PLUGIN_GROUP = "ednaquery.commands"
-EXIT_FOUND, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
-_GREP_EXIT = "ednaquery.grep_exit"
 DEFAULT_QUERY_TIMEOUT = 60.0  # seconds a find/count may run from the command line (--timeout)
 
 log = logging.getLogger("ednaquery")
-
-
-# ---------------------------------------------------------------- application state
-
-
-class App:
-    """What every command needs: settings (loaded on first use) and the store (opened on first use)."""
-
-    def __init__(self, store: str | None = None, config: str | None = None, debug: bool = False) -> None:
-        self.store_flag = store
-        self.config_flag = config
-        self.debug = debug
-        self._settings: Any = None
-        self._store: Any = None
-
-    @property
-    def settings(self) -> Any:
-        """The :class:`ednaquery.settings.Settings` in force (flags > env > config file > defaults)."""
-        if self._settings is None:
-            self._settings = self.load_settings()
-        return self._settings
-
-    def load_settings(self, **flags: Any) -> Any:
-        """Settings with extra command flags on top (plug-ins pass their own, e.g. ``roots=...``)."""
-        from ednaquery.settings import load_settings
-
-        return load_settings(self.config_flag, store=self.store_flag, **flags)
-
-    def open_store(self, *, create: bool = False) -> Any:
-        """The store the settings name (short server-selection timeout for MongoDB)."""
-        if self._store is None:
-            from ednaquery.store import open_store
-
-            s = self.settings
-            self._store = open_store(s.store, timeout_ms=s.store_timeout_ms, create=create)
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            try:
-                self._store.close()
-            finally:
-                self._store = None
-
-    def redact(self, text: str) -> str:
-        """``text`` with the store URI's password (if any) replaced by ``***``."""
-        uris = [self.store_flag, os.environ.get("EDNAQUERY_STORE")]
-        if self._settings is not None:
-            uris.append(self._settings.store)
-        for uri in uris:
-            for secret in _passwords(uri):
-                text = text.replace(secret, "***")
-        return text
-
-
-def _passwords(uri: str | None) -> list[str]:
-    """The password of a URI, as written and percent-decoded (empty list if none)."""
-    if not uri or "://" not in uri:
-        return []
-    netloc = uri.split("://", 1)[1].split("/", 1)[0]
-    if "@" not in netloc:
-        return []
-    userinfo = netloc.rsplit("@", 1)[0]
-    if ":" not in userinfo:
-        return []
-    from urllib.parse import unquote
-
-    secret = userinfo.split(":", 1)[1]
-    return [s for s in dict.fromkeys((secret, unquote(secret))) if s]
-
-
-pass_app = click.make_pass_decorator(App, ensure=True)
 
 
 # ---------------------------------------------------------------- the group
@@ -131,27 +66,8 @@ def _broken_command(name: str, target: str, exc: BaseException) -> click.Command
                          context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
-def _emit_error(exc: BaseException, app: App | None, grep_exit: bool) -> int:
-    """Print one error (caret display for query errors) and return the exit status."""
-    redact = app.redact if app is not None else (lambda t: t)
-    if isinstance(exc, QuerySyntaxError) and exc.query:
-        lines = exc.render().split("\n")
-        lines[-1] = "error: " + lines[-1]
-        click.echo(redact("\n".join(lines)), err=True)
-    elif isinstance(exc, EdnaError):
-        click.echo("error: " + redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), err=True)
-    else:
-        first = (str(exc).splitlines() or [""])[0]
-        source = type(exc).__module__.split(".")[0]
-        what = "the MongoDB server" if source in ("pymongo", "bson") else "an internal error"
-        click.echo(redact(f"error: {what}: {type(exc).__name__}: {first} (run with --debug for details)"),
-                   err=True)
-    code = exc.exit_code if isinstance(exc, EdnaError) else 1
-    return EXIT_ERROR if grep_exit else code
-
-
-class EdnaGroup(click.Group):
-    """A click group that loads plug-in commands lazily and turns errors into one line."""
+class EdnaGroup(AppGroup):
+    """The ``ednaquery`` group: an :class:`AppGroup` that also loads plug-in commands lazily."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         builtin = super().list_commands(ctx)
@@ -174,48 +90,13 @@ class EdnaGroup(click.Group):
             return _broken_command(cmd_name, ep.value, TypeError(f"{ep.value} is not a click command"))
         return obj
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            raise click.exceptions.Exit(130) from None
-        except BrokenPipeError:
-            _silence_stdout()
-            raise click.exceptions.Exit(141) from None
-        except Exception as exc:  # noqa: BLE001 -- every error becomes one line (a traceback with --debug)
-            app = ctx.obj if isinstance(ctx.obj, App) else None
-            if app is not None and app.debug:
-                traceback.print_exc()
-            code = _emit_error(exc, app, bool(ctx.meta.get(_GREP_EXIT)))
-            raise click.exceptions.Exit(code) from None
-        finally:
-            if isinstance(ctx.obj, App):
-                try:
-                    ctx.obj.close()
-                except Exception:
-                    log.debug("closing the store failed", exc_info=True)
-
-
-def _silence_stdout() -> None:
-    """After a closed pipe (``ednaquery find | head``), stop Python complaining at exit."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
-
 
 @click.group(cls=EdnaGroup, epilog="""\b
 Examples:
   ednaquery init && ednaquery index examples/
   ednaquery find 'lr<1e-3' model=vit --sort=-lr
   ednaquery --store mongodb://host/db count kind=run""")
-@click.option("--store", metavar="URI", default=None,
-              help="Store: mongodb://..., sqlite:///abs/path/index.db or a file path "
-                   "(env EDNAQUERY_STORE; default: the nearest .ednaquery/index.db).")
+@store_option()
 @click.option("--config", "config", metavar="PATH", default=None,
               help="Config file to read (env EDNAQUERY_CONFIG; default: the nearest .ednaquery/config.toml, "
                    "else ~/.config/ednaquery/config.toml).")
@@ -259,28 +140,23 @@ def _out() -> Any:
 
 
 def _parse_query(app: App, query: Sequence[str], no_aliases: bool) -> Any:
-    from ednaquery.query.aliases import expand_aliases
-    from ednaquery.query.parser import parse
+    from ednaquery.query import compile_query
 
-    node = parse(list(query))
-    return expand_aliases(node, app.settings.alias_groups(), enabled=not no_aliases)
+    return compile_query(list(query), app.settings.alias_groups(), use_aliases=not no_aliases)
 
 
 def parse_key_arg(app: App, text: str, what: str, no_aliases: bool = False) -> Any:
     """A single key given to an option (``--sort``, ``--best``, ``--by``) as a :class:`KeySpec`."""
+    from ednaquery.query import parse_key
     from ednaquery.query.aliases import expand_key
-    from ednaquery.query.ast import Exists
-    from ednaquery.query.parser import parse
 
     try:
-        node = parse(text)
+        key = parse_key(text)
     except QuerySyntaxError:
-        node = None
-    if not isinstance(node, Exists):
-        raise UsageError(f"{what} takes one key, like val_acc or optimizer.lr (got {text!r})")
+        raise UsageError(f"{what} takes one key, like val_acc or optimizer.lr (got {text!r})") from None
     if no_aliases:
-        return node.key
-    return expand_key(node.key, app.settings.alias_groups())
+        return key
+    return expand_key(key, app.settings.alias_groups())
 
 
 def parse_sort(app: App, text: str, no_aliases: bool = False) -> Any:
@@ -380,7 +256,7 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
          limit: int | None, kind: tuple[str, ...], all_versions: bool, no_aliases: bool, best: str | None,
          by: str | None, minimize: bool | None, as_written: bool, timeout: float) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
-    ctx.meta[_GREP_EXIT] = True
+    exit_like_grep(ctx)
     from ednaquery.output import Column, key_label, query_columns, render
     from ednaquery.store.base import FindOptions
 
@@ -435,7 +311,7 @@ Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""", contex
 def count(ctx: click.Context, app: App, query: tuple[str, ...], kind: tuple[str, ...], all_versions: bool,
           no_aliases: bool, timeout: float) -> None:
     """Print how many documents match QUERY."""
-    ctx.meta[_GREP_EXIT] = True
+    exit_like_grep(ctx)
     from ednaquery.store.base import FindOptions
 
     node = _parse_query(app, query, no_aliases)
@@ -509,15 +385,17 @@ def show(app: App, doc_id: str, as_json: bool, as_written: bool) -> None:
 @main.command(epilog="""\b
 Examples:
   ednaquery diff 3fa9c2d1 77b0e4aa
-  ednaquery diff 3fa9c2d1 77b0e4aa --json""")
+  ednaquery diff 3fa9c2d1 77b0e4aa --json
+\b
+Exit status: 0 no differences, 1 differences, 2 error (like diff).""")
 @click.argument("old_id", metavar="ID")
 @click.argument("new_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print [{key, old, new}] as JSON.")
 @click.option("--as-written", is_flag=True, help="Compare the configs as their files write them.")
 @pass_app
 def diff(app: App, old_id: str, new_id: str, as_json: bool, as_written: bool) -> None:
-    """Show the keys whose values differ between two configs or runs."""
-    from ednaquery.output import dumps_json, id_prefixes, scalar_text
+    """Show the keys whose values differ between two configs or runs (exit 1 when some do, like diff)."""
+    from ednaquery.output import dumps_json
     from ednaquery.results import MISSING, diff_documents
 
     store = app.open_store()
@@ -526,13 +404,21 @@ def diff(app: App, old_id: str, new_id: str, as_json: bool, as_written: bool) ->
     if as_json:
         click.echo(dumps_json([{"key": k, **({"old": va} if va is not MISSING else {}),
                                 **({"new": vb} if vb is not MISSING else {})} for k, va, vb in rows]))
-        return
-    if not rows:
+    elif not rows:
         click.echo(f"no differences between {a['_id'][:12]} and {b['_id'][:12]}")
-        return
+    else:
+        _diff_table(a, b, rows)
+    if rows:
+        raise click.exceptions.Exit(EXIT_DIFFERENT)
+
+
+def _diff_table(a: dict, b: dict, rows: list) -> None:
+    """The differing keys as a table: key, old value, new value (absent ones dimmed)."""
     from rich.table import Table
     from rich.text import Text
 
+    from ednaquery.output import dumps_json, id_prefixes, scalar_text
+    from ednaquery.results import MISSING
     from ednaquery.terminal import printable
 
     names = id_prefixes([a["_id"], b["_id"]])
@@ -591,10 +477,12 @@ def keys(app: App, pattern: str | None, limit: int | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(dumps_json([{"key": ".".join(s.path), "count": s.count, "types": s.types,
                                 "examples": s.examples} for s in stats]))
+        if not stats:
+            raise click.exceptions.Exit(EXIT_NOTHING)
         return
     if not stats:
         click.echo("no keys" + (f" match {pattern!r}" if pattern else " (nothing indexed yet)"), err=True)
-        return
+        raise click.exceptions.Exit(EXIT_NOTHING)
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -656,10 +544,12 @@ def errors(app: App, warnings: bool, fmt: str) -> None:
     items = problems(app.open_store(), warnings=warnings)
     if fmt == "json":
         click.echo(dumps_json(items))
+        if not items:
+            raise click.exceptions.Exit(EXIT_NOTHING)
         return
     if not items:
         click.echo("no errors" + (" or warnings" if warnings else ""), err=True)
-        return
+        raise click.exceptions.Exit(EXIT_NOTHING)
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -756,23 +646,6 @@ CONFIG_TEMPLATE = """\
 _GITIGNORE = "# the index and the daemon's state are local; config.toml may be committed\nindex.db*\n*.log\n*.pid\n"
 
 
-def _write_atomic(path: str, text: str) -> None:
-    import tempfile
-
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @main.command(epilog="""\b
 Examples:
   cd ~/experiments && ednaquery init && ednaquery index .""")
@@ -783,6 +656,7 @@ def init(app: App) -> None:
     Commands run in this folder or below it then use this index, like git finds .git.
     Running it again keeps what is there.
     """
+    from ednaquery.fsutil import write_atomic
     from ednaquery.settings import CONFIG_DIR_NAME, CONFIG_FILE_NAME
     from ednaquery.store.sqlite import SQLiteStore
 
@@ -800,7 +674,7 @@ def init(app: App) -> None:
     for name, text in ((CONFIG_FILE_NAME, CONFIG_TEMPLATE), (".gitignore", _GITIGNORE)):
         target = os.path.join(folder, name)
         if not os.path.exists(target):
-            _write_atomic(target, text)
+            write_atomic(target, text, mode=0o600)
             made.append(name)
     if existed and not made:
         click.echo(f"{folder} is already initialised; nothing changed")
@@ -809,7 +683,7 @@ def init(app: App) -> None:
         click.echo("next: ednaquery index <folder>   then   ednaquery find <query>")
     s = app.settings
     if s.store and s.source("store") != "default":
-        from ednaquery.store import mask_uri
+        from ednaquery.masking import mask_uri
 
         click.echo(f"note: the store in force is {mask_uri(s.store)} (from {s.source('store')}), "
                    "not this folder's index.db", err=True)

@@ -1,7 +1,9 @@
 """Parsed config -> document: ids, key escaping, and the flattened, typed leaves queries match.
 
 Everything here is a pure function of its inputs (bar ``indexed_at`` and run ids), so the
-indexer, the trainer and the CLI produce the same document for the same content.
+indexer, the trainer and the CLI produce the same document for the same content. (Leaves and
+section views may be shared objects from the bounded caches of :mod:`ednaquery.view_cache`:
+the values a fresh call makes, made once.)
 
 A leaf is one scalar of the config: its path (key segments from the root, list indices
 dropped), its type, and precomputed views that make every query term one index lookup:
@@ -23,11 +25,11 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ednaquery.keys import RESERVED_PREFIX, path_match_keys
-from ednaquery.yaml_fast import SHARED
+from ednaquery.view_cache import BoundedDict, SharedLeaves, has_shared_section, views_by_section
 
 PATH_SEP = "\x1f"  # joins a leaf's segments into one string (cannot occur in real keys)
 MAX_LIST_ITEMS = 1000  # longer lists are indexed by their first items only (with a warning)
@@ -171,42 +173,13 @@ def make_leaf(path: tuple[str, ...], value: Any) -> dict:
     return _new_leaf(PATH_SEP.join(path), value)
 
 
-_STR_VIEWS: dict[str, tuple[str, str, float | None]] = {}  # string value -> (s, w, n), values repeat a lot
-_LEAVES: dict[tuple, dict] = {}  # (p, type, value) -> leaf, see _leaf
-_LEAF_CACHE_SIZE = 20000
-
-
-def _leaf(p: str, value: Any) -> dict:
-    """:func:`make_leaf` for a joined path string, for config values: the leaves of one path and
-    value are one shared object (never changed), since the configs of a sweep repeat most of
-    them; one object costs less to make, to send to the writing process, and to write."""
-    t = type(value)
-    if t is str:
-        if len(value) > 200:
-            return _new_leaf(p, value)
-    elif t is float:
-        if math.isnan(value) or value == 0:  # NaN: never equal to a key; -0.0 == 0.0 would share one
-            return _new_leaf(p, value)
-    elif not (t is int or t is bool or value is None):
-        return _new_leaf(p, value)
-    key = (p, t, value)
-    leaf = _LEAVES.get(key)
-    if leaf is None:
-        if len(_LEAVES) >= _LEAF_CACHE_SIZE:
-            _LEAVES.clear()
-        leaf = _LEAVES[key] = _new_leaf(p, value)
-    return leaf
-
-
 def _new_leaf(p: str, value: Any) -> dict:
     t = type(value)
     if t is str:
         views = _STR_VIEWS.get(value)
         if views is None:
-            views = (value.lower(), " " + " ".join(value_tokens(value)) + " ", number_view(value))
-            if len(_STR_VIEWS) > 20000:
-                _STR_VIEWS.clear()
-            _STR_VIEWS[value] = views
+            views = _STR_VIEWS.put(value, (value.lower(), " " + " ".join(value_tokens(value)) + " ",
+                                           number_view(value)))
         leaf: dict[str, Any] = {"p": p, "t": "str", "s": views[0], "w": views[1]}
         if views[2] is not None:
             leaf["n"] = views[2]
@@ -239,6 +212,11 @@ def _new_leaf(p: str, value: Any) -> dict:
         if n is not None:
             leaf["n"] = n
     return leaf
+
+
+_STR_VIEWS: BoundedDict = BoundedDict(20000)  # string value -> (s, w, n), values repeat a lot
+#: :func:`make_leaf` for a joined path string, for config values: one shared leaf per path and value
+_leaf = SharedLeaves(_new_leaf).get
 
 
 def flatten_pairs(config: Any, prefix: tuple[str, ...] = (),
@@ -328,19 +306,6 @@ def leaf_path(leaf: dict) -> tuple[str, ...]:
     return tuple(leaf["p"].split(PATH_SEP))
 
 
-def leaf_value(leaf: dict) -> Any:
-    """A leaf's value as shown to users (strings lower-cased; use the config for the original)."""
-    t = leaf["t"]
-    if t == "num":
-        n = leaf.get("n")
-        return int(n) if n is not None and n.is_integer() and abs(n) < 2**53 else n
-    if t == "str":
-        return leaf["s"]
-    if t == "bool":
-        return leaf["b"]
-    return None
-
-
 def leaf_keys(leaf: dict) -> list[str]:
     """The single-segment key terms that match this leaf (every token-suffix of every segment)."""
     return path_match_keys(leaf_path(leaf))
@@ -355,7 +320,7 @@ def _reserved_pairs(doc: dict, skip: Collection[str] = ()) -> list[tuple[dict, A
 
 
 def reserved_leaves(doc: dict, skip: Collection[str] = ()) -> list[dict]:
-    """Leaves for the reserved fields QUERY.md makes always available (id, kind, path, ...).
+    """Leaves for the reserved fields docs/query.md makes always available (id, kind, path, ...).
 
     Stores call this whenever they (re)write a document, since paths change as files move;
     ``skip`` names fields a store answers otherwise (``{"id", "path"}``), not made at all.
@@ -554,6 +519,13 @@ class _NotPlain(Exception):
     """A value :func:`_config_views` leaves to the separate functions (tuples, non-str keys, other types)."""
 
 
+def _plain_key(key: Any) -> str:
+    """A top-level key escaped, for :func:`ednaquery.view_cache.views_by_section`; only string keys are plain."""
+    if type(key) is not str:
+        raise _NotPlain
+    return escape_key(key)
+
+
 def _canonical_float(value: float) -> Any:
     if not math.isfinite(value) or (value.is_integer() and abs(value) < 2**53):
         return _canonical(value)
@@ -640,8 +612,9 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
         return (value if t is not int or INT64_MIN <= value <= INT64_MAX else str(value)), c
 
     try:
-        if type(config) is dict and SHARED and any(SHARED.get(id(v)) is v for v in config.values()):
-            views = _views_by_section(config, walk, leaves, warns)
+        if type(config) is dict and has_shared_section(config):
+            views = views_by_section(config, walk, leaves, warns, escape=_plain_key,
+                                     encode=_CANONICAL_JSON.encode, max_leaves=MAX_LEAVES)
             if views is not None:
                 return views
             leaves.clear()
@@ -652,46 +625,6 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
     if len(leaves) >= MAX_LEAVES:
         warns.append(f"more than {MAX_LEAVES} values; the rest are not indexed")
     return escaped, leaves, _CANONICAL_JSON.encode(canonical), warns
-
-
-#: (key, id(section)) -> (section, escaped, canonical JSON, leaves, warnings), for top-level sections
-#: that load_simple(shared=True) hands out to many configs (see _views_by_section)
-_SECTIONS: dict[tuple[str, int], tuple] = {}
-_SECTIONS_MAX = 4000
-
-
-def _views_by_section(config: dict, walk: Callable, leaves: list[dict], warns: list[str]) -> tuple | None:
-    """:func:`_config_views` of a top-level mapping, section by section: a section that is a block
-    shared by the YAML reader (the configs of a sweep repeat most of theirs) has its escaped copy,
-    leaves and canonical text made once. None where the leaf limit is near (the caller walks it all)."""
-    out: dict[str, Any] = {}
-    texts: list[tuple[str, str]] = []
-    canonical = _CANONICAL_JSON.encode
-    for k, v in config.items():
-        if type(k) is not str:
-            raise _NotPlain
-        ek = escape_key(k)
-        shared = SHARED.get(id(v)) is v
-        entry = _SECTIONS.get((k, id(v))) if shared else None
-        if entry is not None and entry[0] is v:
-            out[ek] = entry[1]
-            texts.append((k, entry[2]))
-            leaves += entry[3]
-            warns += entry[4]
-        else:
-            n0, w0 = len(leaves), len(warns)
-            out[ek], c = walk(v, k, True)
-            text = canonical(c)
-            texts.append((k, text))
-            if shared and len(leaves) < MAX_LEAVES:  # (at the limit its leaves were cut short)
-                if len(_SECTIONS) >= _SECTIONS_MAX:
-                    _SECTIONS.clear()
-                _SECTIONS[(k, id(v))] = (v, out[ek], text, leaves[n0:], warns[w0:])
-        if len(leaves) >= MAX_LEAVES:
-            return None
-    texts.sort()
-    encode = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) does to keys
-    return out, leaves, "{" + ",".join(encode(k) + ":" + text for k, text in texts) + "}", warns
 
 
 def make_run_document(run_id: str, *, config: dict, config_id: str | None, path: str, status: str,
@@ -742,9 +675,3 @@ def original_config(doc: dict, as_written: bool = False) -> Any:
     if as_written and "as_written" in doc:
         return unescape_keys(doc["as_written"])
     return unescape_keys(doc.get("config", {}))
-
-
-def all_leaves(doc: dict) -> Iterable[dict]:
-    """Config leaves plus reserved-field leaves."""
-    yield from doc.get("leaves", [])
-    yield from reserved_leaves(doc)

@@ -1,7 +1,8 @@
 """Exceptions with one-line messages: what went wrong and what to do.
 
-The CLI prints ``str(exc)`` on one line and exits with ``exit_code``; library users
-catch :class:`EdnaError` to handle everything ednaquery raises on purpose.
+The CLI prints ``str(exc)`` on one line and exits with ``exit_code`` (the contract is in
+:mod:`ednaquery.clikit`); library users catch :class:`EdnaError` to handle everything
+ednaquery raises on purpose.
 """
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ class QueryTimeout(EdnaError):
 
 
 class StoreUnavailable(EdnaError):
-    """The store cannot be reached (MongoDB down, database file not writable...)."""
+    """The store cannot be reached (MongoDB down, database file not writable...); exit status 2."""
+
+    exit_code = 2
 
 
 class LoadError(EdnaError):
@@ -75,20 +78,3 @@ class AmbiguousId(EdnaError):
         super().__init__(f"id prefix {prefix!r} is ambiguous: it matches {shown}{more}; type more characters")
         self.prefix = prefix
         self.matches = matches
-
-
-def friendly_errors(fn):  # type: ignore[no-untyped-def]
-    """Decorator for click commands: an EdnaError becomes one ``error: ...`` line on stderr and its exit code."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        import click
-
-        try:
-            return fn(*args, **kwargs)
-        except EdnaError as exc:
-            click.echo(f"error: {exc}", err=True)
-            raise click.exceptions.Exit(exc.exit_code) from None
-
-    return wrapper

@@ -1,4 +1,4 @@
-"""Key semantics of QUERY.md: how a key term like ``lr`` or ``optimizer.lr`` finds leaf paths.
+"""Key semantics of docs/query.md: how a key term like ``lr`` or ``optimizer.lr`` finds leaf paths.
 
 A leaf path is a tuple of segments from the root with list indices dropped. A key
 segment ``T`` matches a path segment ``S`` when S's tokens end with T's tokens
@@ -45,11 +45,6 @@ def path_match_keys(path: tuple[str, ...]) -> list[str]:
     return list(seen)
 
 
-def reserved_path(name: str) -> tuple[str, ...]:
-    """The leaf path under which a reserved document field (``kind``, ``path``...) is stored."""
-    return (RESERVED_PREFIX + name,)
-
-
 def is_reserved_path(path: tuple[str, ...]) -> bool:
     return len(path) == 1 and path[0].startswith(RESERVED_PREFIX)
 
@@ -87,7 +82,7 @@ def _seg_matches(term: str, literal: bool, seg: str) -> bool:
 
 @lru_cache(maxsize=262144)
 def key_matches(key: KeySpec, path: tuple[str, ...]) -> bool:
-    """True if a leaf at ``path`` is matched by ``key`` (QUERY.md's key rule)."""
+    """True if a leaf at ``path`` is matched by ``key`` (docs/query.md's key rule)."""
     if is_reserved_path(path):
         res = key.reserved_field()
         return res is not None and path[0] == RESERVED_PREFIX + res

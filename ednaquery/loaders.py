@@ -14,7 +14,7 @@ the one place that does it, so that every reader agrees on what a file contains:
   are not strings become the key as written (``1: a`` -> ``"1"``, ``on: x`` -> ``"on"``);
   timestamps become ISO strings; ``!!set`` a list; ``!!binary`` its base64 text, so that
   the result is always JSON-able. Files in the plain subset most configs are written in
-  are read by :mod:`ednaquery.yaml_fast` instead (the same result, about 10x faster).
+  are read by :mod:`ednaquery.simple_yaml` instead (the same result, about 10x faster).
 - JSON via :mod:`json` (``NaN``/``Infinity`` are accepted and kept as floats), JSON Lines
   one value a line, TOML via :mod:`tomllib` (dates become ISO strings).
 - A file with no document (empty, whitespace or comments only) gives no documents.
@@ -41,14 +41,15 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from ednaquery.errors import LoadError
-from ednaquery.yaml_fast import load_simple
+from ednaquery.simple_yaml import load_simple
 
 #: File name suffix -> format name understood by :func:`load_text`.
 FORMATS: dict[str, str] = {
     ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".toml": "toml",
 }
-#: Default largest file :func:`load_file` reads (bytes).
-DEFAULT_MAX_BYTES = 5_000_000
+#: Largest file ednaquery reads, in bytes (5 MiB): :func:`load_file`'s default and the default of the
+#: ``max_file_bytes`` setting; larger files become error records.
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 #: Most values (containers and scalars) one file may expand to, aliases counted every time used.
 MAX_VALUES = 1_000_000
 #: Most values a YAML or TOML file may hold, estimated from its text before it is parsed: their parsers
@@ -465,7 +466,7 @@ def load_text(data: bytes | str, format: str, *, shared: bool = False) -> LoadRe
     """Parse a file's content in the given format (``yaml``, ``json``, ``jsonl``, ``toml``).
 
     ``shared=True``: parts of the result may be objects shared with other results (see
-    :func:`ednaquery.yaml_fast.load_simple`); for callers that never change what they load.
+    :func:`ednaquery.simple_yaml.load_simple`); for callers that never change what they load.
 
     >>> load_text("lr: 1e-3\\nbs: 32\\n", "yaml").documents
     [{'lr': '1e-3', 'bs': 32}]

@@ -10,16 +10,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ednaquery.documents import number_view, original_config
-from ednaquery.keys import KeySpec, segment_tokens
+from ednaquery.keys import KeySpec
+from ednaquery.metrics import direction
 from ednaquery.output import Column, matched_pairs, structure, value_text
 from ednaquery.query.ast import MatchAll
 from ednaquery.store.base import FindOptions, Store
-
-#: Metric name tokens for which lower is better (``--best val_loss`` keeps the minimum).
-LOWER_IS_BETTER = frozenset({
-    "loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl", "wer", "cer", "fid",
-    "time", "latency", "duration", "seconds",
-})
 
 MISSING = object()  # a key one side of a diff does not have
 
@@ -28,12 +23,10 @@ MISSING = object()  # a key one side of a diff does not have
 
 
 def lower_is_better(metric: KeySpec | str) -> bool:
-    """True for loss-like metrics (``val_loss``, ``top1_err``, ``epoch_time_s``...)."""
+    """True for loss-, error- and time-like metrics (``val_loss``, ``top1_err``, ``epoch_time_s``...):
+    :func:`ednaquery.metrics.direction` says ``"min"``."""
     name = metric if isinstance(metric, str) else metric.segments[-1]
-    tokens = set(segment_tokens(name))
-    if "per" in tokens:  # a rate (images_per_s): higher is better
-        return False
-    return bool(tokens & LOWER_IS_BETTER)
+    return direction(name) == "min"
 
 
 def metric_value(doc: dict, metric: Column, minimize: bool) -> float | None:

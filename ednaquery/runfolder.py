@@ -4,7 +4,7 @@
 when it sees it change. Both call :func:`run_document` on the folder's files, so the store
 holds one document for a run (same ``_id``, the run id; same fields), whichever wrote last.
 
-The layout (written by :mod:`trainer.runs`, every file replaced atomically)::
+The layout (written by :mod:`trainer.engine.runs`, every file replaced atomically)::
 
     <run>/config.yaml    the fully resolved config the run used
     <run>/run.json       {"format": "ednaquery-run", "run_id", "config_id", "status",
@@ -13,7 +13,8 @@ The layout (written by :mod:`trainer.runs`, every file replaced atomically)::
     <run>/summary.json   {"metrics": {"val_acc": {"last": .., "best": ..}, ...}, "epochs": ..}
 
 The document's ``metrics`` come from ``summary.json`` (the trainer's own last/best), or,
-while it is missing, from the epoch rows of ``metrics.jsonl``. Per-epoch series never go
+while it is missing, from the epoch rows of ``metrics.jsonl`` (summarised by
+:class:`ednaquery.metrics.MetricsSummary`, whose rule decides each metric's best). Per-epoch series never go
 into the document. ``info`` is ``run.json`` without the identity fields, plus the summary's
 epoch counts and total time. The status is kept as the trainer writes it
 (``queued``, ``running``, ``completed``, ``failed``, ``interrupted``).
@@ -23,10 +24,7 @@ indexer alike.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from ednaquery.documents import config_id as content_id
 from ednaquery.documents import make_run_document
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, load_file
+from ednaquery.metrics import MetricsSummary, finite_number, iter_jsonl
 
 #: ``run.json``'s ``format`` marker for the bundled trainer's run folders.
 RUN_FORMAT = "ednaquery-run"
@@ -47,8 +46,6 @@ IDENTITY_FIELDS = frozenset({"run_id", "config_id", "status", "started_at", "end
                              "format_version", "updated_at", "config"})
 #: summary.json fields copied into ``info`` (when run.json does not have them)
 SUMMARY_INFO = ("epochs", "best_epoch", "best_metric", "total_time_s", "stop_reason")
-#: metrics.jsonl fields that index the series rather than measure something
-_NOT_METRICS = frozenset({"epoch", "step", "time", "scope"})
 
 
 @dataclass
@@ -80,39 +77,13 @@ def is_trainer_run(folder: str | os.PathLike[str]) -> bool:
     return b'"' + RUN_FORMAT.encode() + b'"' in head
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
-
-
-def _direction(name: str) -> str | None:
-    low = name.lower()
-    if "loss" in low or low.endswith("_time_s") or "err" in low:
-        return "min"
-    if "acc" in low or "top" in low or low.endswith("_per_s"):
-        return "max"
-    return None
-
-
 def summarise_rows(rows: list[dict]) -> dict[str, dict[str, float]]:
     """Last and best of each metric over epoch rows (only used while summary.json is missing)."""
-    out: dict[str, dict[str, float]] = {}
+    summary = MetricsSummary()
     for row in rows:
-        if row.get("scope", "epoch") != "epoch":
-            continue
-        for name, value in row.items():
-            x = _number(value)
-            if name in _NOT_METRICS or x is None:
-                continue
-            entry = out.setdefault(name, {})
-            entry["last"] = x
-            d = _direction(name)
-            if d is not None:
-                best = entry.get("best")
-                entry["best"] = x if best is None else (min(best, x) if d == "min" else max(best, x))
-    return out
+        if row.get("scope", "epoch") == "epoch":
+            summary.add_record(row)
+    return summary.result()
 
 
 def _clean_metrics(raw: Any) -> dict[str, dict[str, float]]:
@@ -122,38 +93,14 @@ def _clean_metrics(raw: Any) -> dict[str, dict[str, float]]:
     for name, entry in raw.items():
         if not isinstance(entry, dict):
             continue
-        kept = {k: x for k in ("last", "best") if (x := _number(entry.get(k))) is not None}
+        kept = {k: x for k in ("last", "best") if (x := finite_number(entry.get(k))) is not None}
         if kept:
             out[str(name)] = kept
     return out
 
 
-def iter_jsonl(path: str | os.PathLike[str], warnings: list[str]) -> Iterator[dict]:
-    """The JSON objects of a JSONL file, one per line (run metrics). A torn last line (a run still
-    writing) is skipped quietly; more lines that are not JSON, or an unreadable file, add a warning."""
-    name = os.path.basename(os.fspath(path))
-    bad = 0
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(rec, dict):
-                    yield rec
-    except OSError as exc:
-        warnings.append(f"{name} could not be read: {exc.strerror or exc}")
-    if bad > 1:  # one torn line at the end is normal while a run writes
-        warnings.append(f"{name}: {bad} lines are not JSON and were skipped")
-
-
 def _epoch(value: Any) -> float | None:
-    x = _number(value)
+    x = finite_number(value)
     if x is None:
         return None
     return x / 1000.0 if x > 1e11 else x

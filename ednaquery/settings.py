@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import UsageError
+from ednaquery.loaders import DEFAULT_MAX_BYTES
 
 #: Environment variable holding the config file's path.
 CONFIG_ENV = "EDNAQUERY_CONFIG"
 CONFIG_DIR_NAME = ".ednaquery"
 CONFIG_FILE_NAME = "config.toml"
+#: The embedded index's file name (in ``.ednaquery/`` or the user data dir).
+INDEX_FILE_NAME = "index.db"
 
 #: Environment variable of each setting that can be set from the environment.
 ENV_VARS: dict[str, str] = {
@@ -67,7 +70,7 @@ class Settings:
     debounce: float = 0.3
     reconcile_every: float = 600.0
     aliases: list[list[str]] = field(default_factory=list)
-    max_file_bytes: int = 5 * 1024 * 1024
+    max_file_bytes: int = DEFAULT_MAX_BYTES
     runs_root: str | None = None
     cpu_threads: int | None = None
     store_timeout_ms: int = 3000
@@ -94,14 +97,14 @@ class Settings:
 
     def display_items(self) -> list[tuple[str, str, str]]:
         """``(name, value as text, source)`` for every setting, passwords masked."""
-        from ednaquery.store import mask_uri
+        from ednaquery.masking import mask_uri
 
         out: list[tuple[str, str, str]] = []
         for name in setting_names():
             value = getattr(self, name)
             source = self.source(name)
             if name == "store":
-                text = mask_uri(value) if value else f"{_default_store_path()} (embedded SQLite)"
+                text = mask_uri(value) if value else f"{default_store_path()} (embedded SQLite)"
             elif name in ("include", "exclude") and value is None:
                 text = "(the indexer's built-in globs)"
             elif name == "runs_root" and value is None:
@@ -123,7 +126,7 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain data (store URI masked), for ``ednaquery config --json``."""
-        from ednaquery.store import mask_uri
+        from ednaquery.masking import mask_uri
 
         data = {name: getattr(self, name) for name in setting_names()}
         if data["store"]:
@@ -131,7 +134,7 @@ class Settings:
         return data
 
     def __repr__(self) -> str:
-        from ednaquery.store import mask_uri
+        from ednaquery.masking import mask_uri
 
         parts = []
         for name in setting_names():
@@ -147,13 +150,7 @@ def setting_names() -> list[str]:
     return [f.name for f in fields(Settings) if f.name not in ("config_path", "sources")]
 
 
-def _default_store_path() -> Path:
-    from ednaquery.store.sqlite import sqlite_path_from_uri
-
-    return sqlite_path_from_uri(None)
-
-
-# ---------------------------------------------------------------- the config file
+# ---------------------------------------------------------------- where things are
 
 
 def find_project_dir(start: Path | None = None) -> Path | None:
@@ -165,10 +162,29 @@ def find_project_dir(start: Path | None = None) -> Path | None:
     return None
 
 
+def user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/ednaquery`` (``~/.local/share/ednaquery`` by default): the per-user index and
+    the daemons' state."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ednaquery"
+
+
+def default_store_path(start: Path | None = None) -> Path:
+    """The embedded index when no store is set: ``.ednaquery/index.db`` in the nearest project folder
+    (from ``start``, default the working directory, up; like git finds ``.git``), else the user's."""
+    project = find_project_dir(start)
+    if project is not None:
+        return project / CONFIG_DIR_NAME / INDEX_FILE_NAME
+    return user_data_dir() / INDEX_FILE_NAME
+
+
 def user_config_path() -> Path:
     """``$XDG_CONFIG_HOME/ednaquery/config.toml`` (``~/.config/...`` by default)."""
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "ednaquery" / CONFIG_FILE_NAME
+
+
+# ---------------------------------------------------------------- the config file
 
 
 def find_config_file(start: Path | None = None) -> Path | None:
@@ -180,7 +196,7 @@ def find_config_file(start: Path | None = None) -> Path | None:
     return user if user.is_file() else None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings a TOML config file sets (validated names; values still raw)."""
     try:
         with open(path, "rb") as fh:
@@ -323,7 +339,7 @@ def load_settings(config_path: str | os.PathLike | None = None, *, env: Mapping[
                              f"{'--config' if config_path is not None else CONFIG_ENV})")
         settings.config_path = path.resolve()
         base = _config_base_dir(path)
-        for name, value in read_config_file(path).items():
+        for name, value in read_settings_file(path).items():
             setattr(settings, name, _convert(name, value, f"in {path}", base))
             settings.sources[name] = f"config {path}"
 

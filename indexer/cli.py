@@ -17,23 +17,19 @@ from typing import Any, TypeVar
 
 import click
 
-from ednaquery.errors import friendly_errors
-from ednaquery.oneline import OneLineGroup, debug_option
+from ednaquery.clikit import AppCommand, AppGroup, store_option
+from ednaquery.settings import Settings
 from ednaquery.terminal import printable
 from indexer import lifecycle
-from indexer._settings import IndexerSettings, resolve
+from indexer._settings import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-_friendly = friendly_errors
 
 
 def _options(fn: F) -> F:
     """The settings flags shared by watch, daemon start and run."""
     opts = [
-        click.option("--store", metavar="URI", default=None,
-                     help="Store URI: a SQLite file path or mongodb://... (env EDNAQUERY_STORE)."),
+        store_option(),
         click.option("--include", multiple=True, metavar="GLOB",
                      help="Also index files matching GLOB (repeatable; added to the defaults)."),
         click.option("--exclude", multiple=True, metavar="GLOB",
@@ -54,7 +50,7 @@ def _options(fn: F) -> F:
 
 def _settings(roots: Sequence[str], store: str | None, include: Sequence[str], exclude: Sequence[str],
               poll: bool | None, debounce: float | None, reconcile_every: str | None,
-              config: str | None = None) -> IndexerSettings:
+              config: str | None = None) -> Settings:
     from indexer.daemon import canonical_root
 
     # under `ednaquery`, the group's --store/--config apply unless this command's own flags say otherwise
@@ -69,7 +65,7 @@ def _settings(roots: Sequence[str], store: str | None, include: Sequence[str], e
     return s
 
 
-def _make_indexer(s: IndexerSettings) -> Any:
+def _make_indexer(s: Settings) -> Any:
     from indexer.daemon import Indexer
 
     uri, timeout_ms = s.store, s.store_timeout_ms
@@ -103,7 +99,7 @@ def _setup_logging(verbose: bool, *, dated: bool) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def _serve(s: IndexerSettings, folder: Path) -> int:
+def _serve(s: Settings, folder: Path) -> int:
     files = lifecycle.DaemonFiles(folder, s.roots)
     indexer = _make_indexer(s)
     with lifecycle.PidFile(files):
@@ -111,10 +107,12 @@ def _serve(s: IndexerSettings, folder: Path) -> int:
 
 
 # -- watch ---------------------------------------------------------------------------------
-@click.command("watch")
+@click.command("watch", cls=AppCommand, epilog="""\b
+Examples:
+  ednaquery watch ~/experiments ~/sweeps
+  ednaquery watch --poll /mnt/nfs/experiments      # network filesystems: poll instead of inotify""")
 @_options
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
-@_friendly
 def watch(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
           poll: bool | None, debounce: float | None, reconcile_every: str | None, verbose: bool) -> None:
     """Watch ROOTS and keep the store up to date, in the foreground (Ctrl-C to stop).
@@ -129,16 +127,22 @@ def watch(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], e
 
 
 # -- daemon ----------------------------------------------------------------------------------
-@click.group("daemon")
+@click.group("daemon", cls=AppGroup, epilog="""\b
+Examples:
+  ednaquery daemon start ~/experiments
+  ednaquery daemon status
+  ednaquery daemon stop""")
 def daemon() -> None:
     """Run the indexer in the background: start, stop, status."""
 
 
-@daemon.command("start")
+@daemon.command("start", epilog="""\b
+Examples:
+  ednaquery daemon start ~/experiments ~/sweeps
+  ednaquery --store mongodb://db.example.org/ednaquery daemon start ~/experiments""")
 @_options
 @click.option("--timeout", type=float, default=20.0, show_default=True, help="Seconds to wait for it to start.")
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
-@_friendly
 def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
                  poll: bool | None, debounce: float | None, reconcile_every: str | None, verbose: bool,
                  timeout: float) -> None:
@@ -149,7 +153,7 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
     # only, /proc/PID/environ), never in its argv (/proc/PID/cmdline is readable by every local user)
     secret_env = {"EDNAQUERY_STORE": s.store} if s.store else {}
     if s.config_path:
-        args += ["--config", s.config_path]
+        args += ["--config", str(s.config_path)]
     for g in include:
         args += ["--include", g]
     for g in exclude:
@@ -162,12 +166,15 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
     click.echo(f"indexer started (pid {info.pid}) on {', '.join(s.roots)}; log: {info.files.log}")
 
 
-@daemon.command("stop")
+@daemon.command("stop", epilog="""\b
+Examples:
+  ednaquery daemon stop                    # the only running indexer
+  ednaquery daemon stop ~/experiments      # the one watching this folder
+  ednaquery daemon stop --all""")
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
 @click.option("--all", "all_", is_flag=True, help="Stop every running indexer.")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Seconds to wait for it to finish pending work and exit.")
-@_friendly
 def daemon_stop(roots: tuple[str, ...], all_: bool, timeout: float) -> None:
     """Stop the background indexer (on ROOTS, or the only one): it finishes pending work first."""
     from indexer.daemon import canonical_root
@@ -231,9 +238,11 @@ def _render_status(info: lifecycle.DaemonInfo, now: float) -> list[tuple[str, st
     return rows
 
 
-@daemon.command("status")
+@daemon.command("status", epilog="""\b
+Examples:
+  ednaquery daemon status
+  ednaquery daemon status --json | jq '.[].queue_depth'""")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@_friendly
 def daemon_status(as_json: bool) -> None:
     """Show each running indexer: pid, roots, uptime, queue depth, files indexed, errors, last event.
 
@@ -261,12 +270,11 @@ def daemon_status(as_json: bool) -> None:
 
 
 # -- the background process ------------------------------------------------------------------
-@click.command("run", hidden=True)
+@click.command("run", cls=AppCommand, hidden=True)
 @_options
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--config", type=click.Path(dir_okay=False), default=None)
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False, readable=False))
-@_friendly
 def run(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
         poll: bool | None, debounce: float | None, reconcile_every: str | None, verbose: bool,
         state_dir: str | None, config: str | None) -> None:
@@ -277,8 +285,10 @@ def run(roots: tuple[str, ...], store: str | None, include: tuple[str, ...], exc
     raise click.exceptions.Exit(_serve(s, folder))
 
 
-@click.group("indexer", cls=OneLineGroup)
-@debug_option
+@click.group("indexer", cls=AppGroup, epilog="""\b
+Examples:
+  python -m indexer watch ~/experiments
+  python -m indexer daemon status""")
 def main() -> None:
     """The ednaquery indexer (also available as `ednaquery watch` and `ednaquery daemon`)."""
 

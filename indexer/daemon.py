@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import EdnaError, StoreUnavailable
+from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
 from indexer.monitor import Monitor
 from indexer.patterns import PathFilter, rel_parts
@@ -76,7 +77,7 @@ class Indexer:
                  convert: Converter | None = None, include: Sequence[str] | None = None,
                  exclude: Sequence[str] | None = None, poll: bool = False, poll_interval: float = 2.0,
                  debounce: float = 0.3, reconcile_every: float | None = 600.0, batch_size: int = 256,
-                 batch_linger: float = 0.05, max_bytes: int = 5 * 1024 * 1024, retry_interval: float = 5.0, backoff_cap: float = 30.0,
+                 batch_linger: float = 0.05, max_bytes: int = DEFAULT_MAX_BYTES, retry_interval: float = 5.0, backoff_cap: float = 30.0,
                  drain_timeout: float = 15.0, max_pending: int = 1_000_000, watch: bool = True,
                  observer_factory: Callable[[], Any] | None = None) -> None:
         if not roots:
@@ -267,7 +268,7 @@ class Indexer:
             self._store_down(exc)
             return False
         first = not self.store_uri
-        self.store_uri = getattr(self.store, "display_uri", "") or type(self.store).__name__
+        self.store_uri = self.store.display_uri or type(self.store).__name__
         if first:
             log.info("store: %s", self.store_uri)
         self._store_up()
@@ -538,7 +539,7 @@ class Indexer:
     def serve(self, *, status_path: str | os.PathLike[str] | None = None, status_every: float = 2.0,
               install_signals: bool = True) -> int:
         """Run until SIGTERM/SIGINT: watch, index, write the status file; drain and return 0."""
-        from indexer.lifecycle import remove_quietly, write_json_atomic
+        from indexer.lifecycle import remove_quietly, write_status
 
         stop = threading.Event()
         hits = [0]
@@ -565,15 +566,15 @@ class Indexer:
                  "" if len(self.roots) == 1 else "s")
         try:
             if status_path:
-                write_json_atomic(status_path, self.status())
+                write_status(status_path, self.status())
             while not stop.wait(status_every):
                 if self._worker is not None and not self._worker.is_alive():
                     break
                 if status_path:
-                    write_json_atomic(status_path, self.status())
+                    write_status(status_path, self.status())
         finally:
             if status_path:
-                write_json_atomic(status_path, self.status())
+                write_status(status_path, self.status())
             self.stop()
             if status_path:
                 remove_quietly(status_path)

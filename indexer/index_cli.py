@@ -6,31 +6,28 @@ import time
 
 import click
 
+from ednaquery.clikit import AppCommand, command_app
 from ednaquery.errors import EdnaError
 from ednaquery.terminal import printable
 
 
-@click.command("index", epilog="Example: ednaquery index ~/experiments configs/")
+@click.command("index", cls=AppCommand, epilog="Example: ednaquery index ~/experiments configs/")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--force", is_flag=True, help="Convert every file again, even unchanged ones.")
 @click.option("--workers", type=int, default=None, help="Processes converting files, this one included (default: one per CPU, up to 4).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary line.")
-@click.pass_context
-def index(ctx: click.Context, paths: tuple[str, ...], force: bool, workers: int | None, quiet: bool) -> None:
+def index(paths: tuple[str, ...], force: bool, workers: int | None, quiet: bool) -> None:
     """Scan files and folders once and index every config and run in them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ednaquery.cli import App
     from ednaquery.store import open_store
     from indexer.scan import scan
 
-    app = ctx.find_object(App)
-    settings = app.load_settings() if app else None
-    uri = settings.store if settings else None
-    max_bytes = settings.max_file_bytes if settings else 5_000_000
+    settings = command_app().settings
+    max_bytes = settings.max_file_bytes
     t0 = time.perf_counter()
     try:
-        with open_store(uri) as store:
+        with open_store(settings.store, timeout_ms=settings.store_timeout_ms) as store:
             if quiet or not sys.stderr.isatty():
                 report = scan(store, list(paths), force=force, workers=workers, max_bytes=max_bytes)
             else:

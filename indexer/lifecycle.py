@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from ednaquery.errors import EdnaError, UsageError
+from ednaquery.fsutil import write_json_atomic
+from ednaquery.settings import user_data_dir
 
 log = logging.getLogger("indexer")
 
@@ -54,22 +55,13 @@ def state_dir() -> Path:
     env = os.environ.get("EDNAQUERY_STATE_DIR")
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ednaquery" / "daemon"
+    return user_data_dir() / "daemon"
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON so that a reader sees the old or the new file, never half of one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+def write_status(path: str | os.PathLike[str], status: dict[str, Any]) -> None:
+    """Replace the daemon's status file atomically: private (it names the store), not fsynced
+    (it is rewritten every few seconds and means nothing after a crash)."""
+    write_json_atomic(path, status, indent=1, default=str, mode=0o600, fsync=False)
 
 
 def remove_quietly(path: str | os.PathLike[str]) -> None:
@@ -278,15 +270,6 @@ def check_overlap(files: DaemonFiles) -> None:
         shared = [r for r in files.roots if any(overlaps(r, o) for o in info.files.roots)]
         if shared:
             raise AlreadyRunning(info.pid, shared)
-
-
-def find_running(folder: Path, roots: Sequence[str]) -> DaemonInfo | None:
-    """The running daemon on exactly these roots, if any."""
-    key = roots_key(roots)
-    for info in list_daemons(folder):
-        if info.running and info.files.key == key:
-            return info
-    return None
 
 
 def start_background(roots: Sequence[str], args: Sequence[str], *, folder: Path | None = None,

@@ -143,6 +143,7 @@ class Monitor:
         self.watches: dict[str, RootWatch] = {r: RootWatch(r) for r in roots}
         self.events = 0
         self.last_event: tuple[str, str, float] | None = None  # (path, what, unix time)
+        self.check_rounds = 0  # times the root checker has looked at every root
         self._stop = threading.Event()
         self._poke = threading.Event()
         self._lock = threading.Lock()
@@ -349,6 +350,7 @@ class Monitor:
                         self._check_once(w)
                     except Exception:
                         log.exception("error checking root %s", w.root)
+                self.check_rounds += 1
 
     def _check_once(self, w: RootWatch) -> None:
         if self._stop.is_set():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 #: (re)convert this path: it was created, written, or is the destination of a move
 CONVERT = 1
@@ -42,13 +43,19 @@ def _merge(old: int, new: int) -> int:
 
 
 class AddQueue:
-    """Thread-safe, per-path coalescing, debounced work queue."""
+    """Thread-safe, per-path coalescing, debounced work queue.
 
-    def __init__(self, quiet: float = 0.3, max_pending: int = 1_000_000) -> None:
+    ``clock`` gives the time in seconds that deadlines are measured in (``time.monotonic``;
+    tests pass a fake one to step through a quiet period without waiting for it).
+    """
+
+    def __init__(self, quiet: float = 0.3, max_pending: int = 1_000_000, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if quiet < 0:
             raise ValueError("quiet period must be >= 0")
         self.quiet = float(quiet)
         self.max_pending = int(max_pending)
+        self._clock = clock
         self._items: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._cond = threading.Condition(threading.Lock())
         self._overflowed = False
@@ -70,7 +77,7 @@ class AddQueue:
             if old is None and len(items) >= self.max_pending:
                 self._overflowed = True
                 return False
-            t = time.monotonic()
+            t = self._clock()
             if now:
                 if old is not None:
                     items[path] = (old[0], _merge(old[1], op))
@@ -96,7 +103,7 @@ class AddQueue:
     def requeue(self, items: list[tuple[str, int]]) -> None:
         """Put back work that could not be finished, ready at once; newer pending work for a path wins."""
         with self._cond:
-            t = time.monotonic()
+            t = self._clock()
             for path, op in reversed(items):
                 if path not in self._items:
                     self._items[path] = (t, op)
@@ -109,7 +116,7 @@ class AddQueue:
         out: list[tuple[str, int]] = []
         with self._cond:
             items = self._items
-            t = time.monotonic()
+            t = self._clock()
             while items and len(out) < max_items:
                 path = next(iter(items))
                 deadline, op = items[path]
@@ -122,11 +129,11 @@ class AddQueue:
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until some path is ready (True), or ``timeout`` passes, :meth:`wake` is called
         or the queue closes (False)."""
-        end = None if timeout is None else time.monotonic() + timeout
+        end = None if timeout is None else self._clock() + timeout
         with self._cond:
             wakes = self._wakes
             while not self._closed and self._wakes == wakes:
-                t = time.monotonic()
+                t = self._clock()
                 wait = None if end is None else end - t
                 if self._items:
                     first = self._items[next(iter(self._items))][0]

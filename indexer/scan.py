@@ -7,15 +7,15 @@ marks files that disappeared as gone. Bad files become error records; the scan g
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
-from ednaquery.store.sqlite import pack_body, slim_for_body
+from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
 from indexer.patterns import PathFilter
 from indexer.walk import file_state, unreadable_update, walk
@@ -126,7 +126,7 @@ class _Converter:
 
 
 def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = None, force: bool = False,
-         max_bytes: int = 5_000_000, workers: int | None = None,
+         max_bytes: int = DEFAULT_MAX_BYTES, workers: int | None = None,
          progress: Callable[[int, int], None] | None = None) -> ScanReport:
     """Index every wanted file under ``roots`` (files or folders) into ``store``."""
     pfilter = pfilter or PathFilter()
@@ -136,19 +136,13 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     unreadable: list[PathUpdate] = []  # error records for folders the walk cannot list
     states: dict[str, FileState] = {}
     gone: list[str] = []
-    bulk = getattr(store, "bulk_load", None)  # the embedded store indexes a big first scan faster
-    body_dictionary = getattr(store, "body_dictionary", None)
-
-    def zdict() -> bytes | None:
-        return body_dictionary() if body_dictionary is not None else None
-
-    conv = _Converter(max_bytes, workers, zdict)
+    conv = _Converter(max_bytes, workers, store.body_dictionary)
     done = 0
 
     def convert(path: str) -> None:
         nonlocal done
         todo.append(path)
-        if len(todo) == 1 and body_dictionary is not None and zdict() is None:
+        if len(todo) == 1 and store.takes_packed_bodies and store.body_dictionary() is None:
             # a new store makes its zlib dictionary from the first document written: write one now,
             # so that the converters can pack every other body
             path, docs, _ = _convert_one(path, max_bytes)
@@ -195,7 +189,7 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
                 report.unchanged -= 1
         total = len(todo) + len(gone)
         batch: list[PathUpdate] = []
-        with bulk(len(todo)) if bulk is not None else contextlib.nullcontext():
+        with store.bulk_load(len(todo)):  # the embedded store indexes a big first scan faster
             for path, docs, bodies in conv.results():
                 report.count(path, docs)
                 batch.append(PathUpdate(path, docs, states[path], bodies))

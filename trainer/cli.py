@@ -1,4 +1,4 @@
-"""The ``trainer`` command: a thin click layer over the engine (trainer.runner and friends).
+"""The ``trainer`` command: a thin click layer over the engine (trainer.engine.runner and friends).
 
 Engine commands that work on files directly:
 
@@ -19,8 +19,7 @@ from typing import Any
 
 import click
 
-from ednaquery.errors import friendly_errors
-from ednaquery.oneline import OneLineGroup, debug_option
+from ednaquery.clikit import App, AppGroup, echo_error, store_option
 from ednaquery.terminal import printable
 
 
@@ -56,7 +55,7 @@ def read_config_file(path: Path) -> dict:
 
 def load_with_overrides(path: Path, overrides: tuple[str, ...]) -> tuple[dict, Any]:
     """(effective raw mapping, validated TrainerConfig) for a file plus ``key=value`` overrides."""
-    from trainer.config import apply_overrides, load_config
+    from trainer.engine.config import apply_overrides, load_config
 
     raw = read_config_file(path)
     if overrides:
@@ -66,25 +65,36 @@ def load_with_overrides(path: Path, overrides: tuple[str, ...]) -> tuple[dict, A
     return raw, load_config(raw)
 
 
-@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@debug_option
-def main() -> None:
+@click.group(cls=AppGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  trainer train config.yaml optimizer.lr=3e-4 --run-dir runs/try1
+  trainer --store mongodb://db.example.org/ednaquery launch 3fa9c2
+\b
+Exit status: 0 success, 1 nothing found or the run failed, 2 usage error, bad input
+or store unreachable, 130 interrupted.""")
+@store_option()
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+@click.pass_context
+def main(ctx: click.Context, store: str | None, debug: bool) -> None:
     """Train timm image classifiers from ednaquery configs."""
+    ctx.obj = App(store=store, debug=debug)
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  trainer train examples/quickstart/resnet18_digits.yaml
+  trainer train config.yaml optimizer.lr=3e-4 epochs=5 --run-dir runs/lr3e-4
+  trainer train config.yaml --run-dir runs/lr3e-4 --resume""")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder to write (default: ./runs/<run-id>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last.pt.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-@friendly_errors
 def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume: bool, quiet: bool) -> None:
     """Train CONFIG (a trainer YAML file), with optional key=value OVERRIDES."""
-    from ednaquery.documents import config_id
-    from trainer.runner import run_training
-    from trainer.runs import new_run_id
+    from ednaquery.documents import config_id, new_run_id
+    from trainer.engine.runner import run_training
 
     raw, cfg = load_with_overrides(config, overrides)
     if resume and run_dir is None:
@@ -99,7 +109,7 @@ def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume
                           config_id=None if resume else config_id(raw))
     out = _console(stderr=True)
     if result.status == "failed":
-        click.echo(f"error: {result.error}", err=True)
+        echo_error(str(result.error))
         sys.exit(result.exit_code or 1)
     acc = result.metrics.get("val_acc", {})
     shown = f" val_acc last {acc['last']:.4f} best {acc['best']:.4f}" if acc else ""
@@ -108,26 +118,27 @@ def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume
         sys.exit(result.exit_code or 1)
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  trainer check config.yaml
+  trainer check config.yaml optimizer.name=sgd optimizer.lr=0.1""")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1)
-@friendly_errors
 def check(config: Path, overrides: tuple[str, ...]) -> None:
     """Validate CONFIG (plus OVERRIDES) and print it fully resolved."""
     import yaml
 
-    from trainer.config import to_dict
+    from trainer.engine.config import to_dict
 
     _, cfg = load_with_overrides(config, overrides)
     click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None), nl=False)
 
 
-@main.command()
+@main.command(epilog="Example: trainer plot runs/20261122-221530-3fa9")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@friendly_errors
 def plot(run_dir: Path) -> None:
     """Draw curves.png, confusion_matrix.png and predictions.png for RUN_DIR."""
-    from trainer.plots import plot_run
+    from trainer.engine.plots import plot_run
 
     files = plot_run(run_dir)
     if not files:
@@ -136,11 +147,14 @@ def plot(run_dir: Path) -> None:
         click.echo(str(f))
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  trainer optimizers
+  trainer optimizers --json | jq '.[].name'""")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def optimizers(as_json: bool) -> None:
     """List the optimizer names a config may use (timm's, minus the excluded ones)."""
-    from trainer.optim import list_optimizers
+    from trainer.engine.optim import list_optimizers
 
     items = list_optimizers()
     if as_json:
@@ -156,12 +170,12 @@ def optimizers(as_json: bool) -> None:
     _console().print(table)
 
 
-@main.command()
+@main.command(epilog="Example: trainer schema | grep optimizer")
 def schema() -> None:
     """Every config key with its type, default and meaning."""
     from rich.table import Table
 
-    from trainer.config import SCHEMA_VERSION, schema_docs
+    from trainer.engine.config import SCHEMA_VERSION, schema_docs
 
     table = Table("key", "type", "default", "meaning", title=f"trainer config, version {SCHEMA_VERSION}",
                   box=None)

@@ -1,15 +1,14 @@
 """The store-facing ``trainer`` commands: launch, queue, worker, jobs, cancel, ls, status, resume, sweep.
 
-A thin click layer over :mod:`trainer.launch`, :mod:`trainer.jobs`, :mod:`trainer.worker` and
-:mod:`trainer.sweep`. :func:`register` attaches the commands (and a group-level ``--store``
-option) to the engine's ``trainer`` group; every command also takes ``--store`` itself.
+A thin click layer over :mod:`trainer.ops.launch`, :mod:`trainer.ops.jobs`, :mod:`trainer.ops.worker` and
+:mod:`trainer.ops.sweep`. :func:`register` attaches the commands to the engine's ``trainer`` group
+(which has a ``--store`` of its own); every command also takes ``--store`` itself.
 The store comes from ``--store``, else ``EDNAQUERY_STORE``, else the config file, else the
 embedded default (see ``ednaquery config``). Torch is imported only by commands that train.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sys
@@ -21,11 +20,9 @@ from typing import Any
 
 import click
 
-from ednaquery.errors import UsageError, friendly_errors
+from ednaquery.clikit import EXIT_ERROR, EXIT_NOTHING, command_app, echo_error, store_option
+from ednaquery.errors import UsageError
 from ednaquery.terminal import printable
-
-_STORE_META = "trainer.store"
-
 
 # ------------------------------------------------------------------ plumbing
 
@@ -49,47 +46,32 @@ def _cells(*texts: str) -> list[Any]:
     return [Text(printable(t)) for t in texts]
 
 
-_friendly = friendly_errors
-
-
-def _store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--store", "store_uri", metavar="URI", default=None,
-                        help="Store URI (mongodb://..., sqlite:///path, or a file path); "
-                             "default: EDNAQUERY_STORE, the config file, or the embedded index.")(fn)
+_store_option = store_option("store_uri")
 
 
 class _Ctx:
-    """Settings and the store, opened once per command."""
+    """The command's :class:`~ednaquery.clikit.App` (settings, store, masked errors) plus the runs folder."""
 
     def __init__(self, store_uri: str | None) -> None:
-        from ednaquery.settings import load_settings
-
-        ctx = click.get_current_context(silent=True)
-        group_uri = ctx.find_root().meta.get(_STORE_META) if ctx is not None else None
-        self.settings = load_settings(store=store_uri or group_uri)
-        self._store: Any = None
+        self.app = command_app(store_uri)
+        self.settings = self.app.settings
 
     @property
     def store(self) -> Any:
-        if self._store is None:
-            from ednaquery.store import open_store
-
-            self._store = open_store(self.settings.store, timeout_ms=self.settings.store_timeout_ms)
-        return self._store
+        return self.app.open_store(create=True)
 
     def runs_root(self, flag: Path | None) -> Path:
-        from trainer.launch import default_runs_root
+        from trainer.ops.launch import default_runs_root
 
         return Path(flag).resolve() if flag else default_runs_root(self.settings)
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        self.app.close()
 
 
 def _checked_device(gpus: int | None, device: str | None) -> str | None:
     """Validate ``--gpus``/``--device`` (one-line errors) and return the device to use (``--gpus 0``: CPU)."""
-    from trainer.launch import check_device, check_gpus
+    from trainer.ops.launch import check_device, check_gpus
 
     check_gpus(gpus)
     check_device(device)
@@ -174,7 +156,7 @@ def _print_result(result: Any, say: Callable[[str], None]) -> None:
 
 def _exit_for(result: Any) -> None:
     if result.status == "failed":
-        click.echo(f"error: run {result.run_id} failed: {result.error}", err=True)
+        echo_error(f"run {result.run_id} failed: {result.error}")
         sys.exit(result.exit_code or 1)
     if result.status != "completed":
         sys.exit(result.exit_code or 1)
@@ -200,11 +182,10 @@ Examples:
                    "(with --device cpu: N CPU processes, gloo). data.batch_size is per process.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @_store_option
-@_friendly
 def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, device: str | None, gpus: int | None,
            quiet: bool, store_uri: str | None) -> None:
     """Train the config TARGET (id prefix or file) with optional key=value OVERRIDES; index the run."""
-    from trainer.launch import prepare, run_config
+    from trainer.ops.launch import prepare, run_config
 
     device = _checked_device(gpus, device)
     app = _Ctx(store_uri)
@@ -224,7 +205,10 @@ def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, devi
     _exit_for(result)
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  trainer resume 20261122-221530              # a run id prefix (`trainer ls` lists them)
+  trainer resume runs/20261122-221530-3fa9 --gpus 2""")
 @click.argument("run")
 @click.option("--runs-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to look for the run folder when the store does not know it.")
@@ -233,11 +217,10 @@ def launch(target: str, overrides: tuple[str, ...], runs_root: Path | None, devi
               help="N > 1: continue with N DDP processes (with --device cpu: N CPU processes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @_store_option
-@_friendly
 def resume(run: str, runs_root: Path | None, device: str | None, gpus: int | None, quiet: bool,
            store_uri: str | None) -> None:
     """Continue RUN (a run id prefix or run folder) from its last checkpoint (with or without DDP)."""
-    from trainer.launch import resume as resume_run
+    from trainer.ops.launch import resume as resume_run
 
     device = _checked_device(gpus, device)
     app = _Ctx(store_uri)
@@ -262,11 +245,10 @@ Examples:
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--device", default=None, help="Device the worker should use for these jobs (default: its own).")
 @_store_option
-@_friendly
 def queue(targets: tuple[str, ...], device: str | None, store_uri: str | None) -> None:
     """Queue launches of config TARGETS (ids or files), with optional key=value overrides for all."""
-    from trainer.jobs import open_jobs
-    from trainer.launch import prepare
+    from trainer.ops.jobs import open_jobs
+    from trainer.ops.launch import prepare
 
     ids, overrides = _split_targets(targets)
     if not ids:
@@ -286,7 +268,10 @@ def queue(targets: tuple[str, ...], device: str | None, store_uri: str | None) -
     click.echo(f"queued {len(resolved)} job(s); run `trainer worker` to start them", err=True)
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  trainer worker                              # run queued launches until stopped
+  trainer worker --until-empty --device cuda:1""")
 @click.option("--once", is_flag=True, help="Run at most one job, then exit.")
 @click.option("--until-empty", is_flag=True, help="Exit when the queue is empty instead of waiting.")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Exit after this many jobs.")
@@ -302,13 +287,18 @@ def queue(targets: tuple[str, ...], device: str | None, store_uri: str | None) -
 @click.option("--worker-id", default=None, help="Name of this worker in the queue (default: host:pid:xxxx).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display for the runs.")
 @_store_option
-@_friendly
 def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: float, heartbeat: float,
            stale_after: float, runs_root: Path | None, device: str | None, worker_id: str | None, quiet: bool,
            store_uri: str | None) -> None:
     """Claim queued launches from the store and run them; SIGTERM re-queues the current one and exits."""
-    from trainer.jobs import open_jobs
-    from trainer.worker import WorkerOptions, default_worker_id, launch_runner, run_worker, stop_on_signals
+    from trainer.ops.jobs import open_jobs
+    from trainer.ops.worker import (
+        WorkerOptions,
+        default_worker_id,
+        launch_runner,
+        run_worker,
+        stop_on_signals,
+    )
 
     if heartbeat >= stale_after:
         raise UsageError(f"--heartbeat ({heartbeat:g}s) must be shorter than --stale-after ({stale_after:g}s)")
@@ -339,16 +329,18 @@ def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: f
         sys.exit(143)
 
 
-@click.command(name="jobs")
+@click.command(name="jobs", epilog="""\b
+Examples:
+  trainer jobs
+  trainer jobs --status failed --json""")
 @click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "interrupted",
                                              "cancelled"]), default=None, help="Only jobs in this state.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_store_option
-@_friendly
 def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: str | None) -> None:
     """List the launch queue (oldest first)."""
-    from trainer.jobs import open_jobs
+    from trainer.ops.jobs import open_jobs
 
     app = _Ctx(store_uri)
     try:
@@ -361,10 +353,12 @@ def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: st
         app.close()
     if as_json:
         click.echo(json.dumps([j.as_dict() for j in items], indent=2))
+        if not items:
+            sys.exit(EXIT_NOTHING)
         return
     if not items:
         click.echo("no jobs", err=True)
-        return
+        sys.exit(EXIT_NOTHING)
     from rich.table import Table
 
     table = Table(box=None)
@@ -379,13 +373,12 @@ def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: st
     _out_console().print(table)
 
 
-@click.command()
+@click.command(epilog="Example: trainer cancel job-20261122-221530-3fa9c2d1")
 @click.argument("job_ids", nargs=-1, required=True)
 @_store_option
-@_friendly
 def cancel(job_ids: tuple[str, ...], store_uri: str | None) -> None:
     """Cancel queued jobs (running ones are stopped by stopping their worker)."""
-    from trainer.jobs import open_jobs
+    from trainer.ops.jobs import open_jobs
 
     app = _Ctx(store_uri)
     failed = 0
@@ -398,13 +391,13 @@ def cancel(job_ids: tuple[str, ...], store_uri: str | None) -> None:
                     click.echo(f"cancelled {job.id}")
                 else:
                     failed += 1
-                    click.echo(f"error: job {job.id} is {job.status}, not queued; not cancelled", err=True)
+                    echo_error(f"job {job.id} is {job.status}, not queued; not cancelled")
         finally:
             q.close()
     finally:
         app.close()
     if failed:
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)  # a job that is not queued: bad input
 
 
 # ------------------------------------------------------------------ ls / status
@@ -423,14 +416,18 @@ def find_runs(store: Any, query: Sequence[str] = (), *, status: str | None = Non
                                         limit=limit))
 
 
-@click.command(name="ls")
+@click.command(name="ls", epilog="""\b
+Examples:
+  trainer ls
+  trainer ls model=resnet18 'val_acc>0.9' --status completed
+\b
+Exit status: 0 runs listed, 1 none match, 2 error.""")
 @click.argument("query", nargs=-1)
 @click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "interrupted"]),
               default=None, help="Only runs in this state.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
 @_store_option
-@_friendly
 def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, as_json: bool, store_uri: str | None) -> None:
     """List runs from the store, newest first (QUERY narrows them, e.g. model=resnet18 val_acc>0.9)."""
     app = _Ctx(store_uri)
@@ -441,10 +438,12 @@ def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, as_json: bool
     rows = [_run_row(d) for d in docs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+        if not rows:
+            sys.exit(EXIT_NOTHING)
         return
     if not rows:
         click.echo("no runs", err=True)
-        return
+        sys.exit(EXIT_NOTHING)
     from rich.table import Table
 
     table = Table(box=None)
@@ -459,11 +458,13 @@ def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, as_json: bool
     _out_console().print(table)
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  trainer status
+  trainer status 20261122-221530 --json""")
 @click.argument("run", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_store_option
-@_friendly
 def status(run: str | None, as_json: bool, store_uri: str | None) -> None:
     """Running runs and the queue; with RUN (an id prefix), that run in detail."""
     app = _Ctx(store_uri)
@@ -476,7 +477,7 @@ def status(run: str | None, as_json: bool, store_uri: str | None) -> None:
             return
         running = find_runs(app.store, status="running", limit=100)
         recent = find_runs(app.store, limit=5)
-        from trainer.jobs import open_jobs
+        from trainer.ops.jobs import open_jobs
 
         q = open_jobs(app.store)
         try:
@@ -532,6 +533,10 @@ def _show_run(doc: dict, as_json: bool) -> None:
 
 
 @click.command(epilog="""\b
+Examples:
+  trainer sweep grid.yaml --dry-run
+  trainer sweep grid.yaml && trainer worker --until-empty
+\b
 A grid file:
   base: 3fa9c2                        # config id prefix, config file, or an inline mapping
   axes:
@@ -541,12 +546,11 @@ A grid file:
 @click.option("--dry-run", is_flag=True, help="Expand and validate only; index and queue nothing.")
 @click.option("--device", default=None, help="Device the workers should use for these jobs.")
 @_store_option
-@_friendly
 def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) -> None:
     """Expand GRID (a base config times axes of values) into derived configs; index and queue them."""
-    from trainer.jobs import open_jobs
-    from trainer.launch import override_strings
-    from trainer.sweep import load_plan, submit
+    from trainer.ops.jobs import open_jobs
+    from trainer.ops.launch import override_strings
+    from trainer.ops.sweep import load_plan, submit
 
     app = _Ctx(store_uri)
     try:
@@ -572,11 +576,10 @@ def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) 
 @click.command("plot", epilog="Examples:\n\n  trainer plot 20261122-221530-3fa9\n\n  trainer plot runs/20261122-221530-3fa9")
 @click.argument("run")
 @_store_option
-@_friendly
 def plot(run: str, store_uri: str | None) -> None:
     """Draw curves.png, confusion_matrix.png and predictions.png for RUN (a run id prefix or its folder)."""
-    from trainer.launch import find_run_folder
-    from trainer.plots import plot_run
+    from trainer.engine.plots import plot_run
+    from trainer.ops.launch import find_run_folder
 
     if os.path.isdir(run):
         folder = Path(run)
@@ -599,19 +602,7 @@ COMMANDS = (launch, resume, queue, worker, jobs_cmd, cancel, ls_cmd, status, swe
 
 
 def register(group: click.Group) -> None:
-    """Add the store commands, and a group-level ``--store`` (``trainer --store URI launch ...``)."""
-    if not any(p.name == "store" for p in group.params):
-        group.params.append(click.Option(["--store"], metavar="URI", default=None,
-                                         help="Store URI for the store commands (default: EDNAQUERY_STORE, "
-                                              "the config file, or the embedded index)."))
-        callback = group.callback
-
-        @functools.wraps(callback)  # type: ignore[arg-type]
-        def with_store(*args: Any, store: str | None = None, **kwargs: Any) -> Any:
-            click.get_current_context().meta[_STORE_META] = store
-            return callback(*args, **kwargs) if callback is not None else None
-
-        group.callback = with_store
+    """Add the store commands to the ``trainer`` group (whose ``--store`` applies to them all)."""
     for cmd in COMMANDS:
         if cmd.name not in group.commands or cmd is plot:  # plot by run id replaces the folder-only one
             group.add_command(cmd)

@@ -1,4 +1,4 @@
-"""The query language of QUERY.md: text or CLI arguments -> tokens -> AST -> aliases expanded.
+"""The query language of docs/query.md: text or CLI arguments -> tokens -> AST -> aliases expanded.
 
 ``compile_query("lr<1e-3 model=vit")`` is what a command calls; backends compile the
 resulting AST (:mod:`ednaquery.query.ast`) for their store.

@@ -1,4 +1,4 @@
-"""Key aliases (QUERY.md): ``lr`` also matches whatever ``learning_rate`` or ``lr0`` match.
+"""Key aliases (docs/query.md): ``lr`` also matches whatever ``learning_rate`` or ``lr0`` match.
 
 Expansion is an AST rewrite done after parsing: a key whose single segment (or last
 segment of a dotted key) belongs to an alias group gets the group's other members as
@@ -15,7 +15,7 @@ from ednaquery.errors import UsageError
 from ednaquery.keys import KeySpec, segment_tokens
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range
 
-#: The built-in alias groups, exactly as QUERY.md lists them.
+#: The built-in alias groups, exactly as docs/query.md lists them.
 BUILTIN_ALIASES: tuple[tuple[str, ...], ...] = (
     ("lr", "learning_rate", "lr0"),
     ("bs", "batch_size"),

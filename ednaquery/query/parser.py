@@ -1,4 +1,4 @@
-"""Parser for the query language (QUERY.md): tokens -> AST (:mod:`ednaquery.query.ast`).
+"""Parser for the query language (docs/query.md): tokens -> AST (:mod:`ednaquery.query.ast`).
 
 Recursive descent over the tokens of :mod:`ednaquery.query.tokens`, with precedence
 ``not`` > ``and`` (or juxtaposition) > ``or``. Keys and values are always data: a word

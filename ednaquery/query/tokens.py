@@ -1,4 +1,4 @@
-"""Tokenizer for the query language (QUERY.md): query text -> tokens with positions.
+"""Tokenizer for the query language (docs/query.md): query text -> tokens with positions.
 
 The tokenizer only splits text; the parser decides what words mean. A bare word is a run
 of characters up to whitespace, a parenthesis, a comma, a quote, an operator character

@@ -5,23 +5,9 @@
 """
 from __future__ import annotations
 
-import re
-
 from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store
 
-__all__ = ["FileState", "FindOptions", "KeyStat", "PathUpdate", "SortKey", "Store", "mask_uri", "open_store"]
-
-_NETLOC = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#]*)(.*)$", re.IGNORECASE | re.DOTALL)
-
-
-def mask_uri(uri: str) -> str:
-    """The URI with its password replaced by ``***`` (user kept), safe for logs and output."""
-    m = _NETLOC.match(uri)
-    if not m or "@" not in m.group(2):
-        return uri
-    userinfo, host = m.group(2).rsplit("@", 1)
-    user = userinfo.split(":", 1)[0]
-    return f"{m.group(1)}{user}{':***' if ':' in userinfo else ''}@{host}{m.group(3)}"
+__all__ = ["FileState", "FindOptions", "KeyStat", "PathUpdate", "SortKey", "Store", "open_store"]
 
 
 def open_store(uri: str | None = None, *, timeout_ms: int = 5000, create: bool = True) -> Store:

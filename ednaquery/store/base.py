@@ -8,7 +8,9 @@ and :mod:`ednaquery.store.mongo` (pymongo).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -32,13 +34,26 @@ class PathUpdate:
     """A file path now holds ``docs`` (``state`` None and no docs: the file is gone).
 
     ``bodies`` optionally carries each new document's stored body, prepared by a converter
-    process (:func:`ednaquery.store.sqlite.pack_body`); a store that cannot use one ignores it.
+    process (:func:`ednaquery.store.bodies.pack_body`); a store that cannot use one ignores it.
     """
 
     path: str
     docs: list[dict]
     state: FileState | None
     bodies: Sequence[bytes | None] = ()
+
+
+@dataclass(frozen=True)
+class JobHome:
+    """Where a job queue beside a store lives: the same SQLite file, or the same MongoDB database.
+
+    Both unset: the backend keeps no jobs. ``guard(what)`` turns the database's errors during
+    ``what`` into one-line ednaquery errors, as the store does for its own work.
+    """
+
+    sqlite_path: str | None = None
+    mongo_database: Any = None
+    guard: Callable[[str], AbstractContextManager[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,12 +157,39 @@ class Store(abc.ABC):
         """Paths of current documents whose ``depends_on`` names any of ``paths`` (base-file changes)."""
 
     @abc.abstractmethod
+    def errors(self) -> list[dict]:
+        """The current error records (files that could not be read or parsed), by id."""
+
+    @abc.abstractmethod
     def ping(self) -> None:
         """Raise StoreUnavailable if the store cannot be reached."""
 
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections and files."""
+
+    # ------------------------------------------------ capabilities (defaults: the backend has none)
+
+    #: True if ``apply`` uses ``PathUpdate.bodies`` packed with :meth:`body_dictionary`
+    takes_packed_bodies: bool = False
+
+    def body_dictionary(self) -> bytes | None:
+        """The zlib dictionary converter processes pack bodies with (see ``PathUpdate.bodies``);
+        None until the store has one, and always where ``takes_packed_bodies`` is False."""
+        return None
+
+    def bulk_load(self, expected: int) -> AbstractContextManager[None]:
+        """Around writing ``expected`` documents at once (a big first scan): a backend may prepare
+        for it and finish at the end. Default: nothing to do."""
+        return contextlib.nullcontext()
+
+    def reopen_uri(self) -> str | None:
+        """A URI another process (a DDP rank) can open this same store with; None where there is none."""
+        return None
+
+    def job_home(self) -> JobHome:
+        """Where the job queue beside this store lives (an empty :class:`JobHome`: the backend has none)."""
+        return JobHome()
 
     def __enter__(self) -> Self:
         return self

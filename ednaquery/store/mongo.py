@@ -32,9 +32,9 @@ from urllib.parse import unquote
 from ednaquery.documents import PATH_SEP, reserved_leaves
 from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_FIELDS, RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
+from ednaquery.masking import mask_uri, redact
 from ednaquery.query.ast import Node
-from ednaquery.store import mask_uri
-from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, Store
+from ednaquery.store.base import FileState, FindOptions, JobHome, KeyStat, PathUpdate, Store
 from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.mongo_compile import (
     DEFAULT_ORDER,
@@ -82,13 +82,6 @@ def database_name(uri: str) -> str:
     m = _DB_IN_URI.match(uri)
     name = unquote(m.group(1)) if m else ""
     return name or DEFAULT_DATABASE
-
-
-def _password(uri: str) -> str | None:
-    m = re.match(r"^[a-z][a-z0-9+.-]*://([^/?#]*)@", uri, re.IGNORECASE)
-    if not m or ":" not in m.group(1):
-        return None
-    return m.group(1).split(":", 1)[1] or None
 
 
 # ------------------------------------------------------------------ bulk writes
@@ -252,7 +245,6 @@ class MongoStore(Store):
                  database: str | None = None) -> None:
         self.uri = uri
         self.display_uri = mask_uri(uri)
-        self._secret = _password(uri)
         self._owns_client = client is None
         if client is None:
             from pymongo import MongoClient
@@ -285,12 +277,7 @@ class MongoStore(Store):
     # ------------------------------------------------------------ errors
     def _scrub(self, text: str) -> str:
         """Remove the password (raw and URL-decoded) and the full URI from a message."""
-        text = text.replace(self.uri, self.display_uri)
-        if self._secret:
-            for s in {self._secret, unquote(self._secret)}:
-                if s:
-                    text = text.replace(s, "***")
-        return text
+        return redact(text, [self.uri])
 
     def _reason(self, exc: BaseException) -> str:
         text = str(exc).split(", Timeout:")[0]
@@ -693,6 +680,12 @@ class MongoStore(Store):
         self._ready()
         with self._errors("reading errors"):
             return list(self.docs.find({"kind": "error", "current": True}, _projection()).sort("_id", 1))
+
+    def reopen_uri(self) -> str | None:
+        return self.uri
+
+    def job_home(self) -> JobHome:
+        return JobHome(mongo_database=self.db, guard=self._errors)
 
     def ping(self) -> None:
         with self._errors("ping"):

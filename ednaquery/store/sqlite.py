@@ -14,19 +14,14 @@ a broad query after a few documents, and falls back to the match set past a step
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import socket
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
@@ -34,7 +29,19 @@ from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_match
 from ednaquery.query.ast import And, Compare, Node, Not, Or
 from ednaquery.regex import RegexError
 from ednaquery.regex import compile_regex as _compile_regex
-from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store, effective_kinds
+from ednaquery.settings import default_store_path
+from ednaquery.store.base import (
+    FileState,
+    FindOptions,
+    JobHome,
+    KeyStat,
+    PathUpdate,
+    SortKey,
+    Store,
+    effective_kinds,
+)
+from ednaquery.store.bodies import body_json, pack_body, unpack_body
+from ednaquery.store.bulk_marker import LOADING_HERE, bulk_loader_alive, bulk_marker
 from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.sql_compile import (
     T_EMPTY,
@@ -134,25 +141,11 @@ def _regexp(pattern: str, value: str | None) -> bool:
         return False
 
 
-def default_data_dir() -> Path:
-    """The per-user data folder (``$XDG_DATA_HOME/ednaquery`` or ``~/.local/share/ednaquery``)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ednaquery"
-
-
-def find_project_index(start: Path | None = None) -> Path | None:
-    """``.ednaquery/index.db`` in the nearest parent folder that has a ``.ednaquery`` (like git's ``.git``)."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".ednaquery").is_dir():
-            return folder / ".ednaquery" / "index.db"
-    return None
-
-
 def sqlite_path_from_uri(uri: str | None) -> Path:
-    """The database file a URI names: ``sqlite:///abs/path.db``, a plain path, or the default."""
+    """The database file a URI names: ``sqlite:///abs/path.db``, a plain path, or (None) the default
+    (:func:`ednaquery.settings.default_store_path`)."""
     if not uri:
-        return find_project_index() or default_data_dir() / "index.db"
+        return default_store_path()
     if uri.startswith("sqlite://"):
         rest = uri[len("sqlite://"):]
         if not rest.startswith("/"):
@@ -178,92 +171,10 @@ def _tokens_text(text: str | None) -> str:
     return " " + " ".join(value_tokens(text or "")) + " "
 
 
-def _start_time(pid: int) -> str:
-    """When process ``pid`` started (clock ticks since boot, from /proc), or "" where unknown:
-    with the pid it names one process, even after the pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
-
-
-def _bulk_marker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
-
-
-#: the stores this process is bulk-loading right now (resolved paths)
-_LOADING_HERE: set[str] = set()
-
-
-def _bulk_loader_alive(marker: str, path: Path) -> bool:
-    """True while the process that left this ``bulk_load`` marker (``host:pid:start``) still runs.
-
-    That writer dropped the leaf indexes on purpose and builds them at its end, so a reader that
-    opens the store meanwhile leaves them alone; a writer killed there leaves its marker behind,
-    and the next open builds the indexes again.
-    """
-    host, pid, start = (marker.split(":") + ["", ""])[:3]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():  # this process (or one with its pid before a restart)
-        return str(path.resolve()) in _LOADING_HERE
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not start or _start_time(int(pid)) in ("", start)
-
-
-def _non_finite(value: Any) -> bool:
-    """True if ``value`` holds a NaN or infinite float anywhere."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        t = type(v)
-        if t is dict:
-            stack += v.values()
-        elif t is list:
-            stack += v
-        elif t is float and v - v != 0:
-            return True
-    return False
-
-
-def _body_json(doc: dict) -> bytes:
-    body = {k: v for k, v in doc.items() if k != "leaves"}
-    try:  # orjson is several times faster, but writes NaN and infinities as null: json.dumps keeps them
-        text = orjson.dumps(body)
-        if b"null" not in text or not _non_finite(body):
-            return text
-    except TypeError:  # integers past 64 bits, lone surrogates...
-        pass
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def pack_body(doc: dict, zdict: bytes) -> bytes:
-    """A document's stored body: its JSON without the leaves, deflated with the store's dictionary."""
-    body = _body_json(doc)
-    # a window just big enough for dictionary + body compresses the same, and sets up much faster
-    wbits = max(9, min(15, (len(zdict) + len(body) + 300).bit_length()))
-    c = zlib.compressobj(6, zlib.DEFLATED, wbits, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
-    return c.compress(body) + c.flush()
-
-
-#: what the writer reads from a document whose body comes packed (ids, paths, flags, reserved fields)
-_WRITER_KEYS = ("_id", "kind", "paths", "past_paths", "current", "deleted", "indexed_at", "tags", "status",
-                "format", "mtime", "depends_on", "leaves")
-
-
-def slim_for_body(doc: dict) -> dict:
-    """``doc`` without what its packed body already carries: less to send between processes."""
-    return {k: doc[k] for k in _WRITER_KEYS if k in doc}
-
-
 class SQLiteStore(Store):
     """The embedded store. Safe for one writer and many reader processes (WAL, busy timeout)."""
+
+    takes_packed_bodies = True
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True, busy_timeout_ms: int = 30000) -> None:
         self.path = Path(path)
@@ -317,7 +228,7 @@ class SQLiteStore(Store):
                                        f"v{SCHEMA_VERSION}; delete it and run `ednaquery index` again")
             have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
             marker = self.db.execute("SELECT v FROM meta WHERE k='bulk_load'").fetchone()
-            loading = marker is not None and _bulk_loader_alive(marker[0], self.path)
+            loading = marker is not None and bulk_loader_alive(marker[0], self.path)
             for name, stmt in _INDEX_SQL.items():  # indexes added since the file was made, or left dropped
                 if name not in have and not (loading and name in _BULK_INDEXES):
                     self.db.execute(stmt)
@@ -464,7 +375,7 @@ class SQLiteStore(Store):
     def _pack(self, doc: dict) -> bytes:
         zd = self._zd()
         if not zd:  # first document: its body seeds the dictionary that makes small bodies compress well
-            body = _body_json(doc)
+            body = body_json(doc)
             zd = self._zdict = body[:32768].decode("utf-8", "ignore").encode()
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('zdict', ?)", (zd.decode(),))
         return pack_body(doc, zd)
@@ -476,8 +387,7 @@ class SQLiteStore(Store):
             return self._zd() or None
 
     def _unpack(self, blob: bytes) -> dict:
-        d = zlib.decompressobj(15, self._zd())
-        return json.loads(d.decompress(blob) + d.flush())
+        return unpack_body(blob, self._zd())
 
     def _transaction(self):
         return _Tx(self)
@@ -600,10 +510,10 @@ class SQLiteStore(Store):
         with self._lock, self._transaction():
             for name in _BULK_INDEXES:
                 self.db.execute(f"DROP INDEX IF EXISTS {name}")
-            # readers opening the store meanwhile leave the indexes to us (see _bulk_loader_alive)
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (_bulk_marker(),))
+            # readers opening the store meanwhile leave the indexes to us (see bulk_marker.bulk_loader_alive)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (bulk_marker(),))
         here = str(self.path.resolve())
-        _LOADING_HERE.add(here)
+        LOADING_HERE.add(here)
         try:
             yield
         except BaseException:
@@ -611,7 +521,7 @@ class SQLiteStore(Store):
                 self._create_bulk_indexes()
             raise
         finally:
-            _LOADING_HERE.discard(here)
+            LOADING_HERE.discard(here)
         self._create_bulk_indexes()
 
     def _create_bulk_indexes(self) -> None:
@@ -897,6 +807,12 @@ class SQLiteStore(Store):
 
     def ping(self) -> None:
         self._guard(lambda: self.db.execute("SELECT 1").fetchone())
+
+    def reopen_uri(self) -> str | None:
+        return str(self.path.resolve())
+
+    def job_home(self) -> JobHome:
+        return JobHome(sqlite_path=str(self.path))
 
     def close(self) -> None:
         try:

@@ -6,9 +6,9 @@ dependencies, :mod:`indexer.convert.runs` for run-folder layouts.
 """
 from __future__ import annotations
 
-from indexer.convert.core import convert_config_file, convert_path, run_document
+from indexer.convert.core import convert_config_file, convert_path, run_info_document
 from indexer.convert.inherit import dependants_of, resolve
 from indexer.convert.runs import RECOGNISERS, recognise_folder, run_folder_of
 
 __all__ = ["RECOGNISERS", "convert_config_file", "convert_path", "dependants_of", "recognise_folder", "resolve",
-           "run_document", "run_folder_of"]
+           "run_folder_of", "run_info_document"]

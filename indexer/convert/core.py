@@ -48,12 +48,12 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
         is_dir = False if is_file else stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
         if is_dir:
             rec = recognise_folder(p)
-            return [run_document(read_run(rec, p, max_bytes=max_bytes))] if rec is not None else []
+            return [run_info_document(read_run(rec, p, max_bytes=max_bytes))] if rec is not None else []
         owned = run_folder_of(p)
         if owned is not None:
             rec, folder = owned
             info = read_run(rec, folder, max_bytes=max_bytes)
-            docs = [run_document(info)]
+            docs = [run_info_document(info)]
             if info.config_path is not None and os.path.abspath(info.config_path) == str(p):
                 docs.append(run_config_document(info, stat))
             return docs
@@ -91,7 +91,7 @@ def convert_config_file(path: Path, fmt: str, *, max_bytes: int = DEFAULT_MAX_BY
     return _unique(docs)
 
 
-def run_document(info: RunInfo) -> dict:
+def run_info_document(info: RunInfo) -> dict:
     """The run document for a :class:`RunInfo` (its path is the run folder)."""
     if info.trainer_run is not None:  # exactly the document the trainer itself upserts
         return document_from(info.trainer_run)

@@ -1,1 +1,1 @@
-"""Conformance suite: every QUERY.md case on every store backend, plus the real-world corpora."""
+"""Conformance suite: every docs/query.md case on every store backend, plus the real-world corpora."""

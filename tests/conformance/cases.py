@@ -1,13 +1,13 @@
-"""The conformance data table: QUERY.md cases over the fixture corpus (``fixtures.py``).
+"""The conformance data table: docs/query.md cases over the fixture corpus (``fixtures.py``).
 
 Each case is a query and the exact set of fixture names it must return, derived by hand
-from QUERY.md and the fixture dicts (never by running the code under test). A comment
+from docs/query.md and the fixture dicts (never by running the code under test). A comment
 explains any expectation that is not obvious. ``aliases=False`` is ``--no-aliases``.
 Every backend must return exactly these sets.
 
-Decisions where QUERY.md is silent (written down here and in the report):
+Decisions where docs/query.md is silent (written down here and in the report):
 - ``k!=v`` on a key whose value is null/{}/[] matches: the document has ``k`` and no leaf
-  equals ``v`` (QUERY.md's definition of ``!=``); "matches no comparison" is read per leaf.
+  equals ``v`` (docs/query.md's definition of ``!=``); "matches no comparison" is read per leaf.
 - A quoted query value is a string and compares only with string leaves: ``seed="42"``
   does not find ``seed: 42``.
 - A query value is tokenized like stored values, so ``model=vit-base`` matches the token

@@ -1,11 +1,11 @@
 """The conformance fixture corpus: small hand-written configs and runs with stable names.
 
-Every expectation in ``cases.py`` is derived by hand from the dicts below and QUERY.md,
+Every expectation in ``cases.py`` is derived by hand from the dicts below and docs/query.md,
 so keep them small and change them only together with the cases. Each config becomes a
 document at ``/fixtures/<name>.yaml``; runs live at ``/runs/<name>/run.json``; one error
 record (``broken``) stands for a file that did not parse.
 
-The configs cover every QUERY.md rule: nested YAML, EdnaML's UPPER_CASE keys with lists of
+The configs cover every docs/query.md rule: nested YAML, EdnaML's UPPER_CASE keys with lists of
 dicts and YAML-1.1 numeric strings (``BASE_LR: "1e-3"``), every ``lr``-like key
 (``lr``, ``learning_rate``, ``learningRate``, ``lr0``, ``max_lr``, ``BASE_LR`` and the
 non-matches ``LR_KWARGS``/``lr_scheduler``), lists of numbers, booleans next to 1/0 and

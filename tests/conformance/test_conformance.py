@@ -1,4 +1,4 @@
-"""Every QUERY.md case in ``cases.py`` on every store backend, and the backends agree.
+"""Every docs/query.md case in ``cases.py`` on every store backend, and the backends agree.
 
 The fixture corpus (``fixtures.py``) is loaded once per backend: the embedded SQLite store
 and the MongoDB store driven through mongomock. Each case must return exactly the names

@@ -1,4 +1,4 @@
-"""The query front end: QUERY.md's syntax -> AST, errors with carets, aliases, round trips."""
+"""The query front end: docs/query.md's syntax -> AST, errors with carets, aliases, round trips."""
 from __future__ import annotations
 
 import math
@@ -45,7 +45,7 @@ def E(key: str | KeySpec) -> Exists:
 
 TRUE, FALSE, NULL = Value("bool", True), Value("bool", False), Value("null", None)
 
-# Every query QUERY.md shows, with the AST it must give.
+# Every query docs/query.md shows, with the AST it must give.
 QUERY_MD_EXAMPLES: list[tuple[str, Node]] = [
     ("lr<1e-3 model=vit", And((C("lr", "<", N(1e-3)), C("model", "=", S("vit"))))),
     ("optimizer!=sgd", C("optimizer", "!=", S("sgd"))),
@@ -283,7 +283,7 @@ def test_parse_key_alone() -> None:
 
 
 def test_key_matching_through_the_parser() -> None:
-    """The parsed key finds the leaves QUERY.md says it finds."""
+    """The parsed key finds the leaves docs/query.md says it finds."""
     lr = parse("lr<1e-3").key  # type: ignore[union-attr]
     assert key_matches(lr, ("OPTIMIZER", "BASE_LR"))
     assert not key_matches(lr, ("lr_scheduler", "gamma"))

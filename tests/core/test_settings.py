@@ -114,3 +114,15 @@ def test_password_is_never_shown(tmp_path):
 def test_runs_root_defaults_to_the_first_root(tmp_path):
     s = Settings(roots=["/data/exp", "/data/other"])
     assert s.effective_runs_root() == "/data/exp/runs"
+
+
+def test_default_store_is_the_nearest_project_index_else_the_user_data_dir(project, tmp_path, monkeypatch):
+    from ednaquery.settings import default_store_path
+    from ednaquery.store.sqlite import sqlite_path_from_uri
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_store_path(project / "deep" / "er") == project / ".ednaquery" / "index.db"
+    (tmp_path / "elsewhere").mkdir()
+    assert default_store_path(tmp_path / "elsewhere") == tmp_path / "data" / "ednaquery" / "index.db"
+    monkeypatch.chdir(project / "deep")
+    assert sqlite_path_from_uri(None) == project / ".ednaquery" / "index.db", "the store opens the same file"

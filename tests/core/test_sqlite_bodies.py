@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ednaquery.store.sqlite import SQLiteStore, _body_json, pack_body
+from ednaquery.store.bodies import body_json, pack_body
+from ednaquery.store.sqlite import SQLiteStore
 
 
 def test_bodies_keep_nan_infinities_big_integers_and_odd_strings(tmp_path: Path) -> None:
@@ -20,6 +21,6 @@ def test_bodies_keep_nan_infinities_big_integers_and_odd_strings(tmp_path: Path)
         assert got["lr"] == 1e-05 and got["n"] is None and got["nested"][1] is None
         # a body with nulls but no NaN takes the fast path and reads back the same
         plain = {"_id": "b" * 64, "config": {"a": None, "b": [1.5, None]}, "leaves": [{"p": "a"}]}
-        assert b"leaves" not in _body_json(plain) and store._unpack(pack_body(plain, store._zd()))["config"] == plain["config"]
+        assert b"leaves" not in body_json(plain) and store._unpack(pack_body(plain, store._zd()))["config"] == plain["config"]
     finally:
         store.close()

@@ -48,9 +48,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return {"db": db, "ids": ids, "tmp": tmp_path}
 
 
-def run(world: dict, *args: str) -> str:
+def run(world: dict, *args: str, code: int = 0) -> str:
     res = CliRunner().invoke(main, ["--store", world["db"], *args])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == code, res.output
     return res.output
 
 
@@ -76,7 +76,7 @@ def test_human_outputs_escape_control_characters(world: dict, args: tuple[str, .
 
 def test_diff_and_history_escape_control_characters(world: dict) -> None:
     a, b = world["ids"]
-    out = run(world, "diff", a[:8], b[:8])
+    out = run(world, "diff", a[:8], b[:8], code=1)  # they differ, like diff(1)
     assert_clean(out)
     assert "\\x1b]0;pwned\\x07" in out
     out = run(world, "history", str(world["tmp"] / ("run" + CLEAR + ".json")))

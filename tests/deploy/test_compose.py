@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.wait import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
@@ -519,13 +521,15 @@ def gpu_env(tmp_path: Path) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str], out: Path) -> subprocess.Popen:
+    """The entrypoint running a stand-in worker that writes its GPU to ``out``; its messages go to ``out``.log."""
     cmd = f'echo "$CUDA_VISIBLE_DEVICES" > {out}.tmp && mv {out}.tmp {out} && exec sleep 60'
-    return subprocess.Popen(
-        ["bash", str(DEPLOY / "trainer-entrypoint.sh"), "sh", "-c", cmd],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(f"{out}.log", "wb") as log:
+        return subprocess.Popen(
+            ["bash", str(DEPLOY / "trainer-entrypoint.sh"), "sh", "-c", cmd],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def wait_for(path: Path, timeout: float = 10.0) -> str:
@@ -548,7 +552,8 @@ def test_scaled_trainers_each_claim_a_different_gpu(gpu_env: dict, tmp_path: Pat
         assert {first, second} == {"GPU-aaaa", "GPU-bbbb"}
 
         procs.append(start_worker(gpu_env, tmp_path / "w3"))  # more workers than GPUs: it waits
-        time.sleep(0.5)
+        log = tmp_path / "w3.log"
+        assert wait_until(lambda: log.exists() and "waiting for one to free up" in log.read_text()), log
         assert not (tmp_path / "w3").exists()
 
         procs[0].kill()  # a worker dies: its GPU is free again

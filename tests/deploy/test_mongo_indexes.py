@@ -1,4 +1,4 @@
-"""Every QUERY.md query shape is answered by one of the indexes MongoStore creates.
+"""Every docs/query.md query shape is answered by one of the indexes MongoStore creates.
 
 No mongod runs here, and the nx-27017 wire server's ``explain`` describes its own SQLite plan
 ("SCAN docs"), not MongoDB's planner. So the compiled filter is checked against the rules
@@ -21,26 +21,19 @@ from __future__ import annotations
 import io
 import os
 import re
-import sys
 from contextlib import redirect_stdout
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench import mongo_explain
 from ednaquery.documents import make_config_document, make_run_document, reserved_leaves
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FindOptions
 from ednaquery.store.catalog import PathCatalog
 from ednaquery.store.mongo import INDEXES, MongoStore
 from ednaquery.store.mongo_compile import compile_filter, find_filter
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests" / "core"))
-
-import mongo_explain
-from test_mongo_wire import wire_uri  # noqa: F401 - the session's nx-27017 server
+from tests.support.mongo_filters import elem_matches
 
 #: leaf value field -> the compound index on (leaves.p, leaves.<field>)
 LEAF_INDEX = {keys[1][0].split(".", 1)[1]: name for name, keys in INDEXES if keys[0][0] == "leaves.p"}
@@ -75,7 +68,7 @@ def resolve():
     return cat.resolve
 
 
-# (what QUERY.md calls it, query, indexes that may answer the query's own filter; None: none can)
+# (what docs/query.md calls it, query, indexes that may answer the query's own filter; None: none can)
 SHAPES: list[tuple[str, str, set[str] | None]] = [
     ("equality, number", "lr=0.001", {"leaves_p_n"}),
     ("equality, number written as a string", 'seed="42"', S_OR_W),
@@ -206,9 +199,7 @@ def test_kind_option_and_absence_use_the_kind_index(resolve):
     ("model=vit", {"point", "key"}), ("model~^conv", {"key"}), ("aug", {"key"}),
 ])
 def test_how_tightly_the_value_is_bounded(query, bounds, resolve):
-    from test_mongo_store import _elem_matches  # the elemMatch walker of the core tests
-
-    ems = list(_elem_matches(compile_filter(parse(query), resolve)))
+    ems = list(elem_matches(compile_filter(parse(query), resolve)))
     assert {_bounds(em) for em in ems} == bounds
     for em in ems:  # the range holds on ONE leaf: both operators in the same elemMatch
         if query.startswith("1e-4"):
@@ -219,7 +210,7 @@ def test_how_tightly_the_value_is_bounded(query, bounds, resolve):
 
 
 @pytest.mark.wire
-def test_explain_script_prints_the_filter_and_the_plan(wire_uri, capsys):  # noqa: F811
+def test_explain_script_prints_the_filter_and_the_plan(wire_uri, capsys):
     uri = wire_uri.rsplit("/", 1)[0] + "/w_explain"
     store = MongoStore(uri, timeout_ms=3000)
     try:

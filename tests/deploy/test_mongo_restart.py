@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,14 +25,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-
-from test_mongo_wire import _free_port, _server_binary, _stop
-
 from ednaquery.documents import original_config
 from ednaquery.store.mongo import MongoStore
 from indexer.daemon import Indexer
 from indexer.walk import file_state
+from tests.support.wire import free_port, start_server, stop
 
 pytestmark = pytest.mark.wire
 
@@ -53,8 +49,7 @@ class Server:
     """nx-27017 on a fixed 127.0.0.1 port with its data in one SQLite file, restartable."""
 
     def __init__(self, tmp: Path) -> None:
-        self.exe = _server_binary()
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = tmp / "server"
         self.dir.mkdir()
         self.data = self.dir / "store.db"
@@ -64,29 +59,10 @@ class Server:
 
     def start(self) -> str:
         """Start it; returns "" or why it could not start."""
-        if self.exe is None:
-            return "the nx-27017 MongoDB wire-protocol server is not installed (pip install nx-27017)"
-        from pymongo import MongoClient
-        from pymongo.errors import PyMongoError
-
         self.starts += 1
-        log = self.dir / f"server{self.starts}.log"
-        cmd = [self.exe, "--db", str(self.data), "--host", "127.0.0.1", "-p", str(self.port),
-               "--log-file", str(log), "--pid-file", str(self.dir / "server.pid")]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with MongoClient(self.uri, serverSelectionTimeoutMS=500) as c:
-                    c.admin.command("ping")
-                return ""
-            except PyMongoError:
-                time.sleep(0.1)
-        code = self.proc.poll()
-        _stop(self.proc)
-        self.proc = None
-        tail = log.read_text(errors="replace")[-300:].strip() if log.exists() else ""
-        return f"nx-27017 did not answer a ping on 127.0.0.1:{self.port} within 20 s (exit status {code}): {tail}"
+        self.proc, _, why = start_server(self.dir, db=str(self.data), port=self.port,
+                                         log_name=f"server{self.starts}.log", database=DB)
+        return why
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as in a crash."""
@@ -97,7 +73,7 @@ class Server:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            stop(self.proc)
             self.proc = None
 
 

@@ -18,7 +18,6 @@ command is written.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,10 +28,6 @@ from ednaquery.errors import EdnaError
 from ednaquery.query.ast import MatchAll
 from ednaquery.store.base import FileState, PathUpdate
 from ednaquery.store.mongo import MongoStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-
-from test_mongo_wire import wire_uri  # noqa: F401 - the session's nx-27017 server
 
 pytestmark = pytest.mark.wire
 
@@ -58,7 +53,7 @@ class Commands(monitoring.CommandListener):
 
 
 @pytest.fixture
-def listened(wire_uri, request):  # noqa: F811
+def listened(wire_uri, request):
     from pymongo import MongoClient
 
     db = "w_" + request.node.name[:40]
@@ -94,7 +89,7 @@ def test_a_batch_is_one_unordered_bulk_command(listened, tmp_path):
     assert store.count(MatchAll()) == 120
 
 
-def test_the_client_the_store_opens_asks_for_retryable_writes(wire_uri, monkeypatch):  # noqa: F811
+def test_the_client_the_store_opens_asks_for_retryable_writes(wire_uri, monkeypatch):
     import pymongo
 
     asked: list[dict] = []

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from idx_helpers import FakeStore, standin_convert
-
 from indexer.daemon import Indexer
+from tests.support.indexer import FakeStore, standin_convert
 
 
 @pytest.fixture

@@ -2,10 +2,23 @@
 from __future__ import annotations
 
 import threading
-import time
 import tracemalloc
 
 from indexer.queue import CONVERT, DEPENDANT, GONE, RESCAN, AddQueue
+from tests.support.wait import wait_until
+
+
+class FakeClock:
+    """A clock the test moves by hand: deadlines pass exactly when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def test_many_events_for_one_path_become_one_item_with_the_latest_op() -> None:
@@ -39,24 +52,26 @@ def test_move_is_gone_source_plus_convert_destination() -> None:
 
 
 def test_a_path_is_ready_only_after_a_quiet_period_without_events() -> None:
-    q = AddQueue(quiet=0.15)
-    end = time.monotonic() + 0.4
-    while time.monotonic() < end:  # a writer appending every 20 ms
+    clock = FakeClock()
+    q = AddQueue(quiet=0.15, clock=clock)
+    for _ in range(20):  # a writer appending every 20 ms for 0.4 s
+        last_write = clock.now
         q.add("/r/metrics.jsonl", CONVERT)
         assert q.get_ready(10) == []
-        time.sleep(0.02)
+        clock.advance(0.02)
+    clock.now = last_write + 0.149
     assert q.get_ready(10) == []
-    time.sleep(0.2)
+    clock.now = last_write + 0.15
     assert q.get_ready(10) == [("/r/metrics.jsonl", CONVERT)]
 
 
 def test_debounce_is_per_path() -> None:
-    q = AddQueue(quiet=0.1)
+    clock = FakeClock()
+    q = AddQueue(quiet=0.1, clock=clock)
     q.add("/r/quiet.yaml", CONVERT)
-    end = time.monotonic() + 0.25
-    while time.monotonic() < end:
+    for _ in range(13):  # another file written every 20 ms for 0.25 s
         q.add("/r/busy.yaml", CONVERT)
-        time.sleep(0.02)
+        clock.advance(0.02)
     assert q.get_ready(10) == [("/r/quiet.yaml", CONVERT)]
     assert q.pending() == 1
 
@@ -85,26 +100,41 @@ def test_requeue_keeps_newer_pending_work() -> None:
     assert dict(q.get_ready(10)) == {"/r/a.yaml": GONE, "/r/b.yaml": CONVERT}
 
 
-def test_wait_ready_wakes_when_work_becomes_ready() -> None:
-    q = AddQueue(quiet=0.1)
-    threading.Timer(0.05, q.add, args=("/r/a.yaml",)).start()
-    t0 = time.monotonic()
-    assert q.wait_ready(timeout=3)
-    took = time.monotonic() - t0
-    assert 0.1 <= took < 1.0
+def test_wait_ready_says_ready_only_once_the_quiet_period_is_over() -> None:
+    clock = FakeClock()
+    q = AddQueue(quiet=0.1, clock=clock)
+    assert not q.wait_ready(timeout=0)
+    q.add("/r/a.yaml")
+    assert not q.wait_ready(timeout=0)
+    clock.advance(0.1)
+    assert q.wait_ready(timeout=0)
+    assert q.get_ready(1) == [("/r/a.yaml", CONVERT)]
+
+
+def _waiter(q: AddQueue, timeout: float | None) -> tuple[threading.Thread, list[bool]]:
+    """``q.wait_ready(timeout)`` on a thread of its own; its answer lands in the returned list."""
+    answer: list[bool] = []
+    t = threading.Thread(target=lambda: answer.append(q.wait_ready(timeout)), daemon=True)
+    t.start()
+    return t, answer
+
+
+def test_a_waiter_on_an_empty_queue_wakes_when_work_arrives() -> None:
+    q = AddQueue(quiet=0.05)
+    t, answer = _waiter(q, None)  # no timeout: only the new work can end the wait
+    q.add("/r/a.yaml")
+    t.join(30)
+    assert answer == [True]
     assert q.get_ready(1) == [("/r/a.yaml", CONVERT)]
 
 
 def test_wait_ready_times_out_and_wake_releases_it() -> None:
-    q = AddQueue(quiet=10)
+    q = AddQueue(quiet=3600)
     q.add("/r/a.yaml")
-    t0 = time.monotonic()
-    assert not q.wait_ready(timeout=0.1)
-    assert time.monotonic() - t0 < 1
-    threading.Timer(0.05, q.wake).start()
-    t0 = time.monotonic()
-    assert not q.wait_ready(timeout=5)
-    assert time.monotonic() - t0 < 1
+    assert not q.wait_ready(timeout=0.05)  # nothing ready before the timeout (the path waits an hour)
+    t, answer = _waiter(q, None)
+    assert wait_until(lambda: (q.wake(), not t.is_alive())[1], timeout=30), "wake() did not release the waiter"
+    assert answer == [False] and q.pending() == 1
 
 
 def test_full_queue_drops_new_paths_and_says_so() -> None:

@@ -10,7 +10,6 @@ from ednaquery import runfolder
 from ednaquery.documents import config_id
 from indexer.convert import convert_path, run_folder_of
 from indexer.convert.runs import RECOGNISERS, Recogniser, clear_cache
-from indexer.convert.runs.metrics import MetricsSummary, direction
 
 
 @pytest.fixture(autouse=True)
@@ -36,29 +35,6 @@ def the_run(docs: list[dict]) -> dict:
     runs = by_kind(docs)["run"]
     assert len(runs) == 1
     return runs[0]
-
-
-# ---------------------------------------------------------------- metrics rule
-
-
-@pytest.mark.parametrize("name, expected", [
-    ("val_acc", "max"), ("val/acc", "max"), ("top1", "max"), ("valAccuracy", "max"), ("f1_macro", "max"),
-    ("mAP50", "max"), ("bbox/AP75", "max"), ("miou", "max"), ("auroc", "max"), ("recall@10", "max"),
-    ("train_loss", "min"), ("val/loss_epoch", "min"), ("top1_err", "min"), ("rmse", "min"), ("wer", "min"),
-    ("lr", None), ("grad_norm", None), ("throughput", None),
-])
-def test_direction_rule(name: str, expected: str | None) -> None:
-    assert direction(name) == expected
-
-
-def test_summary_last_best_nonfinite_and_steps() -> None:
-    s = MetricsSummary()
-    for rec in [{"epoch": 0, "loss": 2.0, "acc": 0.5, "lr": 0.1}, {"epoch": 1, "loss": float("nan"), "acc": 0.7},
-                {"epoch": 2, "loss": 1.0, "acc": 0.6, "lr": 0.01, "flag": True, "note": "x"}]:
-        s.add_record(rec)
-    assert s.result() == {"loss": {"last": 1.0, "best": 1.0}, "acc": {"last": 0.6, "best": 0.7},
-                          "lr": {"last": 0.01}}
-    assert s.last_epoch == 2 and "loss (1)" in s.warnings()[0]
 
 
 # ---------------------------------------------------------------- our trainer

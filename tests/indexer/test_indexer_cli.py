@@ -86,3 +86,31 @@ def test_stop_and_status_when_nothing_runs() -> None:
     assert res.exit_code == 0 and "no indexer is running" in res.output
     res = CliRunner().invoke(cli.daemon, ["status", "--json"])
     assert res.exit_code == 3 and res.output.strip() == "[]"
+
+
+def test_index_on_an_unreachable_store_exits_2_in_one_masked_line(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    pytest.importorskip("pymongo")
+    from ednaquery.cli import main as ednaquery_main
+    from indexer.index_cli import index
+
+    down = "mongodb://user:pw%40secret@127.0.0.1:1/db"  # nothing listens on port 1
+    monkeypatch.setenv("EDNAQUERY_STORE_TIMEOUT_MS", "300")
+    (tmp_path / "a.yaml").write_text("lr: 0.1\n")
+    results = [CliRunner().invoke(ednaquery_main, ["--store", down, "index", str(tmp_path)])]
+    monkeypatch.setenv("EDNAQUERY_STORE", down)
+    results.append(CliRunner().invoke(index, [str(tmp_path)]))  # the command alone, store from the env
+    for res in results:
+        assert res.exit_code == 2, res.output
+        assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
+        assert "127.0.0.1:1" in res.stderr and "secret" not in res.output and "Traceback" not in res.output
+
+
+def test_indexer_commands_have_help_with_an_example() -> None:
+    from indexer.index_cli import index
+
+    runner = CliRunner()
+    for cmd, args in ((index, []), (cli.watch, []), (cli.daemon, []), (cli.daemon, ["start"]),
+                      (cli.daemon, ["stop"]), (cli.daemon, ["status"])):
+        res = runner.invoke(cmd, [*args, "--help"])
+        assert res.exit_code == 0 and "Example" in res.output, (cmd.name, args)

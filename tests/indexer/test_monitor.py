@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from idx_helpers import FakeStore, standin_convert, wait_until
 from watchdog.observers import Observer
 
 from indexer.daemon import Indexer
 from indexer.monitor import Monitor
 from indexer.queue import CONVERT, GONE, RESCAN, AddQueue
+from tests.support.indexer import FakeStore, standin_convert
+from tests.support.wait import wait_until
 
 
 def drain(q: AddQueue) -> dict[str, int]:
@@ -73,6 +74,77 @@ def test_inotify_limit_falls_back_to_polling_with_one_line(tmp_path: Path, caplo
         assert len(lines) == 2 and "polling it every 0.1 s" in lines[0]
     finally:
         ix.stop()
+
+
+class WatchesRunOutPartWay(Observer):  # type: ignore[misc,valid-type]
+    """A real inotify observer on a kernel whose watches ran out after the root's own: as watchdog does
+    on some versions and kernels, it watches the root and silently skips every folder below it."""
+
+    def schedule(self, event_handler, path, recursive=False, **kwargs):
+        return super().schedule(event_handler, path, recursive=False, **kwargs)
+
+
+def _tree(root: Path, folders: int) -> Path:
+    """``folders`` sub-folders with one config each; returns the last config."""
+    for i in range(folders):
+        (root / f"run-{i}").mkdir()
+        (root / f"run-{i}" / "config.yaml").write_text(f"i: {i}\n")
+    return root / f"run-{folders - 1}" / "config.yaml"
+
+
+def _ran_out_lines(caplog: pytest.LogCaptureFixture, root: Path) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.getMessage().startswith(f"inotify watches ran out while watching {root} ")]
+
+
+def test_watches_that_ran_out_part_way_are_found_after_the_walk_and_the_root_is_polled(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    root = Path(os.path.realpath(tmp_path)) / "big"
+    root.mkdir()
+    deep = _tree(root, 5)
+    store = FakeStore()
+    ix = Indexer(store.factory, [str(root)], convert=standin_convert, debounce=0.05, poll_interval=0.1,
+                 observer_factory=WatchesRunOutPartWay, reconcile_every=None)
+    ix.start()
+    try:
+        # the first walk counts 6 folders where inotify watches 1: the root is polled from then on
+        assert wait_until(lambda: ix.status()["roots"][str(root)] == "watching (polling)"), ix.status()
+        assert wait_until(lambda: len(store.paths()) == 5)
+        deep.write_text("i: 40\n")  # a folder inotify never watched
+        assert wait_until(lambda: store.config(deep) == {"i": 40}), store.config(deep)
+        assert ix.wait_idle(5)
+    finally:
+        ix.stop()
+    assert _ran_out_lines(caplog, root) == [
+        (f"inotify watches ran out while watching {root} (1 of 6 folders watched); polling it every 0.1 s "
+         "instead (raise fs.inotify.max_user_watches with sysctl to avoid this)")]
+
+
+def test_a_fully_watched_root_stays_on_inotify(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = Path(os.path.realpath(tmp_path))
+    _tree(root, 5)
+    m = Monitor([str(root)], AddQueue(quiet=0), poll_interval=0.1)
+    m.start()
+    try:
+        m.check_watches(str(root), 6)
+        assert m.states() == {str(root): "watching (inotify)"}
+    finally:
+        m.stop()
+    assert _ran_out_lines(caplog, root) == []
+
+
+def test_a_tree_that_shrank_since_the_walk_is_not_taken_for_missing_watches(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = Path(os.path.realpath(tmp_path))
+    m = Monitor([str(root)], AddQueue(quiet=0), poll_interval=0.1, observer_factory=WatchesRunOutPartWay)
+    m.start()
+    try:
+        m.check_watches(str(root), 6)  # the walk saw 6 folders; they are gone now, and 1 of 1 is watched
+        assert m.states() == {str(root): "watching (inotify)"}
+    finally:
+        m.stop()
+    assert _ran_out_lines(caplog, root) == []
 
 
 def test_inotify_instances_exhausted_on_creation_also_falls_back(tmp_path: Path, caplog) -> None:

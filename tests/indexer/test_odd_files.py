@@ -16,6 +16,7 @@ from ednaquery.store.base import FileState, PathUpdate
 from ednaquery.store.mongo import MongoStore
 from ednaquery.store.sqlite import SQLiteStore
 from indexer.convert import convert_path
+from tests.support.wait import wait_until
 
 HUGE = int("9" * 400)
 
@@ -71,8 +72,6 @@ def _started(ix):
 
 def test_symlinked_folders_moved_into_a_root_are_never_followed(make_indexer, fake_store, root: Path,
                                                                  tmp_path: Path) -> None:
-    from idx_helpers import wait_until
-
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for i in range(5):
@@ -95,8 +94,6 @@ def test_symlinked_folders_moved_into_a_root_are_never_followed(make_indexer, fa
 
 
 def test_named_pipes_and_device_links_get_error_records(make_indexer, fake_store, root: Path) -> None:
-    from idx_helpers import wait_until
-
     os.mkfifo(root / "pipe.yaml")
     (root / "zero.yaml").symlink_to("/dev/zero")
     (root / "ok.yaml").write_text("a: 1\n")
@@ -156,8 +153,6 @@ def _unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 
 def test_a_folder_unlistable_from_the_start_is_an_error_record_until_it_can_be_read(
         make_indexer, fake_store, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from idx_helpers import wait_until
-
     locked = root / "locked"
     locked.mkdir()
     (locked / "a.yaml").write_text("a: 1\n")
@@ -198,8 +193,6 @@ def test_the_one_shot_scan_records_an_unlistable_folder(tmp_path: Path, monkeypa
 
 def test_big_files_dropped_at_once_are_written_a_few_megabytes_at_a_time(make_indexer, fake_store, root: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from idx_helpers import wait_until
-
     from indexer import daemon
 
     monkeypatch.setattr(daemon, "IN_FLIGHT_BYTES", 2_500_000)

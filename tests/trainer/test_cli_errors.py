@@ -1,5 +1,5 @@
-"""``trainer`` and ``python -m indexer``: an exception nobody foresaw is one line (traceback with --debug),
-Ctrl-C is ``interrupted`` and exit 130, as in ``ednaquery``."""
+"""``trainer`` and ``python -m indexer``: an exception nobody foresaw is one line (``trainer --debug`` shows
+the traceback), Ctrl-C is ``interrupted`` and exit 130, as in ``ednaquery``."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -27,7 +27,7 @@ from ednaquery.errors import UsageError
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FileState, FindOptions, PathUpdate
 from ednaquery.store.sqlite import SQLiteStore
-from trainer.data import EpochBatchSampler
+from trainer.engine.data import EpochBatchSampler
 
 pytest.importorskip("timm")
 
@@ -113,7 +113,7 @@ def test_two_gloo_processes_train_one_run_and_index_it_once(env):
                                         "cpu", "--runs-root", str(env["runs"]), "-q"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "completed" in res.output
-    assert any("trainer.ddp_entry" in c for c in argv.seen)  # the ranks were seen
+    assert any("trainer.ddp.entry" in c for c in argv.seen)  # the ranks were seen
     assert not [c for c in argv.seen if env["db"] in c]
 
     [run_dir] = list(env["runs"].iterdir())  # one run folder, written by rank 0 alone
@@ -154,7 +154,7 @@ def _rank_pid(marker: str, rank: int, timeout: float = 60.0) -> int:
             if not proc.name.isdigit():
                 continue
             try:
-                if b"trainer.ddp_entry" not in (proc / "cmdline").read_bytes():
+                if b"trainer.ddp.entry" not in (proc / "cmdline").read_bytes():
                     continue
                 environ = (proc / "environ").read_bytes().split(b"\0")
             except OSError:
@@ -279,7 +279,7 @@ def test_gpus_without_gpus_is_one_clear_line_and_starts_nothing(env, monkeypatch
 def test_device_planning(monkeypatch):
     import torch
 
-    from trainer.ddp_launch import plan_backend
+    from trainer.ddp.launch import plan_backend
 
     assert plan_backend("cpu", 2) == "gloo"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -294,7 +294,7 @@ def test_device_planning(monkeypatch):
 
 
 def test_a_rank_needs_the_launcher_environment(monkeypatch):
-    from trainer.distributed import init_from_env
+    from trainer.engine.distributed import init_from_env
     from trainer.errors import ConfigError
 
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
@@ -307,8 +307,8 @@ def test_a_rank_needs_the_launcher_environment(monkeypatch):
 
 
 def test_stop_requests_reach_every_rank(tmp_path):
-    from trainer.ddp_entry import STOP_FILE, pid_file
-    from trainer.ddp_launch import _Forwarder
+    from trainer.ddp.control import STOP_FILE, pid_file
+    from trainer.ddp.launch import _Forwarder
 
     children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
     try:
@@ -326,7 +326,7 @@ def test_stop_requests_reach_every_rank(tmp_path):
 
 
 def _running_folder(tmp_path: Path) -> Path:
-    from trainer.runs import RunWriter
+    from trainer.engine.runs import RunWriter
 
     run_dir = tmp_path / "run"
     RunWriter(run_dir).update(run_id="r1", config_id="c1", status="running", started_at=1.0)
@@ -334,8 +334,8 @@ def _running_folder(tmp_path: Path) -> Path:
 
 
 def test_a_rank_that_crashed_leaves_a_failed_run_with_its_message(tmp_path):
-    from trainer.ddp_entry import error_file
-    from trainer.ddp_launch import _finish_run
+    from trainer.ddp.control import error_file
+    from trainer.ddp.launch import _finish_run
 
     control = tmp_path / "control"
     control.mkdir()
@@ -350,7 +350,7 @@ def test_a_rank_that_crashed_leaves_a_failed_run_with_its_message(tmp_path):
 
 
 def test_a_killed_group_after_a_stop_request_is_interrupted(tmp_path):
-    from trainer.ddp_launch import _describe_exit, _finish_run
+    from trainer.ddp.launch import _describe_exit, _finish_run
 
     control = tmp_path / "control"
     control.mkdir()

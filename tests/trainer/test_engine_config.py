@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainer.config import (
+from trainer.engine.config import (
     DOCS,
     TrainerConfig,
     apply_overrides,

@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.augment import build_mixup, build_transform
-from trainer.config import AUGMENTATIONS, BATCH_AUGMENTATIONS, load_config
-from trainer.data import EpochBatchSampler, build_data, load_fashion_mnist, read_idx, stratified_fraction
+from trainer.engine.augment import build_mixup, build_transform
+from trainer.engine.config import AUGMENTATIONS, BATCH_AUGMENTATIONS, load_config
+from trainer.engine.data import (
+    EpochBatchSampler,
+    build_data,
+    load_fashion_mnist,
+    read_idx,
+    stratified_fraction,
+)
 from trainer.errors import ConfigError, DataError
 
 
@@ -89,7 +95,7 @@ def test_fashion_mnist_missing_says_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(DataError) as exc:
         load_fashion_mnist(str(tmp_path))
     assert "nothing is downloaded" in str(exc.value)
-    import trainer.data as data_mod
+    import trainer.engine.data as data_mod
 
     original = data_mod.FASHION_MNIST_DIR
     data_mod.FASHION_MNIST_DIR = tmp_path / "nowhere"

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.config import ModelConfig
+from trainer.engine.config import ModelConfig
+from trainer.engine.model import build_model, check_forward, param_count
 from trainer.errors import ConfigError
-from trainer.model import build_model, check_forward, param_count
 
 
 def test_cnn_takes_non_square_images_and_greyscale() -> None:

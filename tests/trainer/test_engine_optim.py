@@ -6,9 +6,9 @@ import itertools
 import pytest
 import torch
 
-from trainer.config import OptimizerConfig, SchedulerConfig
+from trainer.engine.config import OptimizerConfig, SchedulerConfig
+from trainer.engine.optim import build_optimizer, build_schedule, list_optimizers, lr_curve
 from trainer.errors import ConfigError
-from trainer.optim import build_optimizer, build_schedule, list_optimizers, lr_curve
 
 
 def model() -> torch.nn.Module:

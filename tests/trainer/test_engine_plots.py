@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.plots import plot_confusion, plot_run
+from trainer.engine.plots import plot_confusion, plot_run
 
 
 def png_size(path: Path) -> tuple[int, int]:

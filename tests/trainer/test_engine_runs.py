@@ -16,9 +16,9 @@ import yaml
 from click.testing import CliRunner
 
 from trainer.cli import main as cli
-from trainer.loop import load_checkpoint
-from trainer.runner import run_training
-from trainer.runs import load_run, read_metrics
+from trainer.engine.loop import load_checkpoint
+from trainer.engine.runner import run_training
+from trainer.engine.runs import load_run, read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 FIVE_LINES = """\
@@ -164,7 +164,7 @@ def test_resume_continues_bit_exactly(tmp_path: Path, stop_at_step: int) -> None
 CHILD = """
 import sys
 from pathlib import Path
-from trainer.runner import run_training
+from trainer.engine.runner import run_training
 cfg = {"model": {"name": "test_resnet"}, "data": {"dataset": "digits", "img_size": 16, "batch_size": 32,
        "fraction": 0.25}, "train": {"epochs": 500, "device": "cpu", "checkpoint_every": 0}}
 result = run_training(cfg, Path(sys.argv[1]), quiet=True, plots=False)

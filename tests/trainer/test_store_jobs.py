@@ -18,8 +18,8 @@ import pytest
 
 from ednaquery.store.mongo import MongoStore
 from ednaquery.store.sqlite import SQLiteStore
-from trainer.jobs import MongoJobQueue, SQLiteJobQueue, open_jobs
-from trainer.worker import Outcome, WorkerOptions, run_worker, stop_on_signals
+from trainer.ops.jobs import MongoJobQueue, SQLiteJobQueue, open_jobs
+from trainer.ops.worker import Outcome, WorkerOptions, run_worker, stop_on_signals
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])
@@ -232,3 +232,13 @@ def test_sigterm_stops_the_run_and_requeues_the_job_with_its_run(tmp_path):
     assert (back.status, back.run_id) == ("queued", "run-7")
     q.close()
     store.close()
+
+
+def test_a_store_without_a_job_queue_is_a_clear_error() -> None:
+    from ednaquery.errors import EdnaError
+    from ednaquery.store.base import JobHome
+
+    store = MongoStore("mongodb://localhost/jobs_test", client=mongomock.MongoClient())
+    store.job_home = lambda: JobHome()  # a backend that keeps no jobs
+    with pytest.raises(EdnaError, match="has no job queue; use the SQLite or MongoDB store"):
+        open_jobs(store)

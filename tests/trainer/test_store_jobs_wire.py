@@ -5,66 +5,24 @@ here); skipped, with the reason, only when that server cannot start.
 """
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from ednaquery.store.mongo import MongoStore
-from trainer.jobs import MongoJobQueue, open_jobs
-from trainer.worker import Outcome, WorkerOptions, run_worker
+from tests.support.wire import with_database
+from trainer.ops.jobs import MongoJobQueue, open_jobs
+from trainer.ops.worker import Outcome, WorkerOptions, run_worker
 
 pytestmark = pytest.mark.wire
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mongo_uri(tmp_path_factory):
-    exe = Path(sys.executable).with_name("nx-27017")
-    exe_path = str(exe) if exe.exists() else shutil.which("nx-27017")
-    if exe_path is None:
-        pytest.skip("the nx-27017 MongoDB wire-protocol server is not installed")
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
-
-    tmp = tmp_path_factory.mktemp("nx")
-    port = _free_port()
-    proc = subprocess.Popen([exe_path, "--db", "memory", "--host", "127.0.0.1", "-p", str(port),
-                             "--log-file", str(tmp / "server.log"), "--pid-file", str(tmp / "server.pid")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    uri = f"mongodb://127.0.0.1:{port}/jobs_wire"
-    deadline = time.monotonic() + 20
-    ok = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with MongoClient(uri, serverSelectionTimeoutMS=500) as c:
-                c.admin.command("ping")
-            ok = True
-            break
-        except PyMongoError:
-            time.sleep(0.2)
-    if not ok:
-        proc.kill()
-        proc.wait(5)
-        pytest.skip(f"nx-27017 did not answer on 127.0.0.1:{port}")
-    yield uri
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+@pytest.fixture
+def mongo_uri(wire_uri):
+    """The session's nx-27017 server, in a database of this file's own."""
+    return with_database(wire_uri, "jobs_wire")
 
 
 def test_two_pymongo_workers_run_every_job_exactly_once(mongo_uri):

@@ -1,7 +1,7 @@
 """``trainer launch`` / ``queue`` / ``worker`` / ``ls`` / ``status`` / ``resume`` against a store.
 
 Everything here runs on a stand-in engine that writes a run folder the way the real one
-does (trainer.runs.RunWriter) without training, so each test takes well under a second;
+does (trainer.engine.runs.RunWriter) without training, so each test takes well under a second;
 test_store_e2e.py trains for real.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from ednaquery.query.parser import parse
 from ednaquery.store.base import FileState, FindOptions, PathUpdate
 from ednaquery.store.sqlite import SQLiteStore
 from trainer.cli import main
-from trainer.jobs import open_jobs
-from trainer.launch import prepare
+from trainer.ops.jobs import open_jobs
+from trainer.ops.launch import prepare
 
 TINY = {"model": {"name": "resnet18"}, "data": {"dataset": "digits", "img_size": 16, "fraction": 0.5},
         "optimizer": {"name": "adamw", "lr": 1e-3}, "train": {"epochs": 2}}
@@ -30,9 +30,9 @@ EDNAML = {"EXECUTION": {"EPOCHS": 10}, "MODEL": {"BUILDER": "resnet50"}, "SAVE":
 def fake_run_training(cfg, run_dir, *, on_status=None, run_id=None, config_id=None, stop=None, resume_from=None,
                       **_kw):
     """Writes what the engine writes (config.yaml, run.json, metrics.jsonl, summary.json, last.pt)."""
-    from trainer.config import load_config, to_dict
-    from trainer.runner import RunResult
-    from trainer.runs import RunWriter
+    from trainer.engine.config import load_config, to_dict
+    from trainer.engine.runner import RunResult
+    from trainer.engine.runs import RunWriter
 
     cfg = load_config(cfg)
     writer = RunWriter(Path(run_dir), on_status=lambda _run: on_status(None) if on_status else None)
@@ -59,7 +59,7 @@ def fake_run_training(cfg, run_dir, *, on_status=None, run_id=None, config_id=No
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr("trainer.runner.run_training", fake_run_training)
+    monkeypatch.setattr("trainer.engine.runner.run_training", fake_run_training)
     monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
     monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
     monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
@@ -216,7 +216,7 @@ def test_resume_continues_an_interrupted_run_in_its_folder(env, monkeypatch):
 
     stop = threading.Event()
     stop.set()
-    from trainer.launch import launch, resume
+    from trainer.ops.launch import launch, resume
 
     result = launch(env["cfg_id"][:8], store=env["store"], runs_root=env["runs"], quiet=True, stop=stop)
     assert result.status == "interrupted"
@@ -242,7 +242,7 @@ def test_worker_on_a_mongo_store_runs_queued_launches(env):
     import mongomock
 
     from ednaquery.store.mongo import MongoStore
-    from trainer.worker import WorkerOptions, launch_runner, run_worker
+    from trainer.ops.worker import WorkerOptions, launch_runner, run_worker
 
     store = MongoStore("mongodb://localhost/launch_test", client=mongomock.MongoClient())
     resolved = prepare(store, str(env["cfg_path"]), ["epochs=1"])  # file indexed, derived config upserted

@@ -13,8 +13,8 @@ from ednaquery.store.base import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
 from trainer.cli import main
 from trainer.errors import ConfigError
-from trainer.jobs import open_jobs
-from trainer.sweep import expand, load_plan, submit
+from trainer.ops.jobs import open_jobs
+from trainer.ops.sweep import expand, load_plan, submit
 
 BASE = {"model": {"name": "resnet18"}, "data": {"dataset": "digits", "img_size": 16},
         "optimizer": {"name": "adamw", "lr": 1e-3}, "train": {"epochs": 1}}

@@ -163,7 +163,7 @@ def load_data(path: str | Path, info: RunInfo, *, max_bytes: int = DEFAULT_MAX_B
     return loaded.documents[0] if loaded.documents else None
 
 
-def load_config(path: str | Path, info: RunInfo, *, max_bytes: int = DEFAULT_MAX_BYTES,
+def load_run_config(path: str | Path, info: RunInfo, *, max_bytes: int = DEFAULT_MAX_BYTES,
                 resolve: bool = True) -> Any:
     """Load a run's config file into ``info`` (config, as written, warnings or error); returns
     the document as written (None if it cannot be loaded)."""

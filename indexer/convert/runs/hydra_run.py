@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
-from indexer.convert.runs.base import RunInfo, is_file, load_config, load_data
+from indexer.convert.runs.base import RunInfo, is_file, load_data, load_run_config
 from indexer.convert.runs.trainer import METRIC_NAMES, read_metric_files
 
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
@@ -41,7 +41,7 @@ class HydraRecogniser:
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
         info = RunInfo(layout=self.name, folder=str(folder), format="hydra-run")
         cfg = folder / ".hydra" / "config.yaml"
-        load_config(cfg, info, max_bytes=max_bytes)
+        load_run_config(cfg, info, max_bytes=max_bytes)
         try:
             info.started_at = os.stat(cfg).st_mtime
         except OSError:

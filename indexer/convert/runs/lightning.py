@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
-from indexer.convert.runs.base import RunInfo, is_file, load_config
-from indexer.convert.runs.metrics import MetricsSummary, read_csv
+from ednaquery.metrics import MetricsSummary, read_csv
+from indexer.convert.runs.base import RunInfo, is_file, load_run_config
 
 _VERSION = re.compile(r"^version_\d+$")
 
@@ -38,7 +38,7 @@ class LightningRecogniser:
 
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
         info = RunInfo(layout=self.name, folder=str(folder), format="lightning-run")
-        load_config(folder / "hparams.yaml", info, max_bytes=max_bytes)
+        load_run_config(folder / "hparams.yaml", info, max_bytes=max_bytes)
         info.info["version"] = folder.name
         info.info["name"] = folder.parent.name
         csv_path = folder / "metrics.csv"

@@ -6,7 +6,7 @@
   is ``{name: value}`` (names with ``/`` live in sub-folders and keep the ``/``). Values
   stay strings as MLflow stores them; numeric strings are coerced by the document layer;
 - ``metrics/<name>``: lines ``timestamp value step``: summarised to last (highest step)
-  and best (see :mod:`indexer.convert.runs.metrics`);
+  and best (see :mod:`ednaquery.metrics`);
 - ``tags/<name>``: into ``info.tags``; ``mlflow.runName`` is the run name.
 
 The experiment's name comes from ``mlruns/<experiment_id>/meta.yaml``. The run id is
@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES, read_upto
+from ednaquery.metrics import MetricsSummary, read_mlflow_metric
 from indexer.convert.runs.base import RunInfo, is_file, load_data, normalise_status, to_epoch
-from indexer.convert.runs.metrics import MetricsSummary, read_mlflow_metric
 
 _STATUS = {1: "running", 2: "queued", 3: "completed", 4: "failed", 5: "interrupted"}
 _PARTS = ("params", "metrics", "tags")

@@ -14,7 +14,7 @@ store holds the same document whichever of the two wrote last (format ``ednaquer
 Any other folder with a config file (``config.yaml``/``.yml``/``.json``) and at least one
 of ``metrics.jsonl``, ``metrics.json``, ``metrics.csv``, ``summary.json`` (or a
 ``run.json`` of another writer) is a *generic* run (format ``run``): metrics are
-summarised from those files (:mod:`indexer.convert.runs.metrics`), ``run.json`` (if any)
+summarised from those files (:mod:`ednaquery.metrics`), ``run.json`` (if any)
 gives ``run_id``, ``config_id``, ``status``, ``started_at``/``ended_at`` (epoch seconds or
 ISO strings) and the rest of its fields as ``info``; the id is otherwise derived from the
 folder path.
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES
+from ednaquery.metrics import MetricsSummary, read_csv, read_json_metrics, read_jsonl
 from ednaquery.runfolder import RUN_FORMAT, is_trainer_run, read_run_folder
-from indexer.convert.runs.base import RunInfo, is_file, load_config, load_data, normalise_status, to_epoch
-from indexer.convert.runs.metrics import MetricsSummary, read_csv, read_json_metrics, read_jsonl
+from indexer.convert.runs.base import RunInfo, is_file, load_data, load_run_config, normalise_status, to_epoch
 
 CONFIG_NAMES = ("config.yaml", "config.yml", "config.json")
 METRIC_NAMES = ("metrics.jsonl", "metrics.json", "metrics.csv", "summary.json")
@@ -95,7 +95,7 @@ class TrainerRecogniser:
         cfg = folder / "config.yaml"
         if is_file(cfg):  # for the config file's own document (or error record)
             probe = RunInfo(layout=self.name, folder=rf.folder)
-            load_config(cfg, probe, max_bytes=max_bytes, resolve=False)
+            load_run_config(cfg, probe, max_bytes=max_bytes, resolve=False)
             info.config_path, info.config_format = probe.config_path, probe.config_format
             info.config_as_written, info.config_error = probe.config_as_written, probe.config_error
             info.config_warnings = probe.config_warnings
@@ -105,7 +105,7 @@ class TrainerRecogniser:
         info = RunInfo(layout=self.name, folder=str(folder), format="run")
         cfg = next((folder / n for n in CONFIG_NAMES if is_file(folder / n)), None)
         if cfg is not None:
-            load_config(cfg, info, max_bytes=max_bytes)
+            load_run_config(cfg, info, max_bytes=max_bytes)
         else:
             info.warnings.append("no config file (config.yaml) in the run folder")
         run = load_data(folder / RUN_FILE, info) if is_file(folder / RUN_FILE) else None

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
-from indexer.convert.runs.base import RunInfo, derived_run_id, is_file, load_config, load_data, to_epoch
-from indexer.convert.runs.metrics import MetricsSummary, as_number, read_jsonl
+from ednaquery.metrics import MetricsSummary, as_number, read_jsonl
+from indexer.convert.runs.base import RunInfo, derived_run_id, is_file, load_data, load_run_config, to_epoch
 
 _FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(\w+)$")
 FILES = ("config.yaml", "wandb-summary.json", "wandb-metadata.json", "wandb-history.jsonl")
@@ -71,7 +71,7 @@ class WandbRecogniser:
             stamp = _dt.datetime.strptime(m.group(1), "%Y%m%d_%H%M%S")
             info.started_at = stamp.timestamp()  # W&B names folders in local time
         if is_file(files / "config.yaml"):
-            raw = load_config(files / "config.yaml", info, max_bytes=max_bytes, resolve=False)
+            raw = load_run_config(files / "config.yaml", info, max_bytes=max_bytes, resolve=False)
             if raw is not None:
                 info.config = unwrap(raw)
         else:

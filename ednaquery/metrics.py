@@ -1,0 +1,352 @@
+"""Metric names and series: which way is better, which columns are steps, last/best summaries.
+
+The one home of these rules: the indexer's run readers, :mod:`ednaquery.runfolder`, the
+trainer's ``summary.json`` and ``ednaquery find --best`` all use this module, so a metric
+gets the same *best* whichever of them looks at it.
+
+Run folders log metrics per step or epoch (``metrics.jsonl``, ``metrics.csv``, MLflow's
+``metrics/<name>`` files...). A run document keeps only ``{"last": x, "best": y}`` per
+metric (MongoDB's 16 MB document limit; and it is what queries ask for).
+
+**Step columns are not metrics.** A column whose whole name (any case) is one of
+:data:`STEP_KEYS` (``epoch``, ``step``, ``global_step``, ``iteration``, ``time``,
+``timestamp``, ``_runtime``, ``wall_time``...) indexes the series; the last epoch and step
+are reported separately. ``epoch_time_s`` is a metric: only whole names are step columns.
+
+**Direction** (:func:`direction`) comes from the metric name's tokens (split on anything
+but letters and digits, and on camelCase: ``val/acc@5`` -> val, acc, 5):
+
+- **lower is better** (``"min"``) if a token is a loss, an error or a time: ``loss``,
+  ``error``/``err``, ``mae``, ``mse``, ``rmse``, ``nll``, ``perplexity``/``ppl``, ``cer``,
+  ``wer``, ``fid``, ``mape``, ``eer``, ``ece``, ``kl``, ``time``, ``latency``, ``duration``,
+  ``seconds``, ``wait``... Checked first: ``top1_err`` is an error, ``epoch_time_s`` a time;
+- **higher is better** (``"max"``) if a token is a score: ``acc``/``accuracy``,
+  ``top1``/``top5``, ``f1``, ``auc``/``auroc``, ``iou``/``miou``, ``map``/``ap``/``ap50``...,
+  ``precision``, ``recall``, ``dice``, ``r2``, ``bleu``, ``rouge``, ``ndcg``, ``mrr``,
+  ``psnr``, ``ssim``, ``kappa``, ``mcc``, ``score``, ``reward``...;
+- a **rate** ``<what>_per_<unit>`` is judged by ``<what>`` (``loss_per_token``: min,
+  ``time_per_step``: min); if that says nothing and the unit is a time (``s``, ``sec``,
+  ``second``, ``min``, ``hour``), it is a throughput: ``images_per_s`` is max;
+- **otherwise** (``lr``, ``grad_norm``, ``throughput``, ``cpu_rss_mb``) the direction is
+  unknown (None): a summary keeps only ``last``, no ``best``; ``--best`` maximises.
+
+Numbers (:func:`as_number`): ints, floats and numeric strings; never bools. Non-finite
+values (NaN, inf) are skipped and counted in a warning. Metric files over
+:data:`MAX_METRICS_BYTES` are not read (a warning says so). In JSONL, a last line without
+its newline that is not JSON is a line still being written (torn) and is skipped quietly;
+any other line that is not a JSON object is skipped and counted in a warning.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ednaquery.keys import segment_tokens
+
+__all__ = [
+    "MAX_METRICS_BYTES", "STEP_KEYS", "Direction", "MetricsSummary", "as_number", "direction", "finite_number",
+    "is_step_key", "iter_jsonl", "read_csv", "read_json_metrics", "read_jsonl", "read_mlflow_metric",
+]
+
+Direction = Literal["min", "max"]
+
+#: Metric files bigger than this are not read (a warning says so).
+MAX_METRICS_BYTES = 200_000_000
+
+_MIN_TOKENS = frozenset({
+    # losses and errors
+    "loss", "losses", "error", "errors", "err", "mae", "mse", "rmse", "msle", "rmsle", "nll", "perplexity",
+    "ppl", "cer", "wer", "ter", "fid", "kid", "mape", "smape", "eer", "ece", "brier", "lpips", "regret",
+    "distance", "dist", "divergence", "kl",
+    # times
+    "time", "times", "latency", "duration", "seconds", "secs", "wait",
+})
+_MAX_TOKENS = frozenset({
+    "acc", "accuracy", "f1", "fscore", "f1score", "auc", "auroc", "auprc", "roc", "iou", "miou", "map", "ap",
+    "ar", "precision", "prec", "recall", "dice", "r2", "bleu", "rouge", "meteor", "ndcg", "mrr", "psnr",
+    "ssim", "kappa", "mcc", "score", "sensitivity", "specificity", "jaccard", "hits", "hit",
+    "spearman", "pearson", "correlation", "corr", "sacrebleu", "chrf", "reward", "return",
+})
+_MAX_NUMBERED = re.compile(r"^(top|acc|ap|map|ar|mar|f|hit|hits|recall|precision|ndcg|r)\d+$")
+#: units after ``per`` that make a rate a throughput (higher is better)
+_TIME_UNITS = frozenset({"s", "sec", "secs", "second", "seconds", "min", "minute", "minutes", "h", "hour",
+                         "hours", "ms"})
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+#: Columns (whole names, any case) that index a series rather than measure something.
+STEP_KEYS = frozenset({
+    "epoch", "step", "steps", "global_step", "iteration", "iter", "it", "batch", "_step", "time", "timestamp",
+    "_timestamp", "_runtime", "wall_time", "walltime", "elapsed", "created_at", "datetime", "date",
+})
+_STEP_COUNTERS = frozenset({"step", "global_step", "_step", "steps", "iteration", "iter"})
+
+
+def is_step_key(name: str) -> bool:
+    """True for a column that indexes the series (``epoch``, ``step``, ``time``...), not a metric."""
+    return name.lower() in STEP_KEYS
+
+
+def _by_tokens(tokens: list[str]) -> Direction | None:
+    if any(t in _MIN_TOKENS for t in tokens):
+        return "min"
+    if any(t in _MAX_TOKENS or _MAX_NUMBERED.match(t) for t in tokens):
+        return "max"
+    return None
+
+
+def direction(name: str) -> Direction | None:
+    """``"min"`` or ``"max"`` (which way is better) for a metric name, None if unknown (module docstring)."""
+    tokens = [t for part in _NON_ALNUM.split(name) if part for t in segment_tokens(part)]
+    if "per" in tokens:
+        i = tokens.index("per")
+        found = _by_tokens(tokens[:i])
+        if found is not None:
+            return found
+        return "max" if i + 1 < len(tokens) and tokens[i + 1] in _TIME_UNITS else None
+    return _by_tokens(tokens)
+
+
+def as_number(value: Any) -> float | None:
+    """A float for ints, floats and numeric strings (NaN/inf included); None otherwise (bools too)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if not s:
+            return None
+        try:
+            return float(s)
+        except ValueError:
+            return None
+    return None
+
+
+def finite_number(value: Any) -> float | None:
+    """:func:`as_number`, but None for NaN and infinities as well."""
+    x = as_number(value)
+    return x if x is not None and math.isfinite(x) else None
+
+
+# ---------------------------------------------------------------- last/best summaries
+
+
+@dataclass
+class _Series:
+    last: float | None = None
+    best: float | None = None
+    count: int = 0
+    nonfinite: int = 0
+
+
+@dataclass
+class MetricsSummary:
+    """Accumulates metric values (in logging order) into last/best per metric."""
+
+    series: dict[str, _Series] = field(default_factory=dict)
+    last_epoch: float | None = None
+    last_step: float | None = None
+    final: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, name: str, value: Any) -> None:
+        """One value of one metric (later calls are later in time)."""
+        x = as_number(value)
+        if x is None:
+            return
+        s = self.series.setdefault(name, _Series())
+        if not math.isfinite(x):
+            s.nonfinite += 1
+            return
+        s.count += 1
+        s.last = x
+        d = direction(name)
+        if d == "min":
+            s.best = x if s.best is None else min(s.best, x)
+        elif d == "max":
+            s.best = x if s.best is None else max(s.best, x)
+
+    def add_record(self, record: dict) -> None:
+        """A logged row: every numeric field is a metric except the step columns."""
+        for k, v in record.items():
+            key = str(k)
+            if is_step_key(key):
+                x = finite_number(v)
+                if x is not None:
+                    low = key.lower()
+                    if low == "epoch":
+                        self.last_epoch = x
+                    elif low in _STEP_COUNTERS:
+                        self.last_step = x
+                continue
+            if isinstance(v, dict):
+                for sk, sv in v.items():  # {"val": {"acc": 0.9}} -> val/acc
+                    if not isinstance(sv, (dict, list)):
+                        self.add(f"{key}/{sk}", sv)
+                continue
+            self.add(key, v)
+
+    def set_final(self, name: str, value: Any) -> None:
+        """A final value from a summary file: it is ``last``; ``best`` only if given."""
+        if isinstance(value, dict):
+            out: dict[str, float] = {}
+            for k in ("last", "best", "max", "min", "mean"):
+                x = finite_number(value.get(k))
+                if x is not None:
+                    out["best" if k in ("max", "min") and "best" not in value else k] = x
+            if out:
+                self.final[name] = out
+            return
+        x = finite_number(value)
+        if x is not None:
+            self.final[name] = {"last": x}
+
+    def result(self) -> dict[str, dict[str, float]]:
+        """``{metric: {"last": x, "best": y}}`` (``best`` only where the direction is known or given)."""
+        out: dict[str, dict[str, float]] = {}
+        for name, s in self.series.items():
+            if s.last is None:
+                continue
+            out[name] = {"last": s.last}
+            if s.best is not None:
+                out[name]["best"] = s.best
+        for name, fin in self.final.items():
+            merged = dict(out.get(name, {}))
+            merged.update(fin)
+            if "best" not in fin and name in out and "best" in out[name]:
+                d = direction(name)
+                b, last = out[name]["best"], fin.get("last")
+                if last is not None and d is not None:
+                    merged["best"] = min(b, last) if d == "min" else max(b, last)
+            out[name] = merged
+        return out
+
+    def warnings(self) -> list[str]:
+        """One warning naming the metrics that had NaN/inf values (with counts), if any."""
+        bad = {n: s.nonfinite for n, s in self.series.items() if s.nonfinite}
+        if not bad:
+            return []
+        shown = ", ".join(f"{n} ({c})" for n, c in sorted(bad.items())[:10])
+        return [f"non-finite metric values (NaN/inf) were skipped: {shown}"]
+
+
+# ---------------------------------------------------------------- reading metric files
+
+
+def _too_big(path: str | os.PathLike[str], warnings: list[str], max_bytes: int | None) -> bool:
+    """True (with a warning) when the file cannot be read or is over ``max_bytes`` (None: no limit)."""
+    name = os.path.basename(os.fspath(path))
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        warnings.append(f"{name} could not be read: {exc.strerror or exc}")
+        return True
+    if max_bytes is not None and size > max_bytes:
+        warnings.append(f"{name} is {size:,} bytes, over {max_bytes:,}; not read")
+        return True
+    return False
+
+
+def iter_jsonl(path: str | os.PathLike[str], warnings: list[str], *,
+               max_bytes: int | None = MAX_METRICS_BYTES) -> Iterator[dict]:
+    """The JSON objects of a JSONL file, one per line.
+
+    A torn last line (no newline yet: a run still writing) is skipped quietly; other lines that
+    are not JSON objects are skipped and counted in one warning. A file over ``max_bytes`` (None:
+    no limit) or unreadable yields nothing and adds a warning.
+    """
+    name = os.path.basename(os.fspath(path))
+    if _too_big(path, warnings, max_bytes):
+        return
+    bad = 0
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                text = line.strip()
+                if not text:
+                    continue
+                try:
+                    rec = json.loads(text)
+                except ValueError:
+                    if line.endswith("\n"):  # a line without its newline is the torn last one
+                        bad += 1
+                    continue
+                if isinstance(rec, dict):
+                    yield rec
+                else:
+                    bad += 1
+    except OSError as exc:
+        warnings.append(f"{name} could not be read: {exc.strerror or exc}")
+    if bad:
+        warnings.append(f"{name}: {bad} line{'s' if bad > 1 else ''} not a JSON object, skipped")
+
+
+def read_jsonl(path: str | os.PathLike[str], summary: MetricsSummary, warnings: list[str]) -> None:
+    """``metrics.jsonl`` and the like: one JSON object per line, each a logged row."""
+    for rec in iter_jsonl(path, warnings):
+        summary.add_record(rec)
+
+
+def read_csv(path: str | os.PathLike[str], summary: MetricsSummary, warnings: list[str]) -> None:
+    """``metrics.csv`` (Lightning's CSVLogger and the like): a header row, sparse numeric rows."""
+    if _too_big(path, warnings, MAX_METRICS_BYTES):
+        return
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                return
+            names = [h.strip() for h in header]
+            for row in reader:
+                summary.add_record({n: v for n, v in zip(names, row) if v != ""})
+    except (OSError, csv.Error) as exc:
+        warnings.append(f"{os.path.basename(os.fspath(path))} could not be read: {exc}")
+
+
+def read_json_metrics(data: Any, summary: MetricsSummary) -> None:
+    """``metrics.json``: a list of records, a mapping of series (lists), or of final values."""
+    if isinstance(data, list):
+        for rec in data:
+            if isinstance(rec, dict):
+                summary.add_record(rec)
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            if is_step_key(str(k)):
+                continue
+            if isinstance(v, list):
+                for x in v:
+                    summary.add(str(k), x)
+            else:
+                summary.set_final(str(k), v)
+
+
+def read_mlflow_metric(path: str | os.PathLike[str], name: str, summary: MetricsSummary,
+                       warnings: list[str]) -> None:
+    """An MLflow file-store metric: lines ``timestamp value step``; last = highest step, then time."""
+    if _too_big(path, warnings, MAX_METRICS_BYTES):
+        return
+    rows: list[tuple[float, float, float]] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                ts, value = as_number(parts[0]), as_number(parts[1])
+                step = as_number(parts[2]) if len(parts) > 2 else 0.0
+                if ts is None or value is None:
+                    continue
+                rows.append((step or 0.0, ts, value))
+    except OSError as exc:
+        warnings.append(f"metric {name} could not be read: {exc.strerror or exc}")
+        return
+    rows.sort(key=lambda r: (r[0], r[1]))
+    for _, _, value in rows:
+        summary.add(name, value)

@@ -1,0 +1,66 @@
+"""The SQLite store's document bodies: JSON without the leaves, deflated with a per-store dictionary.
+
+Converter processes pack bodies with :func:`pack_body` (the scan sends them along with
+:func:`slim_for_body` documents); the store unpacks them with :func:`unpack_body`.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import orjson
+
+__all__ = ["body_json", "pack_body", "slim_for_body", "unpack_body"]
+
+
+def _non_finite(value: Any) -> bool:
+    """True if ``value`` holds a NaN or infinite float anywhere."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            stack += v.values()
+        elif t is list:
+            stack += v
+        elif t is float and v - v != 0:
+            return True
+    return False
+
+
+def body_json(doc: dict) -> bytes:
+    """A document's JSON without its leaves (NaN, infinities and huge integers kept)."""
+    body = {k: v for k, v in doc.items() if k != "leaves"}
+    try:  # orjson is several times faster, but writes NaN and infinities as null: json.dumps keeps them
+        text = orjson.dumps(body)
+        if b"null" not in text or not _non_finite(body):
+            return text
+    except TypeError:  # integers past 64 bits, lone surrogates...
+        pass
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def pack_body(doc: dict, zdict: bytes) -> bytes:
+    """A document's stored body: its JSON without the leaves, deflated with the store's dictionary."""
+    body = body_json(doc)
+    # a window just big enough for dictionary + body compresses the same, and sets up much faster
+    wbits = max(9, min(15, (len(zdict) + len(body) + 300).bit_length()))
+    c = zlib.compressobj(6, zlib.DEFLATED, wbits, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    return c.compress(body) + c.flush()
+
+
+#: what the writer reads from a document whose body comes packed (ids, paths, flags, reserved fields)
+_WRITER_KEYS = ("_id", "kind", "paths", "past_paths", "current", "deleted", "indexed_at", "tags", "status",
+                "format", "mtime", "depends_on", "leaves")
+
+
+def slim_for_body(doc: dict) -> dict:
+    """``doc`` without what its packed body already carries: less to send between processes."""
+    return {k: doc[k] for k in _WRITER_KEYS if k in doc}
+
+
+def unpack_body(blob: bytes, zdict: bytes) -> dict:
+    """The document a stored body holds (without its leaves); ``zdict`` is the store's dictionary."""
+    d = zlib.decompressobj(15, zdict)
+    return json.loads(d.decompress(blob) + d.flush())

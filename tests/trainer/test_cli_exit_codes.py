@@ -1,0 +1,63 @@
+"""The ``trainer`` store commands keep the exit-status contract (README "Exit status").
+
+0 success, 1 nothing found, 2 usage error, bad input or an unreachable store; every error
+is one line on stderr and never shows the store's password.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from ednaquery.store.sqlite import SQLiteStore
+from trainer.cli import main
+
+DOWN = "mongodb://user:pw%40secret@127.0.0.1:1/db"  # nothing listens on port 1
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("EDNAQUERY_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "none.toml").write_text("")
+    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("EDNAQUERY_STORE_TIMEOUT_MS", "300")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("args", [
+    ["ls"], ["status"], ["jobs"], ["cancel", "job-x"], ["queue", "abcd1234"], ["launch", "abcd1234"],
+    ["resume", "abcd1234"], ["worker", "--once"], ["plot", "abcd1234"], ["status", "abcd1234"],
+])
+@pytest.mark.parametrize("where", ["group", "command"])
+def test_an_unreachable_store_exits_2_in_one_line_without_the_password(args, where):
+    pytest.importorskip("pymongo")
+    argv = ["--store", DOWN, *args] if where == "group" else [*args, "--store", DOWN]
+    res = CliRunner().invoke(main, argv)
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1 and "127.0.0.1:1" in res.stderr
+    assert "secret" not in res.output and "Traceback" not in res.output
+
+
+def test_nothing_found_exits_1(tmp_path):
+    db = str(tmp_path / "index.db")
+    SQLiteStore(db).close()
+    res = CliRunner().invoke(main, ["--store", db, "ls", "modle=x"])
+    assert res.exit_code == 1 and "no runs" in res.stderr
+    res = CliRunner().invoke(main, ["--store", db, "ls", "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout) == []
+    res = CliRunner().invoke(main, ["--store", db, "jobs"])
+    assert res.exit_code == 1 and "no jobs" in res.stderr
+    res = CliRunner().invoke(main, ["--store", db, "status"])
+    assert res.exit_code == 0 and "running: 0 run(s)" in res.stdout
+
+
+def test_every_trainer_command_has_help_with_an_example():
+    runner = CliRunner()
+    assert "Example" in runner.invoke(main, ["--help"]).stdout
+    for name in main.commands:
+        res = runner.invoke(main, [name, "--help"])
+        assert res.exit_code == 0 and "Example" in res.stdout, name

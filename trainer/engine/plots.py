@@ -1,0 +1,156 @@
+"""Pictures of a run: curves.png, confusion_matrix.png, predictions.png.
+
+Drawn from the run folder's files alone (metrics.jsonl, val_confusion.json,
+holdout.npz), so ``trainer plot <run-dir>`` can redraw them at any time, with no
+model or GPU. Matplotlib's Agg canvas is used directly (no pyplot, no display, no
+global state), and each PNG is written atomically.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ednaquery.fsutil import write_atomic
+from trainer.engine.runs import read_metrics
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for r in rows:
+        v = r.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            xs.append(r["epoch"])
+            ys.append(v)
+    return xs, ys
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path, *, title: str = "") -> Path:
+    """Train/val loss, accuracy and lr per epoch."""
+    epochs = [r for r in rows if r.get("scope", "epoch") == "epoch" and "epoch" in r]
+    fig = _figure(13, 3.8)
+    axes = fig.subplots(1, 3)
+    for key, label in (("train_loss", "train"), ("val_loss", "val")):
+        xs, ys = _series(epochs, key)
+        if xs:
+            axes[0].plot(xs, ys, marker="o", ms=3, label=label)
+    axes[0].set_title("loss")
+    for key, label in (("train_acc", "train"), ("val_acc", "val"), ("val_top5", "val top-5")):
+        xs, ys = _series(epochs, key)
+        if xs:
+            axes[1].plot(xs, ys, marker="o", ms=3, label=label)
+    axes[1].set_title("accuracy")
+    axes[1].set_ylim(0, 1.02)
+    xs, ys = _series(epochs, "lr")
+    if xs:
+        axes[2].plot(xs, ys, marker="o", ms=3, color="tab:green")
+        if min(ys) > 0 and max(ys) / min(ys) > 50:
+            axes[2].set_yscale("log")
+    axes[2].set_title("learning rate (epoch start)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, *, title: str = "") -> Path:
+    """Confusion matrix (rows: true class, columns: predicted), class names on the axes."""
+    matrix = np.asarray(matrix)
+    n = len(class_names)
+    size = min(20.0, max(5.0, 0.45 * n + 2.5))
+    fig = _figure(size, size)
+    ax = fig.subplots()
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros_like(matrix, dtype=float), where=totals > 0)
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), labels=class_names, rotation=60 if n > 6 else 0, ha="right" if n > 6 else "center")
+    ax.set_yticks(range(n), labels=class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                            color="white" if normalised[i, j] > 0.5 else "black")
+    acc = np.trace(matrix) / max(1, matrix.sum())
+    ax.set_title(f"{title + ': ' if title else ''}validation accuracy {acc:.3f}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_predictions(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, class_names: list[str],
+                     path: Path) -> Path:
+    """A grid of holdout images titled 'predicted (true)', green when right, red when wrong."""
+    k = len(labels)
+    cols = min(8, max(1, k))
+    rows = max(1, math.ceil(k / cols))
+    fig = _figure(cols * 1.7, rows * 1.9)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= k:
+            continue
+        img = images[i]
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(np.transpose(img[:3], (1, 2, 0)))
+        ok = preds[i] == labels[i]
+        ax.set_title(f"{class_names[preds[i]]}\n({class_names[labels[i]]})", fontsize=8,
+                     color="tab:green" if ok else "tab:red")
+    fig.suptitle("predicted (true)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """Draw every picture the run folder has data for; returns the files written."""
+    run_dir = Path(run_dir)
+    written = []
+    title = ""
+    run_json = run_dir / "run.json"
+    if run_json.exists():
+        try:
+            title = json.loads(run_json.read_text()).get("run_id", "")
+        except (OSError, json.JSONDecodeError):
+            title = ""
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    if any(r.get("scope", "epoch") == "epoch" for r in rows):
+        written.append(plot_curves(rows, run_dir / "curves.png", title=title))
+    confusion = run_dir / "val_confusion.json"
+    if confusion.exists():
+        c = json.loads(confusion.read_text())
+        written.append(plot_confusion(np.array(c["matrix"]), c["class_names"], run_dir / "confusion_matrix.png",
+                                      title=title))
+    holdout = run_dir / "holdout.npz"
+    if holdout.exists():
+        with np.load(holdout, allow_pickle=False) as h:
+            written.append(plot_predictions(h["images"], h["labels"], h["preds"],
+                                            [str(s) for s in h["class_names"]], run_dir / "predictions.png"))
+    return written
