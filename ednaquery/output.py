@@ -28,6 +28,7 @@ from ednaquery.documents import document_pairs, original_config
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, key_matches, segment_tokens
 from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range
 from ednaquery.query.match import resolved_pairs, value_satisfies
+from ednaquery.terminal import printable
 
 FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
 MIN_PREFIX = 8
@@ -329,9 +330,9 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
     for i, name in enumerate(header):
         style = {0: "yellow", 1: "cyan", 2: "green"}.get(i)
-        table.add_column(name, style=style, no_wrap=i < 3, overflow="fold")
+        table.add_column(Text(printable(name)), style=style, no_wrap=i < 3, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(c) for c in row))
+        table.add_row(*(Text(printable(c)) for c in row))
     console.print(table)
 
 

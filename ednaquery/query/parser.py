@@ -17,6 +17,7 @@ from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value
 from ednaquery.query.tokens import REGEX_OPS, Token, tokenize
+from ednaquery.regex import RegexError, compile_regex
 
 ORDER_OPS = ("<", "<=", ">", ">=")
 LIST_OPS = ("=", "!=")
@@ -353,6 +354,10 @@ class _Parser:
             with warnings.catch_warnings():  # FutureWarning for "[[" and the like is not the user's concern
                 warnings.simplefilter("ignore")
                 re.compile(pattern)
+            compile_regex(pattern)  # what every backend runs: RE2's syntax (linear time, see ednaquery.regex)
+        except RegexError as exc:
+            message = f"invalid regular expression: {exc}"
+            raise QuerySyntaxError(message, self.query, tok.pos, len(tok.text)) from None
         except re.error as exc:
             pos, length = tok.pos, len(tok.text)
             if tok.kind == "REGEX" and exc.pos is not None:

@@ -108,6 +108,8 @@ class Store(abc.ABC):
 
     #: the URI with any password masked, safe to print
     display_uri: str = ""
+    #: seconds one find/count may run before it stops with QueryTimeout; None: no limit
+    query_timeout: float | None = None
 
     @abc.abstractmethod
     def apply(self, updates: Iterable[PathUpdate]) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ednaquery.documents import PATH_SEP, reserved_leaves
-from ednaquery.errors import AmbiguousId, EdnaError, NotFound, StoreUnavailable, UsageError
+from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import (
     RESERVED_FIELDS,
     RESERVED_PREFIX,
@@ -301,6 +301,7 @@ class MongoStore(Store):
         from pymongo.errors import (
             ConfigurationError,
             ConnectionFailure,
+            ExecutionTimeout,
             OperationFailure,
             PyMongoError,
             ServerSelectionTimeoutError,
@@ -315,6 +316,9 @@ class MongoStore(Store):
         except ConnectionFailure as e:  # AutoReconnect, NetworkTimeout...
             err = StoreUnavailable(f"lost the connection to MongoDB at {self.display_uri} during {what}: "
                                    f"{self._reason(e)}; is it running?")
+        except ExecutionTimeout:
+            err = QueryTimeout(f"the query ran past its {self.query_timeout or 0:g} s limit and MongoDB stopped it; "
+                               "narrow it or raise --timeout")
         except OperationFailure as e:
             msg = (e.details or {}).get("errmsg") or str(e)
             low = msg.lower()
@@ -531,13 +535,17 @@ class MongoStore(Store):
     def _filter(self, node: Node, options: FindOptions) -> dict:
         return find_filter(node, options, self._resolver())
 
+    def _time_limit(self) -> dict[str, int]:
+        """``maxTimeMS`` for a read: the server stops a query (a PCRE regex too) past ``query_timeout``."""
+        return {"maxTimeMS": max(1, int(self.query_timeout * 1000))} if self.query_timeout else {}
+
     def count(self, node: Node, options: FindOptions | None = None) -> int:
         self._ready()
         flt = self._filter(node, options or FindOptions())
         if flt == NOTHING:
             return 0
         with self._errors("count"):
-            return int(self.docs.count_documents(flt))
+            return int(self.docs.count_documents(flt, **self._time_limit()))
 
     def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
         options = options or FindOptions()
@@ -549,10 +557,12 @@ class MongoStore(Store):
         with self._errors("find"):
             if needs_sort_pipeline(options.sort, resolve):
                 pipeline = sort_pipeline(flt, options.sort, resolve, options.offset, options.limit)
-                ids = [d["_id"] for d in self.docs.aggregate(pipeline)]
+                ids = [d["_id"] for d in self.docs.aggregate(pipeline, **self._time_limit())]
                 by_id = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}}, _projection())}
                 return [by_id[i] for i in ids if i in by_id]
             cursor = self.docs.find(flt, _projection()).sort(DEFAULT_ORDER)
+            if self.query_timeout:
+                cursor = cursor.max_time_ms(max(1, int(self.query_timeout * 1000)))
             if options.offset:
                 cursor = cursor.skip(int(options.offset))
             if options.limit is not None:

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
-from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
+from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
-from ednaquery.query.ast import Node
+from ednaquery.query.ast import And, Compare, Node, Not, Or
+from ednaquery.regex import RegexError
+from ednaquery.regex import compile_regex as _compile_regex
 from ednaquery.settings import default_store_path
 from ednaquery.store.base import (
     FileState,
@@ -105,20 +107,41 @@ CREATE TABLE IF NOT EXISTS deps (dep TEXT NOT NULL, rid INTEGER NOT NULL, PRIMAR
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER) WITHOUT ROWID;
 """
 
-_regex_cache: dict[str, re.Pattern] = {}
+def compile_regex(pattern: str) -> Any:
+    """``pattern`` as ``~`` runs it here (RE2, linear time: see :mod:`ednaquery.regex`); UsageError if it cannot."""
+    try:
+        return _compile_regex(pattern)
+    except RegexError as e:
+        raise UsageError(f"regular expression {pattern!r} cannot run: {e}") from None
+
+
+def check_regexes(node: Node) -> None:
+    """Compile every ``~``/``!~`` pattern of a query now, so a bad one is a clear error, not a failed query."""
+    if isinstance(node, Compare):
+        if node.op in ("~", "!~"):
+            for v in node.values:
+                compile_regex(str(v.value))
+    elif isinstance(node, (And, Or)):
+        for item in node.items:
+            check_regexes(item)
+    elif isinstance(node, Not):
+        check_regexes(node.item)
+
+
+#: Ctrl-C seen inside a callback SQLite made (it cannot raise through SQLite): the query stops at the next
+#: progress check and KeyboardInterrupt is raised again once SQLite has returned
+_SIGINT = threading.Event()
+_PROGRESS_EVERY = 10000  # SQLite VM steps between two checks of the time limit and Ctrl-C
 
 
 def _regexp(pattern: str, value: str | None) -> bool:
     if value is None:
         return False
-    rx = _regex_cache.get(pattern)
-    if rx is None:
-        try:
-            rx = re.compile(pattern, re.IGNORECASE)
-        except re.error as e:
-            raise UsageError(f"invalid regular expression {pattern!r}: {e}") from None
-        _regex_cache[pattern] = rx
-    return rx.search(value) is not None
+    try:
+        return compile_regex(pattern).search(value) is not None
+    except KeyboardInterrupt:
+        _SIGINT.set()
+        return False
 
 
 def sqlite_path_from_uri(uri: str | None) -> Path:
@@ -186,6 +209,8 @@ class SQLiteStore(Store):
         except OSError as e:
             raise StoreUnavailable(f"cannot create the index at {self.path}: {e.strerror or e}") from None
         self._lock = threading.RLock()
+        self._deadline: float | None = None
+        self._guarding = False
         self._catalog = PathCatalog()
         self._catalog_max = 0
         self._str_cache: dict[str, int] = {}
@@ -558,15 +583,48 @@ class SQLiteStore(Store):
             "SELECT kind FROM k WHERE kind IS NOT NULL")]
 
     def _guard(self, fn, *args):
-        try:
-            with self._lock:
+        """Run a query: within ``query_timeout`` (QueryTimeout past it), Ctrl-C stopping it as
+        KeyboardInterrupt, and SQLite failures as StoreUnavailable."""
+        with self._lock:
+            if self._guarding:  # inside another guarded call: its limits apply
                 return fn(*args)
-        except sqlite3.OperationalError as e:
-            if (err := too_large(e)) is not None:
-                raise err from None
-            raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
+            self._guarding = True
+            self._deadline = time.monotonic() + self.query_timeout if self.query_timeout else None
+            _SIGINT.clear()
+            self.db.set_progress_handler(self._must_stop, _PROGRESS_EVERY)
+            try:
+                result = fn(*args)
+            except sqlite3.OperationalError as e:
+                self._raise_stop()
+                if (err := too_large(e)) is not None:
+                    raise err from None
+                raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
+            finally:
+                self.db.set_progress_handler(None, 0)
+                self._guarding = False
+                self._deadline = None
+            self._raise_stop(timed_out=False)
+            return result
+
+    def _must_stop(self) -> bool:
+        """SQLite's progress handler: stop past the deadline or after Ctrl-C."""
+        try:
+            return _SIGINT.is_set() or (self._deadline is not None and time.monotonic() > self._deadline)
+        except KeyboardInterrupt:
+            _SIGINT.set()
+            return True
+
+    def _raise_stop(self, timed_out: bool = True) -> None:
+        if _SIGINT.is_set():
+            _SIGINT.clear()
+            raise KeyboardInterrupt
+        if timed_out and self._deadline is not None and time.monotonic() > self._deadline:
+            raise QueryTimeout(f"the query ran past its {self.query_timeout:g} s limit and was stopped; "
+                               "narrow it or raise --timeout") from None
 
     def count(self, node: Node, options: FindOptions | None = None) -> int:
+        check_regexes(node)
+
         def run() -> int:
             sql, params = self._select(node, options or FindOptions(), distinct=True)
             return self.db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
@@ -574,6 +632,7 @@ class SQLiteStore(Store):
 
     def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
         options = options or FindOptions()
+        check_regexes(node)
 
         def run() -> list[bytes]:
             rids = self._page_by_probe(node, options)
@@ -615,7 +674,7 @@ class SQLiteStore(Store):
 
         def over_budget() -> bool:
             steps[0] += 1
-            return steps[0] > self.probe_budget
+            return steps[0] > self.probe_budget or self._must_stop()
 
         self.db.set_progress_handler(over_budget, 1000)
         try:
@@ -623,9 +682,10 @@ class SQLiteStore(Store):
         except sqlite3.OperationalError as e:
             if "interrupted" not in str(e) and too_large(e) is None:
                 raise
+            self._raise_stop()  # Ctrl-C or the time limit, not the budget
             return None  # over budget, or too big to test per document: the match-set plan decides
         finally:
-            self.db.set_progress_handler(None, 0)
+            self.db.set_progress_handler(self._must_stop, _PROGRESS_EVERY)
 
     def _order_by(self, sort: Sequence[SortKey]) -> tuple[str, list]:
         parts: list[str] = []

@@ -188,7 +188,8 @@ def test_upsert_keeps_recorded_paths_and_merges_tags(store, tmp_path):
 
 def test_a_bad_document_is_reported_and_the_rest_are_written(store, tmp_path, caplog):
     good1, good2 = _doc(tmp_path, "vit.yaml"), _doc(tmp_path, "r18.yaml")
-    bad = make_config_document({"bad\x00key": 1}, path=str(tmp_path / "bad.yaml"), format="yaml")
+    bad = make_config_document({"bad": 1}, path=str(tmp_path / "bad.yaml"), format="yaml")
+    bad["config"]["bad\x00key"] = 1  # a field name the server refuses (documents escape NUL themselves)
     ups = [PathUpdate(str(tmp_path / "vit.yaml"), [good1], _state(1)),
            PathUpdate(str(tmp_path / "bad.yaml"), [bad], _state(2)),
            PathUpdate(str(tmp_path / "r18.yaml"), [good2], _state(3))]
