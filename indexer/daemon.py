@@ -323,7 +323,7 @@ class Indexer:
                 updates.append(extra)
             if op != DEPENDANT:
                 follow.append(path)
-            size += upd.state.size if upd.state is not None else 0
+            size += upd[0].state.size if upd[0].state is not None else 0
             if size >= IN_FLIGHT_BYTES and i + 1 < len(batch):
                 self._held.extend(updates)
                 self._held_follow.extend(follow)
@@ -363,7 +363,8 @@ class Indexer:
         if st is not None and stat.S_ISDIR(st.st_mode):
             # a folder now stands where a file was (a pipe or device: converting it gives an error record)
             self.queue.add(path, RESCAN, now=True)
-            return [PathUpdate(path, [], None)]
+            runs = [d for d in self._convert_quietly(path) if d.get("kind") == "run"]  # a run folder keeps its run
+            return [PathUpdate(path, runs, None)]
         try:
             docs = self.convert(Path(path), max_bytes=self.max_bytes)
         except Exception as exc:  # the converter should never raise; if it does, record it
