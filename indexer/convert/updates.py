@@ -28,11 +28,13 @@ def _home(doc: dict) -> str | None:
 
 
 def path_updates(path: str, docs: list[dict], state: FileState | None, bodies: Sequence[bytes | None] = (),
-                 *, settle_members: bool = False) -> list[PathUpdate]:
+                 *, settle_members: bool = False, series: dict | None = None) -> list[PathUpdate]:
     """The store updates for one converted file (see the module docstring).
 
     ``settle_members``: also record the run folder's other config-like files as holding nothing
     (the daemon: a config file converted before its folder became a run is no config after all).
+    ``series``: the runs' metric series the converter handed over (``PathUpdate.series``, run id ->
+    rows); they ride on the file's own update (a store takes series per batch, whatever the path).
     """
     path = os.path.abspath(path)
     own: list[dict] = []
@@ -48,7 +50,8 @@ def path_updates(path: str, docs: list[dict], state: FileState | None, bodies: S
         else:
             own.append(doc)
             own_bodies.append(body)
-    return [PathUpdate(path, own, state, own_bodies if bodies else ()), *moved]
+    extra = {"series": series} if series else {}
+    return [PathUpdate(path, own, state, own_bodies if bodies else (), **extra), *moved]
 
 
 def _settle(folder: str, done: str) -> list[PathUpdate]:
