@@ -1,11 +1,11 @@
 """Run-output recognisers: which folders are training runs, and what they hold.
 
 One module per layout (see :mod:`indexer.convert.runs.base` for the interface):
-:mod:`~indexer.convert.runs.mlflow` (file store), :mod:`~indexer.convert.runs.wandb_binary`
-(``.wandb`` files, wandb >= 0.17), :mod:`~indexer.convert.runs.wandb` (older W&B folders),
+:mod:`~indexer.convert.runs.mlflow_files` (file store), :mod:`~indexer.convert.runs.wandb_binary`
+(``.wandb`` files, wandb >= 0.17), :mod:`~indexer.convert.runs.wandb_legacy` (older W&B folders),
 :mod:`~indexer.convert.runs.tensorboard` (event files, Lightning's default logger),
-:mod:`~indexer.convert.runs.lightning` (CSVLogger), :mod:`~indexer.convert.runs.trainer` (ours,
-and any folder with a config plus metrics files), :mod:`~indexer.convert.runs.hydra_run`.
+:mod:`~indexer.convert.runs.lightning_csv` (CSVLogger), :mod:`~indexer.convert.runs.ours` (ours,
+and any folder with a config plus metrics files), :mod:`~indexer.convert.runs.hydra`.
 They are tried in :data:`RECOGNISERS` order; the first that claims a file wins. MLflow's
 SQLite store is a file, not a folder: :mod:`~indexer.convert.runs.mlflow_sqlite`.
 
@@ -24,13 +24,13 @@ from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import Recogniser, RunInfo, derived_run_id
-from indexer.convert.runs.hydra_run import HydraRecogniser
-from indexer.convert.runs.lightning import LightningRecogniser
-from indexer.convert.runs.mlflow import MlflowRecogniser
+from indexer.convert.runs.hydra import HydraRecogniser
+from indexer.convert.runs.lightning_csv import LightningRecogniser
+from indexer.convert.runs.mlflow_files import MlflowRecogniser
+from indexer.convert.runs.ours import TrainerRecogniser
 from indexer.convert.runs.tensorboard import TensorboardRecogniser
-from indexer.convert.runs.trainer import TrainerRecogniser
-from indexer.convert.runs.wandb import WandbRecogniser
 from indexer.convert.runs.wandb_binary import WandbBinaryRecogniser
+from indexer.convert.runs.wandb_legacy import WandbRecogniser
 
 RECOGNISERS: list[Recogniser] = [
     MlflowRecogniser(), WandbBinaryRecogniser(), WandbRecogniser(), TensorboardRecogniser(),

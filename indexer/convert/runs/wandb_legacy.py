@@ -105,7 +105,7 @@ class WandbRecogniser:
                     continue  # media, histograms, tables
                 summary.set_final(str(k), v)
         info.metrics = summary.result()
-        info.series = list(summary.points)
+        info.series = summary.points
         info.warnings += summary.warnings()
         if summary.epoch_count:
             info.info["epochs"] = summary.epoch_count

@@ -55,7 +55,7 @@ def read_metric_files(folder: Path, info: RunInfo) -> None:
                 if str(k).lower() not in ("epoch", "epochs", "step", "status"):
                     summary.set_final(str(k), v)
     info.metrics = summary.result()
-    info.series = list(summary.points)
+    info.series = summary.points
     info.warnings += summary.warnings()
     if summary.epoch_count:
         info.info.setdefault("epochs", summary.epoch_count)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import RunInfo, is_file, load_data, load_run_config
-from indexer.convert.runs.trainer import METRIC_NAMES, read_metric_files
+from indexer.convert.runs.ours import METRIC_NAMES, read_metric_files
 
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
 #: the end of a job log read for errors

@@ -47,7 +47,7 @@ class LightningRecogniser:
             summary = MetricsSummary()
             read_csv(str(csv_path), summary, info.warnings)
             info.metrics = summary.result()
-            info.series = list(summary.points)
+            info.series = summary.points
             info.warnings += summary.warnings()
             if summary.epoch_count:
                 info.info["epochs"] = summary.epoch_count
