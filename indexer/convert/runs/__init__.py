@@ -37,8 +37,8 @@ RECOGNISERS: list[Recogniser] = [
     LightningRecogniser(), TrainerRecogniser(), HydraRecogniser(),
 ]
 
-__all__ = ["IGNORED", "RECOGNISERS", "Recogniser", "RunInfo", "derived_run_id", "read_run", "recognise_folder",
-           "run_folder_of"]
+__all__ = ["IGNORED", "RECOGNISERS", "TOOL_SUBFOLDERS", "Recogniser", "RunInfo", "clear_cache", "derived_run_id",
+           "read_run", "recognise_folder", "run_folder_of"]
 
 #: sub-folders a tool keeps inside its run folder: files in them belong to the run above
 TOOL_SUBFOLDERS = frozenset({".hydra", "files", "params", "metrics", "tags", "artifacts", "checkpoints"})
