@@ -74,3 +74,25 @@ def test_a_run_written_into_a_watched_folder_is_found_within_seconds(tmp_path: P
                 store.close()
     finally:
         ix.stop()
+
+
+def test_a_config_written_before_its_folder_became_a_run_is_no_config_after(tmp_path: Path) -> None:
+    root = tmp_path / "watched"
+    run = root / "r1"
+    run.mkdir(parents=True)
+    db = str(tmp_path / "index.db")
+    ix = Indexer(lambda: SQLiteStore(db), [str(root)], debounce=0.05, reconcile_every=None)
+    ix.start()
+    store = SQLiteStore(db)
+    try:
+        def kinds() -> list[tuple[str, list[str]]]:
+            docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
+            return [(d["kind"], d["paths"]) for d in docs]
+
+        (run / "config.yaml").write_text("model: resnet18\nlr: 0.1\n")
+        assert wait_until(lambda: kinds() == [("config", [str(run / "config.yaml")])], timeout=10)
+        (run / "metrics.jsonl").write_text('{"epoch": 1, "val_acc": 0.5}\n')  # now it is a run
+        assert wait_until(lambda: kinds() == [("run", [str(run)])], timeout=10), kinds()
+    finally:
+        store.close()
+        ix.stop()
