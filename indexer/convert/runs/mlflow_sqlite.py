@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 
 from ednaquery.metrics import MetricsSummary
@@ -29,6 +30,8 @@ __all__ = ["DB_NAMES", "MlflowDbError", "is_mlflow_db", "read_mlflow_db", "run_p
 DB_NAMES = ("mlflow.db",)
 MAX_SECONDS = 60.0
 MAX_METRIC_ROWS = 20_000_000
+#: reads of a database MLflow holds locked (each waits up to 2 s for the lock)
+LOCKED_TRIES = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -53,7 +56,7 @@ def is_mlflow_db(path: Path) -> bool:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
     db = sqlite3.connect(uri, uri=True, timeout=2.0, check_same_thread=False)
     deadline = time.monotonic() + MAX_SECONDS
     db.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
@@ -63,19 +66,24 @@ def _connect(path: Path) -> sqlite3.Connection:
 def read_mlflow_db(path: str | os.PathLike[str]) -> list[RunInfo]:
     """One :class:`RunInfo` per MLflow run in the database (none if it is not an MLflow store)."""
     p = Path(os.path.abspath(path))
-    try:
-        db = _connect(p)
-    except sqlite3.Error as exc:
-        raise MlflowDbError(f"cannot open the MLflow database: {exc}") from exc
-    try:
-        return _read(db, p)
-    except sqlite3.OperationalError as exc:
-        why = "reading took too long" if "interrupt" in str(exc) else str(exc)
-        raise MlflowDbError(f"cannot read the MLflow database: {why}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise MlflowDbError(f"the MLflow database is damaged: {exc}") from exc
-    finally:
-        db.close()
+    for attempt in range(LOCKED_TRIES):
+        try:
+            db = _connect(p)
+        except sqlite3.Error as exc:
+            raise MlflowDbError(f"cannot open the MLflow database: {exc}") from exc
+        try:
+            return _read(db, p)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) and attempt + 1 < LOCKED_TRIES:
+                time.sleep(0.2)  # MLflow is writing: read again in a moment
+                continue
+            why = "reading took too long" if "interrupt" in str(exc) else str(exc)
+            raise MlflowDbError(f"cannot read the MLflow database: {why}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise MlflowDbError(f"the MLflow database is damaged: {exc}") from exc
+        finally:
+            db.close()
+    raise MlflowDbError("the MLflow database stayed locked")  # not reached: the last try raises
 
 
 def _read(db: sqlite3.Connection, path: Path) -> list[RunInfo]:
