@@ -1,0 +1,27 @@
+"""A clock that moves only when a test says so: timeouts and staleness without sleeping."""
+from __future__ import annotations
+
+import threading
+import time
+
+__all__ = ["FakeClock"]
+
+
+class FakeClock:
+    """Callable like ``time.time``; returns ``start`` plus whatever :meth:`advance` has added."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else float(start)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward by ``seconds``; returns the new time."""
+        if seconds < 0:
+            raise ValueError("a clock does not go backwards")
+        with self._lock:
+            self._now += seconds
+            return self._now
