@@ -1,4 +1,4 @@
-"""A clock that moves only when a test says so: timeouts and staleness without sleeping."""
+"""A clock that moves only when a test says so: deadlines, timeouts and staleness without sleeping."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +8,7 @@ __all__ = ["FakeClock"]
 
 
 class FakeClock:
-    """Callable like ``time.time``; returns ``start`` plus whatever :meth:`advance` has added."""
+    """Callable like ``time.time``/``time.monotonic``; its time changes only by :meth:`advance` or ``now =``."""
 
     def __init__(self, start: float | None = None) -> None:
         self._now = time.time() if start is None else float(start)
@@ -17,6 +17,16 @@ class FakeClock:
     def __call__(self) -> float:
         with self._lock:
             return self._now
+
+    @property
+    def now(self) -> float:
+        """The time this clock shows."""
+        return self()
+
+    @now.setter
+    def now(self, value: float) -> None:
+        with self._lock:
+            self._now = float(value)
 
     def advance(self, seconds: float) -> float:
         """Move time forward by ``seconds``; returns the new time."""
