@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "HeldClock"]
 
 
 class FakeClock:
@@ -35,3 +35,29 @@ class FakeClock:
         with self._lock:
             self._now += seconds
             return self._now
+
+
+class HeldClock:
+    """Follows ``time.monotonic`` except while held: then it stands still, and resumes from where it stopped."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._held_at: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._held_at if self._held_at is not None else time.monotonic() - self._offset
+
+    def hold(self) -> None:
+        """Stop the clock (no deadline can pass until :meth:`release`)."""
+        with self._lock:
+            if self._held_at is None:
+                self._held_at = time.monotonic() - self._offset
+
+    def release(self) -> None:
+        """Let the clock run again, from the time it was held at."""
+        with self._lock:
+            if self._held_at is not None:
+                self._offset = time.monotonic() - self._held_at
+                self._held_at = None
