@@ -23,11 +23,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
+from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import Node
 from ednaquery.settings import default_store_path
+from ednaquery.store import id_version
 from ednaquery.store.base import (
     FileState,
     FindOptions,
@@ -209,6 +210,7 @@ class SQLiteStore(Store):
                     self.db.execute(stmt)
             if marker is not None and not loading:
                 self.db.execute("DELETE FROM meta WHERE k='bulk_load'")
+            self._migrate_ids()
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -216,6 +218,26 @@ class SQLiteStore(Store):
                 if stmt.strip():
                     self.db.execute(stmt)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ids', ?)", (str(ID_VERSION),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _migrate_ids(self) -> None:
+        """A store whose ids an older rule made: say so once, and mark every file for re-reading
+        (:mod:`ednaquery.store.id_version`)."""
+        row = self.db.execute("SELECT v FROM meta WHERE k='ids'").fetchone()
+        if not id_version.outdated(row[0] if row else None):
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT v FROM meta WHERE k='ids'").fetchone()  # another process may have
+            if id_version.outdated(row[0] if row else None):
+                files = self.db.execute("UPDATE files SET size = ?", (id_version.STALE_SIZE,)).rowcount
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ids', ?)", (str(ID_VERSION),))
+                if files or self.db.execute("SELECT 1 FROM docs LIMIT 1").fetchone():
+                    id_version.announce(str(self.path), row[0] if row else None, files)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
