@@ -199,13 +199,13 @@ class Run:
             finally:
                 os.close(fd)
             self._rows += len(rows)
-            self._write_summary()
+            self._write_summary(fsync=False)  # the run's end writes it durably
 
-    def _write_summary(self) -> None:
+    def _write_summary(self, *, fsync: bool = True) -> None:
         summary = {"metrics": self._summary.result(), "epochs": len(self._epochs), "step": self._last_step,
                    "rows": self._rows, "status": self.status,
                    "total_time_s": round((self._run.get("ended_at") or time.time()) - self._started, 3)}
-        write_json_atomic(self.dir / SUMMARY_FILE, summary, default=str)
+        write_json_atomic(self.dir / SUMMARY_FILE, summary, default=str, fsync=fsync)
 
     # -- the end -----------------------------------------------------------------------
     def finish(self, status: str = "completed", error: str | None = None) -> None:
