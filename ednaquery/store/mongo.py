@@ -380,8 +380,27 @@ class MongoStore(Store):
                     raise
                 log.info("cannot mark %s for re-indexing (read-only user)", self.display_uri)
                 return
-            if won and (files or self.docs.find_one({}, {"_id": 1}) is not None):
-                id_version.announce(self.display_uri, stored, files)
+            if not won:
+                return
+            moved = self._rekey_pathless()
+            if files or moved or self.docs.find_one({}, {"_id": 1}) is not None:
+                id_version.announce(self.display_uri, stored, files, moved)
+
+    def _rekey_pathless(self) -> int:
+        """Give each current config without a file its id under this rule; the old id stays as a past version."""
+        olds = list(self.docs.find({"kind": "config", "current": True, "paths": []}, _projection()))
+        moved = 0
+        for old in olds:
+            new = id_version.rekeyed(old)
+            if new is None:
+                continue
+            held = None if new["_id"] == old["_id"] else self.docs.find_one({"_id": new["_id"]}, {"current": 1})
+            if held is None or not held.get("current", True):  # never overwrite a live config
+                self.upsert([new])
+            if new["_id"] != old["_id"]:
+                self.docs.update_one({"_id": old["_id"]}, {"$set": {"current": False}})
+            moved += 1
+        return moved
 
     # ------------------------------------------------------------ key catalog
     def _load_catalog(self) -> None:

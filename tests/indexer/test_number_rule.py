@@ -13,7 +13,7 @@ import mongomock
 import yaml
 
 from ednaquery.documents import ID_VERSION, config_id, make_config_document, make_run_document, parse_number
-from ednaquery.results import diff_documents
+from ednaquery.results import diff_documents, problems
 from ednaquery.store.mongo import MongoStore
 from ednaquery.store.sqlite import SQLiteStore
 from indexer.scan import scan
@@ -139,3 +139,41 @@ def test_a_mongo_store_of_the_old_rule_says_so_once_and_reindexes(tmp_path, capl
         assert scan(store, [str(root)], workers=0).unchanged == 2
     assert len([r for r in caplog.records if "re-indexing" in r.getMessage()]) == 1
     assert client["edna_ids"]["meta"].find_one({"_id": "ids"})["v"] == ID_VERSION
+
+
+def _old_derived() -> dict:
+    """A derived config as the previous version stored it: old-rule id, a "derived from" warning."""
+    doc = make_config_document({"model": {"name": "resnet18"}, "optimizer": {"lr": "1e-3"}, "epochs": 3},
+                               path=None, format="derived", warnings=["derived from abcd with epochs=3"])
+    doc.update(_id="1" * 64, tags=["derived"], derived_from="abcd" * 16, overrides=["epochs=3"])
+    return doc
+
+
+def _check_rekeyed(store) -> None:
+    new_id = config_id({"model": {"name": "resnet18"}, "optimizer": {"lr": 0.001}, "epochs": 3})
+    new = store.get(new_id)
+    assert new["current"] and new["derived_from"] == "abcd" * 16 and new["overrides"] == ["epochs=3"]
+    assert new["tags"] == ["derived"] and new["warnings"] == []
+    assert not store.get("1" * 12)["current"]  # the old id: a past version, not a live config
+    assert problems(store) == []
+
+
+def test_configs_without_a_file_get_their_new_id_at_once_sqlite(tmp_path, caplog):
+    store = SQLiteStore(tmp_path / "index.db")
+    store.upsert([_old_derived()])
+    store.db.execute("DELETE FROM meta WHERE k='ids'")
+    store.close()
+    with caplog.at_level(logging.WARNING, logger="ednaquery.store"):
+        store = SQLiteStore(tmp_path / "index.db")
+    assert len([r for r in caplog.records if "1 config(s) without a file" in r.getMessage()]) == 1
+    _check_rekeyed(store)
+    store.close()
+
+
+def test_configs_without_a_file_get_their_new_id_at_once_mongo():
+    client = mongomock.MongoClient()
+    store = MongoStore("mongodb://localhost/edna_rekey", client=client)
+    store.upsert([_old_derived()])
+    client["edna_rekey"]["meta"].delete_many({})
+    store = MongoStore("mongodb://localhost/edna_rekey", client=client)
+    _check_rekeyed(store)
