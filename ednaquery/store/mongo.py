@@ -388,7 +388,7 @@ class MongoStore(Store):
 
     def _rekey_pathless(self) -> int:
         """Give each current config without a file its id under this rule; the old id stays as a past version."""
-        olds = list(self.docs.find({"kind": "config", "current": True, "paths": []}, _projection()))
+        olds = list(self.docs.find({"kind": "config", "current": True, "nopath": 1}, _projection()))
         moved = 0
         for old in olds:
             new = id_version.rekeyed(old)
