@@ -115,7 +115,7 @@ class Run:
 
         Cheap: the row is only buffered; the background thread and the run's end write it.
         """
-        row = (time.time(), metrics if type(metrics) is dict else dict(metrics), step, epoch)
+        row = (time.time(), dict(metrics), step, epoch)  # a copy: callers often reuse their dict
         with self._lock:
             self._pending.append(row)
 
