@@ -25,6 +25,7 @@ import argparse
 import atexit
 import dataclasses
 import json
+import logging
 import math
 import os
 import platform
@@ -41,9 +42,11 @@ from ednaquery.documents import config_id as content_id
 from ednaquery.documents import new_run_id
 from ednaquery.fsutil import write_atomic, write_json_atomic
 from ednaquery.metrics import MetricsSummary
-from ednaquery.runfolder import CONFIG_FILE, METRICS_FILE, RUN_FILE, RUN_FORMAT, SUMMARY_FILE
+from ednaquery.runfolder import CONFIG_FILE, IDENTITY_FIELDS, METRICS_FILE, RUN_FILE, RUN_FORMAT, SUMMARY_FILE
 
 __all__ = ["FLUSH_EVERY_S", "Run", "start_run"]
+
+log = logging.getLogger(__name__)
 
 #: seconds between background writes of the buffered rows
 FLUSH_EVERY_S = 2.0
@@ -78,6 +81,17 @@ def _number(value: Any) -> float | int | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
+
+
+def _append(path: Path, data: bytes) -> None:
+    """Append ``data`` (whole lines) to ``path``; readers skip a torn last line meanwhile."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -121,6 +135,9 @@ class Run:
 
     def set_info(self, **fields: Any) -> None:
         """Extra facts for run.json (queryable as ``run.KEY``), written at the next flush."""
+        taken = sorted(set(fields) & IDENTITY_FIELDS)
+        if taken:
+            raise ValueError(f"run.json's {taken[0]!r} is the run's own field; choose another name")
         with self._lock:
             self._info.update({k: _plain(v) for k, v in fields.items()})
 
@@ -157,49 +174,63 @@ class Run:
         atexit.register(self._at_exit)
 
     def _flusher(self) -> None:
+        said = False
         while not self._stop.wait(self._flush_every):
             try:
                 self.flush()
-            except OSError:  # a full disk: keep the rows buffered and try again later
-                pass
+            except Exception as exc:  # noqa: BLE001 - a full disk: the rows stay buffered, the next flush retries
+                if not said:
+                    log.warning("run %s: cannot write to %s yet (%s); the rows stay buffered", self.id, self.dir,
+                                exc)
+                    said = True
 
     def _write_run(self) -> None:
         self._run["updated_at"] = time.time()
         write_json_atomic(self.dir / RUN_FILE, self._run, default=str)
 
     def flush(self) -> None:
-        """Write the buffered rows (metrics.jsonl, summary.json) now."""
+        """Write the buffered rows (metrics.jsonl, summary.json) now; on a write error they stay buffered."""
         with self._write_lock:
             with self._lock:
                 rows, self._pending = self._pending, []
                 info, self._info = self._info, {}
-            if info:
-                self._run.update(info)
-                self._write_run()
+            try:
+                if info:
+                    self._run.update(info)
+                    self._write_run()
+                if rows:
+                    records = [self._record(*row) for row in rows]
+                    _append(self.dir / METRICS_FILE,
+                            "".join(json.dumps(r, default=str) + "\n" for r in records).encode("utf-8"))
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = rows
+                    self._info = {**info, **self._info}
+                raise
             if not rows:
                 return
-            lines = []
-            for t, metrics, step, epoch in rows:
-                record: dict[str, Any] = {"scope": "epoch" if step is None and epoch is not None else "step"}
-                if epoch is not None:
-                    record["epoch"] = epoch
-                    self._epochs.add(epoch)
-                if step is not None:
-                    record["step"] = step
-                    self._last_step = step
-                for k, v in metrics.items():
-                    if str(k) not in record:
-                        record[str(k)] = _number(v)
-                record["time"] = round(t, 3)
+            for record in records:
                 self._summary.add_record(record)
-                lines.append(json.dumps(record, default=str) + "\n")
-            fd = os.open(self.dir / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-            try:
-                os.write(fd, "".join(lines).encode("utf-8"))  # whole lines in one write
-            finally:
-                os.close(fd)
+                if record.get("epoch") is not None:
+                    self._epochs.add(record["epoch"])
+                if record.get("step") is not None:
+                    self._last_step = record["step"]
             self._rows += len(rows)
             self._write_summary(fsync=False)  # the run's end writes it durably
+
+    @staticmethod
+    def _record(t: float, metrics: Mapping[str, Any], step: Any, epoch: Any) -> dict[str, Any]:
+        """One metrics.jsonl row: scope, epoch, step, the metrics as numbers, time."""
+        record: dict[str, Any] = {"scope": "epoch" if step is None and epoch is not None else "step"}
+        if epoch is not None:
+            record["epoch"] = epoch
+        if step is not None:
+            record["step"] = step
+        for k, v in metrics.items():
+            if str(k) not in record:
+                record[str(k)] = _number(v)
+        record.setdefault("time", round(t, 3))
+        return record
 
     def _write_summary(self, *, fsync: bool = True) -> None:
         summary = {"metrics": self._summary.result(), "epochs": len(self._epochs), "step": self._last_step,

@@ -95,3 +95,21 @@ def test_without_lightning_the_adapter_says_what_to_install():
             import ednaquery.tracking_lightning  # noqa: F401
     else:
         pytest.skip("lightning is installed")
+
+
+def test_a_failed_write_keeps_the_rows_and_run_fields_are_protected(tmp_path):
+    run = ednaquery.start_run(config={"a": 1}, root=tmp_path, flush_every=3600)
+    with pytest.raises(ValueError, match="status"):
+        run.set_info(status="done")
+    run.set_info(dataset="digits")
+    (run.dir / "metrics.jsonl").unlink()
+    (run.dir / "metrics.jsonl").mkdir()  # writing it fails now
+    run.log({"loss": 1.0}, step=0)
+    with pytest.raises(OSError):
+        run.flush()
+    (run.dir / "metrics.jsonl").rmdir()
+    run.log({"loss": 0.5}, step=1)
+    run.finish()
+    doc = run_document(run.dir)
+    assert doc["metrics"]["loss"] == {"last": 0.5, "best": 0.5} and doc["info"]["dataset"] == "digits"
+    assert len((run.dir / "metrics.jsonl").read_text().splitlines()) == 2
