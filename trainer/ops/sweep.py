@@ -100,7 +100,7 @@ def _base(store: Store, grid: dict, base_dir: Path, where: str, index: bool) -> 
         validate(base, f"{where}: base")
         doc = make_config_document(base, path=None, format="sweep-base")
         doc["tags"] = [SWEEP_TAG]
-        doc["note"] = f"inline base of sweep {where}"
+        doc["sweep"] = str(where)  # the sweep file whose inline base this is (not a warning)
         return ResolvedConfig(config=base, config_id=config_id(base), doc=doc, derived_from="inline")
     target = str(base)
     candidate = base_dir / target
