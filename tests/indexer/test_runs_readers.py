@@ -14,7 +14,7 @@ from ednaquery.query import compile_query
 from ednaquery.store import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
 from indexer.convert import convert_path
-from indexer.convert.runs import clear_cache
+from indexer.convert.runs import clear_cache, read_run, recognise_folder
 from indexer.convert.updates import gone_updates, path_updates
 from indexer.scan import scan
 
@@ -113,6 +113,8 @@ def test_wandb_016_runs_are_read_from_their_wandb_file(tmp_path: Path) -> None:
     named = datetime.datetime.strptime(src.name.split("-")[2], "%Y%m%d_%H%M%S").replace(tzinfo=datetime.UTC)
     assert abs(doc["started_at"] - named.timestamp()) < 15 * 3600  # W&B names folders in its local time
     assert 0 < doc["ended_at"] - doc["started_at"] < 60  # the summary's _runtime, not ended == started
+    series = read_run(recognise_folder(folder), folder).series
+    assert [(p.epoch, p.value) for p in series if p.metric == "val_acc"] == [(0, 0.40625), (1, 0.65625)]
 
 
 def test_files_are_the_fallback_when_the_wandb_file_holds_no_run(tmp_path: Path) -> None:
