@@ -174,6 +174,23 @@ def parse_sort(app: App, text: str, no_aliases: bool = False) -> Any:
     return SortKey(parse_key_arg(app, raw, "--sort", no_aliases), descending)
 
 
+def chosen_columns(app: App, text: str, named: Sequence[Any] = (), no_aliases: bool = False) -> list[Any]:
+    """``--columns KEY,...`` as output columns (a key the query also compares keeps its matched values)."""
+    from ednaquery.output import Column, key_label
+
+    by_label = {c.label: c for c in named}
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key = parse_key_arg(app, part.strip(), "--columns", no_aliases)
+        label = key_label(key)
+        out.setdefault(label, by_label.get(label) or Column(key, label))
+    if not out:
+        raise UsageError("--columns takes keys separated by commas, like optimizer.lr,val_acc")
+    return list(out.values())
+
+
 def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(kind)) or None
 
@@ -208,6 +225,7 @@ Examples:
   ednaquery find kind=run 'val_acc>0.9' --sort=-val_acc --limit 5
   ednaquery find kind=run --best val_acc --by model
   ednaquery find img_size=224 --format json | jq '.[].paths'
+  ednaquery find kind=run --columns model,optimizer.lr,val_acc --format csv
 \b
 Sorting: --sort KEY ascending; --sort=-KEY, --sort -KEY, --sort desc:KEY or
 --sort KEY:desc descending (write --sort=-KEY when in doubt). Repeat --sort
@@ -231,11 +249,14 @@ Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
 @click.option("--min/--max", "minimize", default=None,
               help="For --best: lower (or higher) METRIC is better (default: lower for loss-like names).")
 @click.option("--as-written", is_flag=True, help="In json/yaml output, give each config as its file writes it.")
+@click.option("--columns", "columns_arg", metavar="KEY,...", default=None,
+              help="Show these keys (comma-separated, e.g. optimizer.lr,val_acc,tags) instead of those the "
+                   "query names.")
 @pass_app
 @click.pass_context
 def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: tuple[str, ...],
          limit: int | None, kind: tuple[str, ...], all_versions: bool, no_aliases: bool, best: str | None,
-         by: str | None, minimize: bool | None, as_written: bool) -> None:
+         by: str | None, minimize: bool | None, as_written: bool, columns_arg: str | None) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
     exit_like_grep(ctx)
     from ednaquery.output import Column, key_label, query_columns, render
@@ -266,6 +287,8 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
                                             limit=limit))
         extra = [sk.key for sk in sort_keys]
     columns = query_columns(node, extra)
+    if columns_arg is not None:
+        columns = chosen_columns(app, columns_arg, columns, no_aliases)
     if docs or fmt != "table":
         render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
                as_written=as_written)
