@@ -34,7 +34,14 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ednaquery.documents import document_pairs, number_view, original_config, value_tokens
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches, segment_tokens
+from ednaquery.keys import (
+    RESERVED_FIELDS,
+    RESERVED_PREFIX,
+    KeySpec,
+    is_reserved_path,
+    key_matches,
+    segment_tokens,
+)
 from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range, Value
 
 FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
@@ -203,12 +210,14 @@ def matched_values(doc: dict, columns: Sequence[Column]) -> dict[str, Any]:
 
 def value_name(path: tuple[str, ...]) -> str:
     """The unique column name of a leaf path in machine formats: reserved fields by name
-    (``status``, ``tags``), a run's summary metric as ``val_acc.last``, else the dotted path."""
+    (``status``, ``tags``), a run's summary metric as ``val_acc.last``, else the dotted path
+    (``config.status`` for a config key that has a reserved field's name)."""
     if is_reserved_path(path):
         return path[0].removeprefix(RESERVED_PREFIX)
     if len(path) == 3 and path[0] == "metrics":
         return f"{path[1]}.{path[2]}"
-    return _dotted(path)
+    dotted = _dotted(path)
+    return "config." + dotted if dotted in RESERVED_FIELDS or dotted in CSV_FIXED else dotted
 
 
 def iso_time(value: Any) -> Any:
@@ -504,22 +513,34 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
     from rich.table import Table
     from rich.text import Text
 
-    from ednaquery.tablefit import FitColumn, fit_cells
+    from ednaquery.tablefit import GAP, FitColumn, fit_cells
 
     header, rows = _table_rows(docs, columns, cwd)
     id_floor = max([MIN_PREFIX] + [len(r[0]) for r in rows])
-    specs = [FitColumn(floor=id_floor, soft=None), FitColumn(floor=6, soft=None),
-             FitColumn(floor=16, soft=24, middle=True, first=True)]
-    specs += [FitColumn(floor=8, soft=12)] * (len(header) - 3)
-    header, rows, widths = fit_cells(header, rows, specs, fit_width(console))
+    specs = [FitColumn(floor=id_floor, soft=None), FitColumn(floor=4, soft=None),
+             FitColumn(floor=10, soft=24, middle=True, first=True)]
+    specs += [FitColumn(floor=6, soft=12)] * (len(header) - 3)
+    styles = ["yellow", "cyan", "green"] + [None] * (len(header) - 3)
+    total = fit_width(console)
+    for drop in (None, 2, 1):  # when even the narrowest columns do not fit: no path, then no kind
+        if drop is not None:
+            header, specs, styles = _without(header, drop), _without(specs, drop), _without(styles, drop)
+            rows = [_without(r, drop) for r in rows]
+        cut_header, cut_rows, widths = fit_cells(header, rows, specs, total)
+        if total is None or sum(widths) + GAP * (len(widths) - 1) <= total:
+            break
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
-    for i, name in enumerate(header):
-        style = {0: "yellow", 1: "cyan", 2: "green"}.get(i)
+    for i, name in enumerate(cut_header):
+        style = styles[i]
         table.add_column(name, style=style, no_wrap=True, overflow="ellipsis", min_width=widths[i],
                          max_width=widths[i])
-    for row in rows:
+    for row in cut_rows:
         table.add_row(*(Text(c) for c in row))
     console.print(table, crop=False)
+
+
+def _without(items: Sequence[Any], index: int) -> list[Any]:
+    return [x for i, x in enumerate(items) if i != index]
 
 
 def csv_cell(value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ELLIPSIS", "FitColumn", "cut_end", "cut_middle", "fit_cells", "fit_widths"]
+__all__ = ["ELLIPSIS", "GAP", "FitColumn", "cut_end", "cut_middle", "fit_cells", "fit_widths"]
 
 ELLIPSIS = "…"
 GAP = 2  # characters between two columns (rich's padding (0, 1) without edge padding)
