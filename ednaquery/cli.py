@@ -1,6 +1,6 @@
 """The ``ednaquery`` command line: a thin click layer over the library.
 
-Commands: find, count, show, diff, keys, stats, errors, history, init, config; more come
+Commands: find, count, show, diff, keys, stats, errors, history, init, config, tag, note; more come
 from installed plug-ins through the ``ednaquery.commands`` entry point group (the indexer
 adds ``index``, ``watch`` and ``daemon``), loaded only when asked for, so a broken plug-in
 never breaks ``find``. Plug-in commands get the :class:`App` as ``ctx.obj`` (settings and
@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from ednaquery.annotate_cli import note, tag
 from ednaquery.clikit import (
     EXIT_DIFFERENT,
     EXIT_NOTHING,
@@ -113,6 +114,10 @@ def main(ctx: click.Context, store: str | None, config: str | None, debug: bool)
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = App(store=store, config=config, debug=debug)
+
+
+main.add_command(tag)
+main.add_command(note)
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -298,7 +298,10 @@ def _reserved_pairs(doc: dict, skip: Collection[str] = ()) -> list[tuple[dict, A
     vals: list[tuple[str, Any]] = [("id", doc["_id"]), ("kind", doc["kind"])]
     vals += [("path", p) for p in doc.get("paths") or []]
     vals += [(name, doc[name]) for name in ("status", "format", "indexed_at", "mtime") if doc.get(name) is not None]
-    vals += [("tags", t) for t in doc.get("tags") or []]
+    user = doc.get("annotations") or {}  # the user's tags and note (ednaquery.annotations)
+    vals += [("tags", t) for t in sorted(set(doc.get("tags") or []) | set(user.get("tags") or []))]
+    if user.get("note"):
+        vals.append(("note", user["note"]))
     return [(make_leaf((RESERVED_PREFIX + name,), v), v) for name, v in vals if name not in skip]
 
 

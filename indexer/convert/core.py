@@ -10,6 +10,9 @@
   document (or error record) comes too. A run folder itself gives its run document.
 - A file that cannot be read or parsed gives one error record (path, message with line
   and column, mtime). Other files (unknown extensions, stray ``.jsonl``) give nothing.
+- Every run and config document carries the user's tags and note from the annotations
+  sidecar beside it (:mod:`ednaquery.annotations`) as ``annotations``. The sidecar itself
+  gives no document (the daemon and the scan re-convert the files beside it when it changes).
 
 It never raises for bad input: even an unexpected failure becomes an error record (and
 a logged traceback), so that one strange file cannot stop the indexer.
@@ -22,6 +25,7 @@ import stat as stat_mod
 from pathlib import Path
 from typing import Any
 
+from ednaquery.annotations import is_sidecar, read_annotation
 from ednaquery.documents import config_id, make_config_document, make_error_document, make_run_document
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
@@ -43,8 +47,27 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
     mtime of error records when the file cannot be opened); ``is_file``: the caller found a
     file there (a walk), so no ``stat`` is needed to tell it from a run folder.
     """
+    return with_annotations(_convert(path, max_bytes=max_bytes, stat=stat, is_file=is_file))
+
+
+def with_annotations(docs: list[dict]) -> list[dict]:
+    """``docs`` with the user's tags and note from their sidecars (runs and configs that have one)."""
+    for doc in docs:
+        kind = doc.get("kind")
+        if kind not in ("run", "config") or not doc.get("paths"):
+            continue
+        ann = read_annotation(doc["paths"][0], is_run=kind == "run")
+        if ann:
+            doc["annotations"] = ann
+    return docs
+
+
+def _convert(path: str | os.PathLike[str], *, max_bytes: int, stat: os.stat_result | None,
+             is_file: bool) -> list[dict]:
     p = Path(os.path.abspath(os.fspath(path)))
     try:
+        if is_sidecar(p):  # never a document itself; the files beside it are converted again
+            return []
         is_dir = False if is_file else stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
         if is_dir:
             rec = recognise_folder(p)
