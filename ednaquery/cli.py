@@ -1,6 +1,6 @@
 """The ``ednaquery`` command line: a thin click layer over the library.
 
-Commands: find, count, show, diff, keys, stats, errors, history, init, config, tag, note; more come
+Commands: find, count, show, diff, keys, stats, errors, history, init, config, tag, note, plot; more come
 from installed plug-ins through the ``ednaquery.commands`` entry point group (the indexer
 adds ``index``, ``watch`` and ``daemon``), loaded only when asked for, so a broken plug-in
 never breaks ``find``. Plug-in commands get the :class:`App` as ``ctx.obj`` (settings and
@@ -33,6 +33,7 @@ from ednaquery.clikit import (
     store_option,
 )
 from ednaquery.errors import EdnaError, QuerySyntaxError, UsageError
+from ednaquery.plot_cli import plot
 
 __all__ = ["PLUGIN_GROUP", "App", "main", "pass_app"]
 
@@ -118,6 +119,7 @@ def main(ctx: click.Context, store: str | None, config: str | None, debug: bool)
 
 main.add_command(tag)
 main.add_command(note)
+main.add_command(plot)
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -617,27 +617,52 @@ def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) 
     click.echo(f"{verb} {len(plan.items)} config(s) from base {plan.base.config_id[:12]}{dup}", err=True)
 
 
-@click.command("plot", epilog="Examples:\n\n  trainer plot 20261122-221530-3fa9\n\n  trainer plot runs/20261122-221530-3fa9")
-@click.argument("run")
+@click.command("plot", epilog="""\b
+Examples:
+  trainer plot 20261122-221530-3fa9            # curves.png etc. in its folder
+  trainer plot runs/20261122-221530-3fa9
+  trainer plot 20261122-2215 20261122-2216 20261122-2217 --metric val_loss -o cmp.png
+\b
+With several runs: one picture overlaying METRIC (default val_acc) of them all, the
+legend showing the config values that vary between them.""")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--metric", default="val_acc", show_default=True, help="With several runs: the metric to overlay.")
+@click.option("-o", "--output", "output", metavar="PNG", default=None,
+              help="With several runs: where to write the picture (default: compare-METRIC.png here).")
 @_store_option
-def plot(run: str, store_uri: str | None) -> None:
-    """Draw curves.png, confusion_matrix.png and predictions.png for RUN (a run id prefix or its folder)."""
-    from trainer.engine.plots import plot_run
+def plot(runs: tuple[str, ...], metric: str, output: str | None, store_uri: str | None) -> None:
+    """Draw curves.png, confusion_matrix.png and predictions.png for RUN (a run id prefix or its folder);
+    with several RUNs, overlay their METRIC curves in one picture."""
     from trainer.ops.launch import find_run_folder
 
-    if os.path.isdir(run):
-        folder = Path(run)
-    else:
-        c = _Ctx(store_uri)
-        try:
-            folder = find_run_folder(c.store, run)
-        finally:
+    folders: list[Path] = []
+    c = None
+    try:
+        for run in runs:
+            if os.path.isdir(run):
+                folders.append(Path(run))
+                continue
+            c = c or _Ctx(store_uri)
+            folders.append(find_run_folder(c.store, run))
+    finally:
+        if c is not None:
             c.close()
-    files = plot_run(folder)
-    if not files:
-        raise click.UsageError(f"{folder} has no metrics to plot (is it a run folder?)")
-    for f in files:
-        click.echo(str(f))
+    if len(folders) == 1:
+        from trainer.engine.plots import plot_run
+
+        files = plot_run(folders[0])
+        if not files:
+            raise click.UsageError(f"{folders[0]} has no metrics to plot (is it a run folder?)")
+        for f in files:
+            click.echo(str(f))
+        return
+    from ednaquery.plotting import plot_overlay
+    from ednaquery.runfolder import run_document
+
+    docs = [run_document(f) for f in folders]
+    out = output or f"compare-{metric.replace('/', '_')}.png"
+    n = plot_overlay(docs, metric, out)
+    click.echo(f"{out} ({n} curves)")
 
 
 # ------------------------------------------------------------------ registration
