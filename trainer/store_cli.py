@@ -22,6 +22,7 @@ import click
 
 from ednaquery.clikit import EXIT_ERROR, EXIT_NOTHING, command_app, echo_error, store_option
 from ednaquery.errors import UsageError
+from ednaquery.terminal import printable
 
 # ------------------------------------------------------------------ plumbing
 
@@ -36,6 +37,13 @@ def _out_console() -> Any:
     from rich.console import Console
 
     return Console(highlight=False)
+
+
+def _cells(*texts: str) -> list[Any]:
+    """Table cells shown literally: no rich markup, control characters escaped."""
+    from rich.text import Text
+
+    return [Text(printable(t)) for t in texts]
 
 
 _store_option = store_option("store_uri")
@@ -75,7 +83,7 @@ def _sayer(quiet: bool) -> Callable[[str], None]:
     if quiet:
         return lambda m: None
     err = _err_console()
-    return lambda m: err.print(m, markup=False)
+    return lambda m: err.print(printable(m), markup=False)
 
 
 @contextlib.contextmanager
@@ -319,7 +327,7 @@ def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: f
     err = _err_console()
 
     def say(msg: str) -> None:
-        err.print(f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False)
+        err.print(printable(f"[{time.strftime('%H:%M:%S')}] {msg}"), markup=False)
 
     wid = worker_id or default_worker_id()
     stop = threading.Event()
@@ -381,8 +389,8 @@ def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: st
     for name in ("overrides", "worker", "run", "queued", "note"):
         table.add_column(name)
     for j in items:
-        table.add_row(j.id, j.status, j.config_id[:12], " ".join(j.overrides), j.worker or "", j.run_id or "",
-                      _fmt_time(j.created_at), j.error or "")
+        table.add_row(*_cells(j.id, j.status, j.config_id[:12], " ".join(j.overrides), j.worker or "",
+                              j.run_id or "", _fmt_time(j.created_at), j.error or ""))
     _out_console().print(table)
 
 
@@ -482,13 +490,15 @@ def _ls_table(docs: Sequence[dict], columns: Sequence[Any]) -> None:
     from ednaquery.output import cell_text, fit_width, make_console, matched_pairs
     from ednaquery.tablefit import FitColumn, fit_cells
 
-    header = ["run", "status", "config", "model", "val_acc", "started", "duration"] + [c.label for c in columns]
+    names = ["run", "status", "config", "model", "val_acc", "started", "duration"] + [c.label for c in columns]
+    header = [printable(h) for h in names]
     rows = []
     for d in docs:
         r = _run_row(d)
         pairs = document_pairs(d) if columns else []
-        rows.append([r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
-                     r["duration"]] + [cell_text(c, matched_pairs(d, c, pairs)) for c in columns])
+        cells = [r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
+                 r["duration"]] + [cell_text(c, matched_pairs(d, c, pairs)) for c in columns]
+        rows.append([printable(c) for c in cells])  # escaped before fitting: widths count what is shown
     specs = [FitColumn(floor=max(len(r[0]) for r in rows), soft=None), FitColumn(floor=6, soft=None),
              FitColumn(floor=8), FitColumn(floor=8), FitColumn(floor=6, soft=None), FitColumn(floor=11, soft=None),
              FitColumn(floor=5, soft=None)] + [FitColumn(floor=8)] * len(columns)
@@ -540,14 +550,14 @@ def status(run: str | None, as_json: bool, store_uri: str | None) -> None:
     out.print(f"running: {len(running)} run(s)", markup=False)
     for d in running:
         r = _run_row(d)
-        out.print(f"  {r['id']}  {r['model']}  epoch {((d.get('info') or {}).get('epochs_done') or 0)}"
-                  f"  val_acc {r['val_acc'] or '-'}  {r['duration']}", markup=False)
+        out.print(printable(f"  {r['id']}  {r['model']}  epoch {((d.get('info') or {}).get('epochs_done') or 0)}"
+                  f"  val_acc {r['val_acc'] or '-'}  {r['duration']}"), markup=False)
     out.print("jobs: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"), markup=False)
     if recent:
         out.print("latest runs:", markup=False)
         for d in recent:
             r = _run_row(d)
-            out.print(f"  {r['id']}  {r['status']:<11} {r['model']}  val_acc {r['val_acc'] or '-'}", markup=False)
+            out.print(printable(f"  {r['id']}  {r['status']:<11} {r['model']}  val_acc {r['val_acc'] or '-'}"), markup=False)
 
 
 def _show_run(doc: dict, as_json: bool) -> None:
@@ -567,10 +577,10 @@ def _show_run(doc: dict, as_json: bool) -> None:
                          ("started", r["started"]), ("duration", r["duration"]),
                          ("epochs", info.get("epochs_done", info.get("epochs", ""))), ("error", info.get("error"))):
         if value not in (None, ""):
-            out.print(f"{label:>9}: {value}", markup=False)
+            out.print(printable(f"{label:>9}: {value}"), markup=False)
     for name, m in sorted((doc.get("metrics") or {}).items()):
         best = f"  best {m['best']:.6g}" if "best" in m else ""
-        out.print(f"{name:>22}: last {m.get('last', float('nan')):.6g}{best}", markup=False)
+        out.print(printable(f"{name:>22}: last {m.get('last', float('nan')):.6g}{best}"), markup=False)
 
 
 # ------------------------------------------------------------------ sweep
