@@ -457,7 +457,7 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
     from rich.table import Table
     from rich.text import Text
 
-    from ednaquery.tablefit import GAP, FitColumn, fit_cells
+    from ednaquery.tablefit import FitColumn, fit_table
 
     header, rows = _table_rows(docs, columns, cwd)
     header = [printable(h) for h in header]  # escaped before fitting: the widths count what is shown
@@ -466,15 +466,9 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
     specs = [FitColumn(floor=id_floor, soft=None), FitColumn(floor=4, soft=None),
              FitColumn(floor=10, soft=24, middle=True, first=True)]
     specs += [FitColumn(floor=6, soft=12)] * (len(header) - 3)
-    styles = ["yellow", "cyan", "green"] + [None] * (len(header) - 3)
-    total = fit_width(console)
-    for drop in (None, 2, 1):  # when even the narrowest columns do not fit: no path, then no kind
-        if drop is not None:
-            header, specs, styles = _without(header, drop), _without(specs, drop), _without(styles, drop)
-            rows = [_without(r, drop) for r in rows]
-        cut_header, cut_rows, widths = fit_cells(header, rows, specs, total)
-        if total is None or sum(widths) + GAP * (len(widths) - 1) <= total:
-            break
+    # when even the narrowest columns do not fit: no path, then no kind (never an asked-about value)
+    cut_header, cut_rows, widths, kept = fit_table(header, rows, specs, fit_width(console), droppable=(2, 1))
+    styles = [{0: "yellow", 1: "cyan", 2: "green"}.get(i) for i in kept]
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
     for i, name in enumerate(cut_header):
         style = styles[i]
@@ -483,10 +477,6 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
     for row in cut_rows:
         table.add_row(*(Text(c) for c in row))
     console.print(table, crop=False)
-
-
-def _without(items: Sequence[Any], index: int) -> list[Any]:
-    return [x for i, x in enumerate(items) if i != index]
 
 
 def csv_cell(value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ELLIPSIS", "GAP", "FitColumn", "cut_end", "cut_middle", "fit_cells", "fit_widths"]
+__all__ = ["ELLIPSIS", "GAP", "FitColumn", "cut_end", "cut_middle", "fit_cells", "fit_table", "fit_widths"]
 
 ELLIPSIS = "…"
 GAP = 2  # characters between two columns (rich's padding (0, 1) without edge padding)
@@ -99,3 +99,18 @@ def fit_cells(header: Sequence[str], rows: Sequence[Sequence[str]], specs: Seque
 
     return ([cut(h, i) for i, h in enumerate(header)],
             [[cut(c, i) for i, c in enumerate(r)] for r in rows], widths)
+
+
+def fit_table(header: Sequence[str], rows: Sequence[Sequence[str]], specs: Sequence[FitColumn], total: int | None,
+              droppable: Sequence[int] = ()) -> tuple[list[str], list[list[str]], list[int], list[int]]:
+    """:func:`fit_cells`, leaving out the ``droppable`` columns one by one (in that order) while even the
+    narrowest widths do not fit ``total``. Returns header, rows, widths and the indices of the kept columns."""
+    keep = list(range(len(header)))
+    pending = list(droppable)
+    while True:
+        h = [header[i] for i in keep]
+        r = [[row[i] for i in keep] for row in rows]
+        cut_h, cut_r, widths = fit_cells(h, r, [specs[i] for i in keep], total)
+        if total is None or not pending or sum(widths) + GAP * (len(widths) - 1) <= total:
+            return cut_h, cut_r, widths, keep
+        keep.remove(pending.pop(0))

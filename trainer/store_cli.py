@@ -488,7 +488,7 @@ def _ls_table(docs: Sequence[dict], columns: Sequence[Any]) -> None:
 
     from ednaquery.documents import document_pairs
     from ednaquery.output import cell_text, fit_width, make_console, matched_pairs
-    from ednaquery.tablefit import FitColumn, fit_cells
+    from ednaquery.tablefit import FitColumn, fit_table
 
     names = ["run", "status", "config", "model", "val_acc", "started", "duration"] + [c.label for c in columns]
     header = [printable(h) for h in names]
@@ -501,9 +501,10 @@ def _ls_table(docs: Sequence[dict], columns: Sequence[Any]) -> None:
         rows.append([printable(c) for c in cells])  # escaped before fitting: widths count what is shown
     specs = [FitColumn(floor=max(len(r[0]) for r in rows), soft=None), FitColumn(floor=6, soft=None),
              FitColumn(floor=8), FitColumn(floor=8), FitColumn(floor=6, soft=None), FitColumn(floor=11, soft=None),
-             FitColumn(floor=5, soft=None)] + [FitColumn(floor=8)] * len(columns)
+             FitColumn(floor=5, soft=None)] + [FitColumn(floor=6)] * len(columns)
     console = make_console()
-    header, rows, widths = fit_cells(header, rows, specs, fit_width(console))
+    # too narrow for them all: config, started, duration, then status go before a chosen column
+    header, rows, widths, _ = fit_table(header, rows, specs, fit_width(console), droppable=(2, 5, 6, 1))
     table = Table(box=None, pad_edge=False, show_edge=False)
     for name, w in zip(header, widths):
         table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=w, max_width=w)

@@ -183,3 +183,16 @@ def test_fit_widths_never_drops_a_column():
     assert w[0] == 20 and all(x >= 4 for x in w) and min(w[3:]) >= 6
     assert fit_widths(natural, specs, None) == natural
     assert fit_widths([5, 5], [FitColumn(), FitColumn()], 80) == [5, 5]
+
+
+def test_fit_table_drops_the_optional_columns_first():
+    from ednaquery.tablefit import fit_table
+
+    header = ["id", "kind", "path", "a", "b", "c", "d", "e", "f", "g"]
+    rows = [["20261204-101500-aa01", "run:completed", "runs/" + "x" * 60] + ["0.123456789"] * 7]
+    specs = [FitColumn(floor=20, soft=None), FitColumn(floor=4, soft=None), FitColumn(floor=10, first=True)]
+    specs += [FitColumn(floor=6)] * 7
+    h, r, widths, kept = fit_table(header, rows, specs, 80, droppable=(2, 1))
+    assert kept == [0, 3, 4, 5, 6, 7, 8, 9] and h[0] == "id" and len(r[0]) == 8  # path and kind went
+    assert sum(widths) + 2 * (len(widths) - 1) <= 80
+    assert fit_table(header, rows, specs, None, droppable=(2, 1))[3] == list(range(10))
