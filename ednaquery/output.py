@@ -512,8 +512,10 @@ def records(docs: Sequence[dict], columns: Sequence[Column], *, as_written: bool
     flats = [flat_values(doc, columns) if columns else {} for doc in docs]
     names = value_names(flats)
     out = []
-    for doc in docs:
-        out.append(to_record(doc, columns, as_written=as_written, names=names))
+    for doc, flat in zip(docs, flats):
+        rec = to_record(doc, as_written=as_written)  # values filled here: each document's leaves read once
+        rec["values"] = _json_safe({n: flat.get(n) for n in names})
+        out.append(rec)
     return out
 
 

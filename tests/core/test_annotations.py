@@ -180,3 +180,17 @@ def test_mongo_store_sets_annotations(tmp_path):
         assert store.find(parse("tags=baseline")) == [] and "annotations" not in store.get(doc["_id"])
     finally:
         store.close()
+
+
+def test_the_trainers_own_run_document_keeps_the_annotations(world):
+    from ednaquery.runfolder import run_document
+
+    world["eq"]("tag", RUN_ID, "+baseline")
+    doc = run_document(world["run"])  # what the trainer upserts at every epoch
+    assert doc["annotations"] == {"tags": ["baseline"]}
+    store = open_store(world["db"])
+    try:
+        store.upsert([doc])
+        assert {d["_id"] for d in store.find(parse("tags=baseline"))} == {RUN_ID}
+    finally:
+        store.close()
