@@ -204,23 +204,6 @@ def _hint_unknown_keys(store: Any, node: Any, quiet: bool) -> None:
             click.echo(describe_unknown(key, paths), err=True)
 
 
-def chosen_columns(app: App, text: str, named: Sequence[Any] = (), no_aliases: bool = False) -> list[Any]:
-    """``--columns KEY,...`` as output columns (a key the query also compares keeps its matched values)."""
-    from ednaquery.output import Column, key_label
-
-    by_label = {c.label: c for c in named}
-    out: dict[str, Any] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        key = parse_key_arg(app, part.strip(), "--columns", no_aliases)
-        label = key_label(key)
-        out.setdefault(label, by_label.get(label) or Column(key, label))
-    if not out:
-        raise UsageError("--columns takes keys separated by commas, like optimizer.lr,val_acc")
-    return list(out.values())
-
-
 def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(kind)) or None
 
@@ -309,7 +292,7 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
          columns_arg: str | None) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
     exit_like_grep(ctx)
-    from ednaquery.output import Column, key_label, query_columns, render
+    from ednaquery.output import Column, chosen_columns, key_label, query_columns, render
     from ednaquery.store.base import FindOptions
 
     node = _parse_query(app, query, no_aliases)
@@ -345,7 +328,7 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
     for col in columns:
         col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
     if columns_arg is not None:
-        columns = chosen_columns(app, columns_arg, columns, no_aliases)
+        columns = chosen_columns(columns_arg, lambda t: parse_key_arg(app, t, "--columns", no_aliases), columns)
     if docs or fmt != "table":
         render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
                as_written=as_written)

@@ -28,7 +28,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -101,6 +101,30 @@ def query_columns(node: Node | None, extra: Sequence[KeySpec] = ()) -> list[Colu
     for key in extra:
         cols.setdefault(key_label(key), Column(key, key_label(key)))
     return list(cols.values())
+
+
+def chosen_columns(text: str, key_of: Callable[[str], KeySpec], named: Sequence[Column] = ()) -> list[Column]:
+    """``--columns KEY,...`` as output columns; ``key_of`` parses one key (with the user's aliases).
+
+    A key the query also names keeps that column (its comparisons pick the matched values).
+    """
+    from ednaquery.errors import EdnaError, UsageError
+
+    by_label = {c.label: c for c in named}
+    out: dict[str, Column] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            key = key_of(part.strip())
+        except EdnaError as exc:
+            text = str(exc)
+            raise UsageError(text if text.startswith("--columns") else f"--columns: {text}") from None
+        label = key_label(key)
+        out.setdefault(label, by_label.get(label) or Column(key, label))
+    if not out:
+        raise UsageError("--columns takes keys separated by commas, like optimizer.lr,val_acc")
+    return list(out.values())
 
 
 # ---------------------------------------------------------------- matched values

@@ -461,9 +461,12 @@ def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, columns_arg: 
     try:
         columns: list[Any] = []
         if columns_arg is not None:
-            from ednaquery.cli import chosen_columns
+            from ednaquery.output import chosen_columns
+            from ednaquery.query import parse_key
+            from ednaquery.query.aliases import expand_key
 
-            columns = chosen_columns(app.app, columns_arg)
+            groups = app.settings.alias_groups()
+            columns = chosen_columns(columns_arg, lambda t: expand_key(parse_key(t), groups))
         docs = find_runs(app.store, query, status=status, limit=limit)
     finally:
         app.close()
