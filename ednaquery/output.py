@@ -118,8 +118,8 @@ def chosen_columns(text: str, key_of: Callable[[str], KeySpec], named: Sequence[
         try:
             key = key_of(part.strip())
         except EdnaError as exc:
-            text = str(exc)
-            raise UsageError(text if text.startswith("--columns") else f"--columns: {text}") from None
+            msg = str(exc)
+            raise UsageError(msg if msg.startswith("--columns") else f"--columns: {msg}") from None
         label = key_label(key)
         out.setdefault(label, by_label.get(label) or Column(key, label))
     if not out:
