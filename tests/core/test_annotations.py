@@ -77,6 +77,7 @@ def test_tag_add_remove_is_searchable_at_once_and_kept_in_a_sidecar(world):
     sidecar = json.loads((world["run"] / SIDECAR).read_text())
     assert sidecar["entries"]["."] == {"tags": ["baseline", "keep"]}
     assert eq("tag", RUN_ID).stdout.split() == ["baseline", "keep"]
+    assert _ids(eq, "val_acc>0.7", "model=vit_tiny") == {RUN_ID}  # the run's other leaves are kept
     # configs too, keyed by file name in the sidecar of their folder
     assert eq("tag", world["cfg_id"][:8], "+baseline").exit_code == 0
     assert _ids(eq, "tags=baseline") == {RUN_ID, world["cfg_id"]}
