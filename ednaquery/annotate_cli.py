@@ -44,7 +44,7 @@ def tag(app: App, doc_id: str, changes: tuple[str, ...]) -> None:
         return
     user = (doc.get("annotations") or {}).get("tags") or []
     new = annotate(store, doc, tags=apply_tag_changes(user, changes))
-    shown = sorted(set(doc.get("tags") or []) | set(new.get("tags") or []))
+    shown = doc_tags(dict(doc, annotations=new))
     click.echo(f"{_short(doc)}: {' '.join(shown) if shown else '(no tags)'}")
 
 
