@@ -34,7 +34,7 @@ filesystem is the source of truth: they survive a re-index from scratch).""")
 def tag(app: App, doc_id: str, changes: tuple[str, ...]) -> None:
     """Add (+TAG) or remove (-TAG) tags on a run or config; with no change, print its tags."""
     from ednaquery.annotations import annotate, apply_tag_changes
-    from ednaquery.output import doc_tags
+    from ednaquery.documents import doc_tags
 
     store = app.open_store()
     doc = store.get(doc_id)

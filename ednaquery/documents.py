@@ -311,14 +311,21 @@ def leaf_keys(leaf: dict) -> list[str]:
     return path_match_keys(leaf_path(leaf))
 
 
+def doc_tags(doc: dict) -> list[str]:
+    """Every tag of a document, sorted: those it was indexed with and the user's (``annotations``,
+    see :mod:`ednaquery.annotations`)."""
+    user = (doc.get("annotations") or {}).get("tags") or []
+    return sorted(set(doc.get("tags") or []) | set(user))
+
+
 def _reserved_pairs(doc: dict, skip: Collection[str] = ()) -> list[tuple[dict, Any]]:
     vals: list[tuple[str, Any]] = [("id", doc["_id"]), ("kind", doc["kind"])]
     vals += [("path", p) for p in doc.get("paths") or []]
     vals += [(name, doc[name]) for name in ("status", "format", "indexed_at", "mtime") if doc.get(name) is not None]
-    user = doc.get("annotations") or {}  # the user's tags and note (ednaquery.annotations)
-    vals += [("tags", t) for t in sorted(set(doc.get("tags") or []) | set(user.get("tags") or []))]
-    if user.get("note"):
-        vals.append(("note", user["note"]))
+    vals += [("tags", t) for t in doc_tags(doc)]
+    note = (doc.get("annotations") or {}).get("note")  # the user's note (ednaquery.annotations)
+    if note:
+        vals.append(("note", note))
     return [(make_leaf((RESERVED_PREFIX + name,), v), v) for name, v in vals if name not in skip]
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ednaquery.documents import document_pairs, original_config
+from ednaquery.documents import doc_tags, document_pairs, original_config
 from ednaquery.keys import (
     RESERVED_FIELDS,
     RESERVED_PREFIX,
@@ -361,12 +361,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def doc_tags(doc: dict) -> list[str]:
-    """Every tag of a document: those it was indexed with and the user's (see :mod:`ednaquery.annotations`)."""
-    user = (doc.get("annotations") or {}).get("tags") or []
-    return sorted(set(doc.get("tags") or []) | set(user))
 
 
 def doc_note(doc: dict) -> str | None:
