@@ -33,7 +33,7 @@ filesystem is the source of truth: they survive a re-index from scratch).""")
 @pass_app
 def tag(app: App, doc_id: str, changes: tuple[str, ...]) -> None:
     """Add (+TAG) or remove (-TAG) tags on a run or config; with no change, print its tags."""
-    from ednaquery.annotations import annotate, apply_tag_changes
+    from ednaquery.annotations import annotate
     from ednaquery.documents import doc_tags
 
     store = app.open_store()
@@ -42,8 +42,7 @@ def tag(app: App, doc_id: str, changes: tuple[str, ...]) -> None:
         tags = doc_tags(doc)
         click.echo(" ".join(tags) if tags else f"{_short(doc)} has no tags")
         return
-    user = (doc.get("annotations") or {}).get("tags") or []
-    new = annotate(store, doc, tags=apply_tag_changes(user, changes))
+    new = annotate(store, doc, tag_changes=changes)
     shown = doc_tags(dict(doc, annotations=new))
     click.echo(f"{_short(doc)}: {' '.join(shown) if shown else '(no tags)'}")
 

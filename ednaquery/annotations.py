@@ -18,18 +18,19 @@ In queries, ``tags`` (the document's own tags and the user's) and ``note`` are r
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ednaquery.errors import UsageError
 from ednaquery.fsutil import write_atomic
 
 __all__ = ["SIDECAR", "Annotation", "annotate", "apply_tag_changes", "is_sidecar", "read_annotation", "run_folder",
-           "sidecar_location", "write_annotation"]
+           "sidecar_location", "update_annotation", "write_annotation"]
 
 SIDECAR = ".ednaquery-annotations.json"
 RUN_ENTRY = "."
@@ -90,27 +91,54 @@ def read_annotation(path: str, *, is_run: bool) -> Annotation:
     return clean(_read_entries(sidecar).get(name))
 
 
-def write_annotation(path: str, annotation: Annotation, *, is_run: bool) -> str:
-    """Set the annotation of a run folder or config file in its sidecar (atomically); returns the sidecar.
+@contextlib.contextmanager
+def _folder_lock(folder: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (flock on the directory itself: no lock file is left behind),
+    so that two ``ednaquery tag`` at once never lose one another's change. No-op where flock is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise UsageError(f"cannot open {folder}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def update_annotation(path: str, change: Callable[[Annotation], Annotation], *, is_run: bool) -> Annotation:
+    """Read, change and write back the annotation of a run folder or config file in its sidecar,
+    atomically and under the folder's lock; returns the new annotation.
 
     An empty annotation removes the entry, and the sidecar once it has no entries left.
     """
     sidecar, name = sidecar_location(path, is_run=is_run)
-    entries = dict(_read_entries(sidecar))
-    ann = clean(annotation)
-    if ann:
-        entries[name] = ann
-    else:
-        entries.pop(name, None)
-    try:
-        if entries:
-            text = json.dumps({"version": 1, "entries": entries}, indent=2, ensure_ascii=False, sort_keys=True)
-            write_atomic(sidecar, text + "\n")
-        elif os.path.exists(sidecar):
-            os.unlink(sidecar)
-    except OSError as exc:
-        raise UsageError(f"cannot write {sidecar}: {exc.strerror or exc}") from None
-    return sidecar
+    with _folder_lock(os.path.dirname(sidecar)):
+        entries = dict(_read_entries(sidecar))
+        ann = clean(change(clean(entries.get(name))))
+        if ann:
+            entries[name] = ann
+        else:
+            entries.pop(name, None)
+        try:
+            if entries:
+                text = json.dumps({"version": 1, "entries": entries}, indent=2, ensure_ascii=False, sort_keys=True)
+                write_atomic(sidecar, text + "\n")
+            elif os.path.exists(sidecar):
+                os.unlink(sidecar)
+        except OSError as exc:
+            raise UsageError(f"cannot write {sidecar}: {exc.strerror or exc}") from None
+    return ann
+
+
+def write_annotation(path: str, annotation: Annotation, *, is_run: bool) -> Annotation:
+    """Set the annotation of a run folder or config file in its sidecar (see :func:`update_annotation`)."""
+    return update_annotation(path, lambda _: annotation, is_run=is_run)
 
 
 def apply_tag_changes(tags: Sequence[str], changes: Sequence[str]) -> list[str]:
@@ -151,21 +179,25 @@ def _targets(doc: dict) -> list[tuple[str, bool]]:
     return [(p, False) for p in paths]
 
 
-def annotate(store: Any, doc: dict, *, tags: Sequence[str] | None = None, note: str | None = None) -> Annotation:
-    """Set a document's user tags and/or note: in the sidecar of each of its paths, then in the store.
+def annotate(store: Any, doc: dict, *, tag_changes: Sequence[str] | None = None,
+             note: str | None = None) -> Annotation:
+    """Change a document's user tags (``+name``/``-name``, see :func:`apply_tag_changes`) and/or set its
+    note ("" removes it): in the sidecar of each of its paths (the source of truth, read afresh, so a
+    hand edit the store has not seen yet is kept), then in the store. Returns the new annotation."""
+    if tag_changes is not None:
+        apply_tag_changes([], tag_changes)  # a bad tag is an error before anything is written
+    if note is not None and len(note) > MAX_NOTE:
+        raise UsageError(f"a note holds at most {MAX_NOTE} characters (got {len(note)})")
+    targets = _targets(doc)
 
-    ``tags`` / ``note`` None: unchanged; ``note`` "": removed. Returns the new annotation.
-    """
-    current = clean(doc.get("annotations"))
-    new = dict(current)
-    if tags is not None:
-        new["tags"] = list(tags)
-    if note is not None:
-        if len(note) > MAX_NOTE:
-            raise UsageError(f"a note holds at most {MAX_NOTE} characters (got {len(note)})")
-        new["note"] = note
-    new = clean(new)
-    for path, is_run in _targets(doc):
-        write_annotation(path, new, is_run=is_run)
-    store.set_annotations(doc["_id"], new)
-    return new
+    def change(current: Annotation) -> Annotation:
+        new = dict(current)
+        if tag_changes is not None:
+            new["tags"] = apply_tag_changes(current.get("tags") or [], tag_changes)
+        if note is not None:
+            new["note"] = note
+        return new
+
+    results = [update_annotation(path, change, is_run=is_run) for path, is_run in targets]
+    store.set_annotations(doc["_id"], results[0])
+    return results[0]

@@ -195,3 +195,31 @@ def test_the_trainers_own_run_document_keeps_the_annotations(world):
         assert {d["_id"] for d in store.find(parse("tags=baseline"))} == {RUN_ID}
     finally:
         store.close()
+
+
+def test_tagging_keeps_a_hand_edit_the_store_has_not_seen(world):
+    write_annotation(str(world["run"]), {"tags": ["by-hand"], "note": "kept"}, is_run=True)  # no re-index
+    assert world["eq"]("tag", RUN_ID, "+more").exit_code == 0
+    assert read_annotation(str(world["run"]), is_run=True) == {"tags": ["by-hand", "more"], "note": "kept"}
+    assert _ids(world["eq"], "tags=by-hand", "note~kept") == {RUN_ID}
+
+
+def test_concurrent_updates_of_one_sidecar_lose_nothing(tmp_path):
+    import threading
+
+    from ednaquery.annotations import update_annotation
+
+    files = [str(tmp_path / f"c{i}.yaml") for i in range(8)]
+
+    def work(path: str) -> None:
+        for n in range(10):
+            update_annotation(path, lambda a, n=n: {"tags": sorted({*(a.get("tags") or []), f"t{n}"})},
+                              is_run=False)
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = json.loads((tmp_path / SIDECAR).read_text())["entries"]
+    assert {name: len(e["tags"]) for name, e in entries.items()} == {f"c{i}.yaml": 10 for i in range(8)}
