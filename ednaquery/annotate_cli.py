@@ -64,7 +64,7 @@ Notes are kept in .ednaquery-annotations.json beside the run or config.""")
 def note(app: App, doc_id: str, text: str | None, edit: bool, clear: bool) -> None:
     """Set the note of a run or config (TEXT, or --edit in $EDITOR); with neither, print it."""
     from ednaquery.annotations import annotate
-    from ednaquery.output import doc_note
+    from ednaquery.documents import doc_note
 
     if sum((text is not None, edit, clear)) > 1:
         raise UsageError("give the note as TEXT, or --edit, or --clear (one of them)")

@@ -11,9 +11,12 @@ the output is not a terminal).
 Machine formats carry one value per column under a unique name (:func:`value_name`: the
 dotted path the key matched, ``optimizer.lr``; ``val_acc.last`` and ``val_acc.best`` for a
 run's summary metrics), numbers at full precision; ``values`` has the same names, in the
-same order, in every record of one answer (null where a document lacks one). The "matched value" of a key is
-found in Python from the document's own leaves (:func:`ednaquery.documents.document_pairs`
-and :mod:`ednaquery.query.match`, which resolves keys per document like the stores), so it shows original spelling whatever backend
+same order, in every record of one answer (null where a document lacks one); see
+docs/output.md.
+
+The "matched value" of a key is found in Python from the document's own leaves
+(:func:`ednaquery.documents.document_pairs` and :mod:`ednaquery.query.match`, which resolves
+keys per document like the stores), so it shows original spelling whatever backend
 answered; where the query compares the key (``model=vit``), only leaves that satisfy the
 comparison are shown (a display aid: the store already decided which documents match).
 
@@ -32,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ednaquery.documents import doc_tags, document_pairs, original_config
+from ednaquery.documents import doc_note, doc_tags, document_pairs, original_config
 from ednaquery.keys import (
     RESERVED_FIELDS,
     RESERVED_PREFIX,
@@ -361,11 +364,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def doc_note(doc: dict) -> str | None:
-    """The user's note on a document, or None."""
-    return (doc.get("annotations") or {}).get("note") or None
 
 
 def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = False,
