@@ -5,8 +5,9 @@ Where: one small JSON sidecar per folder, ``<folder>/.ednaquery-annotations.json
     {"version": 1, "entries": {".": {"tags": ["baseline"], "note": "lr too high"},
                                "resnet18.yaml": {"tags": ["old"]}}}
 
-A run's annotation is the entry ``"."`` of the sidecar in its run folder; a config file's is the
-entry named by its file name in the sidecar of its folder. The sidecar is written atomically
+A run's annotation is the entry ``"."`` of the sidecar in its run folder (a run of an MLflow db,
+``mlflow.db#<run id>``, the entry of that name beside the db); a config file's is the entry named
+by its file name in the sidecar of its folder. The sidecar is written atomically
 (:func:`ednaquery.fsutil.write_atomic`); the indexer reads it into each document as
 ``annotations`` (:func:`read_annotation`), so tags and notes survive a re-index from scratch, and
 the daemon re-converts a folder's files when its sidecar changes. The sidecar itself is never
@@ -48,9 +49,13 @@ def is_sidecar(path: str | os.PathLike[str]) -> bool:
 
 
 def sidecar_location(path: str, *, is_run: bool) -> tuple[str, str]:
-    """``(sidecar file, entry name)`` holding the annotation of a run folder or a config file."""
+    """``(sidecar file, entry name)`` holding the annotation of a run folder or a config file.
+
+    A run that is no folder of its own (a run of an MLflow db, ``/x/mlflow.db#<run id>``) is an
+    entry named like a file, ``mlflow.db#<run id>``, in the sidecar beside the db.
+    """
     path = os.path.abspath(path)
-    if is_run:
+    if is_run and "#" not in os.path.basename(path):
         return os.path.join(path, SIDECAR), RUN_ENTRY
     return os.path.join(os.path.dirname(path), SIDECAR), os.path.basename(path)
 
@@ -60,7 +65,7 @@ def _read_entries(sidecar: str) -> dict[str, Any]:
     try:
         with open(sidecar, encoding="utf-8") as f:
             data = json.load(f)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, ValueError) as exc:
         log.warning("ignoring unreadable annotations %s: %s", sidecar, exc)
@@ -159,7 +164,7 @@ def apply_tag_changes(tags: Sequence[str], changes: Sequence[str]) -> list[str]:
 def run_folder(paths: Sequence[str]) -> str:
     """A run's folder from its document's paths: the folder itself (as the trainer records it), or the
     folder that holds every member file the indexer recorded (``metrics.jsonl``, MLflow's ``params/lr``...)."""
-    folders = [p for p in paths if os.path.isdir(p)]
+    folders = [p for p in paths if "#" in os.path.basename(p) or os.path.isdir(p)]  # db runs: /x/mlflow.db#id
     if folders:
         return folders[0]
     return os.path.commonpath([os.path.dirname(p) for p in paths])

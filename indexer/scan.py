@@ -18,6 +18,7 @@ from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
 from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
+from indexer.convert.updates import dedupe, gone_updates, path_updates
 from indexer.patterns import PathFilter
 from indexer.walk import file_state, unreadable_update, walk
 
@@ -51,15 +52,16 @@ class ScanReport:
 Converted = tuple[str, list[dict], list[bytes]]
 
 
-def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> Converted:
-    docs = convert_path(path, max_bytes=max_bytes, is_file=True)  # scan() converts files it found
+def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None, roots: tuple[str, ...] = ()) -> Converted:
+    docs = convert_path(path, max_bytes=max_bytes, is_file=True, roots=roots)  # scan() converts files it found
     if not zdict:
         return path, docs, []
     return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs]
 
 
-def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> list[Converted]:
-    return [_convert_one(p, max_bytes, zdict) for p in paths]
+def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None,
+                   roots: tuple[str, ...] = ()) -> list[Converted]:
+    return [_convert_one(p, max_bytes, zdict, roots) for p in paths]
 
 
 class _Converter:
@@ -75,8 +77,9 @@ class _Converter:
     (``zdict()``), which takes that work off the writing.
     """
 
-    def __init__(self, max_bytes: int, workers: int, zdict: Callable[[], bytes | None]) -> None:
-        self.max_bytes, self.workers, self.zdict = max_bytes, workers, zdict
+    def __init__(self, max_bytes: int, workers: int, zdict: Callable[[], bytes | None],
+                 roots: tuple[str, ...] = ()) -> None:
+        self.max_bytes, self.workers, self.zdict, self.roots = max_bytes, workers, zdict, roots
         self.pool: ProcessPoolExecutor | None = None
         self.waiting: list[str] = []  # added, not in a chunk yet
         self.backlog: deque[list[str]] = deque()  # chunks not submitted yet
@@ -96,7 +99,7 @@ class _Converter:
             self.pool = ProcessPoolExecutor(max_workers=self.workers - 1)
         while self.backlog and len(self.pending) < IN_FLIGHT * (self.workers - 1):
             chunk = self.backlog.popleft()
-            self.pending.append([self.pool.submit(_convert_chunk, chunk, self.max_bytes, self.zdict()), chunk, None])
+            self.pending.append([self.pool.submit(_convert_chunk, chunk, self.max_bytes, self.zdict(), self.roots), chunk, None])
 
     def results(self) -> Iterator[Converted]:
         """Every added file's path, documents and (from the pool) packed bodies, in order;
@@ -107,7 +110,7 @@ class _Converter:
         self._fill()
         if self.pool is None:
             for chunk in self.backlog:
-                yield from (_convert_one(p, self.max_bytes) for p in chunk)
+                yield from (_convert_one(p, self.max_bytes, None, self.roots) for p in chunk)
             return
         pending = self.pending
         while pending:
@@ -115,7 +118,7 @@ class _Converter:
             if head[2] is None and not head[0].done():
                 spare = next((s for s in reversed(pending) if s[2] is None and s[0].cancel()), None)
                 if spare is not None:
-                    spare[2] = _convert_chunk(spare[1], self.max_bytes, self.zdict())
+                    spare[2] = _convert_chunk(spare[1], self.max_bytes, self.zdict(), self.roots)
                     continue
             pending.popleft()
             self._fill()
@@ -137,7 +140,8 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     unreadable: list[PathUpdate] = []  # error records for folders the walk cannot list
     states: dict[str, FileState] = {}
     gone: list[str] = []
-    conv = _Converter(max_bytes, workers, store.body_dictionary)
+    abs_roots = tuple(os.path.abspath(r) for r in roots)
+    conv = _Converter(max_bytes, workers, store.body_dictionary, abs_roots)
     done = 0
 
     def convert(path: str) -> None:
@@ -146,9 +150,9 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         if len(todo) == 1 and store.takes_packed_bodies and store.body_dictionary() is None:
             # a new store makes its zlib dictionary from the first document written: write one now,
             # so that the converters can pack every other body
-            path, docs, _ = _convert_one(path, max_bytes)
+            path, docs, _ = _convert_one(path, max_bytes, None, abs_roots)
             report.count(path, docs)
-            store.apply([PathUpdate(path, docs, states[path])])
+            store.apply(path_updates(path, docs, states[path]))
             done = 1
         else:
             conv.add(path)
@@ -196,16 +200,18 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         with store.bulk_load(len(todo)):  # the embedded store indexes a big first scan faster
             for path, docs, bodies in conv.results():
                 report.count(path, docs)
-                batch.append(PathUpdate(path, docs, states[path], bodies))
+                batch.extend(path_updates(path, docs, states[path], bodies))
                 if len(batch) >= BATCH:
-                    store.apply(batch)
+                    store.apply(dedupe(batch))
                     done += len(batch)
                     batch = []
                     if progress:
                         progress(done, total)
-            batch += [PathUpdate(p, [], None) for p in gone] + unreadable
+            for p in gone:
+                batch += gone_updates(p, lambda folder: convert_path(folder, max_bytes=max_bytes, roots=abs_roots))
+            batch += unreadable
             report.removed = len(gone)
-            store.apply(batch)
+            store.apply(dedupe(batch))
     finally:
         conv.close()
     if progress:

@@ -140,10 +140,11 @@ def test_annotations_survive_a_reindex_from_scratch(world, tmp_path):
 
 def test_a_hand_edited_sidecar_is_read_at_the_next_scan(world):
     write_annotation(str(world["cfg"]), {"tags": ["by-hand"]}, is_run=False)
+    write_annotation(str(world["run"]), {"tags": ["by-hand"]}, is_run=True)
     store = open_store(world["db"])
     try:
-        scan(store, [str(world["root"])], workers=0)  # only the sidecar changed on disk
-        assert {d["_id"] for d in store.find(parse("tags=by-hand"))} == {world["cfg_id"]}
+        scan(store, [str(world["root"])], workers=0)  # only the sidecars changed on disk
+        assert {d["_id"] for d in store.find(parse("tags=by-hand"))} == {world["cfg_id"], RUN_ID}
     finally:
         store.close()
 
@@ -223,3 +224,14 @@ def test_concurrent_updates_of_one_sidecar_lose_nothing(tmp_path):
         t.join()
     entries = json.loads((tmp_path / SIDECAR).read_text())["entries"]
     assert {name: len(e["tags"]) for name, e in entries.items()} == {f"c{i}.yaml": 10 for i in range(8)}
+
+
+def test_a_run_of_an_mlflow_db_is_an_entry_beside_the_db(tmp_path):
+    from ednaquery.annotations import sidecar_location
+
+    db_run = str(tmp_path / "mlflow.db") + "#3fa9"
+    (tmp_path / "mlflow.db").write_bytes(b"SQLite format 3\x00")
+    assert sidecar_location(db_run, is_run=True) == (str(tmp_path / SIDECAR), "mlflow.db#3fa9")
+    write_annotation(db_run, {"tags": ["baseline"]}, is_run=True)
+    assert read_annotation(db_run, is_run=True) == {"tags": ["baseline"]}
+    assert read_annotation(str(tmp_path / "mlflow.db"), is_run=True) == {}  # no warning, no entry

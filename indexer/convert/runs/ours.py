@@ -55,9 +55,10 @@ def read_metric_files(folder: Path, info: RunInfo) -> None:
                 if str(k).lower() not in ("epoch", "epochs", "step", "status"):
                     summary.set_final(str(k), v)
     info.metrics = summary.result()
+    info.series = summary.points
     info.warnings += summary.warnings()
-    if summary.last_epoch is not None:
-        info.info.setdefault("epochs", summary.last_epoch)
+    if summary.epoch_count:
+        info.info.setdefault("epochs", summary.epoch_count)
     if summary.last_step is not None:
         info.info.setdefault("steps", summary.last_step)
 
