@@ -30,17 +30,17 @@ values that vary between the runs. Needs matplotlib (the 'train' extra).""")
 def plot(app: App, metric: str, query: tuple[str, ...], output: str | None, limit: int, no_aliases: bool) -> None:
     """Overlay METRIC's curves of the runs matching QUERY in one PNG."""
     from ednaquery.keys import KeySpec
-    from ednaquery.plotting import plot_overlay, require_matplotlib
+    from ednaquery.plotting import plot_overlay, require_matplotlib, runs_points
     from ednaquery.query import compile_query
     from ednaquery.store.base import FindOptions, SortKey
 
     require_matplotlib()
     node = compile_query(list(query), app.settings.alias_groups(), use_aliases=not no_aliases)
-    docs = app.open_store().find(node, FindOptions(kinds=("run",), limit=limit,
-                                                   sort=[SortKey(KeySpec(("id",)), descending=True)]))
+    store = app.open_store()
+    docs = store.find(node, FindOptions(kinds=("run",), limit=limit, sort=[SortKey(KeySpec(("id",)), descending=True)]))
     if not docs:
         click.echo("no runs match", err=True)
         raise click.exceptions.Exit(1)
     out = output or f"{metric.replace('/', '_')}.png"
-    n = plot_overlay(docs, metric, out)
+    n = plot_overlay(docs, metric, out, points=runs_points(docs, store))
     click.echo(f"{out} ({n} curve{'s' if n != 1 else ''} of {len(docs)} run{'s' if len(docs) != 1 else ''})")

@@ -2,9 +2,9 @@
 
 One line per run (per matched metric name), against epoch where the run logged epochs, else step;
 the legend names each run by the config values that vary between the plotted runs. Curves are
-read by :func:`run_points`, the one place that knows where they come from: today the run
-folder's ``metrics.jsonl`` / ``metrics.csv`` (read with :mod:`ednaquery.metrics`), later the
-store's series table. Matplotlib (the ``train`` extra) is imported only when drawing; its Agg
+read by :func:`runs_points`, the one place that knows where they come from: the store's series
+table where the store has one (``Store.series``), else the run folder's ``metrics.jsonl`` /
+``metrics.csv`` (read with :mod:`ednaquery.metrics`). Matplotlib (the ``train`` extra) is imported only when drawing; its Agg
 canvas is used directly (no pyplot, no display) and the PNG is written atomically.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ednaquery.keys import KeySpec, key_matches
 from ednaquery.metrics import MetricsSummary, Point, read_csv, read_jsonl
 
 __all__ = ["MAX_LEGEND_KEYS", "legend_labels", "matching_curves", "plot_overlay", "require_matplotlib",
-           "run_points", "varying_keys"]
+           "run_points", "runs_points", "varying_keys"]
 
 MAX_LEGEND_KEYS = 4
 _METRIC_FILES = (("metrics.jsonl", read_jsonl), ("metrics.csv", read_csv))
@@ -34,6 +34,17 @@ def require_matplotlib() -> None:
     except ImportError:
         raise UsageError("plotting needs matplotlib, which comes with the 'train' extra: "
                          "pip install 'ednaquery[train]'") from None
+
+
+def runs_points(docs: Sequence[dict], store: Any = None) -> list[list[Point]]:
+    """Every logged value of each run: from the store's series (one query for them all) where it has
+    them, else from the run's folder (:func:`run_points`)."""
+    stored: dict[str, list[Point]] = {}
+    series = getattr(store, "series", None) if store is not None else None
+    if callable(series) and docs:
+        for run, metric, step, epoch, value in series([d["_id"] for d in docs]):
+            stored.setdefault(run, []).append(Point(metric, step, epoch, value))
+    return [stored.get(d["_id"]) or run_points(d) for d in docs]
 
 
 def run_points(doc: dict) -> list[Point]:
@@ -121,8 +132,8 @@ def plot_overlay(docs: Sequence[dict], metric: str, out: str | os.PathLike[str],
                  title: str | None = None, points: Sequence[Sequence[Point]] | None = None) -> int:
     """Draw ``metric`` of every run in ``docs`` into one PNG at ``out``; returns how many lines it drew.
 
-    ``points``: each run's points when the caller has them (else :func:`run_points` reads them).
-    Raises UsageError when no run has the metric.
+    ``points``: each run's points when the caller has them (else :func:`runs_points` reads them from
+    the run folders). Raises UsageError when no run has the metric.
     """
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -135,8 +146,8 @@ def plot_overlay(docs: Sequence[dict], metric: str, out: str | os.PathLike[str],
     labels = legend_labels(docs)
     drawn = 0
     axis = set()
-    for i, (doc, label) in enumerate(zip(docs, labels)):
-        pts = points[i] if points is not None else run_points(doc)
+    all_points = points if points is not None else runs_points(docs)
+    for doc, label, pts in zip(docs, labels, all_points):
         curves = matching_curves(pts, metric)
         for name, (xs, ys, x_name) in curves.items():
             shown = label if len(curves) == 1 else f"{label} {name}"

@@ -97,3 +97,17 @@ def test_trainer_plot_several_runs_and_the_curves_title(world):
     assert run_title(a) == "20261204-100000-aa00 · resnet18 · opt=adamw lr=0.1 bs=64"
     r = CliRunner().invoke(trainer_main, ["plot", str(a)])
     assert r.exit_code == 0 and _png(a / "curves.png")
+
+
+def test_curves_come_from_the_store_series_when_it_has_them(world):
+    from ednaquery.plotting import runs_points
+
+    class SeriesStore:
+        def series(self, run_ids, metrics=None):
+            return [("stored", "val_acc", None, 0, 0.1), ("stored", "val_acc", None, 1, 0.2)]
+
+    folder_run = {"_id": "20261204-100000-aa00", "paths": [str(world["runs"][0])]}
+    no_folder = {"_id": "stored", "paths": ["/nowhere/stored"]}  # a team on MongoDB, no run folders here
+    pts = runs_points([folder_run, no_folder], SeriesStore())
+    assert [p.value for p in pts[1]] == [0.1, 0.2]
+    assert [p.value for p in pts[0] if p.metric == "val_acc"] == [0.5, 0.6, 0.7]  # not stored: its folder
