@@ -57,23 +57,6 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
     file there (a walk), so no ``stat`` is needed to tell it from a run folder; ``roots``: the
     watched folders (ids of runs that have none of their own are relative to them).
     """
-    return with_annotations(_convert(path, max_bytes=max_bytes, stat=stat, is_file=is_file, roots=roots))
-
-
-def with_annotations(docs: list[dict]) -> list[dict]:
-    """``docs`` with the user's tags and note from their sidecars (runs and configs that have one)."""
-    for doc in docs:
-        kind = doc.get("kind")
-        if kind not in ("run", "config") or not doc.get("paths"):
-            continue
-        ann = read_annotation(doc["paths"][0], is_run=kind == "run")
-        if ann:
-            doc["annotations"] = ann
-    return docs
-
-
-def _convert(path: str | os.PathLike[str], *, max_bytes: int, stat: os.stat_result | None,
-             is_file: bool, roots: Sequence[str]) -> list[dict]:
     p = Path(os.path.abspath(os.fspath(path)))
     try:
         if is_sidecar(p):  # never a document itself; the files beside it are converted again
@@ -124,7 +107,7 @@ def convert_config_file(path: Path, fmt: str, *, max_bytes: int = DEFAULT_MAX_BY
         docs.append(make_config_document(config, path=str(path), format=loaded.format, size=loaded.size,
                                          mtime=loaded.mtime, as_written=doc, warnings=warnings,
                                          depends_on=depends))
-    return _unique(docs)
+    return [with_annotation(d) for d in _unique(docs)]
 
 
 def root_of(path: str, roots: Sequence[str]) -> str | None:
@@ -143,10 +126,20 @@ def run_info_document(info: RunInfo, roots: Sequence[str] = ()) -> dict:
         return document_from(info.trainer_run)
     config = info.config if isinstance(info.config, dict) else {"value": info.config}
     cid = info.config_id or (config_id(config) if config or info.config_path else None)
-    return make_run_document(
+    return with_annotation(make_run_document(
         info.run_id or derived_run_id(info.folder, None, root_of(info.folder, roots)), config=config, config_id=cid, path=info.folder,
         status=info.status, metrics=info.metrics, info=info.info, started_at=info.started_at,
-        ended_at=info.ended_at, format=info.format, warnings=info.warnings, mtime=info.mtime)
+        ended_at=info.ended_at, format=info.format, warnings=info.warnings, mtime=info.mtime))
+
+
+def with_annotation(doc: dict) -> dict:
+    """``doc`` (a run or config document) with the user's tags and note from its sidecar, if it has one
+    (a trainer run's document, :func:`ednaquery.runfolder.document_from`, reads its own)."""
+    if doc.get("paths"):
+        ann = read_annotation(doc["paths"][0], is_run=doc.get("kind") == "run")
+        if ann:
+            doc["annotations"] = ann
+    return doc
 
 
 def _error(path: Path, message: str, fmt: str, stat: os.stat_result | None) -> dict:
