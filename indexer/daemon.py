@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ednaquery.annotations import is_sidecar
 from ednaquery.errors import EdnaError, StoreUnavailable
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
@@ -441,10 +442,26 @@ class Indexer:
         except Exception as exc:  # noqa: BLE001 - optional: a backend without it still indexes
             log.debug("cannot look up dependants: %s", exc)
             return
+        deps = list(deps) + self._annotated_siblings(store, [p for p in paths if is_sidecar(p)])
         changed = set(paths)
         for dep in deps:
             if dep not in changed:
                 self.queue.add(dep, DEPENDANT, now=True)
+
+    def _annotated_siblings(self, store: Store, sidecars: list[str]) -> list[str]:
+        """The indexed files beside each changed annotations sidecar: re-converted to read the new tags/notes."""
+        out: list[str] = []
+        for sidecar in sidecars:
+            folder = os.path.dirname(sidecar)
+            try:
+                known = store.file_states(folder)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - annotations catch up at the next reconcile
+                log.debug("cannot list the files beside %s: %s", sidecar, exc)
+                continue
+            out += sorted(p for p in known if os.path.dirname(p) == folder and not is_sidecar(p))
+        return out
 
     # -- reconcile ----------------------------------------------------------------------
     def _reconcile(self) -> None:

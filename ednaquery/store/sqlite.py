@@ -508,6 +508,17 @@ class SQLiteStore(Store):
                 self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
                                 (path, up.state.size, up.state.mtime_ns, up.state.inode))
 
+    def set_annotations(self, doc_id: str, annotations: dict[str, Any]) -> None:
+        with self._lock, self._transaction(), self._batch([doc_id]):
+            doc = self._load(doc_id)
+            if doc is None:
+                raise NotFound(f"no document with id {doc_id!r}; `ednaquery find` lists ids")
+            doc.pop("annotations", None)
+            if annotations:
+                doc["annotations"] = annotations
+            doc["leaves"] = self._leaves_of(doc_id)
+            self._write_doc(doc)
+
     def _leaves_of(self, doc_id: str) -> list[dict]:
         """Rebuild a stored document's config leaves (reserved ones are regenerated on write)."""
         self._flush_leaves()
