@@ -1,0 +1,212 @@
+"""The ASGI app of ``ednaquery ui``: page shells, static assets and the JSON API they read.
+
+Pages (``/``, ``/run/{id}``, ``/compare``) are static HTML whose scripts call the endpoints
+below; a script can call them too (Datasette's model). Everything goes through the public
+:class:`ednaquery.Index`; nothing here opens the store. Nothing writes, and nothing runs code.
+"""
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QuerySyntaxError
+from ednaquery.masking import uri_passwords
+from ednaquery.ui import files as runfiles
+from ednaquery.ui.payload import cleaned, config_diff, record_json, series_json
+
+__all__ = ["create_app"]
+
+STATIC = str(files("ednaquery.ui") / "static")
+#: rows a search returns when the page does not say
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 5000
+#: runs one overlay or diff takes at most
+MAX_COMPARE = 200
+#: what every response may load: only this server's own scripts, styles and images
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+#: what a file from a run folder may do when opened directly: nothing
+FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+
+
+class _Headers(BaseHTTPMiddleware):
+    """Security headers on every response (a file response keeps its stricter policy)."""
+
+    async def dispatch(self, request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+
+def _int(text: str | None, default: int, lo: int, hi: int) -> int:
+    try:
+        n = int(text) if text not in (None, "") else default
+    except ValueError:
+        n = default
+    return max(lo, min(hi, n))
+
+
+def _ids(request: Request) -> list[str]:
+    raw = ",".join(request.query_params.getlist("ids"))
+    return [i for i in dict.fromkeys(s.strip() for s in raw.split(",")) if i][:MAX_COMPARE]
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
+    """The app over ``index`` (an :class:`ednaquery.Index`); ``store_uri``'s passwords never reach a page."""
+    secrets = uri_passwords(store_uri)
+
+    def ok(value: Any) -> JSONResponse:
+        return JSONResponse(cleaned(value, secrets))
+
+    def page(name: str) -> Any:
+        async def endpoint(request: Request) -> Response:
+            return FileResponse(os.path.join(STATIC, name), media_type="text/html")
+        return endpoint
+
+    def get_record(doc_id: str) -> Any:
+        return index.get(doc_id)
+
+    def api_find(request: Request) -> Response:
+        """``/api/find?q=...&sort=-KEY&limit=N&kind=run``: rows of ``ix.find``, and the query's columns."""
+        q = request.query_params.get("q", "")
+        sort = [s for s in request.query_params.getlist("sort") if s]
+        kind = request.query_params.get("kind") or None
+        limit = _int(request.query_params.get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
+        try:
+            results = index.find(q, sort=sort or None, limit=limit, kind=kind)
+            rows = [record_json(r, with_config=request.query_params.get("config") == "1") for r in results]
+        except QuerySyntaxError as exc:
+            return _error(400, str(exc), query=exc.query, position=exc.pos, length=exc.length)
+        except EdnaError as exc:
+            return _error(400, str(exc))
+        columns = list(dict.fromkeys(k for r in rows for k in (r.get("values") or {})))
+        return ok({"query": q, "sort": sort, "limit": limit, "columns": columns, "rows": rows})
+
+    def api_keys(request: Request) -> Response:
+        """``/api/keys?prefix=opt``: keys of the catalogue for autocomplete, most common first."""
+        prefix = request.query_params.get("prefix", "")
+        limit = _int(request.query_params.get("limit"), 30, 1, 1000)
+        out = []
+        for stat in index.keys(None):
+            key = _key_text(stat)
+            if prefix and not (key.startswith(prefix) or f".{prefix}" in key):
+                continue
+            out.append({"key": key, "count": getattr(stat, "count", None)})
+        out.sort(key=lambda k: (-(k["count"] or 0), k["key"]))
+        return ok({"prefix": prefix, "keys": out[:limit]})
+
+    def api_run(request: Request) -> Response:
+        """``/api/run/{id}``: the whole record, the run folder's files, and which are images."""
+        try:
+            record = get_record(request.path_params["doc_id"])
+        except (NotFound, AmbiguousId) as exc:
+            return _error(404, str(exc))
+        out = record_json(record)
+        folder = runfiles.run_folder(out.get("paths"))
+        listed = runfiles.list_files(folder) if folder else []
+        out["files"] = [{"path": f.path, "size": f.size, "image": f.image} for f in listed]
+        return ok(out)
+
+    def api_runs(request: Request) -> Response:
+        """``/api/runs?ids=a,b,c``: those records, in that order (unknown ids in ``missing``)."""
+        rows, missing = [], []
+        for doc_id in _ids(request):
+            try:
+                rows.append(record_json(get_record(doc_id)))
+            except (NotFound, AmbiguousId):
+                missing.append(doc_id)
+        return ok({"rows": rows, "missing": missing})
+
+    def api_diff(request: Request) -> Response:
+        """``/api/diff?ids=a,b,c``: only the config keys (and metrics) whose values differ."""
+        records = []
+        for doc_id in _ids(request):
+            try:
+                records.append(get_record(doc_id))
+            except (NotFound, AmbiguousId) as exc:
+                return _error(404, str(exc))
+        ids = [record_json(r, with_config=False)["id"] for r in records]
+        return ok({"ids": ids, "rows": config_diff(records) if len(records) > 1 else []})
+
+    def api_series(request: Request) -> Response:
+        """``/api/series?ids=a,b&metric=val_acc``: per-epoch/step values from the index."""
+        ids = _ids(request)
+        metrics = [m for m in request.query_params.getlist("metric") if m] or None
+        if not ids:
+            return ok({"runs": {}})
+        full = []
+        for doc_id in ids:
+            try:
+                full.append(record_json(get_record(doc_id), with_config=False)["id"])
+            except (NotFound, AmbiguousId):
+                continue
+        return ok({"runs": series_json(_rows(index.series(full, metrics)))})
+
+    def api_file(request: Request) -> Response:
+        """``/api/file/{id}/{path}``: a file from that run's folder; anything else is 404."""
+        try:
+            record = get_record(request.path_params["doc_id"])
+            folder = runfiles.run_folder(record_json(record, with_config=False).get("paths"))
+            if folder is None:
+                raise runfiles.FileRefused("no folder")
+            real = runfiles.resolve(folder, request.path_params["path"])
+        except (NotFound, AmbiguousId, runfiles.FileRefused):
+            return _error(404, "no such file in an indexed run folder")
+        ext = os.path.splitext(real)[1].lower()
+        media = runfiles.IMAGE_TYPES.get(ext, "text/plain; charset=utf-8")
+        return FileResponse(real, media_type=media, headers={"Content-Security-Policy": FILE_CSP})
+
+    def api_status(request: Request) -> Response:
+        """``/api/status``: how many configs and runs are indexed (the pages poll it to go live)."""
+        return ok({"runs": index.count("kind=run"), "documents": index.count("")})
+
+    routes = [
+        Route("/", page("search.html")),
+        Route("/run/{doc_id}", page("run.html")),
+        Route("/compare", page("compare.html")),
+        Route("/api/find", api_find),
+        Route("/api/keys", api_keys),
+        Route("/api/run/{doc_id}", api_run),
+        Route("/api/runs", api_runs),
+        Route("/api/diff", api_diff),
+        Route("/api/series", api_series),
+        Route("/api/status", api_status),
+        Route("/api/file/{doc_id}/{path:path}", api_file),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(_Headers)])
+
+
+def _key_text(stat: Any) -> str:
+    for name in ("key", "name"):
+        value = getattr(stat, name, None)
+        if isinstance(value, str):
+            return value
+    path = getattr(stat, "path", None)
+    if isinstance(path, (tuple, list)):
+        return ".".join(path)
+    return str(stat)
+
+
+def _rows(series: Any) -> list[dict[str, Any]]:
+    """The long rows of ``ix.series``: a DataFrame's columns, or an iterable of dicts as they are."""
+    if hasattr(series, "columns") and hasattr(series, "__getitem__"):
+        cols = {c: series[c].tolist() for c in ("run", "metric", "epoch", "step", "value") if c in series.columns}
+        n = len(next(iter(cols.values()), []))
+        return [{c: cols[c][i] for c in cols} for i in range(n)]
+    return [dict(r) for r in series]

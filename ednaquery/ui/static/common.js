@@ -1,0 +1,81 @@
+// ednaquery ui: helpers shared by every page. Data is only ever put in the DOM as text (never as HTML).
+"use strict";
+const EQ = {};
+EQ.el = function (tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "style") node.setAttribute("style", v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+};
+EQ.api = async function (path, params) {
+  const url = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(params || {})) {
+    if (Array.isArray(v)) v.forEach((x) => url.searchParams.append(k, x));
+    else if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
+  }
+  const resp = await fetch(url, { headers: { Accept: "application/json" } });
+  const body = await resp.json();
+  if (!resp.ok) { const e = new Error(body.error || resp.statusText); e.body = body; e.status = resp.status; throw e; }
+  return body;
+};
+EQ.fmt = function (v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number") {
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return (a !== 0 && (a < 1e-3 || a >= 1e6)) ? v.toExponential(3).replace(/\.?0+e/, "e") : String(+v.toPrecision(6));
+  }
+  if (typeof v === "object") {
+    if (v.missing) return "(missing)";
+    return JSON.stringify(v);
+  }
+  return String(v);
+};
+EQ.time = function (t) {
+  if (!t) return "";
+  return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z";
+};
+EQ.shortId = (id) => (id && id.length > 20 && /^[0-9a-f]+$/.test(id) ? id.slice(0, 12) : id);
+EQ.path = (r) => (r.paths && r.paths.length ? r.paths[0] + (r.paths.length > 1 ? ` (+${r.paths.length - 1})` : "") : "");
+EQ.folder = (r) => { const p = (r.paths || [])[0] || ""; return r.kind === "run" ? p.replace(/\/[^/]*$/, "") : p; };
+// flat {dotted.key: value} of a nested config
+EQ.flatten = function (obj, prefix, out) {
+  out = out || {};
+  if (obj && typeof obj === "object" && !Array.isArray(obj)) {
+    const keys = Object.keys(obj);
+    if (!keys.length && prefix) out[prefix] = {};
+    for (const k of keys) EQ.flatten(obj[k], prefix ? prefix + "." + k : k, out);
+  } else if (Array.isArray(obj)) {
+    if (obj.every((x) => x === null || typeof x !== "object")) out[prefix] = obj;
+    else obj.forEach((x, i) => EQ.flatten(x, `${prefix}[${i}]`, out));
+  } else out[prefix] = obj;
+  return out;
+};
+EQ.colors = (i, n) => `hsl(${Math.round((i * 360) / Math.max(n, 1) + (i % 2) * 17) % 360}, 70%, 42%)`;
+// poll fn every ms while the page is visible (the "live" part of every page)
+EQ.poll = function (fn, ms) {
+  let busy = false;
+  setInterval(async () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    try { await fn(); } catch (e) { /* a failed poll waits for the next */ } finally { busy = false; }
+  }, ms);
+};
+EQ.header = function () {
+  const h = EQ.el("header", {},
+    EQ.el("a", { class: "brand", href: "/" }, "ednaquery"),
+    EQ.el("a", { href: "/" }, "search"),
+    EQ.el("a", { href: "/compare" + (localStorage.eqPicked ? "?ids=" + encodeURIComponent(localStorage.eqPicked) : "") }, "compare"),
+    EQ.el("span", { class: "live", id: "live" }, ""));
+  document.body.prepend(h);
+};

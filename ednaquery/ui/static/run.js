@@ -1,0 +1,93 @@
+// Run page: facts, tags and note, metrics summary, curves from the index, images and files of the
+// run folder, the config (collapsible). Curves refresh every 2 s while the run grows.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const runId = decodeURIComponent(location.pathname.split("/").pop());
+  let record = null, seriesSig = "";
+  EQ.header();
+
+  function yamlish(v, indent) {
+    indent = indent || "";
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      const keys = Object.keys(v);
+      if (!keys.length) return "{}";
+      return keys.map((k) => { const c = v[k];
+        const nested = c && typeof c === "object" && (Array.isArray(c) ? c.some((x) => x && typeof x === "object") : Object.keys(c).length);
+        return nested ? `${indent}${k}:\n${yamlish(c, indent + "  ")}` : `${indent}${k}: ${EQ.fmt(c)}`; }).join("\n");
+    }
+    if (Array.isArray(v)) return v.map((x) => `${indent}- ` + (x && typeof x === "object" ? "\n" + yamlish(x, indent + "  ") : EQ.fmt(x))).join("\n");
+    return indent + EQ.fmt(v);
+  }
+
+  function facts(r) {
+    const rows = [["id", r.id], ["kind", r.kind], ["status", r.status], ["folder", EQ.folder(r)],
+      ["started", EQ.time(r.started_at)], ["ended", EQ.time(r.ended_at)], ["config id", r.config_id]];
+    $("facts").replaceChildren(...rows.filter(([, v]) => v).map(([k, v]) => EQ.el("tr", {}, EQ.el("td", {}, k), EQ.el("td", {}, v))));
+    const tags = (r.tags || []).map((t) => EQ.el("span", { class: "tag" }, t));
+    $("annotations").replaceChildren(EQ.el("div", { class: "row", id: "tags" }, EQ.el("span", { class: "muted" }, "tags"), tags.length ? tags : EQ.el("span", { class: "muted" }, "(none)")),
+      EQ.el("div", { class: "row", id: "note" }, EQ.el("span", { class: "muted" }, "note"), EQ.el("span", {}, r.note || "")));
+  }
+
+  function metrics(r) {
+    const m = r.metrics || {};
+    const names = Object.keys(m).sort();
+    $("metrics").replaceChildren(EQ.el("thead", {}, EQ.el("tr", {}, EQ.el("th", { style: "width:220px" }, "metric"), EQ.el("th", { style: "width:140px" }, "last"), EQ.el("th", { style: "width:140px" }, "best"))),
+      EQ.el("tbody", {}, names.map((n) => EQ.el("tr", {}, EQ.el("td", {}, n), EQ.el("td", { class: "num" }, EQ.fmt(m[n].last)), EQ.el("td", { class: "num" }, EQ.fmt(m[n].best))))));
+  }
+
+  async function curves(force) {
+    const data = await EQ.api("/api/series", { ids: runId });
+    const per = Object.values(data.runs)[0] || {};
+    const sig = JSON.stringify(Object.entries(per).map(([k, v]) => [k, v.value.length])) + $("xaxis").value + $("logy").checked;
+    if (!force && sig === seriesSig) return;
+    seriesSig = sig;
+    const box = $("curves"); box.replaceChildren();
+    const names = Object.keys(per).sort();
+    if (!names.length) box.append(EQ.el("div", { class: "muted" }, "no per-epoch values in the index for this run"));
+    const x = $("xaxis").value;
+    for (const name of names) {
+      const div = EQ.el("div", { class: "chart", "data-metric": name });
+      box.append(div);
+      const s = per[name];
+      EQ.lineChart(div, [{ label: name, xs: s[x], ys: s.value }], { title: name, xLabel: x, logY: $("logy").checked, width: 700, height: 240 });
+    }
+  }
+
+  function files(r) {
+    const id = encodeURIComponent(r.id);
+    const fileUrl = (p) => `/api/file/${id}/` + p.split("/").map(encodeURIComponent).join("/");
+    const imgs = (r.files || []).filter((f) => f.image);
+    $("images-section").hidden = !imgs.length;
+    $("images").replaceChildren(...imgs.map((f) => EQ.el("figure", { style: "display:inline-block;margin:0 1em 1em 0" },
+      EQ.el("img", { src: fileUrl(f.path), alt: f.path, style: "width:240px" }), EQ.el("figcaption", { class: "muted" }, f.path))));
+    $("files").replaceChildren(EQ.el("tbody", {}, (r.files || []).map((f) => EQ.el("tr", {},
+      EQ.el("td", { style: "width:420px" }, EQ.el("a", { href: fileUrl(f.path), target: "_blank", rel: "noopener" }, f.path)),
+      EQ.el("td", { class: "num", style: "width:120px" }, f.size + " B")))));
+  }
+
+  async function load() {
+    try {
+      record = await EQ.api("/api/run/" + encodeURIComponent(runId));
+    } catch (err) {
+      $("title").textContent = runId; $("error").append(EQ.el("pre", { class: "error" }, err.message)); return;
+    }
+    document.title = "ednaquery: " + record.id;
+    $("title").textContent = (record.kind === "run" ? "Run " : "Config ") + record.id;
+    facts(record); metrics(record); files(record);
+    $("config").textContent = yamlish(record.config || {});
+    await curves(true);
+  }
+  $("xaxis").addEventListener("change", () => curves(true));
+  $("logy").addEventListener("change", () => curves(true));
+  load();
+  EQ.poll(async () => {
+    if (!record) return;
+    const r = await EQ.api("/api/run/" + encodeURIComponent(runId));
+    if (JSON.stringify([r.status, r.metrics, r.tags, r.note]) !== JSON.stringify([record.status, record.metrics, record.tags, record.note])) {
+      record = r; facts(r); metrics(r); files(r);
+    }
+    await curves(false);
+    $("live").textContent = "live \u2022 " + new Date().toLocaleTimeString();
+  }, 2000);
+})();
