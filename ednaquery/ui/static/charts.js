@@ -34,7 +34,7 @@ EQ.lineChart = function (container, series, opts) {
   const u = new uPlot({
     title: opts.title, width, height: opts.height || 300,
     scales: { x: { time: false }, y: { distr: opts.logY ? 3 : 1 } },
-    axes: [{ label: opts.xLabel || "epoch" }, { size: 60 }],
+    axes: [{ label: opts.xLabel || "epoch", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 2e4, 5e4, 1e5, 1e6] }, { size: 60 }],
     cursor: { drag: { x: true, y: false, setScale: true } },
     legend: { show: series.length <= 12, live: true },
     series: [{ label: opts.xLabel || "epoch" }].concat(series.map((s, i) => ({

@@ -31,9 +31,10 @@ EQ.heat = function (t) { // 0..1 -> blue..red
   if (t === null || t === undefined || Number.isNaN(t)) return "#98a2b3";
   return `hsl(${Math.round(240 - 240 * Math.max(0, Math.min(1, t)))}, 75%, 45%)`;
 };
+EQ.axisName = (k) => { k = k.replace(/^metric:/, ""); return k.length > 28 ? "\u2026" + k.slice(-27) : k; };
 // rows: [{id, get(key)}]; axes: [keys]; colorKey: a key; brushes: {key: [y0, y1]} kept by the caller
 EQ.parcoords = function (container, rows, axes, colorKey, brushes, onFilter) {
-  const W = Math.max(600, Math.min(container.clientWidth || 1000, 1300)), H = 320, top = 30, bottom = H - 30;
+  const W = Math.max(600, Math.min((container.clientWidth || 1000) - 4, 1300)), H = 320, top = 30, bottom = H - 30;
   const left = 60, right = W - 60;
   const svg = EQ.svg("svg", { width: W, height: H, id: "pc-svg" });
   container.replaceChildren(svg);
@@ -73,7 +74,7 @@ EQ.parcoords = function (container, rows, axes, colorKey, brushes, onFilter) {
     const x = left + i * gap, sc = scales[i];
     const g = EQ.svg("g", { class: "axis", "data-key": k, transform: `translate(${x},0)` });
     g.append(EQ.svg("line", { x1: 0, x2: 0, y1: top, y2: bottom }));
-    g.append(EQ.svg("text", { x: 0, y: top - 12, "text-anchor": "middle", "font-weight": 600 }, k.length > 28 ? "\u2026" + k.slice(-27) : k));
+    g.append(EQ.svg("text", { x: 0, y: top - 12, "text-anchor": "middle", "font-weight": 600 }, EQ.axisName(k)));
     for (const t of sc.ticks) {
       const y = sc.pos(sc.numeric ? t : t);
       if (y === null || y === undefined) continue;
@@ -107,8 +108,8 @@ EQ.scatter = function (container, rows, xKey, yKey) {
   const sx = EQ.scale(pts.map((p) => p.x), l, r), sy = EQ.scale(pts.map((p) => p.y), t, b);
   const xpos = (v) => l + r - sx.pos(v); // scale() maps high values to lo; flip for x
   svg.append(EQ.svg("line", { x1: l, x2: r, y1: b, y2: b, stroke: "#98a2b3" }), EQ.svg("line", { x1: l, x2: l, y1: t, y2: b, stroke: "#98a2b3" }));
-  svg.append(EQ.svg("text", { x: (l + r) / 2, y: H - 6, "text-anchor": "middle", "font-weight": 600 }, xKey));
-  svg.append(EQ.svg("text", { x: 14, y: (t + b) / 2, "text-anchor": "middle", "font-weight": 600, transform: `rotate(-90 14 ${(t + b) / 2})` }, yKey));
+  svg.append(EQ.svg("text", { x: (l + r) / 2, y: H - 6, "text-anchor": "middle", "font-weight": 600 }, EQ.axisName(xKey)));
+  svg.append(EQ.svg("text", { x: 14, y: (t + b) / 2, "text-anchor": "middle", "font-weight": 600, transform: `rotate(-90 14 ${(t + b) / 2})` }, EQ.axisName(yKey)));
   for (const tk of sx.ticks) { const x = xpos(tk); if (x === null || Number.isNaN(x)) continue;
     svg.append(EQ.svg("text", { x, y: b + 16, "text-anchor": "middle" }, EQ.fmt(tk))); }
   for (const tk of sy.ticks) { const y = sy.pos(tk); if (y === null) continue;
