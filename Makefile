@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@echo "==> setting up $(VENV) (torch from the local wheel cache where present; first run takes a few minutes)"
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	$(BIN)/python -m pip install -q -e '.[train,dev,frames]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -83,6 +83,8 @@ class Indexer:
         self.roots = list(dict.fromkeys(canonical_root(r) for r in roots))
         self.store_factory = store_factory
         self.convert = convert or _default_converter()
+        #: the built-in converter also hands over runs' metric series (``PathUpdate.series``)
+        self._with_series = convert is None
         self.filter = PathFilter(include, exclude)
         # a poller reports a file still being written once per interval: wait longer than that
         quiet = max(debounce, 1.5 * poll_interval) if poll else debounce
@@ -342,12 +344,16 @@ class Indexer:
             # a folder (or something else) now stands where a file was
             self.queue.add(path, RESCAN, now=True)
             return PathUpdate(path, [], None)
+        series: dict[str, Any] = {}
         try:
-            docs = self.convert(Path(path), max_bytes=self.max_bytes)
+            if self._with_series:
+                docs = self.convert(Path(path), max_bytes=self.max_bytes, series=series)
+            else:
+                docs = self.convert(Path(path), max_bytes=self.max_bytes)
         except Exception as exc:  # the converter should never raise; if it does, record it
             log.debug("converter failed on %s", path, exc_info=True)
             docs = [_error_doc(path, f"internal error while converting: {exc}", st)]
-        return PathUpdate(path, list(docs), file_state(st) if st is not None else None)
+        return PathUpdate(path, list(docs), file_state(st) if st is not None else None, series=series)
 
     def _apply(self, store: Store, updates: list[PathUpdate]) -> None:
         try:

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
-from ednaquery.store.base import FileState, PathUpdate, Store
+from ednaquery.store.base import FileState, PathUpdate, SeriesRow, Store
 from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
 from indexer.patterns import PathFilter
@@ -46,15 +46,17 @@ class ScanReport:
             self.error_paths.append(path)
 
 
-#: a converted file: its path, its documents, and (for the embedded store) their packed bodies
-Converted = tuple[str, list[dict], list[bytes]]
+#: a converted file: its path, its documents, (for the embedded store) their packed bodies, and the
+#: metric series of the run it belongs to (``PathUpdate.series``: plain tuples, cheap to send back)
+Converted = tuple[str, list[dict], list[bytes], dict[str, list[SeriesRow]]]
 
 
 def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> Converted:
-    docs = convert_path(path, max_bytes=max_bytes, is_file=True)  # scan() converts files it found
+    series: dict[str, list[SeriesRow]] = {}
+    docs = convert_path(path, max_bytes=max_bytes, is_file=True, series=series)  # scan() converts files it found
     if not zdict:
-        return path, docs, []
-    return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs]
+        return path, docs, [], series
+    return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs], series
 
 
 def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> list[Converted]:
@@ -144,9 +146,9 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         if len(todo) == 1 and store.takes_packed_bodies and store.body_dictionary() is None:
             # a new store makes its zlib dictionary from the first document written: write one now,
             # so that the converters can pack every other body
-            path, docs, _ = _convert_one(path, max_bytes)
+            path, docs, _, series = _convert_one(path, max_bytes)
             report.count(path, docs)
-            store.apply([PathUpdate(path, docs, states[path])])
+            store.apply([PathUpdate(path, docs, states[path], series=series)])
             done = 1
         else:
             conv.add(path)
@@ -187,9 +189,9 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         total = len(todo) + len(gone)
         batch: list[PathUpdate] = []
         with store.bulk_load(len(todo)):  # the embedded store indexes a big first scan faster
-            for path, docs, bodies in conv.results():
+            for path, docs, bodies, series in conv.results():
                 report.count(path, docs)
-                batch.append(PathUpdate(path, docs, states[path], bodies))
+                batch.append(PathUpdate(path, docs, states[path], bodies, series))
                 if len(batch) >= BATCH:
                     store.apply(batch)
                     done += len(batch)

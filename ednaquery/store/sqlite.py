@@ -4,7 +4,9 @@ Schema: ``docs`` holds each document once (zlib-compressed JSON body, without le
 ``leaves`` holds one row per leaf, clustered by document, with the value views the query
 needs and three partial covering indexes ``(pid, n)``, ``(pid, sid)``, ``(pid, t)``;
 ``paths`` is the leaf-path catalog and ``strs`` dictionary-encodes string values and their
-tokens. Writes are transactions, so a killed writer never leaves a half-written document.
+tokens; ``series`` holds every run's metric values, one row per logged value, indexed on
+``(rid, metric, step)`` (schema v3; a v2 file gains the table when opened, see
+:meth:`SQLiteStore._migrate`). Writes are transactions, so a killed writer never leaves a half-written document.
 
 Two query plans (``sql_compile``): ``count`` and sorted or unlimited finds build the match
 set from the leaf indexes (INTERSECT/UNION/EXCEPT of row ids); ``find --limit`` first walks
@@ -34,8 +36,10 @@ from ednaquery.store.base import (
     JobHome,
     KeyStat,
     PathUpdate,
+    SeriesRow,
     SortKey,
     Store,
+    StoredPoint,
     effective_kinds,
 )
 from ednaquery.store.bodies import body_json, pack_body, unpack_body
@@ -53,7 +57,7 @@ from ednaquery.store.sql_compile import (
     yields_distinct,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: :meth:`SQLiteStore.bulk_load` drops and rebuilds these for at least this many new documents
 _BULK_INDEXES = ("leaves_num", "leaves_str", "leaves_typ")
 BULK_MIN_DOCS = 2000
@@ -100,7 +104,13 @@ CREATE TABLE IF NOT EXISTS doc_paths (
 CREATE INDEX IF NOT EXISTS doc_paths_rid ON doc_paths(rid);
 CREATE TABLE IF NOT EXISTS deps (dep TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (dep, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series (
+  rid INTEGER NOT NULL, metric TEXT NOT NULL, step INTEGER, epoch INTEGER, value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS series_run ON series(rid, metric, step);
 """
+#: the statements that take a v2 file to v3 (the series table)
+_SERIES_SQL = [stmt for stmt in _SCHEMA.split(";") if "series" in stmt]
 
 _regex_cache: dict[str, re.Pattern] = {}
 
@@ -198,7 +208,9 @@ class SQLiteStore(Store):
         cur = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
         if cur.fetchone():
             row = self.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
-            if row and int(row[0]) != SCHEMA_VERSION:
+            if row and int(row[0]) == 2:
+                self._migrate()
+            elif row and int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"index {self.path} has schema v{row[0]}, this ednaquery needs "
                                        f"v{SCHEMA_VERSION}; delete it and run `ednaquery index` again")
             have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -216,6 +228,26 @@ class SQLiteStore(Store):
                 if stmt.strip():
                     self.db.execute(stmt)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        """v2 -> v3: add the series table. The files of indexed run folders are forgotten, so the
+        next scan (or the daemon's reconcile walk) reads those runs again and fills their series."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()[0] == "2":  # not done meanwhile
+                for stmt in _SERIES_SQL:
+                    self.db.execute(stmt)
+                folders = [r[0] for r in self.db.execute(
+                    "SELECT DISTINCT p.path FROM doc_paths p JOIN docs d ON d.rid=p.rid "
+                    "WHERE d.kind='run' AND p.live=1")]
+                for folder in folders:  # '0' follows '/': every path under the folder
+                    self.db.execute("DELETE FROM files WHERE path >= ? AND path < ?",
+                                    (folder.rstrip("/") + "/", folder.rstrip("/") + "0"))
+                self.db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -401,7 +433,12 @@ class SQLiteStore(Store):
                 self._apply(updates, paths)
 
     def _apply(self, updates: list[PathUpdate], paths: list[str]) -> None:
+        series: dict[str, Sequence[SeriesRow]] = {}  # the last read of each run in the batch wins
+        gone: set[str] = set()  # run documents deleted by this batch
         for up, path in zip(updates, paths):
+            for run_id, rows in up.series.items():
+                series[run_id] = rows
+                gone.discard(run_id)
             keep = {d["_id"] for d in up.docs}
             # a path that held nothing live (at the start of the batch or since) holds only these docs after
             search = self._maybe_live is None or path in self._maybe_live
@@ -432,6 +469,9 @@ class SQLiteStore(Store):
                 if not old["paths"]:
                     old["current"] = False
                     old["deleted"] = up.state is None
+                    if old["deleted"] and old.get("kind") == "run":
+                        gone.add(doc_id)
+                        series.pop(doc_id, None)
                 old["leaves"] = self._leaves_of(doc_id)
                 self._write_doc(old)
             if up.state is None:
@@ -439,6 +479,39 @@ class SQLiteStore(Store):
             else:
                 self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
                                 (path, up.state.size, up.state.mtime_ns, up.state.inode))
+        if series or gone:
+            self._write_series({**dict.fromkeys(gone, ()), **series})
+
+    def _write_series(self, series: dict[str, Sequence[SeriesRow]]) -> None:
+        """Replace the series of each run id (inside a transaction); ids not in ``docs`` are skipped."""
+        rids = dict(self._rows_in("SELECT id, rid FROM docs WHERE id IN ({})", list(series)))
+        for run_id, rows in series.items():
+            rid = rids.get(run_id)
+            if rid is None:
+                continue
+            self.db.execute("DELETE FROM series WHERE rid=?", (rid,))
+            if rows:
+                self.db.executemany("INSERT INTO series(rid, metric, step, epoch, value) VALUES (?,?,?,?,?)",
+                                    [(rid, *r) for r in rows])
+
+    def replace_series(self, series: dict[str, Sequence[SeriesRow]]) -> None:
+        if not series:
+            return
+        with self._lock, self._transaction():
+            self._write_series(series)
+
+    def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
+        def run() -> list[StoredPoint]:
+            rids = dict(self._rows_in("SELECT rid, id FROM docs WHERE id IN ({})", list(dict.fromkeys(run_ids))))
+            want = None if metrics is None else set(metrics)
+            by_run: dict[str, list[StoredPoint]] = {}
+            for rid, metric, step, epoch, value in self._rows_in(
+                    "SELECT rid, metric, step, epoch, value FROM series WHERE rid IN ({}) "
+                    "ORDER BY rid, metric, rowid", list(rids)):
+                if want is None or metric in want:
+                    by_run.setdefault(rids[rid], []).append((rids[rid], metric, step, epoch, value))
+            return [p for run_id in dict.fromkeys(run_ids) for p in by_run.get(run_id, ())]
+        return self._guard(run)
 
     def _leaves_of(self, doc_id: str) -> list[dict]:
         """Rebuild a stored document's config leaves (reserved ones are regenerated on write)."""

@@ -8,6 +8,8 @@
 - A file that belongs to a run folder (:mod:`indexer.convert.runs`) gives that run's
   document, whose path is the *folder*; if the file is the run's config file, its config
   document (or error record) comes too. A run folder itself gives its run document.
+  Its metric series (every logged value) are not in the document: a caller that passes
+  ``series={}`` gets them there, by run document id, for the store's series table.
 - A file that cannot be read or parsed gives one error record (path, message with line
   and column, mtime). Other files (unknown extensions, stray ``.jsonl``) give nothing.
 
@@ -26,6 +28,7 @@ from ednaquery.documents import config_id, make_config_document, make_error_docu
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
 from ednaquery.runfolder import document_from
+from ednaquery.store.base import SeriesRow, series_rows
 from indexer.convert.inherit import resolve
 from indexer.convert.runs import RunInfo, derived_run_id, read_run, recognise_folder, run_folder_of
 
@@ -36,24 +39,35 @@ CONFIG_FORMATS = ("yaml", "json", "toml")
 
 
 def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 stat: os.stat_result | None = None, is_file: bool = False) -> list[dict]:
+                 stat: os.stat_result | None = None, is_file: bool = False,
+                 series: dict[str, list[SeriesRow]] | None = None) -> list[dict]:
     """The documents for one path (file or run folder); never raises for bad input.
 
     ``stat`` is the caller's ``os.stat`` of the path, if it has one (used for the size and
     mtime of error records when the file cannot be opened); ``is_file``: the caller found a
-    file there (a walk), so no ``stat`` is needed to tell it from a run folder.
+    file there (a walk), so no ``stat`` is needed to tell it from a run folder. ``series``:
+    a dict that receives the metric series of the run read, if any (run id -> rows, for
+    ``PathUpdate.series``).
     """
     p = Path(os.path.abspath(os.fspath(path)))
     try:
         is_dir = False if is_file else stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
         if is_dir:
             rec = recognise_folder(p)
-            return [run_info_document(read_run(rec, p, max_bytes=max_bytes))] if rec is not None else []
+            if rec is None:
+                return []
+            info = read_run(rec, p, max_bytes=max_bytes)
+            doc = run_info_document(info)
+            if series is not None:
+                series[doc["_id"]] = series_rows(info.series)
+            return [doc]
         owned = run_folder_of(p)
         if owned is not None:
             rec, folder = owned
             info = read_run(rec, folder, max_bytes=max_bytes)
             docs = [run_info_document(info)]
+            if series is not None:
+                series[docs[0]["_id"]] = series_rows(info.series)
             if info.config_path is not None and os.path.abspath(info.config_path) == str(p):
                 docs.append(run_config_document(info, stat))
             return docs

@@ -47,6 +47,7 @@ class LightningRecogniser:
             summary = MetricsSummary()
             read_csv(str(csv_path), summary, info.warnings)
             info.metrics = summary.result()
+            info.series = summary.points
             info.warnings += summary.warnings()
             if summary.last_epoch is not None:
                 info.info["epochs"] = summary.last_epoch

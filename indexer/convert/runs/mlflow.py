@@ -117,5 +117,6 @@ class MlflowRecogniser:
                     name = os.path.relpath(p, mdir).replace(os.sep, "/")
                     read_mlflow_metric(p, name, summary, info.warnings)
         info.metrics = summary.result()
+        info.series = summary.points
         info.warnings += summary.warnings()
         return info

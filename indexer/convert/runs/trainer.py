@@ -55,6 +55,7 @@ def read_metric_files(folder: Path, info: RunInfo) -> None:
                 if str(k).lower() not in ("epoch", "epochs", "step", "status"):
                     summary.set_final(str(k), v)
     info.metrics = summary.result()
+    info.series = summary.points
     info.warnings += summary.warnings()
     if summary.last_epoch is not None:
         info.info.setdefault("epochs", summary.last_epoch)
@@ -91,7 +92,7 @@ class TrainerRecogniser:
         info = RunInfo(layout=self.name, folder=rf.folder, format=RUN_FORMAT, run_id=rf.run_id,
                        config=rf.config, config_id=rf.config_id, status=rf.status, metrics=rf.metrics,
                        info=rf.info, started_at=rf.started_at, ended_at=rf.ended_at,
-                       warnings=list(rf.warnings), mtime=rf.mtime, trainer_run=rf)
+                       warnings=list(rf.warnings), mtime=rf.mtime, series=rf.series, trainer_run=rf)
         cfg = folder / "config.yaml"
         if is_file(cfg):  # for the config file's own document (or error record)
             probe = RunInfo(layout=self.name, folder=rf.folder)

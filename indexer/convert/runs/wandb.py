@@ -103,6 +103,7 @@ class WandbRecogniser:
                     continue  # media, histograms, tables
                 summary.set_final(str(k), v)
         info.metrics = summary.result()
+        info.series = summary.points
         info.warnings += summary.warnings()
         info.run_id = derived_run_id(folder, info.started_at)
         return info
