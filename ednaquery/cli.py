@@ -694,5 +694,34 @@ def config_cmd(app: App, as_json: bool) -> None:
     console.print(table)
 
 
+# ---------------------------------------------------------------- ui
+
+
+@main.command("ui", epilog="""\b
+Examples:
+  ednaquery ui                      # http://127.0.0.1:8765/
+  ednaquery ui --port 0             # any free port (the URL is printed)
+  ednaquery ui --host 0.0.0.0       # reachable from other machines: prints a warning""")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free one).")
+@pass_app
+def ui_cmd(app: App, host: str, port: int) -> None:
+    """Open the comparison workbench in the browser: search, run pages, curves, compare view.
+
+    Needs the 'ui' extra (pip install -e '.[ui]'). It reads the index through the same API as
+    `ednaquery find`; it writes nothing but tags and notes, and serves only indexed run folders.
+    """
+    import ednaquery
+    from ednaquery.ui.serve import serve
+
+    index = ednaquery.connect(app.store_flag, config=app.config_flag)
+    try:
+        serve(index, host, port, store_uri=index.settings.store,
+              say=lambda line: click.echo(app.redact(line), err=True))
+    finally:
+        index.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -94,7 +94,8 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
             return _error(400, str(exc), query=exc.query, position=exc.pos, length=exc.length)
         except EdnaError as exc:
             return _error(400, str(exc))
-        columns = list(dict.fromkeys(k for r in rows for k in (r.get("values") or {})))
+        columns = [c.label for c in getattr(results, "columns", None) or ()]
+        columns += [k for r in rows for k in (r.get("values") or {}) if k not in columns]
         return ok({"query": q, "sort": sort, "limit": limit, "columns": columns, "rows": rows})
 
     def api_keys(request: Request) -> Response:
@@ -102,7 +103,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         prefix = request.query_params.get("prefix", "")
         limit = _int(request.query_params.get("limit"), 30, 1, 1000)
         out = []
-        for stat in index.keys(None):
+        for stat in index.keys():
             key = _key_text(stat)
             if prefix and not (key.startswith(prefix) or f".{prefix}" in key):
                 continue
@@ -155,7 +156,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
                 full.append(record_json(get_record(doc_id), with_config=False)["id"])
             except (NotFound, AmbiguousId):
                 continue
-        return ok({"runs": series_json(_rows(index.series(full, metrics)))})
+        return ok({"runs": series_json(p._asdict() for p in index.series_points(full, metrics))})
 
     def api_file(request: Request) -> Response:
         """``/api/file/{id}/{path}``: a file from that run's folder; anything else is 404."""
@@ -193,20 +194,5 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
 
 
 def _key_text(stat: Any) -> str:
-    for name in ("key", "name"):
-        value = getattr(stat, name, None)
-        if isinstance(value, str):
-            return value
-    path = getattr(stat, "path", None)
-    if isinstance(path, (tuple, list)):
-        return ".".join(path)
-    return str(stat)
-
-
-def _rows(series: Any) -> list[dict[str, Any]]:
-    """The long rows of ``ix.series``: a DataFrame's columns, or an iterable of dicts as they are."""
-    if hasattr(series, "columns") and hasattr(series, "__getitem__"):
-        cols = {c: series[c].tolist() for c in ("run", "metric", "epoch", "step", "value") if c in series.columns}
-        n = len(next(iter(cols.values()), []))
-        return [{c: cols[c][i] for c in cols} for i in range(n)]
-    return [dict(r) for r in series]
+    """A catalogue key (:class:`ednaquery.store.base.KeyStat`) as the dotted text a query uses."""
+    return ".".join(stat.path)
