@@ -1,4 +1,4 @@
-"""A small sweep of trainer run folders for the UI tests: 6 runs, 5 epochs each, one image per run."""
+"""A small sweep of trainer run folders (the ui tests): 6 runs, 5 epochs each, one image per run."""
 from __future__ import annotations
 
 import base64
