@@ -103,7 +103,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         prefix = request.query_params.get("prefix", "")
         limit = _int(request.query_params.get("limit"), 30, 1, 1000)
         out = []
-        for stat in index.keys():
+        for stat in index.keys(None):
             key = _key_text(stat)
             if prefix and not (key.startswith(prefix) or f".{prefix}" in key):
                 continue

@@ -1,7 +1,6 @@
 """The ui's JSON API through the ASGI test client: what the pages read, and what they must never serve."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,13 @@ from click.testing import CliRunner
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-import ednaquery  # noqa: E402
-from ednaquery.cli import main  # noqa: E402
-from ednaquery.ui import create_app  # noqa: E402
-from ednaquery.ui.payload import config_diff  # noqa: E402
-from ednaquery.ui.serve import exposure_warning, serve  # noqa: E402
+import ednaquery
+from ednaquery.cli import main
+from ednaquery.ui import create_app
+from ednaquery.ui.payload import config_diff
+from ednaquery.ui.serve import exposure_warning, serve
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +128,7 @@ def test_a_file_of_the_run_folder_is_served_inert(sweep, client):
     assert "sandbox" in resp.headers["content-security-policy"]
     png = client.get(f"/api/file/{sweep.ids[1]}/confusion_matrix.png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    assert client.get(f"/api/file/nosuchrun/config.yaml").status_code == 404
+    assert client.get("/api/file/nosuchrun/config.yaml").status_code == 404
 
 
 def test_only_reads_are_allowed(sweep, client):
