@@ -7,6 +7,7 @@ below; a script can call them too (Datasette's model). Everything goes through t
 from __future__ import annotations
 
 import os
+import time
 from importlib.resources import files
 from typing import Any
 
@@ -31,6 +32,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 5000
 #: runs one overlay or diff takes at most
 MAX_COMPARE = 200
+#: seconds the key catalogue (autocomplete) is reused before it is read again
+KEYS_TTL_S = 5.0
 #: what every response may load: only this server's own scripts, styles and images
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -98,12 +101,21 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         columns += [k for r in rows for k in (r.get("values") or {}) if k not in columns]
         return ok({"query": q, "sort": sort, "limit": limit, "columns": columns, "rows": rows})
 
+    catalogue: dict[str, Any] = {"at": -KEYS_TTL_S, "stats": []}
+
+    def key_stats() -> list[Any]:
+        # every keystroke asks; the catalogue is read at most once per KEYS_TTL_S
+        now = time.monotonic()
+        if now - catalogue["at"] >= KEYS_TTL_S:
+            catalogue["stats"], catalogue["at"] = index.keys(None), now
+        return catalogue["stats"]
+
     def api_keys(request: Request) -> Response:
         """``/api/keys?prefix=opt``: keys of the catalogue for autocomplete, most common first."""
         prefix = request.query_params.get("prefix", "")
         limit = _int(request.query_params.get("limit"), 30, 1, 1000)
         out = []
-        for stat in index.keys(None):
+        for stat in key_stats():
             key = _key_text(stat)
             if prefix and not (key.startswith(prefix) or f".{prefix}" in key):
                 continue

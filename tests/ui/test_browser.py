@@ -28,9 +28,9 @@ if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip("no chromium/chromedriver: `make browser` installs Debian's chromium and chromium-driver",
                 allow_module_level=True)
 
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "ui"
 WAIT = 15
@@ -157,6 +157,24 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
         resp = conn.getresponse()
         assert resp.status == 404 and b"top secret" not in resp.read(), raw
         conn.close()
+
+
+def test_new_epochs_and_runs_appear_without_a_reload(sweep, server, browser):
+    d = browser
+    run = sweep.ids[5]
+    d.get(server + f"/run/{run}")
+    chart = wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, '#curves [data-metric="val_acc"][data-points]'))[0]
+    assert chart.get_attribute("data-points") == "5"
+    d.execute_script("window.__same_page = true")
+    folder = sweep.root / "runs" / run
+    with open(folder / "metrics.jsonl", "a") as fh:
+        fh.write('{"scope": "epoch", "epoch": 6, "step": 60, "train_loss": 0.2, "val_acc": 0.9}\n')
+    (folder / "summary.json").unlink()  # the run is "running" again: metrics come from metrics.jsonl
+    assert CliRunner().invoke(main, ["--store", sweep.db, "index", str(sweep.root / "runs")]).exit_code == 0
+    wait_for(d, lambda d: (c := d.find_elements(By.CSS_SELECTOR, '#curves [data-metric="val_acc"]'))
+             and c[0].get_attribute("data-points") == "6")
+    assert d.execute_script("return window.__same_page === true")  # no reload happened
+    d.save_screenshot(str(SHOTS / "6-live-run.png"))
 
 
 def test_add_a_tag_and_find_it():
