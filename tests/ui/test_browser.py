@@ -28,6 +28,7 @@ if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip("no chromium/chromedriver: `make browser` installs Debian's chromium and chromium-driver",
                 allow_module_level=True)
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -74,11 +75,15 @@ def browser():
 
 
 def wait_for(driver, what, timeout: float = WAIT):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: what(d))
+    # the pages re-render live (a poll every 2 s): an element read mid-swap is simply read again
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: what(d))
 
 
 def rows(driver, table: str) -> list[str]:
-    return [tr.get_attribute("data-id") for tr in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")]
+    """The ids of a table's rows, read in one script call (never half of an old and a new table)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((tr) => tr.dataset.id)", f"#{table} tbody tr")
 
 
 def cli_ids(db: str, *query: str) -> list[str]:
