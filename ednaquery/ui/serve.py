@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ednaquery.errors import EdnaError, UsageError
+from ednaquery.errors import UsageError
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "exposure_warning", "serve"]
 
@@ -52,8 +52,8 @@ def serve(index: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, sto
 
         from ednaquery.ui.app import create_app
     except ImportError as exc:
-        raise EdnaError(f"ednaquery ui needs the 'ui' extra ({exc.name} is missing): "
-                        "pip install -e '.[ui]'") from None
+        raise UsageError(f"ednaquery ui needs the 'ui' extra ({exc.name} is missing): "
+                         "pip install 'ednaquery[ui]'") from None
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     warning = exposure_warning(host)
     if warning:

@@ -195,3 +195,25 @@ def test_serve_prints_the_url_and_the_warning(ix, monkeypatch):
 def test_ui_command_is_listed_with_its_options():
     out = CliRunner().invoke(main, ["ui", "--help"])
     assert out.exit_code == 0 and "--host" in out.output and "127.0.0.1" in out.output
+
+
+def test_ui_without_the_extra_is_one_line_naming_it(sweep, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the 'ui' extra were not installed
+    out = CliRunner().invoke(main, ["--store", sweep.db, "ui", "--port", "0"])
+    assert out.exit_code == 2
+    assert out.output.strip().splitlines() == [
+        "error: ednaquery ui needs the 'ui' extra (uvicorn is missing): pip install 'ednaquery[ui]'"]
+
+
+def test_ui_on_a_busy_port_is_one_line(sweep):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        out = CliRunner().invoke(main, ["--store", sweep.db, "ui", "--port", str(port)])
+    assert out.exit_code == 2
+    assert out.output.strip().startswith(f"error: cannot listen on 127.0.0.1:{port}")
