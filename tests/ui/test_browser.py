@@ -97,6 +97,10 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
     # search lr<1e-3: the table's rows are `ednaquery find`'s, in its order
     d.get(server + "/")
     q = wait_for(d, lambda d: d.find_element(By.ID, "q"))
+    q.send_keys("optim")  # keys from the catalogue are offered as you type
+    wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, '#suggest:not([hidden]) div[data-key="optimizer.lr"]'))
+    d.save_screenshot(str(SHOTS / "0-autocomplete.png"))
+    q.clear()
     q.send_keys("lr<1e-3")
     d.find_element(By.CSS_SELECTOR, "#form button[type=submit]").click()
     expected = cli_ids(sweep.db, "lr<1e-3")

@@ -79,3 +79,38 @@ EQ.header = function () {
     EQ.el("span", { class: "live", id: "live" }, ""));
   document.body.prepend(h);
 };
+// autocomplete of keys from the catalogue (/api/keys) for the word under the cursor of an input
+EQ.autocomplete = function (input, box) {
+  let sugg = [], on = -1, timer = null;
+  function tokenAt() {
+    const pos = input.selectionStart, text = input.value;
+    let a = pos; while (a > 0 && /[\w.\-`*]/.test(text[a - 1])) a--;
+    let b = pos; while (b < text.length && /[\w.\-`*]/.test(text[b])) b++;
+    return { a, b, word: text.slice(a, b) };
+  }
+  async function suggest() {
+    const t = tokenAt();
+    if (t.word.length < 1) { box.hidden = true; return; }
+    const data = await EQ.api("/api/keys", { prefix: t.word, limit: 12 });
+    sugg = data.keys; on = -1;
+    box.replaceChildren(...sugg.map((k, i) => EQ.el("div", { "data-key": k.key, onmousedown: (e) => { e.preventDefault(); pick(i); } },
+      EQ.el("span", {}, k.key), EQ.el("span", { class: "muted" }, k.count === null ? "" : String(k.count)))));
+    box.hidden = sugg.length === 0;
+  }
+  function pick(i) {
+    const t = tokenAt();
+    input.value = input.value.slice(0, t.a) + sugg[i].key + input.value.slice(t.b);
+    input.selectionStart = input.selectionEnd = t.a + sugg[i].key.length;
+    box.hidden = true; input.focus();
+  }
+  input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => suggest().catch(() => {}), 120); });
+  input.addEventListener("blur", () => setTimeout(() => { box.hidden = true; }, 100));
+  input.addEventListener("keydown", (e) => {
+    if (box.hidden || !sugg.length) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault(); on = (on + (e.key === "ArrowDown" ? 1 : sugg.length - 1)) % sugg.length;
+      [...box.children].forEach((c, i) => c.classList.toggle("on", i === on));
+    } else if ((e.key === "Tab" || e.key === "Enter") && on >= 0) { e.preventDefault(); pick(on); }
+    else if (e.key === "Escape") box.hidden = true;
+  });
+};

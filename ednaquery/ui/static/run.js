@@ -21,12 +21,13 @@
   }
 
   function facts(r) {
-    const rows = [["id", r.id], ["kind", r.kind], ["status", r.status], ["folder", EQ.folder(r)],
-      ["started", EQ.time(r.started_at)], ["ended", EQ.time(r.ended_at)], ["config id", r.config_id]];
-    $("facts").replaceChildren(...rows.filter(([, v]) => v).map(([k, v]) => EQ.el("tr", {}, EQ.el("td", {}, k), EQ.el("td", {}, v))));
+    const cfg = r.config_id ? EQ.el("a", { href: "/run/" + encodeURIComponent(r.config_id) }, r.config_id) : null;
     const tags = (r.tags || []).map((t) => EQ.el("span", { class: "tag" }, t));
-    $("annotations").replaceChildren(EQ.el("div", { class: "row", id: "tags" }, EQ.el("span", { class: "muted" }, "tags"), tags.length ? tags : EQ.el("span", { class: "muted" }, "(none)")),
-      EQ.el("div", { class: "row", id: "note" }, EQ.el("span", { class: "muted" }, "note"), EQ.el("span", {}, r.note || "")));
+    const rows = [["id", r.id], ["kind", r.kind], ["status", r.status], ["folder", EQ.folder(r)],
+      ["started", EQ.time(r.started_at)], ["ended", EQ.time(r.ended_at)], ["config", cfg],
+      ["tags", EQ.el("span", { id: "tags" }, tags.length ? tags : EQ.el("span", { class: "muted" }, "(none)"))],
+      ["note", EQ.el("span", { id: "note", style: "white-space: pre-wrap" }, r.note || "")]];
+    $("facts").replaceChildren(...rows.filter(([, v]) => v).map(([k, v]) => EQ.el("tr", {}, EQ.el("td", {}, k), EQ.el("td", {}, v))));
   }
 
   function metrics(r) {
@@ -47,10 +48,10 @@
     if (!names.length) box.append(EQ.el("div", { class: "muted" }, "no per-epoch values in the index for this run"));
     const x = $("xaxis").value;
     for (const name of names) {
-      const div = EQ.el("div", { class: "chart", "data-metric": name });
+      const div = EQ.el("div", { class: "chart", "data-metric": name, style: "flex: 0 0 auto" });
       box.append(div);
       const s = per[name];
-      EQ.lineChart(div, [{ label: name, xs: s[x], ys: s.value }], { title: name, xLabel: x, logY: $("logy").checked, width: 700, height: 240 });
+      EQ.lineChart(div, [{ label: name, xs: s[x], ys: s.value }], { title: name, xLabel: x, logY: $("logy").checked, width: 560, height: 220 });
     }
   }
 

@@ -106,41 +106,8 @@
     }
   }
 
-  // ---- autocomplete of keys from the catalogue
-  let sugg = [], on = -1;
-  function tokenAt() {
-    const q = $("q"), pos = q.selectionStart, text = q.value;
-    let a = pos; while (a > 0 && /[\w.\-`]/.test(text[a - 1])) a--;
-    let b = pos; while (b < text.length && /[\w.\-`]/.test(text[b])) b++;
-    return { a, b, word: text.slice(a, b) };
-  }
-  async function suggest() {
-    const t = tokenAt(); const box = $("suggest");
-    if (t.word.length < 1) { box.hidden = true; return; }
-    const data = await EQ.api("/api/keys", { prefix: t.word, limit: 12 });
-    sugg = data.keys; on = -1;
-    box.replaceChildren(...sugg.map((k, i) => EQ.el("div", { "data-i": i, onmousedown: (e) => { e.preventDefault(); pick(i); } },
-      EQ.el("span", {}, k.key), EQ.el("span", { class: "muted" }, k.count === null ? "" : String(k.count)))));
-    box.hidden = sugg.length === 0;
-  }
-  function pick(i) {
-    const t = tokenAt(), q = $("q");
-    q.value = q.value.slice(0, t.a) + sugg[i].key + q.value.slice(t.b);
-    q.selectionStart = q.selectionEnd = t.a + sugg[i].key.length;
-    $("suggest").hidden = true; q.focus();
-  }
-  let timer = null;
-  $("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => suggest().catch(() => {}), 120); });
-  $("q").addEventListener("blur", () => setTimeout(() => { $("suggest").hidden = true; }, 100));
-  $("q").addEventListener("keydown", (e) => {
-    const box = $("suggest");
-    if (box.hidden || !sugg.length) return;
-    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      e.preventDefault(); on = (on + (e.key === "ArrowDown" ? 1 : sugg.length - 1)) % sugg.length;
-      [...box.children].forEach((c, i) => c.classList.toggle("on", i === on));
-    } else if ((e.key === "Tab" || e.key === "Enter") && on >= 0) { e.preventDefault(); pick(on); }
-    else if (e.key === "Escape") box.hidden = true;
-  });
+  EQ.autocomplete($("q"), $("suggest"));
+  EQ.autocomplete($("columns"), $("suggest-columns"));
 
   $("form").addEventListener("submit", (e) => { e.preventDefault(); $("suggest").hidden = true; search(true); });
   $("columns").addEventListener("change", () => search(true));
