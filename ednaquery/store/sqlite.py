@@ -234,19 +234,15 @@ class SQLiteStore(Store):
             raise
 
     def _migrate(self) -> None:
-        """v2 -> v3: add the series table. The files of indexed run folders are forgotten, so the
+        """v2 -> v3: add the series table. The recorded states of runs' files are forgotten, so the
         next scan (or the daemon's reconcile walk) reads those runs again and fills their series."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if self.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()[0] == "2":  # not done meanwhile
                 for stmt in _SERIES_SQL:
                     self.db.execute(stmt)
-                folders = [r[0] for r in self.db.execute(
-                    "SELECT DISTINCT p.path FROM doc_paths p JOIN docs d ON d.rid=p.rid "
-                    "WHERE d.kind='run' AND p.live=1")]
-                for folder in folders:  # '0' follows '/': every path under the folder
-                    self.db.execute("DELETE FROM files WHERE path >= ? AND path < ?",
-                                    (folder.rstrip("/") + "/", folder.rstrip("/") + "0"))
+                self.db.execute("DELETE FROM files WHERE path IN (SELECT p.path FROM doc_paths p "
+                                "JOIN docs d ON d.rid=p.rid WHERE d.kind='run' AND p.live=1)")
                 self.db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
         except BaseException:
