@@ -15,10 +15,11 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, NamedTuple, Self, overload
 
-from ednaquery.documents import number_view, original_config
+from ednaquery.documents import number_view, original_config, unescape_key, unescape_keys
 from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec, key_matches
 from ednaquery.query.ast import MatchAll, Node
@@ -44,22 +45,21 @@ def require_pandas() -> Any:
 # ---------------------------------------------------------------- records
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Record:
     """One indexed config, run or error record, as plain Python (keys unescaped).
 
     ``config`` is the effective config (nested); ``metrics`` ``{name: {"last": x, "best": y}}``
-    (runs); ``values`` the values of the keys the query named, by key label; times are seconds
-    since the epoch (``started_at``/``ended_at`` for runs; ``mtime`` of the file; ``indexed_at``).
+    (runs); ``values`` the values of the keys the query named, by key label; ``info`` what the
+    run recorded beside (host, epochs...); times are seconds since the epoch (``started_at`` /
+    ``ended_at`` for runs, ``mtime`` of the file, ``indexed_at``). ``config``, ``metrics``,
+    ``info`` and ``values`` are made from the store's document on first use.
     """
 
     id: str
     kind: str
     paths: list[str]
     status: str | None = None
-    config: dict = field(default_factory=dict)
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     note: str | None = None
     started_at: float | None = None
@@ -70,54 +70,86 @@ class Record:
     format: str | None = None
     current: bool = True
     deleted: bool = False
-    info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     #: the store's document this record was made from (escaped keys; for renderers)
-    doc: dict = field(default_factory=dict, repr=False, compare=False)
+    doc: dict = field(default_factory=dict, repr=False)
+    #: the query's key columns (:class:`ednaquery.output.Column`) that ``values`` reports
+    columns: Sequence[Any] = field(default=(), repr=False)
+
+    @cached_property
+    def config(self) -> dict:
+        """The effective config, nested, keys as written."""
+        config = original_config(self.doc)
+        return config if isinstance(config, dict) else {"value": config}
+
+    @cached_property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """``{metric: {"last": x, "best": y}}`` (runs; empty otherwise)."""
+        return unescape_keys(self.doc.get("metrics") or {})
+
+    @cached_property
+    def info(self) -> dict:
+        """What a run recorded beside its config and metrics (host, device, epochs...)."""
+        return unescape_keys(self.doc.get("info") or {})
+
+    @cached_property
+    def values(self) -> dict[str, Any]:
+        """``{key label: value}`` for each key the query named (what the CLI's table shows)."""
+        if not self.columns:
+            return {}
+        from ednaquery.output import matched_values
+
+        return matched_values(self.doc, self.columns)
 
     @property
     def path(self) -> str | None:
-        """The first path (a config file, or a run folder), None for a record without a file."""
+        """The first path (a config file, or a file of a run's folder), None for a record without one."""
         return self.paths[0] if self.paths else None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and other.id == self.id and other.doc == self.doc
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_document(cls, doc: dict, columns: Sequence[Any] = ()) -> Record:
-        """A record for a store document; ``columns`` (:class:`ednaquery.output.Column`) fill ``values``."""
-        values: dict[str, Any] = {}
-        if columns:
-            from ednaquery.output import matched_values
-
-            values = matched_values(doc, columns)
-        kind = doc.get("kind") or "config"
-        config = original_config(doc)
+        """A record for a store document; ``columns`` (:class:`ednaquery.output.Column`) say what
+        ``values`` holds."""
         return cls(
-            id=doc["_id"], kind=kind, paths=list(doc.get("paths") or []),
-            status=doc.get("status"),
-            config=config if isinstance(config, dict) else {"value": config},
-            metrics=original_config({"config": doc.get("metrics") or {}}),
-            values=values, tags=list(doc.get("tags") or []), note=doc.get("note"),
+            id=doc["_id"], kind=doc.get("kind") or "config", paths=list(doc.get("paths") or []),
+            status=doc.get("status"), tags=list(doc.get("tags") or []), note=doc.get("note"),
             started_at=doc.get("started_at"), ended_at=doc.get("ended_at"), mtime=doc.get("mtime"),
             indexed_at=doc.get("indexed_at"), config_id=doc.get("config_id"), format=doc.get("format"),
             current=bool(doc.get("current", True)), deleted=bool(doc.get("deleted", False)),
-            info=original_config({"config": doc.get("info") or {}}), warnings=list(doc.get("warnings") or []),
-            error=doc.get("error"), doc=doc)
+            warnings=list(doc.get("warnings") or []), error=doc.get("error"), doc=doc, columns=columns)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field as plain data (config, metrics, info and values included)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("doc", "columns")}
+        out.update(config=self.config, metrics=self.metrics, info=self.info, values=self.values)
+        return out
 
 
-def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{dotted.key: value}`` for a nested config; lists are one value (a cell holds the list)."""
-    out: dict[str, Any] = {}
-    if isinstance(config, dict):
-        if not config and prefix:
-            out[prefix] = {}
-        for k, v in config.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, dict) and v:
-                out.update(flat_config(v, key))
-            else:
-                out[key] = v
-    else:
+def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{dotted.key: value}`` for a nested config; lists are one value (a cell holds the list).
+
+    Takes a config as the store keeps it too: %-escaped keys are unescaped on the way."""
+    out = {} if out is None else out
+    if not isinstance(config, dict):
         out[prefix or "value"] = config
+        return out
+    if not config and prefix:
+        out[prefix] = {}
+    for k, v in config.items():
+        k = unescape_key(k) if "%" in k else k
+        key = f"{prefix}.{k}" if prefix else k
+        if type(v) is dict and v:
+            flat_config(v, key, out)
+        elif type(v) is list:
+            out[key] = unescape_keys(v)
+        else:
+            out[key] = v
     return out
 
 
@@ -205,12 +237,14 @@ class Results(Sequence[Record]):
                                 ("started_at", r.started_at), ("ended_at", r.ended_at), ("mtime", r.mtime),
                                 ("indexed_at", r.indexed_at)):
                 cols[name][i] = value
-            for key, value in flat_config(r.config).items():
+            config = r.doc.get("config", {}) if "config" not in r.__dict__ else r.config
+            for key, value in flat_config(config).items():
                 col = config_cols.get(key)
                 if col is None:
                     col = config_cols[key] = [None] * n
                 col[i] = value
-            for metric, summary in r.metrics.items():
+            for metric, summary in (r.doc.get("metrics") or {}).items():
+                metric = unescape_key(metric) if "%" in metric else metric
                 for which, value in (summary or {}).items():
                     name = f"{metric}.{which}"
                     col = metric_cols.get(name)

@@ -499,14 +499,21 @@ class SQLiteStore(Store):
     def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
         def run() -> list[StoredPoint]:
             rids = dict(self._rows_in("SELECT rid, id FROM docs WHERE id IN ({})", list(dict.fromkeys(run_ids))))
-            want = None if metrics is None else set(metrics)
-            by_run: dict[str, list[StoredPoint]] = {}
-            for rid, metric, step, epoch, value in self._rows_in(
-                    "SELECT rid, metric, step, epoch, value FROM series WHERE rid IN ({}) "
-                    "ORDER BY rid, metric, rowid", list(rids)):
-                if want is None or metric in want:
-                    by_run.setdefault(rids[rid], []).append((rids[rid], metric, step, epoch, value))
-            return [p for run_id in dict.fromkeys(run_ids) for p in by_run.get(run_id, ())]
+            sql = "SELECT metric, step, epoch, value FROM series WHERE rid=?"
+            names: list[str] = []
+            if metrics is not None:
+                names = list(dict.fromkeys(metrics))
+                if not names:
+                    return []
+                sql += f" AND metric IN ({','.join('?' * len(names))})"
+            out: list[StoredPoint] = []
+            by_id = {run_id: rid for rid, run_id in rids.items()}
+            for run_id in dict.fromkeys(run_ids):  # one index range per run, in the order asked
+                rid = by_id.get(run_id)
+                if rid is not None:
+                    rows = self.db.execute(sql + " ORDER BY metric, rowid", [rid, *names]).fetchall()
+                    out += [(run_id, *row) for row in rows]
+            return out
         return self._guard(run)
 
     def _leaves_of(self, doc_id: str) -> list[dict]:
