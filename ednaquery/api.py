@@ -102,10 +102,19 @@ class Record:
 
         return matched_values(self.doc, self.columns)
 
-    @property
+    @cached_property
     def path(self) -> str | None:
-        """The first path (a config file, or a file of a run's folder), None for a record without one."""
-        return self.paths[0] if self.paths else None
+        """Where it lives: a config's (first) file, a run's folder (``paths`` lists the files of the
+        folder the run was read from); None for a record without a file."""
+        if not self.paths:
+            return None
+        if self.kind != "run":
+            return self.paths[0]
+        try:
+            common = os.path.commonpath(self.paths)
+        except ValueError:  # relative and absolute paths mixed
+            return self.paths[0]
+        return common if common not in self.paths or os.path.isdir(common) else os.path.dirname(common)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Record) and other.id == self.id and other.doc == self.doc
@@ -127,7 +136,7 @@ class Record:
     def as_dict(self) -> dict[str, Any]:
         """Every field as plain data (config, metrics, info and values included)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("doc", "columns")}
-        out.update(config=self.config, metrics=self.metrics, info=self.info, values=self.values)
+        out.update(path=self.path, config=self.config, metrics=self.metrics, info=self.info, values=self.values)
         return out
 
 

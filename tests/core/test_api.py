@@ -61,8 +61,9 @@ def ix(request, tmp_path: Path) -> Index:
 
 
 def _name(rec: Record) -> str:
-    """The run folder's name (a run's paths are the files of its folder)."""
-    return os.path.basename(os.path.dirname(rec.path or ""))
+    """The run folder's name (``path`` is a run's folder; ``paths`` the files read from it)."""
+    assert all(os.path.dirname(p) == rec.path for p in rec.paths)
+    return os.path.basename(rec.path or "")
 
 
 def _runs(ix: Index) -> Results:
@@ -119,7 +120,7 @@ def test_to_pandas_one_column_per_key_numbers_as_numbers_full_precision(ix: Inde
     # YAML reads 1e-4 as a string: the frame has the number
     assert frame["optimizer.lr"].tolist() == [1e-4, 3e-4, 1e-3]
     assert str(frame["optimizer.lr"].dtype) == "float64" and str(frame["epochs"].dtype) == "int64"
-    r0 = frame.set_index(frame["path"].map(lambda p: os.path.basename(os.path.dirname(p)))).loc["r0"]
+    r0 = frame.set_index(frame["path"].map(os.path.basename)).loc["r0"]
     assert r0["val_acc.last"] == 0.7123456789012345  # not rounded
     assert r0["val_loss.best"] == pytest.approx(1 / 3, rel=0, abs=0)
     assert frame["kind"].tolist() == ["run"] * 3
