@@ -7,11 +7,14 @@ fresh SQLite store with ``indexer.scan.scan`` (the ``ednaquery index`` pipeline;
 documents/s), then times 10 representative queries as library calls (``count`` and
 ``find --limit 50``, p50/p95), whole ``ednaquery find`` commands (p50), and the naive way
 (load every YAML file, filter in Python) on the same query. It prints the figures, the speed-up ratio and the store size against the YAML it indexes.
+Then it stores as many runs (the sweep's configs with val_acc/val_loss summaries) in a second store and
+times ``find kind=run --best val_acc --by model`` (library call, p50/p95) against a ``count`` there.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -23,9 +26,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweepgen import write_sweep
+from sweepgen import make_config, write_sweep
 
+from ednaquery.documents import config_id, make_run_document
+from ednaquery.output import Column
 from ednaquery.query import compile_query
+from ednaquery.results import best_in_store
 from ednaquery.store import FindOptions, open_store
 from indexer.scan import scan
 
@@ -135,7 +141,40 @@ def main() -> None:
         label = "" if len(sample) == len(files) else f" (measured on {len(sample)}, extrapolated)"
         print(f"naive YAML scan for `lr<1e-3 model=vit`: {est:.1f} s{label}; ednaquery count (cold store open): "
               f"{ours * 1000:.1f} ms, {c} hits -> {est / ours:,.0f}x faster")
+        best_by(work, n, args.reps)
     print(f"\nwork folder: {work}")
+
+
+def best_by(work: Path, n: int, reps: int) -> None:
+    """``--best val_acc --by model`` over ``n`` runs, timed as the library call ``find`` makes."""
+    db = work / f"runs{n}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    store = open_store(str(db))
+    rng = random.Random(1)
+    t0 = time.perf_counter()
+    for start in range(0, n, 2000):
+        docs = []
+        for i in range(start, min(n, start + 2000)):
+            cfg = make_config(i, rng)
+            acc = rng.random()
+            docs.append(make_run_document(f"20260101-{i // 10000:06d}-{i % 10000:04x}", config=cfg,
+                                          config_id=config_id(cfg), path=f"/runs/{i:06d}", status="completed",
+                                          metrics={"val_acc": {"last": acc * 0.98, "best": acc},
+                                                   "val_loss": {"last": 2 - acc, "best": 1.9 - acc}}))
+        store.upsert(docs)
+    print(f"\n{n} runs stored in {time.perf_counter() - t0:.1f}s")
+    node, opts = compile_query("kind=run"), FindOptions()
+    metric, by = Column(compile_query("val_acc").key, "val_acc"), Column(compile_query("model").key, "model")
+    for label, fn in (("count kind=run", lambda: store.count(node)),
+                      ("find kind=run --best val_acc --by model", lambda: best_in_store(store, node, opts, metric, by))):
+        fn()
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter(); out = fn(); ts.append((time.perf_counter() - t) * 1000)
+        size = out if isinstance(out, int) else len(out)
+        print(f"{label:45} {size:>7} {statistics.median(ts):>8.1f}ms {pct(ts, 95):>6.1f}ms")
+    store.close()
 
 
 if __name__ == "__main__":

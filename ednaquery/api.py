@@ -370,7 +370,7 @@ class Index:
     def find(self, query: str | Sequence[str] | Node | None = None, *, sort: str | Sequence[str] | None = None,
              limit: int | None = None, kind: str | Sequence[str] | None = None, best: str | None = None,
              by: str | None = None, minimize: bool | None = None, all_versions: bool = False,
-             aliases: bool = True) -> Results:
+             aliases: bool = True, timeout: float | None = None) -> Results:
         """The documents matching ``query`` (docs/query.md), as :class:`Results`.
 
         ``sort``: a key or keys, ``-key`` descending. ``kind``: ``config``, ``run`` and/or
@@ -378,7 +378,9 @@ class Index:
         keeps the best document per value of ``by`` (all in one group without it): highest
         METRIC, or lowest for loss-like names (``minimize`` forces it); ordered best first and
         not combinable with ``sort``. ``all_versions`` includes superseded and deleted documents;
-        ``aliases=False`` matches keys exactly as written.
+        ``aliases=False`` matches keys exactly as written; ``timeout`` stops a query after that
+        many seconds (:class:`ednaquery.errors.QueryTimeout`). A sort, best or by key the index
+        has never seen is a :class:`UsageError` with a "did you mean".
         """
         from ednaquery.output import Column, key_label, query_columns
 
@@ -395,14 +397,20 @@ class Index:
             raise UsageError(f"limit must be 0 or more (got {limit})")
         kinds = self._kinds(kind)
         sort_keys = [parse_sort(s, alias_groups) for s in sorts]
+        self.store.query_timeout = timeout or None
+        self._check_option_keys([("--sort", sk.key) for sk in sort_keys])
+        by_key = None
         if best:
-            from ednaquery.results import best_per_group
+            from ednaquery.results import best_in_store, check_group_key
 
             metric_key = parse_key_arg(best, "--best", alias_groups)
             by_key = parse_key_arg(by, "--by", alias_groups) if by else None
-            docs = self.store.find(node, FindOptions(kinds=kinds, all_versions=all_versions))
-            docs = best_per_group(docs, Column(metric_key, key_label(metric_key)),
-                                  Column(by_key, key_label(by_key)) if by_key else None, minimize)
+            self._check_option_keys([("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
+            if by_key is not None:
+                check_group_key(by_key, self.store.key_paths())
+            docs = best_in_store(self.store, node, FindOptions(kinds=kinds, all_versions=all_versions),
+                                 Column(metric_key, key_label(metric_key)),
+                                 Column(by_key, key_label(by_key)) if by_key else None, minimize)
             if limit is not None:
                 docs = docs[:limit]
             extra = ([by_key] if by_key else []) + [metric_key]
@@ -411,12 +419,33 @@ class Index:
                                                      limit=limit))
             extra = [sk.key for sk in sort_keys]
         columns = query_columns(node, extra)
+        for col in columns:  # the --by column shows the leaf the runs were grouped by
+            col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
         return Results((Record.from_document(d, columns) for d in docs), query=node, columns=columns)
 
+    def _check_option_keys(self, keys: Sequence[tuple[str, KeySpec]]) -> None:
+        """``--sort``/``--best``/``--by`` on a key the index has never seen: a usage error with a suggestion."""
+        from ednaquery.query.suggest import describe_unknown, known
+
+        paths = self.store.key_paths() if keys else []
+        for what, key in keys:
+            if paths and not known(key, paths):
+                raise UsageError(f"{what}: {describe_unknown(key, paths)}")
+
+    def unknown_keys(self, query: str | Sequence[str] | Node | None, *, aliases: bool = True) -> list[str]:
+        """One line per key of ``query`` the index has never seen, with a "did you mean" (what the
+        CLI prints when nothing matched)."""
+        from ednaquery.query.suggest import describe_unknown, unknown_keys
+
+        node = self.parse(query, aliases=aliases)
+        paths = self.store.key_paths()
+        return [describe_unknown(key, paths) for key in unknown_keys(node, paths)] if paths else []
+
     def count(self, query: str | Sequence[str] | Node | None = None, *, kind: str | Sequence[str] | None = None,
-              all_versions: bool = False, aliases: bool = True) -> int:
+              all_versions: bool = False, aliases: bool = True, timeout: float | None = None) -> int:
         """How many documents match ``query`` (same options as :meth:`find`)."""
         node = self.parse(query, aliases=aliases)
+        self.store.query_timeout = timeout or None
         return self.store.count(node, FindOptions(kinds=self._kinds(kind), all_versions=all_versions))
 
     @staticmethod

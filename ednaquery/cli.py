@@ -36,6 +36,7 @@ from ednaquery.errors import EdnaError, QuerySyntaxError, UsageError
 __all__ = ["PLUGIN_GROUP", "App", "main", "pass_app"]
 
 PLUGIN_GROUP = "ednaquery.commands"
+DEFAULT_QUERY_TIMEOUT = 60.0  # seconds a find/count may run from the command line (--timeout)
 
 log = logging.getLogger("ednaquery")
 
@@ -174,15 +175,39 @@ def parse_sort(app: App, text: str, no_aliases: bool = False) -> Any:
     return SortKey(parse_key_arg(app, raw, "--sort", no_aliases), descending)
 
 
+def _check_option_keys(store: Any, keys: Sequence[tuple[str, Any]]) -> None:
+    """``--sort``/``--best``/``--by`` on a key the index has never seen: a usage error with a suggestion."""
+    from ednaquery.query.suggest import describe_unknown, known
+
+    paths = store.key_paths() if keys else []
+    for what, key in keys:
+        if paths and not known(key, paths):
+            raise UsageError(f"{what}: {describe_unknown(key, paths)}")
+
+
+def _hint_unknown_keys(store: Any, node: Any, quiet: bool) -> None:
+    """After nothing matched: one stderr line per query key the index does not have ("did you mean")."""
+    from ednaquery.query.suggest import describe_unknown, unknown_keys
+
+    if quiet:
+        return
+    paths = store.key_paths()
+    if paths:
+        for key in unknown_keys(node, paths):
+            click.echo(describe_unknown(key, paths), err=True)
+
+
 def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(kind)) or None
 
 
 def _plain(*cells: str) -> list[Any]:
-    """Table cells shown literally (no rich markup: values may contain '[...]')."""
+    """Table cells shown literally: no rich markup (values may contain '[...]'), control characters escaped."""
     from rich.text import Text
 
-    return [Text(c) for c in cells]
+    from ednaquery.terminal import printable
+
+    return [Text(printable(c)) for c in cells]
 
 
 def _relpath(path: str | None) -> str:
@@ -217,7 +242,22 @@ names such as val_loss; --min/--max force it) per value of --by KEY.
 Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
 
 
-@main.command(epilog=_FIND_EPILOG)
+def _timeout_option(fn: Any) -> Any:
+    return click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_QUERY_TIMEOUT, show_default=True,
+                        metavar="SECONDS", help="Stop the query after this long (exit status 2); 0: no limit.")(fn)
+
+
+def _open_for_query(app: App, timeout: float) -> Any:
+    store = app.open_store()
+    store.query_timeout = timeout or None
+    return store
+
+
+#: find/count: a first word like -lr or -1 is part of the query, not an unknown option
+_QUERY_WORDS = {"ignore_unknown_options": True}
+
+
+@main.command(epilog=_FIND_EPILOG, context_settings=_QUERY_WORDS)
 @click.argument("query", nargs=-1)
 @_format_option()
 @click.option("--sort", "sort", multiple=True, metavar="KEY", help="Sort by KEY; -KEY for descending (repeatable).")
@@ -231,11 +271,13 @@ Exit status: 0 something found, 1 nothing found, 2 error (like grep)."""
 @click.option("--min/--max", "minimize", default=None,
               help="For --best: lower (or higher) METRIC is better (default: lower for loss-like names).")
 @click.option("--as-written", is_flag=True, help="In json/yaml output, give each config as its file writes it.")
+@click.option("--quiet", "-q", is_flag=True, help="No hint on stderr when nothing matches (unknown keys).")
+@_timeout_option
 @pass_app
 @click.pass_context
 def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: tuple[str, ...],
          limit: int | None, kind: tuple[str, ...], all_versions: bool, no_aliases: bool, best: str | None,
-         by: str | None, minimize: bool | None, as_written: bool) -> None:
+         by: str | None, minimize: bool | None, as_written: bool, quiet: bool, timeout: float) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
     exit_like_grep(ctx)
     from ednaquery.output import Column, key_label, query_columns, render
@@ -249,15 +291,19 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
     if best and sort:
         raise UsageError("--sort cannot be combined with --best: results are ordered by the metric")
     sort_keys = [parse_sort(app, s, no_aliases) for s in sort]
-    store = app.open_store()
+    store = _open_for_query(app, timeout)
+    _check_option_keys(store, [("--sort", sk.key) for sk in sort_keys])
     if best:
-        from ednaquery.results import best_per_group
+        from ednaquery.results import best_in_store, check_group_key
 
         metric_key = parse_key_arg(app, best, "--best", no_aliases)
         by_key = parse_key_arg(app, by, "--by", no_aliases) if by else None
-        docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
-        docs = best_per_group(docs, Column(metric_key, key_label(metric_key)),
-                              Column(by_key, key_label(by_key)) if by_key else None, minimize)
+        _check_option_keys(store, [("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
+        if by_key is not None:
+            check_group_key(by_key, store.key_paths())
+        docs = best_in_store(store, node, FindOptions(kinds=_kinds(kind), all_versions=all_versions),
+                             Column(metric_key, key_label(metric_key)),
+                             Column(by_key, key_label(by_key)) if by_key else None, minimize)
         if limit is not None:
             docs = docs[:limit]
         extra = ([by_key] if by_key else []) + [metric_key]
@@ -265,12 +311,16 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
         docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions, sort=sort_keys,
                                             limit=limit))
         extra = [sk.key for sk in sort_keys]
+        by_key = None
     columns = query_columns(node, extra)
+    for col in columns:
+        col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
     if docs or fmt != "table":
         render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
                as_written=as_written)
     if not docs:
-        if fmt == "table":
+        _hint_unknown_keys(store, node, quiet)
+        if fmt == "table" and not quiet:
             click.echo("no documents match", err=True)
         ctx.exit(EXIT_NOTHING)
 
@@ -280,24 +330,28 @@ Examples:
   ednaquery count kind=run status=completed
   ednaquery count 'lr<1e-3' --kind config
 \b
-Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""")
+Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""", context_settings=_QUERY_WORDS)
 @click.argument("query", nargs=-1)
 @click.option("--kind", multiple=True, type=click.Choice(["config", "run", "error"]),
               help="Only documents of this kind (repeatable; default config and run).")
 @click.option("--all-versions", is_flag=True, help="Include old versions and deleted files.")
 @click.option("--no-aliases", is_flag=True, help="Match keys exactly as typed.")
+@click.option("--quiet", "-q", is_flag=True, help="No hint on stderr when nothing matches (unknown keys).")
+@_timeout_option
 @pass_app
 @click.pass_context
 def count(ctx: click.Context, app: App, query: tuple[str, ...], kind: tuple[str, ...], all_versions: bool,
-          no_aliases: bool) -> None:
+          no_aliases: bool, quiet: bool, timeout: float) -> None:
     """Print how many documents match QUERY."""
     exit_like_grep(ctx)
     from ednaquery.store.base import FindOptions
 
     node = _parse_query(app, query, no_aliases)
-    n = app.open_store().count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
+    store = _open_for_query(app, timeout)
+    n = store.count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
     click.echo(str(n))
     if n == 0:
+        _hint_unknown_keys(store, node, quiet)
         ctx.exit(EXIT_NOTHING)
 
 
@@ -399,20 +453,22 @@ def _diff_table(a: dict, b: dict, rows: list) -> None:
 
     from ednaquery.output import dumps_json, id_prefixes, scalar_text
     from ednaquery.results import MISSING
+    from ednaquery.terminal import printable
 
     names = id_prefixes([a["_id"], b["_id"]])
 
     def cell(v: Any, style: str) -> Text:
         if v is MISSING:
             return Text("(absent)", style="dim")
-        return Text(scalar_text(v) if not isinstance(v, (dict, list)) else dumps_json(v, indent=None), style=style)
+        return Text(printable(scalar_text(v) if not isinstance(v, (dict, list)) else dumps_json(v, indent=None)),
+                    style=style)
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("key", style="bold", overflow="fold")
     table.add_column(f"old {names[a['_id']]}", overflow="fold")
     table.add_column(f"new {names[b['_id']]}", overflow="fold")
     for key, va, vb in rows:
-        table.add_row(Text(key), cell(va, "red"), cell(vb, "green"))
+        table.add_row(Text(printable(key)), cell(va, "red"), cell(vb, "green"))
     _console().print(table)
 
 
@@ -536,7 +592,8 @@ def errors(app: App, warnings: bool, fmt: str) -> None:
     table.add_column("message", overflow="fold")
     for item in items:
         style = "red" if item["kind"] == "error" else "yellow"
-        table.add_row(_relpath(item["path"]) or item["id"], f"[{style}]{item['kind']}[/]", item["message"])
+        path, message = _plain(_relpath(item["path"]) or item["id"], item["message"])
+        table.add_row(path, f"[{style}]{item['kind']}[/]", message)
     _console().print(table)
 
 
@@ -566,7 +623,8 @@ def history(app: App, path: str, fmt: str) -> None:
     from rich.table import Table
 
     names = id_prefixes(d["_id"] for d in docs)
-    table = Table(box=None, header_style="bold", pad_edge=False, title=_relpath(full), title_justify="left")
+    table = Table(box=None, header_style="bold", pad_edge=False, title=_plain(_relpath(full))[0],
+                  title_justify="left")
     for col in ("id", "state", "indexed", "file mtime", "changes"):
         table.add_column(col)
     for i, doc in enumerate(docs):
@@ -684,7 +742,7 @@ def config_cmd(app: App, as_json: bool) -> None:
     from rich.table import Table
 
     console = _console()
-    console.print(f"config file: {s.config_path or '(none found)'}", markup=False, highlight=False)
+    console.print(*_plain(f"config file: {s.config_path or '(none found)'}"), highlight=False)
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("setting", style="cyan")
     table.add_column("value", overflow="fold")

@@ -37,10 +37,11 @@ MAX_LEAVES = 20000  # leaves per document
 MAX_CONFIG_BYTES = 2_000_000  # JSON bytes of a config kept in a document (it may be there twice: as_written)
 MAX_LEAVES_BYTES = 6_000_000  # estimated bytes of a document's leaves (long key paths repeat per leaf)
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # integers past these are stored as text (BSON, SQLite hold 64 bits)
 _NUMERIC = re.compile(r"^\s*[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _VALUE_SPLIT = re.compile(r"[_\-./:\s]+")
-_ESCAPE = re.compile(r"%|\.|^\$")
-_UNESCAPE = re.compile(r"%(25|2E|24)")
+_ESCAPE = re.compile(r"%|\.|^\$|\x00")
+_UNESCAPE = re.compile(r"%(25|2E|24|00)")
 
 # ---------------------------------------------------------------- ids
 
@@ -98,7 +99,7 @@ def new_run_id(now: float | None = None) -> str:
 
 
 def escape_key(key: str) -> str:
-    """Make a key safe as a MongoDB field name: ``.`` and a leading ``$`` are %-escaped, reversibly."""
+    """Make a key safe as a MongoDB field name: ``.``, NUL and a leading ``$`` are %-escaped, reversibly."""
     return _ESCAPE.sub(lambda m: "%" + format(ord(m.group(0)), "02X"), key)
 
 
@@ -107,18 +108,23 @@ def unescape_key(key: str) -> str:
     return _UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), key)
 
 
+def _stored(v: Any) -> Any:
+    return wide_int_text(v) if type(v) is int else v
+
+
 def _escape_key_fast(key: Any) -> str:
     key = key if type(key) is str else str(key)
-    return escape_key(key) if "." in key or "%" in key or key[:1] == "$" else key
+    return escape_key(key) if "." in key or "%" in key or key[:1] == "$" or "\0" in key else key
 
 
 def escape_keys(value: Any) -> Any:
     """Escape every mapping key in a nested value (see :func:`escape_key`)."""
     if isinstance(value, dict):
-        return {_escape_key_fast(k): (escape_keys(v) if isinstance(v, (dict, list)) else v) for k, v in value.items()}
+        return {_escape_key_fast(k): (escape_keys(v) if isinstance(v, (dict, list)) else _stored(v))
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [escape_keys(v) if isinstance(v, (dict, list)) else v for v in value]
-    return value
+        return [escape_keys(v) if isinstance(v, (dict, list)) else _stored(v) for v in value]
+    return _stored(value)
 
 
 def unescape_keys(value: Any) -> Any:
@@ -138,14 +144,23 @@ def number_view(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:  # an integer past any float
+            return None
         return None if math.isnan(f) else f
     if isinstance(value, str) and _NUMERIC.match(value):
         try:
-            return float(value.replace("_", ""))
+            f = float(value.replace("_", ""))
         except ValueError:
             return None
+        return f if f - f == 0 else None  # "1e400", a 400-digit integer: no float holds it
     return None
+
+
+def wide_int_text(value: int) -> int | str:
+    """An integer as stored: itself within 64 bits, else its decimal text (no store holds more)."""
+    return value if INT64_MIN <= value <= INT64_MAX else str(value)
 
 
 def value_tokens(text: str) -> list[str]:
@@ -170,7 +185,9 @@ def _new_leaf(p: str, value: Any) -> dict:
             leaf["n"] = views[2]
         return leaf
     if t is int:
-        return {"p": p, "t": "num", "n": float(value)}
+        if INT64_MIN <= value <= INT64_MAX:
+            return {"p": p, "t": "num", "n": float(value)}
+        return _new_leaf(p, str(value))  # kept as text, with its number where a float holds it
     if t is float:
         return {"p": p, "t": "num"} if math.isnan(value) else {"p": p, "t": "num", "n": value}
     leaf = {"p": p}
@@ -537,10 +554,10 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
             for k, v in value.items():
                 if type(k) is not str:
                     raise _NotPlain
-                ek = escape_key(k) if "." in k or "%" in k or k[:1] == "$" else k
+                ek = escape_key(k) if "." in k or "%" in k or k[:1] == "$" or "\0" in k else k
                 tv = type(v)
                 if tv is str or tv is int or tv is bool or v is None or tv is float:
-                    out[ek] = v
+                    out[ek] = v if tv is not int or INT64_MIN <= v <= INT64_MAX else str(v)
                     # (v - v != 0: inf or nan)
                     if tv is float and (v.is_integer() or v - v != 0) and (c := _canonical_float(v)) is not v:
                         if canon is None:
@@ -571,6 +588,8 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
                 tv = type(v)
                 if tv is str or tv is int or tv is bool or v is None or tv is float:  # as walk(v) does, inline
                     e = c = v
+                    if tv is int and not INT64_MIN <= v <= INT64_MAX:
+                        e = str(v)
                     if tv is float and (v.is_integer() or v - v != 0):
                         c = _canonical_float(v)
                     if index and i < MAX_LIST_ITEMS and len(leaves) < MAX_LEAVES:
@@ -590,7 +609,7 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
             raise _NotPlain
         if index and len(leaves) < MAX_LEAVES:
             leaves.append(_leaf("value" if path is None else path, value))
-        return value, c
+        return (value if t is not int or INT64_MIN <= value <= INT64_MAX else str(value)), c
 
     try:
         if type(config) is dict and has_shared_section(config):

@@ -38,6 +38,12 @@ class QuerySyntaxError(UsageError):
         return f"{self.query}\n{caret}\n{self}"
 
 
+class QueryTimeout(EdnaError):
+    """A query that ran past its time limit (``--timeout``) and was stopped (exit status 2)."""
+
+    exit_code = 2
+
+
 class StoreUnavailable(EdnaError):
     """The store cannot be reached (MongoDB down, database file not writable...); exit status 2."""
 

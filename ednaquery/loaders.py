@@ -52,6 +52,29 @@ FORMATS: dict[str, str] = {
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 #: Most values (containers and scalars) one file may expand to, aliases counted every time used.
 MAX_VALUES = 1_000_000
+#: Most values a YAML or TOML file may hold, estimated from its text before it is parsed: their parsers
+#: keep about 1 KB per value while loading (309k keys took 280 MB). A config never has this many; the
+#: leaves indexed per document stop at 20,000 anyway, so a file this big is an error record, not a hog.
+MAX_YAML_VALUES = 60_000
+#: The same for JSON, whose parser keeps far less per value (a file at the limit peaks near 50 MB).
+MAX_JSON_VALUES = 100_000
+
+
+def check_cost(text: str, fmt: str) -> None:
+    """Refuse, before parsing, a file that holds more values than its parser can load in bounded memory.
+
+    The estimate is an upper bound for what ends up in the config: lines and commas (YAML, TOML;
+    flow collections put several values on a line), commas (JSON).
+    """
+    if fmt == "json":
+        estimate, limit = text.count(",") + 1, MAX_JSON_VALUES
+    elif fmt in ("yaml", "toml"):
+        estimate, limit = text.count("\n") + text.count(","), MAX_YAML_VALUES
+    else:
+        return
+    if estimate > limit:
+        raise LoadError(f"the file holds about {estimate:,} values, over the {limit:,} a config file may hold "
+                        "(memory per file is bounded); it is not indexed")
 
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 _DIRECTIVE = re.compile(r"^#\s*@([A-Za-z_][\w-]*)\s*[:\s]\s*(\S.*?)\s*$")
@@ -454,6 +477,7 @@ def load_text(data: bytes | str, format: str, *, shared: bool = False) -> LoadRe
     warnings: list[str] = []
     directives: dict[str, str] = {}
     try:
+        check_cost(text, fmt)
         if fmt == "yaml":
             docs, warnings = _load_yaml(text, shared)
             directives = _directives(text)
@@ -492,6 +516,15 @@ def read_upto(fh: Any, expected: int, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def special_file_kind(mode: int) -> str | None:
+    """What a path that is neither a regular file nor a folder is (``a named pipe``), else None."""
+    for test, what in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None
+
+
 def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
               format: str | None = None, shared: bool = False) -> LoadResult:
     """Read and parse a config file; the format comes from its extension unless given
@@ -505,6 +538,9 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
         raise LoadError(f"unsupported file type {Path(p).suffix or '(no extension)'!r}; "
                         f"known: {', '.join(sorted(FORMATS))}", path=p)
     try:
+        odd = special_file_kind(os.stat(p).st_mode)
+        if odd:  # never opened: opening a device can block or act (a tape rewinds)
+            raise LoadError(f"not a regular file ({odd}); it is not indexed", path=p)
         # O_NONBLOCK: a named pipe called x.yaml must not hang the reader (it is refused below)
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with open(fd, "rb", buffering=0) as fh:

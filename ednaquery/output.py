@@ -6,7 +6,7 @@ and summary metrics) feeds every format: ``json`` (one array), ``jsonl``, ``yaml
 ``csv``, ``ids`` (one full id a line) and ``table`` (rich; id prefix, kind, path relative
 to the working directory, one column per named key). The "matched value" of a key is
 found in Python from the document's own leaves (:func:`ednaquery.documents.document_pairs`
-and :func:`ednaquery.keys.key_matches`), so it shows original spelling whatever backend
+and :mod:`ednaquery.query.match`, which resolves keys per document like the stores), so it shows original spelling whatever backend
 answered; where the query compares the key (``model=vit``), only leaves that satisfy the
 comparison are shown (a display aid: the store already decided which documents match).
 
@@ -15,7 +15,6 @@ Rich is imported lazily so that ``import ednaquery.cli`` stays fast.
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import json
 import math
@@ -25,9 +24,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ednaquery.documents import document_pairs, number_view, original_config, value_tokens
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, key_matches, segment_tokens
-from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range, Value
+from ednaquery.documents import document_pairs, original_config
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, key_matches, segment_tokens
+from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range
+from ednaquery.query.match import resolved_pairs, value_satisfies
+from ednaquery.terminal import printable
 
 FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
 MIN_PREFIX = 8
@@ -40,10 +41,10 @@ _HEX_ID = re.compile(r"^(err-)?[0-9a-f]{40,64}$")
 
 
 def key_label(key: KeySpec) -> str:
-    """A key as the user typed it (``optimizer.lr``, ``.model.name``)."""
+    """A key as the user typed it (``optimizer.lr``, ``.model.name``, ``*lr``)."""
     lits = key.literal or (False,) * len(key.segments)
     segs = [f"`{s}`" if lit else s for s, lit in zip(key.segments, lits)]
-    return ("." if key.anchored else "") + ".".join(segs)
+    return ("*" if key.every else "") + ("." if key.anchored else "") + ".".join(segs)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Column:
     key: KeySpec
     label: str
     terms: list[Compare | Range] = field(default_factory=list)
+    group: bool = False  # a --by column: only the leaves that name a group (the value, or the section's name)
 
 
 def query_columns(node: Node | None, extra: Sequence[KeySpec] = ()) -> list[Column]:
@@ -81,70 +83,6 @@ def query_columns(node: Node | None, extra: Sequence[KeySpec] = ()) -> list[Colu
 # ---------------------------------------------------------------- matched values
 
 
-def _str_equal(want: Value, text: str) -> bool:
-    wanted = str(want.value).lower()
-    low = text.lower()
-    if want.glob and not want.quoted:
-        if fnmatch.fnmatchcase(low, wanted):
-            return True
-        toks = value_tokens(text)
-        return any(fnmatch.fnmatchcase("_".join(toks[i:j]), wanted.replace("-", "_"))
-                   for i in range(len(toks)) for j in range(i + 1, len(toks) + 1))
-    if low == wanted:
-        return True
-    want_toks = value_tokens(wanted)
-    have = value_tokens(text)
-    n = len(want_toks)
-    return n > 0 and any(have[i:i + n] == want_toks for i in range(len(have) - n + 1))
-
-
-def _equal(want: Value, value: Any) -> bool:
-    if want.kind == "null":
-        return value is None
-    if want.kind == "bool":
-        return isinstance(value, bool) and value == want.value
-    if want.kind == "num":
-        n = number_view(value)
-        return n is not None and n == want.value
-    return isinstance(value, str) and _str_equal(want, value)
-
-
-def _ordered(op: str, bound: Value, value: Any) -> bool:
-    if bound.kind == "num":
-        x: Any = number_view(value)
-        b: Any = bound.value
-    elif bound.kind == "str" and isinstance(value, str):
-        x, b = value.lower(), str(bound.value).lower()
-    else:
-        return False
-    if x is None:
-        return False
-    return {"<": x < b, "<=": x <= b, ">": x > b, ">=": x >= b}[op]
-
-
-def value_satisfies(term: Compare | Range, value: Any) -> bool:
-    """Best-effort Python reading of one term on one leaf value (display only)."""
-    if isinstance(term, Range):
-        ok = True
-        if term.low is not None:
-            ok = _ordered(">=" if term.low_inclusive else ">", term.low, value)
-        if ok and term.high is not None:
-            ok = _ordered("<=" if term.high_inclusive else "<", term.high, value)
-        return ok
-    if term.op == "=":
-        return any(_equal(v, value) for v in term.values)
-    if term.op in ("<", "<=", ">", ">="):
-        return _ordered(term.op, term.values[0], value)
-    if term.op == "~":
-        if not isinstance(value, str):
-            return False
-        try:
-            return re.search(str(term.values[0].value), value, re.IGNORECASE) is not None
-        except re.error:
-            return False
-    return True  # != and !~: the document matched because no leaf equals; show what it has
-
-
 def matched_pairs(doc: dict, column: Column,
                   pairs: list[tuple[tuple[str, ...], Any]] | None = None) -> list[tuple[tuple[str, ...], Any]]:
     """The ``(path, value)`` leaves of ``doc`` the column's key matches.
@@ -153,7 +91,9 @@ def matched_pairs(doc: dict, column: Column,
     are kept (all of them when none seems to: the store had the last word on matching).
     """
     pairs = document_pairs(doc) if pairs is None else pairs
-    hits = [(p, v) for p, v in pairs if key_matches(column.key, p)]
+    hits = resolved_pairs(column.key, pairs)
+    if column.group:
+        hits = [(p, v) for p, v in hits if group_leaf(column.key, p)]
     if column.terms and hits:
         good = {p for p, v in hits if any(value_satisfies(t, v) for t in column.terms)}
         narrowed = [(p, v) for p, v in hits if p in good]  # a list is shown whole when one item matched
@@ -256,6 +196,9 @@ def cell_text(column: Column, hits: list[tuple[tuple[str, ...], Any]]) -> str:
         return f"{path[-1]}={value_text(value)}"  # a run's summary: say which one matched
     seg = matched_segment(column.key, path)
     typed = column.key.segments[-1]
+    if column.key.every and seg is not None and not seg.startswith(RESERVED_PREFIX):
+        upto = path[:path.index(seg) + 1]  # *lr: always say which key matched (optimizer.lr=0.001)
+        return f"{'.'.join(upto[-2:])}={value_text(value)}"
     if seg is not None and not seg.startswith(RESERVED_PREFIX) and segment_tokens(seg) != segment_tokens(typed):
         return f"{seg}={value_text(value)}"
     return value_text(value)
@@ -387,9 +330,9 @@ def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, 
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
     for i, name in enumerate(header):
         style = {0: "yellow", 1: "cyan", 2: "green"}.get(i)
-        table.add_column(name, style=style, no_wrap=i < 3, overflow="fold")
+        table.add_column(Text(printable(name)), style=style, no_wrap=i < 3, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(c) for c in row))
+        table.add_row(*(Text(printable(c)) for c in row))
     console.print(table)
 
 

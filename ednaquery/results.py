@@ -10,10 +10,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ednaquery.documents import number_view, original_config
-from ednaquery.keys import KeySpec
+from ednaquery.errors import UsageError
+from ednaquery.keys import KeySpec, group_leaf, key_matches, matched_tail
 from ednaquery.metrics import direction
 from ednaquery.output import Column, matched_pairs, structure, value_text
-from ednaquery.query.ast import MatchAll
+from ednaquery.query.ast import MatchAll, Node
+from ednaquery.query.describe import key_text
 from ednaquery.store.base import FindOptions, Store
 
 MISSING = object()  # a key one side of a diff does not have
@@ -45,9 +47,43 @@ def metric_value(doc: dict, metric: Column, minimize: bool) -> float | None:
 
 
 def group_label(doc: dict, by: Column) -> str:
-    """The value a document groups under for ``--by KEY`` (``(none)`` when it lacks the key)."""
-    hits = matched_pairs(doc, by)
+    """The value a document groups under for ``--by KEY`` (``(none)`` when it lacks the key): the key's own
+    value, or its section's ``name`` leaf (:func:`ednaquery.keys.group_leaf`)."""
+    hits = matched_pairs(doc, by if by.group else Column(by.key, by.label, group=True))
     return value_text(structure(hits)) if hits else "(none)"
+
+
+def check_group_key(by: KeySpec, paths: Sequence[tuple[str, ...]]) -> None:
+    """``--by KEY`` where KEY only names sections without a ``name`` leaf: a one-line :class:`UsageError`
+    saying which leaves to group by instead."""
+    hits = [p for p in paths if key_matches(by, p)]
+    if not hits or any(group_leaf(by, p) for p in hits):
+        return
+    leaves = sorted({".".join(p[len(p) - len(matched_tail(by, p) or ()) - 1:]) for p in hits})
+    shown = ", ".join(leaves[:4]) + (", ..." if len(leaves) > 4 else "")
+    raise UsageError(f"--by {key_text(by)} names a section with no 'name' leaf: group by one of its leaves "
+                     f"({shown}), e.g. --by {leaves[0]}")
+
+
+def best_in_store(store: Store, node: Node, options: FindOptions, metric: Column, by: Column | None = None,
+                  minimize: bool | None = None) -> list[dict]:
+    """:func:`best_per_group` over the documents matching ``node``, scored and grouped by the store's
+    indexes where it can (``Store.best_rows``): only the winners' documents are read."""
+    if minimize is None:
+        minimize = lower_is_better(metric.key)
+    rows = store.best_rows(node, options, metric.key, by.key if by is not None else None, minimize)
+    if rows is None:
+        return best_per_group(store.find(node, options), metric, by, minimize)
+    best: dict[str, tuple[tuple[float, str], str]] = {}
+    for doc_id, score, label, order in rows:
+        if score is None or math.isnan(score):
+            continue
+        rank = (score if minimize else -score, order)  # ties: the first in path order, as in best_per_group
+        held = best.get(label)
+        if held is None or rank < held[0]:
+            best[label] = (rank, doc_id)
+    ranked = sorted(best.values())
+    return [store.get(doc_id) for _, doc_id in ranked]  # one id lookup per group
 
 
 def best_per_group(docs: Iterable[dict], metric: Column, by: Column | None = None,
@@ -64,7 +100,7 @@ def best_per_group(docs: Iterable[dict], metric: Column, by: Column | None = Non
         score = metric_value(doc, metric, minimize)
         if score is None:
             continue
-        label = group_label(doc, by) if by is not None else ""
+        label = group_label(doc, by).lower() if by is not None else ""
         held = best.get(label)
         if held is None or (score < held[0] if minimize else score > held[0]):
             best[label] = (score, doc)

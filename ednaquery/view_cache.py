@@ -52,7 +52,7 @@ class SharedLeaves:
             if len(value) > 200:
                 return self.make(p, value)
         elif t is float:
-            if math.isnan(value):  # NaN: never equal to a key
+            if math.isnan(value) or value == 0:  # NaN: never equal to a key; -0.0 == 0.0 would share one
                 return self.make(p, value)
         elif not (t is int or t is bool or value is None):
             return self.make(p, value)

@@ -19,6 +19,7 @@ import click
 
 from ednaquery.clikit import AppCommand, AppGroup, store_option
 from ednaquery.settings import Settings
+from ednaquery.terminal import printable
 from indexer import lifecycle
 from indexer._settings import resolve
 
@@ -78,11 +79,19 @@ def _make_indexer(s: Settings) -> Any:
                    debounce=s.debounce, reconcile_every=s.reconcile_every or None, max_bytes=s.max_file_bytes)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped: paths in them come from anyone who can write a file."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def _setup_logging(verbose: bool, *, dated: bool) -> None:
     fmt = "%(asctime)s %(levelname)s %(message)s" if dated else "%(asctime)s %(message)s"
     datefmt = "%Y-%m-%d %H:%M:%S" if dated else "%H:%M:%S"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt, datefmt))
+    handler.setFormatter(_PrintableFormatter(fmt, datefmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -140,8 +149,9 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
     """Start the indexer in the background on ROOTS; returns once it runs."""
     s = _settings(roots, store, include, exclude, poll, debounce, reconcile_every)
     args: list[str] = []
-    if s.store:
-        args += ["--store", s.store]
+    # the store URI may hold a password: it goes to the child in its environment (readable by this user
+    # only, /proc/PID/environ), never in its argv (/proc/PID/cmdline is readable by every local user)
+    secret_env = {"EDNAQUERY_STORE": s.store} if s.store else {}
     if s.config_path:
         args += ["--config", str(s.config_path)]
     for g in include:
@@ -152,7 +162,7 @@ def daemon_start(roots: tuple[str, ...], store: str | None, include: tuple[str, 
              "--reconcile-every", f"{s.reconcile_every:g}s"]
     if verbose:
         args.append("--verbose")
-    info = lifecycle.start_background(s.roots, args, timeout=timeout)
+    info = lifecycle.start_background(s.roots, args, timeout=timeout, env=secret_env)
     click.echo(f"indexer started (pid {info.pid}) on {', '.join(s.roots)}; log: {info.files.log}")
 
 
@@ -254,7 +264,7 @@ def daemon_status(as_json: bool) -> None:
             if i:
                 console.print()
             for k, v in _render_status(d, now):
-                console.print(Text.assemble((f"{k:<14}", "bold"), v), soft_wrap=True)
+                console.print(Text.assemble((f"{k:<14}", "bold"), printable(v)), soft_wrap=True)
     if not running:
         raise click.exceptions.Exit(3)
 

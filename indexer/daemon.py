@@ -41,9 +41,11 @@ from ednaquery.store.base import FileState, PathUpdate, Store
 from indexer.monitor import Monitor
 from indexer.patterns import PathFilter, rel_parts
 from indexer.queue import CONVERT, DEPENDANT, GONE, RESCAN, AddQueue
-from indexer.walk import file_state, walk
+from indexer.walk import file_state, unreadable_update, walk
 
 log = logging.getLogger("indexer")
+#: bytes of files converted before what they gave is written: bounds the documents held in memory at once
+IN_FLIGHT_BYTES = 8_000_000
 
 Converter = Callable[..., list[dict]]
 
@@ -302,10 +304,12 @@ class Indexer:
 
     # -- converting and writing ---------------------------------------------------------
     def _process(self, batch: list[tuple[str, int]]) -> None:
-        """Convert a batch (in this thread) and write it with one store.apply."""
+        """Convert a batch (in this thread) and write it with one store.apply, or one per
+        :data:`IN_FLIGHT_BYTES` of files converted (the documents of big files wait in memory)."""
         updates: list[PathUpdate] = []
         follow: list[str] = []
-        for path, op in batch:
+        size = 0
+        for i, (path, op) in enumerate(batch):
             if op == RESCAN:
                 self._held_rescans.append(path)
                 continue
@@ -315,6 +319,17 @@ class Indexer:
             updates.append(upd)
             if op != DEPENDANT:
                 follow.append(path)
+            size += upd.state.size if upd.state is not None else 0
+            if size >= IN_FLIGHT_BYTES and i + 1 < len(batch):
+                self._held.extend(updates)
+                self._held_follow.extend(follow)
+                updates, follow, size = [], [], 0
+                try:
+                    self._write_held()
+                except StoreUnavailable:
+                    for rest_path, rest_op in batch[i + 1:]:  # not converted yet: back in the queue
+                        self.queue.add(rest_path, rest_op, now=True)
+                    raise
         self._held.extend(updates)
         self._held_follow.extend(follow)
         self._write_held()
@@ -340,8 +355,8 @@ class Indexer:
         except OSError as exc:
             st = None
             log.debug("cannot stat %s: %s", path, exc)
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            # a folder (or something else) now stands where a file was
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            # a folder now stands where a file was (a pipe or device: converting it gives an error record)
             self.queue.add(path, RESCAN, now=True)
             return PathUpdate(path, [], None)
         series: dict[str, Any] = {}
@@ -479,6 +494,9 @@ class Indexer:
                 log.warning("cannot read folder %s: %s; its indexed files are kept as they are", folder, why)
         stored = store.file_states(top)
         self._store_up()
+        records = [unreadable_update(f, why) for f, why in result.unreadable.items() if f not in stored]
+        if records:  # `ednaquery errors` lists them; the warning above is in the log only
+            self._apply(store, records)
         changed = gone = 0
         for path, st in result.files.items():
             if stored.get(path) != st:
@@ -486,7 +504,7 @@ class Indexer:
                 changed += 1
         skip = [f + os.sep for f in result.unreadable]
         for path in stored:
-            if path in result.files or rel_parts(top, path) is None:
+            if path in result.files or path in result.unreadable or rel_parts(top, path) is None:
                 continue
             if skip and path.startswith(tuple(skip)):
                 continue

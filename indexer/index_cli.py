@@ -8,6 +8,7 @@ import click
 
 from ednaquery.clikit import AppCommand, command_app
 from ednaquery.errors import EdnaError
+from ednaquery.terminal import printable
 
 
 @click.command("index", cls=AppCommand, epilog="Example: ednaquery index ~/experiments configs/")
@@ -44,6 +45,6 @@ def index(paths: tuple[str, ...], force: bool, workers: int | None, quiet: bool)
     click.echo(f"indexed {report.converted} file(s) ({report.unchanged} unchanged, {report.errors} error record(s), "
                f"{report.removed} gone) in {secs:.1f}s, {rate:,.0f} files/s", err=True)
     for folder, why in report.unreadable.items():
-        click.echo(f"warning: cannot read {folder}: {why}", err=True)
-    if report.errors:
+        click.echo(printable(f"warning: cannot read {folder}: {why}"), err=True)
+    if report.errors or report.unreadable:
         click.echo("see `ednaquery errors` for the files that could not be indexed", err=True)

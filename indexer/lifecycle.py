@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -273,10 +273,13 @@ def check_overlap(files: DaemonFiles) -> None:
 
 
 def start_background(roots: Sequence[str], args: Sequence[str], *, folder: Path | None = None,
-                     timeout: float = 20.0, program: Sequence[str] | None = None) -> DaemonInfo:
+                     timeout: float = 20.0, program: Sequence[str] | None = None,
+                     env: Mapping[str, str] | None = None) -> DaemonInfo:
     """Start ``python -m indexer run ARGS ROOTS`` detached; return once its pidfile is there.
 
-    ``program`` replaces ``[python, -m, indexer]`` (another interpreter, a wrapper script).
+    ``program`` replaces ``[python, -m, indexer]`` (another interpreter, a wrapper script). ``env`` is
+    added to the child's environment: the way to hand it a secret (a store URI with a password), which
+    in ARGS would be readable by every local user in ``/proc/PID/cmdline``.
     """
     folder = Path(folder) if folder else state_dir()
     files = DaemonFiles(folder, list(roots))
@@ -297,7 +300,8 @@ def start_background(roots: Sequence[str], args: Sequence[str], *, folder: Path 
     with open(files.log, "ab") as logf:
         offset = logf.tell()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+                                start_new_session=True, close_fds=True,
+                                env={**os.environ, **env} if env else None)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         running, pid, _ = _lock_holder(files.pidfile)

@@ -18,7 +18,7 @@ from ednaquery.store.base import FileState, PathUpdate, SeriesRow, Store
 from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
 from indexer.patterns import PathFilter
-from indexer.walk import file_state, walk
+from indexer.walk import file_state, unreadable_update, walk
 
 BATCH = 500  # files per store.apply (one transaction)
 CHUNK = 64  # files per task sent to a converter process
@@ -135,6 +135,7 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     report = ScanReport()
     todo: list[str] = []
+    unreadable: list[PathUpdate] = []  # error records for folders the walk cannot list
     states: dict[str, FileState] = {}
     gone: list[str] = []
     conv = _Converter(max_bytes, workers, store.body_dictionary)
@@ -176,8 +177,10 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
 
             found = walk(root, pfilter, on_file=found_file)
             report.unreadable.update(found.unreadable)
-            gone += [p for p in known if p not in found.files
+            gone += [p for p in known if p not in found.files and p not in found.unreadable
                      and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
+            unreadable += [unreadable_update(f, why) for f, why in found.unreadable.items()
+                           if f not in known and f != root]
         report.seen = len(states)
         # configs that inherit from a changed or removed file must be converted again
         queued = set(todo)
@@ -198,7 +201,7 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
                     batch = []
                     if progress:
                         progress(done, total)
-            batch += [PathUpdate(p, [], None) for p in gone]
+            batch += [PathUpdate(p, [], None) for p in gone] + unreadable
             report.removed = len(gone)
             store.apply(batch)
     finally:

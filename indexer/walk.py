@@ -3,18 +3,23 @@
 Comparing this with what the store recorded is how the indexer catches up on whatever
 happened while it was not running (or events the kernel dropped). The walk uses
 ``os.scandir`` (one ``stat`` per wanted file), prunes excluded folders, never follows
-symlinked folders (so a link loop cannot hang it; watchdog does not follow them either)
+symlinked folders, not even when asked to walk one (so a link loop cannot hang it, and no file is
+indexed under an alias path; watchdog does not follow them either; a symlinked file is a file at its own
+path)
 and remembers each folder's (device, inode) so a bind-mount cycle cannot either. Folders
 it cannot list are reported, not fatal, so the caller keeps what the store knows about
-them instead of marking their files deleted.
+them instead of marking their files deleted. Named pipes, devices and sockets with a config's name
+are listed like files, so that converting them gives an error record (they are never opened).
 """
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ednaquery.store.base import FileState
+from ednaquery.documents import make_error_document
+from ednaquery.store.base import FileState, PathUpdate
 from indexer.patterns import PathFilter, rel_parts
 
 
@@ -31,6 +36,21 @@ def file_state(st: os.stat_result) -> FileState:
     return FileState(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
 
 
+def unreadable_update(folder: str, why: str) -> PathUpdate:
+    """An error record at a folder the walk cannot list, so that ``ednaquery errors`` shows it.
+
+    The record goes when a later walk can list the folder (its path is then not a file found).
+    """
+    try:
+        st = os.lstat(folder)
+        state, mtime = file_state(st), st.st_mtime
+    except OSError:
+        state, mtime = FileState(0, 0, 0), None
+    doc = make_error_document(folder, f"cannot list this folder ({why}); the files in it are not indexed "
+                                      "until it can be read", format="folder", mtime=mtime)
+    return PathUpdate(folder, [doc], state)
+
+
 def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
          should_stop: Callable[[], bool] | None = None,
          on_file: Callable[[str, FileState], None] | None = None) -> WalkResult:
@@ -44,6 +64,8 @@ def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
         return result
     if base and not pfilter.wants_dir(base):
         return result
+    if top != root and os.path.islink(top):
+        return result  # a symlinked folder: never followed
     seen: set[tuple[int, int]] = set()
     stack: list[tuple[str, tuple[str, ...]]] = [(top, base)]
     while stack:
@@ -78,9 +100,12 @@ def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
                         if not pfilter.prunes_dir(sub):
                             stack.append((entry.path, sub))
                         continue
-                    if not pfilter.wants_file_in_walk(sub) or not entry.is_file():
+                    if not pfilter.wants_file_in_walk(sub):
                         continue
-                    state = result.files[entry.path] = file_state(entry.stat())
+                    st = entry.stat()  # through a symlinked file
+                    if stat.S_ISDIR(st.st_mode):
+                        continue  # a symlinked folder: never followed
+                    state = result.files[entry.path] = file_state(st)
                 except OSError:  # vanished, dangling link, link loop: not a file we can index
                     continue
                 if on_file is not None:

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from ednaquery.clikit import App, AppGroup, echo_error, store_option
+from ednaquery.terminal import printable
 
 
 def _console(stderr: bool = False) -> Any:
@@ -72,10 +73,11 @@ Examples:
 Exit status: 0 success, 1 nothing found or the run failed, 2 usage error, bad input
 or store unreachable, 130 interrupted.""")
 @store_option()
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
 @click.pass_context
-def main(ctx: click.Context, store: str | None) -> None:
+def main(ctx: click.Context, store: str | None, debug: bool) -> None:
     """Train timm image classifiers from ednaquery configs."""
-    ctx.obj = App(store=store)
+    ctx.obj = App(store=store, debug=debug)
 
 
 @main.command(epilog="""\b
@@ -111,7 +113,7 @@ def train(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume
         sys.exit(result.exit_code or 1)
     acc = result.metrics.get("val_acc", {})
     shown = f" val_acc last {acc['last']:.4f} best {acc['best']:.4f}" if acc else ""
-    out.print(f"run {result.run_id} {result.status}{shown} -> {result.run_dir}")
+    out.print(printable(f"run {result.run_id} {result.status}{shown} -> {result.run_dir}"), markup=False)
     if result.status != "completed":
         sys.exit(result.exit_code or 1)
 

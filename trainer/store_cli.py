@@ -22,6 +22,7 @@ import click
 
 from ednaquery.clikit import EXIT_ERROR, EXIT_NOTHING, command_app, echo_error, store_option
 from ednaquery.errors import UsageError
+from ednaquery.terminal import printable
 
 # ------------------------------------------------------------------ plumbing
 
@@ -36,6 +37,13 @@ def _out_console() -> Any:
     from rich.console import Console
 
     return Console(highlight=False)
+
+
+def _cells(*texts: str) -> list[Any]:
+    """Table cells shown literally: no rich markup, control characters escaped."""
+    from rich.text import Text
+
+    return [Text(printable(t)) for t in texts]
 
 
 _store_option = store_option("store_uri")
@@ -75,7 +83,7 @@ def _sayer(quiet: bool) -> Callable[[str], None]:
     if quiet:
         return lambda m: None
     err = _err_console()
-    return lambda m: err.print(m, markup=False)
+    return lambda m: err.print(printable(m), markup=False)
 
 
 @contextlib.contextmanager
@@ -298,7 +306,7 @@ def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: f
     err = _err_console()
 
     def say(msg: str) -> None:
-        err.print(f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False)
+        err.print(printable(f"[{time.strftime('%H:%M:%S')}] {msg}"), markup=False)
 
     wid = worker_id or default_worker_id()
     stop = threading.Event()
@@ -360,8 +368,8 @@ def jobs_cmd(status: str | None, limit: int | None, as_json: bool, store_uri: st
     for name in ("overrides", "worker", "run", "queued", "note"):
         table.add_column(name)
     for j in items:
-        table.add_row(j.id, j.status, j.config_id[:12], " ".join(j.overrides), j.worker or "", j.run_id or "",
-                      _fmt_time(j.created_at), j.error or "")
+        table.add_row(*_cells(j.id, j.status, j.config_id[:12], " ".join(j.overrides), j.worker or "",
+                              j.run_id or "", _fmt_time(j.created_at), j.error or ""))
     _out_console().print(table)
 
 
@@ -445,8 +453,8 @@ def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, as_json: bool
     for name in ("model", "val_acc", "started", "duration"):
         table.add_column(name)
     for r in rows:
-        table.add_row(r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
-                      r["duration"])
+        table.add_row(*_cells(r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
+                              r["duration"]))
     _out_console().print(table)
 
 
@@ -488,14 +496,14 @@ def status(run: str | None, as_json: bool, store_uri: str | None) -> None:
     out.print(f"running: {len(running)} run(s)", markup=False)
     for d in running:
         r = _run_row(d)
-        out.print(f"  {r['id']}  {r['model']}  epoch {((d.get('info') or {}).get('epochs_done') or 0)}"
-                  f"  val_acc {r['val_acc'] or '-'}  {r['duration']}", markup=False)
+        out.print(printable(f"  {r['id']}  {r['model']}  epoch {((d.get('info') or {}).get('epochs_done') or 0)}"
+                  f"  val_acc {r['val_acc'] or '-'}  {r['duration']}"), markup=False)
     out.print("jobs: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"), markup=False)
     if recent:
         out.print("latest runs:", markup=False)
         for d in recent:
             r = _run_row(d)
-            out.print(f"  {r['id']}  {r['status']:<11} {r['model']}  val_acc {r['val_acc'] or '-'}", markup=False)
+            out.print(printable(f"  {r['id']}  {r['status']:<11} {r['model']}  val_acc {r['val_acc'] or '-'}"), markup=False)
 
 
 def _show_run(doc: dict, as_json: bool) -> None:
@@ -515,10 +523,10 @@ def _show_run(doc: dict, as_json: bool) -> None:
                          ("started", r["started"]), ("duration", r["duration"]),
                          ("epochs", info.get("epochs_done", info.get("epochs", ""))), ("error", info.get("error"))):
         if value not in (None, ""):
-            out.print(f"{label:>9}: {value}", markup=False)
+            out.print(printable(f"{label:>9}: {value}"), markup=False)
     for name, m in sorted((doc.get("metrics") or {}).items()):
         best = f"  best {m['best']:.6g}" if "best" in m else ""
-        out.print(f"{name:>22}: last {m.get('last', float('nan')):.6g}{best}", markup=False)
+        out.print(printable(f"{name:>22}: last {m.get('last', float('nan')):.6g}{best}"), markup=False)
 
 
 # ------------------------------------------------------------------ sweep

@@ -11,6 +11,7 @@ from ednaquery.query.aliases import BUILTIN_ALIASES, expand_aliases, load_alias_
 from ednaquery.query.ast import Node
 from ednaquery.query.describe import to_text
 from ednaquery.query.parser import parse, parse_key
+from ednaquery.query.suggest import check_kinds
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -31,6 +32,9 @@ def compile_query(
     """Parse a query and widen its keys by alias groups.
 
     ``aliases``: the groups in force (``load_alias_groups(settings_value)``); None means the
-    built-ins. ``use_aliases=False`` is ``--no-aliases``. Raises ``QuerySyntaxError``.
+    built-ins. ``use_aliases=False`` is ``--no-aliases``. Raises ``QuerySyntaxError``, and
+    ``UsageError`` for a ``kind=`` value that is no kind.
     """
-    return expand_aliases(parse(text_or_args), aliases, enabled=use_aliases)
+    node = parse(text_or_args)
+    check_kinds(node)
+    return expand_aliases(node, aliases, enabled=use_aliases)

@@ -24,12 +24,13 @@ def to_text(node: Node) -> str:
 
 
 def key_text(key: KeySpec) -> str:
-    """A key as typed: ``optimizer.lr``, ``.model.name``, ``a.`weird.key```."""
+    """A key as typed: ``optimizer.lr``, ``.model.name``, ``a.`weird.key```, ``*lr``."""
     lits = key.literal or (False,) * len(key.segments)
     parts = [_backquote(s) if lit else s for s, lit in zip(key.segments, lits)]
-    text = ("." if key.anchored else "") + ".".join(parts)
+    star = "*" if key.every else ""
+    text = star + ("." if key.anchored else "") + ".".join(parts)
     if not all(lits) and not _single_word(text):
-        text = ("." if key.anchored else "") + ".".join(_backquote(s) for s in key.segments)
+        text = star + ("." if key.anchored else "") + ".".join(_backquote(s) for s in key.segments)
     return text
 
 

@@ -13,10 +13,11 @@ import re
 import warnings
 from collections.abc import Sequence
 
-from ednaquery.errors import QuerySyntaxError
+from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value
 from ednaquery.query.tokens import REGEX_OPS, Token, tokenize
+from ednaquery.regex import RegexError, compile_regex
 
 ORDER_OPS = ("<", "<=", ">", ">=")
 LIST_OPS = ("=", "!=")
@@ -24,6 +25,10 @@ _VALUE_KINDS = ("WORD", "STRING", "REGEX")
 _TERM_START = ("WORD", "STRING", "LPAREN", "NOT")
 _INDEX = re.compile(r"\[\d+\]")
 _LITERALS = {"true": ("bool", True), "false": ("bool", False), "null": ("null", None)}
+#: how deeply parentheses and ``not`` may nest: deeper queries are refused, not a RecursionError
+MAX_NESTING = 64
+#: how many keys and values (words, strings, regexes) a query may hold: each is a term or a list item
+MAX_VALUES = 4000
 
 
 def parse(query: str | Sequence[str]) -> Node:
@@ -42,7 +47,16 @@ def parse(query: str | Sequence[str]) -> Node:
         for arg in args:
             tokens += tokenize(arg, offset, query=text, after=tokens[-1] if tokens else None)
             offset += len(arg) + 1
+    _check_size(tokens)
     return _Parser(tokens, text).parse()
+
+
+def _check_size(tokens: list[Token]) -> None:
+    """Refuse a query with more terms or values than a store answers in reasonable time (one line, exit 2)."""
+    values = sum(1 for t in tokens if t.kind in _VALUE_KINDS)
+    if values > MAX_VALUES:
+        raise UsageError(f"query too large: {values} keys and values (at most {MAX_VALUES}); "
+                         "split it into smaller queries")
 
 
 def parse_number(text: str) -> float | None:
@@ -83,8 +97,22 @@ def parse_key(text: str) -> KeySpec:
     return _Parser(toks, text).key(toks[0])
 
 
-def _split_key(raw: str) -> KeySpec:
-    """A key as typed -> :class:`KeySpec`: split on ``.`` outside backquotes; a leading ``.`` anchors."""
+def _split_key(typed: str) -> KeySpec:
+    """A key as typed -> :class:`KeySpec`: split on ``.`` outside backquotes; a leading ``.`` anchors,
+    a leading ``*`` asks for every suffix match (``*lr``)."""
+    every = typed.startswith("*")
+    raw = typed[1:] if every else typed
+    if every and (not raw or raw[0] in ".*"):
+        raise _BadKey("'*' goes right before a key, as in *lr (every key that ends with lr)", 0)
+    try:
+        return _split_segments(raw, every)
+    except _BadKey as exc:
+        if every and exc.offset is not None:
+            exc.offset += 1
+        raise
+
+
+def _split_segments(raw: str, every: bool) -> KeySpec:
     anchored = raw.startswith(".")
     segments: list[str] = []
     literal: list[bool] = []
@@ -123,7 +151,7 @@ def _split_key(raw: str) -> KeySpec:
         if i >= len(raw):
             break
         i += 1  # the '.'
-    return KeySpec(tuple(segments), tuple(literal) if any(literal) else (), anchored)
+    return KeySpec(tuple(segments), tuple(literal) if any(literal) else (), anchored, every=every)
 
 
 def _show(tok: Token) -> str:
@@ -136,6 +164,7 @@ class _Parser:
         self.query = query
         self.i = 0
         self.depth = 0
+        self.nesting = 0
         self.last: Token | None = None
 
     # -- helpers -----------------------------------------------------------------------------
@@ -200,8 +229,17 @@ class _Parser:
         tok = self.peek()
         if tok is not None and tok.kind == "NOT":
             self.next()
-            return Not(self.not_expr())
+            self.nest(tok, +1)
+            node = Not(self.not_expr())
+            self.nest(tok, -1)
+            return node
         return self.primary()
+
+    def nest(self, tok: Token, step: int) -> None:
+        self.nesting += step
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"the query nests too deeply: at most {MAX_NESTING} levels of parentheses and 'not'",
+                             tok)
 
     def primary(self) -> Node:
         tok = self.peek()
@@ -215,7 +253,9 @@ class _Parser:
             if closing is not None and closing.kind == "RPAREN":
                 raise self.error("empty parentheses: put a term inside", closing)
             self.depth += 1
+            self.nest(tok, +1)
             node = self.or_expr()
+            self.nest(tok, -1)
             self.depth -= 1
             closing = self.peek()
             if closing is None:
@@ -314,6 +354,10 @@ class _Parser:
             with warnings.catch_warnings():  # FutureWarning for "[[" and the like is not the user's concern
                 warnings.simplefilter("ignore")
                 re.compile(pattern)
+            compile_regex(pattern)  # what every backend runs: RE2's syntax (linear time, see ednaquery.regex)
+        except RegexError as exc:
+            message = f"invalid regular expression: {exc}"
+            raise QuerySyntaxError(message, self.query, tok.pos, len(tok.text)) from None
         except re.error as exc:
             pos, length = tok.pos, len(tok.text)
             if tok.kind == "REGEX" and exc.pos is not None:

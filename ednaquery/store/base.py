@@ -130,6 +130,8 @@ class Store(abc.ABC):
 
     #: the URI with any password masked, safe to print
     display_uri: str = ""
+    #: seconds one find/count may run before it stops with QueryTimeout; None: no limit
+    query_timeout: float | None = None
 
     @abc.abstractmethod
     def apply(self, updates: Iterable[PathUpdate]) -> None:
@@ -159,6 +161,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         """Every leaf path seen in current documents, with counts, types and a few example values."""
+
+    def best_rows(self, node: Node, options: FindOptions, metric: KeySpec, by: KeySpec | None,
+                  minimize: bool) -> list[tuple[str, float, str, str]] | None:
+        """For ``--best``: ``(id, score, group label, order)`` for at least the best-scoring matching documents of
+        each group (ties included), computed in the store; None where the backend cannot (the caller then
+        scores the found documents in Python).
+
+        The label comes from the ``by`` leaves that :func:`ednaquery.keys.group_leaf` accepts.
+        """
+        return None
+
+    def key_paths(self) -> list[tuple[str, ...]]:
+        """Every distinct leaf path the store has seen (the key catalogue): for "did you mean" hints."""
+        return [k.path for k in self.key_stats(sample=0)]
 
     @abc.abstractmethod
     def stats(self) -> dict:

@@ -9,9 +9,26 @@ anchors exact.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from ednaquery.documents import PATH_SEP
-from ednaquery.keys import KeySpec, key_matches
+from ednaquery.keys import EXACT, KeySpec, key_tier
+
+
+class Tiers(NamedTuple):
+    """A key resolved against the catalog: ``exact`` handles, and ``fallback`` handles that count
+    only in documents with no leaf under an ``exact`` one (docs/query.md, "Keys")."""
+
+    exact: list
+    fallback: list
+
+    @property
+    def all(self) -> list:
+        """Every handle in either tier (sorted): where the key exists at all."""
+        return sorted(self.exact + self.fallback)
+
+    def __bool__(self) -> bool:
+        return bool(self.exact or self.fallback)
 
 
 class PathCatalog:
@@ -19,7 +36,7 @@ class PathCatalog:
 
     def __init__(self) -> None:
         self._paths: dict[str, object] = {}  # stored path string -> backend handle (e.g. sqlite pid)
-        self._memo: dict[KeySpec, list] = {}
+        self._memo: dict[KeySpec, Tiers] = {}
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -37,13 +54,24 @@ class PathCatalog:
         for path, handle in items:
             self.add(path, handle)
 
-    def resolve(self, key: KeySpec) -> list:
-        """Handles of every catalog path the key matches (sorted, for stable query text)."""
+    def resolve(self, key: KeySpec) -> Tiers:
+        """The handles of the catalog paths the key matches, by tier (each sorted, for stable query text).
+
+        ``*key`` (``every``) puts every match in ``exact``: no document prefers one over another.
+        """
         hit = self._memo.get(key)
         if hit is None:
-            hit = sorted(h for p, h in self._paths.items() if key_matches(key, tuple(p.split(PATH_SEP))))
-            self._memo[key] = hit
+            exact, fallback = [], []
+            for p, h in self._paths.items():
+                tier = key_tier(key, tuple(p.split(PATH_SEP)))
+                if tier is not None:
+                    (exact if tier == EXACT or key.every else fallback).append(h)
+            hit = self._memo[key] = Tiers(sorted(exact), sorted(fallback))
         return hit
 
     def paths(self) -> list[str]:
         return list(self._paths)
+
+    def items(self) -> list[tuple[str, object]]:
+        """``(stored path, handle)`` for every path."""
+        return list(self._paths.items())

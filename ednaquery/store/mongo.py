@@ -34,8 +34,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from ednaquery.documents import PATH_SEP, reserved_leaves
-from ednaquery.errors import AmbiguousId, EdnaError, NotFound, StoreUnavailable, UsageError
-from ednaquery.keys import RESERVED_FIELDS, RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
+from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QueryTimeout, StoreUnavailable, UsageError
+from ednaquery.keys import (
+    RESERVED_FIELDS,
+    RESERVED_PREFIX,
+    KeySpec,
+    group_leaf,
+    is_reserved_path,
+    key_matches,
+)
 from ednaquery.masking import mask_uri, redact
 from ednaquery.query.ast import Node
 from ednaquery.store.base import (
@@ -48,10 +55,11 @@ from ednaquery.store.base import (
     Store,
     StoredPoint,
 )
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.mongo_compile import (
     DEFAULT_ORDER,
     NOTHING,
+    best_pipeline,
     escape_regex,
     find_filter,
     needs_sort_pipeline,
@@ -312,6 +320,7 @@ class MongoStore(Store):
         from pymongo.errors import (
             ConfigurationError,
             ConnectionFailure,
+            ExecutionTimeout,
             OperationFailure,
             PyMongoError,
             ServerSelectionTimeoutError,
@@ -326,6 +335,9 @@ class MongoStore(Store):
         except ConnectionFailure as e:  # AutoReconnect, NetworkTimeout...
             err = StoreUnavailable(f"lost the connection to MongoDB at {self.display_uri} during {what}: "
                                    f"{self._reason(e)}; is it running?")
+        except ExecutionTimeout:
+            err = QueryTimeout(f"the query ran past its {self.query_timeout or 0:g} s limit and MongoDB stopped it; "
+                               "narrow it or raise --timeout")
         except OperationFailure as e:
             msg = (e.details or {}).get("errmsg") or str(e)
             low = msg.lower()
@@ -380,13 +392,13 @@ class MongoStore(Store):
             self._known_keys.update(paths)
             self._catalog_at = time.monotonic()
 
-    def _resolver(self) -> Callable[[KeySpec], list[str]]:
+    def _resolver(self) -> Callable[[KeySpec], Tiers]:
         """A key resolver for one query: a key that resolves to nothing re-reads the catalog once."""
         if self._catalog_at is None or time.monotonic() - self._catalog_at > CATALOG_TTL_S:
             self._load_catalog()
         reloaded = False
 
-        def resolve(key: KeySpec) -> list[str]:
+        def resolve(key: KeySpec) -> Tiers:
             nonlocal reloaded
             with self._lock:
                 hit = self._catalog.resolve(key)
@@ -589,13 +601,17 @@ class MongoStore(Store):
     def _filter(self, node: Node, options: FindOptions) -> dict:
         return find_filter(node, options, self._resolver())
 
+    def _time_limit(self) -> dict[str, int]:
+        """``maxTimeMS`` for a read: the server stops a query (a PCRE regex too) past ``query_timeout``."""
+        return {"maxTimeMS": max(1, int(self.query_timeout * 1000))} if self.query_timeout else {}
+
     def count(self, node: Node, options: FindOptions | None = None) -> int:
         self._ready()
         flt = self._filter(node, options or FindOptions())
         if flt == NOTHING:
             return 0
         with self._errors("count"):
-            return int(self.docs.count_documents(flt))
+            return int(self.docs.count_documents(flt, **self._time_limit()))
 
     def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
         options = options or FindOptions()
@@ -607,15 +623,40 @@ class MongoStore(Store):
         with self._errors("find"):
             if needs_sort_pipeline(options.sort, resolve):
                 pipeline = sort_pipeline(flt, options.sort, resolve, options.offset, options.limit)
-                ids = [d["_id"] for d in self.docs.aggregate(pipeline)]
+                ids = [d["_id"] for d in self.docs.aggregate(pipeline, **self._time_limit())]
                 by_id = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}}, _projection())}
                 return [by_id[i] for i in ids if i in by_id]
             cursor = self.docs.find(flt, _projection()).sort(DEFAULT_ORDER)
+            if self.query_timeout:
+                cursor = cursor.max_time_ms(max(1, int(self.query_timeout * 1000)))
             if options.offset:
                 cursor = cursor.skip(int(options.offset))
             if options.limit is not None:
                 cursor = cursor.limit(int(options.limit))
             return list(cursor)
+
+    def best_rows(self, node: Node, options: FindOptions, metric: KeySpec, by: KeySpec | None,
+                  minimize: bool) -> list[tuple[str, float, str, str]]:
+        self._ready()
+        resolve = self._resolver()
+        flt = find_filter(node, options, resolve)
+        tiers = resolve(metric)
+        if flt == NOTHING or not tiers:
+            return []
+        ranks = {p: {"best": 0, "last": 1}.get(p.split(PATH_SEP)[-1].lower(), 2) for p in tiers.all}
+        group, group_paths = None, []
+        if by is not None:
+            group = resolve(by)
+            group_paths = [p for p in group.all if group_leaf(by, tuple(p.split(PATH_SEP)))]
+        with self._errors("best"):
+            rows = list(self.docs.aggregate(best_pipeline(flt, tiers, ranks, group, group_paths, minimize)))
+        out = []
+        for r in rows:
+            labels = [lf["s"] if lf.get("s") is not None else f"{lf['n']:.15g}"
+                      for lf in r.get("g") or [] if lf.get("s") is not None or lf.get("n") is not None]
+            order = "~" + r["_id"] if r.get("nopath") else (r.get("path0") or "")
+            out.append((r["_id"], r["v"], min(labels) if labels else "", order))
+        return out
 
     def get(self, id_or_prefix: str) -> dict:
         prefix = id_or_prefix.strip()
@@ -635,6 +676,12 @@ class MongoStore(Store):
         if len(rows) > 1:
             raise AmbiguousId(prefix, [r["_id"] for r in rows])
         return doc
+
+    def key_paths(self) -> list[tuple[str, ...]]:
+        self._ready()
+        self._load_catalog()
+        with self._lock:
+            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
 
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._ready()

@@ -2,7 +2,9 @@
 
 Each condition is ONE ``$elemMatch`` on ``leaves``: ``p $in [paths the key resolves to]`` plus
 the value condition, so a range holds on one leaf and a compound multikey index
-``(leaves.p, leaves.n|s|w|t)`` answers it. A term with alternatives (``model=vit`` = whole value
+``(leaves.p, leaves.n|s|w|t)`` answers it. A key resolves in two tiers (docs/query.md, "Keys"):
+``{$or: [<exact paths + cond>, {$and: [<fallback paths + cond>, {$nor: [<any exact leaf>]}]}]}``,
+each ``$or`` branch led by an indexed elemMatch. A term with alternatives (``model=vit`` = whole value
 OR a run of tokens; value lists) is an ``$or`` of such elemMatches, never an ``$or`` inside one. Keys are resolved in Python (the path catalog) and
 values only ever appear as operands, so nothing a user types becomes an operator or a field name.
 
@@ -10,7 +12,7 @@ Only operators whose meaning is the same on real MongoDB, mongomock and the nx-2
 server are emitted: ``$elemMatch $and $or $nor $in $lt $lte $gt $gte $eq $regex $options
 $exists`` in filters (never ``$not``, ``$ne``/``$nin`` on arrays, ``$where``, ``$expr``,
 ``$function``). The sort pipeline uses ``$project``/``$filter``/``$unwind``/``$group``
-(``$min``/``$max`` accumulators)/``$cond``/``$gt``/``$sort``/``$skip``/``$limit``, because
+(``$min``/``$max``/``$first`` accumulators)/``$cond``/``$gt``/``$size``/``$addFields``/``$sort``/``$skip``/``$limit``, because
 mongomock's ``$max`` over an array expression is wrong.
 """
 from __future__ import annotations
@@ -24,8 +26,9 @@ from ednaquery.errors import UsageError
 from ednaquery.keys import KeySpec
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value
 from ednaquery.store.base import FindOptions, SortKey, effective_kinds
+from ednaquery.store.catalog import Tiers
 
-Resolver = Callable[[KeySpec], list[str]]
+Resolver = Callable[[KeySpec], Tiers]
 
 #: a filter no document matches (an empty ``$in``), portable everywhere
 NOTHING: dict = {"_id": {"$in": []}}
@@ -166,6 +169,14 @@ def _leaves(paths: list[str], cond: dict | None) -> dict:
     return {"leaves": {"$elemMatch": match}}
 
 
+def _tiered(tiers: Tiers, cond: dict | None) -> dict:
+    """Documents with a leaf meeting ``cond`` among those the key resolves to (exact first, else fallback)."""
+    if not tiers.fallback or not tiers.exact:
+        return _leaves(tiers.exact or tiers.fallback, cond)
+    return {"$or": [_leaves(tiers.exact, cond),
+                    {"$and": [_leaves(tiers.fallback, cond), {"$nor": [_leaves(tiers.exact, None)]}]}]}
+
+
 def compile_filter(node: Node, resolve: Resolver) -> dict:
     """The MongoDB filter selecting every document that matches ``node``."""
     if isinstance(node, MatchAll):
@@ -194,16 +205,16 @@ def compile_filter(node: Node, resolve: Resolver) -> dict:
     if _is_id(node):
         return _id_term(node)
     if isinstance(node, Exists):
-        paths = resolve(node.key)
-        return _leaves(paths, None) if paths else NOTHING
+        tiers = resolve(node.key)
+        return _leaves(tiers.all, None) if tiers else NOTHING
     if isinstance(node, Range):
-        paths = resolve(node.key)
+        tiers = resolve(node.key)
         conds = []
         if node.low is not None:
             conds.append(_ordered(">=" if node.low_inclusive else ">", node.low))
         if node.high is not None:
             conds.append(_ordered("<=" if node.high_inclusive else "<", node.high))
-        return _leaves(paths, _merge(conds)) if paths else NOTHING
+        return _tiered(tiers, _merge(conds)) if tiers else NOTHING
     if isinstance(node, Compare):
         return _compare(node, resolve)
     raise UsageError(f"cannot compile query node {type(node).__name__}")
@@ -214,21 +225,21 @@ def _compare(node: Compare, resolve: Resolver) -> dict:
     if op in ("=", "!=", "~", "!~"):
         one = _equal if op in ("=", "!=") else _regex
         conds = [c for v in node.values for c in one(v)]  # validate values even when the key is unknown
-        paths = resolve(node.key)
-        if not paths:
+        tiers = resolve(node.key)
+        if not tiers:
             return NOTHING
         # any of the conditions on some leaf == some leaf meeting one of them: an $or of elemMatches,
         # each one served by one compound index (and the shape every backend gets right)
-        matches = [_leaves(paths, c) for c in conds]
+        matches = [_tiered(tiers, c) for c in conds]
         if op in ("=", "~"):
             return matches[0] if len(matches) == 1 else {"$or": matches}
         # k!=v: documents that have k, and where no matching leaf equals v
-        return {"$and": [_leaves(paths, None), {"$nor": matches}]}
+        return {"$and": [_leaves(tiers.all, None), {"$nor": matches}]}
     if len(node.values) != 1:
         raise UsageError(f"a list of values only works with = and !=, not {op}")
     cond = _ordered(op, node.values[0])
-    paths = resolve(node.key)
-    return _leaves(paths, cond) if paths else NOTHING
+    tiers = resolve(node.key)
+    return _tiered(tiers, cond) if tiers else NOTHING
 
 
 def find_filter(node: Node, options: FindOptions, resolve: Resolver) -> dict:
@@ -253,16 +264,25 @@ DEFAULT_ORDER = [("nopath", 1), ("path0", 1), ("_id", 1)]
 _COLUMN_SORT = {"id": "_id", "path": "path0"}
 
 
-def _sort_keys(sort: Sequence[SortKey], resolve: Resolver) -> list[tuple[SortKey, list[str] | None, str | None]]:
-    """``(key, leaf paths, None)`` or ``(key, None, field)`` for every sort key that can sort anything."""
-    out: list[tuple[SortKey, list[str] | None, str | None]] = []
+def _sort_keys(sort: Sequence[SortKey], resolve: Resolver) -> list[tuple[SortKey, Tiers | None, str | None]]:
+    """``(key, resolved paths, None)`` or ``(key, None, field)`` for every sort key that can sort anything."""
+    out: list[tuple[SortKey, Tiers | None, str | None]] = []
     for sk in sort:
         field = _COLUMN_SORT.get(sk.key.reserved_field() or "")
         if field:
             out.append((sk, None, field))
-        elif paths := resolve(sk.key):
-            out.append((sk, list(paths), None))
+        elif tiers := resolve(sk.key):
+            out.append((sk, tiers, None))
     return out
+
+
+def tiered_leaves(tiers: Tiers, source: str = "$leaves") -> dict:
+    """An aggregation expression: the leaves of a document the key resolves to (exact, else fallback)."""
+    def pick(paths: list[str]) -> dict:
+        return {"$filter": {"input": source, "as": "l", "cond": {"$in": ["$$l.p", list(paths)]}}}
+    if not tiers.fallback or not tiers.exact:
+        return pick(tiers.exact or tiers.fallback)
+    return {"$cond": [{"$gt": [{"$size": pick(tiers.exact)}, 0]}, pick(tiers.exact), pick(tiers.fallback)]}
 
 
 def needs_sort_pipeline(sort: Sequence[SortKey], resolve: Resolver) -> bool:
@@ -284,8 +304,8 @@ def sort_pipeline(match: dict, sort: Sequence[SortKey], resolve: Resolver,
     leaf_keys = [(sk, paths) for sk, paths, field in keys if field is None]
     stages: list[dict] = [{"$match": match}]
     project: dict[str, Any] = {"_id": 1, "nopath": 1, "path0": 1}
-    for i, (_, paths) in enumerate(leaf_keys):
-        project[f"l{i}"] = {"$filter": {"input": "$leaves", "as": "l", "cond": {"$in": ["$$l.p", paths]}}}
+    for i, (_, tiers) in enumerate(leaf_keys):
+        project[f"l{i}"] = tiered_leaves(tiers)
     stages.append({"$project": project})
     carried = ["nopath", "path0"]
     for i, (sk, _) in enumerate(leaf_keys):
@@ -322,3 +342,33 @@ def sort_pipeline(match: dict, sort: Sequence[SortKey], resolve: Resolver,
         stages.append({"$limit": int(limit)})
     stages.append({"$project": {"_id": 1}})
     return stages
+
+
+def best_pipeline(match: dict, metric: Tiers, ranks: dict[str, int], group: Tiers | None,
+                  group_paths: list[str], minimize: bool) -> list[dict]:
+    """For ``--best``: ``{_id, v, g, path0, nopath}`` per matching document with a number for the metric.
+
+    ``v`` is the document's best number (lowest with ``minimize``) among the metric's leaves of the lowest
+    rank present (``ranks``: path -> 0 for ``.best``, 1 for ``.last``, 2 otherwise), picked by ``$unwind``,
+    ``$sort`` and ``$group`` (``$first``); ``g`` holds the document's group leaves (``group_paths``) for the
+    caller to label.
+    """
+    def ranked(paths: list[str], k: int, rest: Any) -> dict:
+        return {"$cond": [{"$in": ["$m.p", paths]}, k, rest]} if paths else rest
+
+    best = [p for p, k in ranks.items() if k == 0]
+    last = [p for p, k in ranks.items() if k == 1]
+    project: dict[str, Any] = {"_id": 1, "path0": 1, "nopath": 1, "m": tiered_leaves(metric), "g": {"$literal": []}}
+    if group and group_paths:
+        project["g"] = {"$filter": {"input": tiered_leaves(group), "as": "l",
+                                    "cond": {"$in": ["$$l.p", list(group_paths)]}}}
+    return [
+        {"$match": match},
+        {"$project": project},
+        {"$unwind": "$m"},
+        {"$match": {"m.n": {"$exists": True}}},
+        {"$addFields": {"k": ranked(best, 0, ranked(last, 1, 2))}},
+        {"$sort": {"_id": 1, "k": 1, "m.n": 1 if minimize else -1}},
+        {"$group": {"_id": "$_id", "v": {"$first": "$m.n"}, "g": {"$first": "$g"},
+                    "path0": {"$first": "$path0"}, "nopath": {"$first": "$nopath"}}},
+    ]

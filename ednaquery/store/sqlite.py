@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
-from ednaquery.errors import AmbiguousId, NotFound, StoreUnavailable, UsageError
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
-from ednaquery.query.ast import Node
+from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
+from ednaquery.query.ast import And, Compare, Node, Not, Or
+from ednaquery.regex import RegexError
+from ednaquery.regex import compile_regex as _compile_regex
 from ednaquery.settings import default_store_path
 from ednaquery.store.base import (
     FileState,
@@ -44,7 +46,7 @@ from ednaquery.store.base import (
 )
 from ednaquery.store.bodies import body_json, pack_body, unpack_body
 from ednaquery.store.bulk_marker import LOADING_HERE, bulk_loader_alive, bulk_marker
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.sql_compile import (
     T_EMPTY,
     T_FALSE,
@@ -52,8 +54,11 @@ from ednaquery.store.sql_compile import (
     T_NUM,
     T_STR,
     T_TRUE,
+    best_rows_sql,
     compile_probe,
     compile_sql,
+    leaf_filter,
+    too_large,
     yields_distinct,
 )
 
@@ -112,20 +117,41 @@ CREATE INDEX IF NOT EXISTS series_run ON series(rid, metric, step);
 #: the statements that take a v2 file to v3 (the series table)
 _SERIES_SQL = [stmt for stmt in _SCHEMA.split(";") if "series" in stmt]
 
-_regex_cache: dict[str, re.Pattern] = {}
+def compile_regex(pattern: str) -> Any:
+    """``pattern`` as ``~`` runs it here (RE2, linear time: see :mod:`ednaquery.regex`); UsageError if it cannot."""
+    try:
+        return _compile_regex(pattern)
+    except RegexError as e:
+        raise UsageError(f"regular expression {pattern!r} cannot run: {e}") from None
+
+
+def check_regexes(node: Node) -> None:
+    """Compile every ``~``/``!~`` pattern of a query now, so a bad one is a clear error, not a failed query."""
+    if isinstance(node, Compare):
+        if node.op in ("~", "!~"):
+            for v in node.values:
+                compile_regex(str(v.value))
+    elif isinstance(node, (And, Or)):
+        for item in node.items:
+            check_regexes(item)
+    elif isinstance(node, Not):
+        check_regexes(node.item)
+
+
+#: Ctrl-C seen inside a callback SQLite made (it cannot raise through SQLite): the query stops at the next
+#: progress check and KeyboardInterrupt is raised again once SQLite has returned
+_SIGINT = threading.Event()
+_PROGRESS_EVERY = 10000  # SQLite VM steps between two checks of the time limit and Ctrl-C
 
 
 def _regexp(pattern: str, value: str | None) -> bool:
     if value is None:
         return False
-    rx = _regex_cache.get(pattern)
-    if rx is None:
-        try:
-            rx = re.compile(pattern, re.IGNORECASE)
-        except re.error as e:
-            raise UsageError(f"invalid regular expression {pattern!r}: {e}") from None
-        _regex_cache[pattern] = rx
-    return rx.search(value) is not None
+    try:
+        return compile_regex(pattern).search(value) is not None
+    except KeyboardInterrupt:
+        _SIGINT.set()
+        return False
 
 
 def sqlite_path_from_uri(uri: str | None) -> Path:
@@ -193,6 +219,8 @@ class SQLiteStore(Store):
         except OSError as e:
             raise StoreUnavailable(f"cannot create the index at {self.path}: {e.strerror or e}") from None
         self._lock = threading.RLock()
+        self._deadline: float | None = None
+        self._guarding = False
         self._catalog = PathCatalog()
         self._catalog_max = 0
         self._str_cache: dict[str, int] = {}
@@ -596,7 +624,7 @@ class SQLiteStore(Store):
             self._catalog.add(p, pid)
             self._catalog_max = max(self._catalog_max, pid)
 
-    def _resolve(self, key: KeySpec) -> list[int]:
+    def _resolve(self, key: KeySpec) -> Tiers:
         return self._catalog.resolve(key)
 
     def _select(self, node: Node, options: FindOptions, *, distinct: bool) -> tuple[str, list]:
@@ -631,13 +659,48 @@ class SQLiteStore(Store):
             "SELECT kind FROM k WHERE kind IS NOT NULL")]
 
     def _guard(self, fn, *args):
-        try:
-            with self._lock:
+        """Run a query: within ``query_timeout`` (QueryTimeout past it), Ctrl-C stopping it as
+        KeyboardInterrupt, and SQLite failures as StoreUnavailable."""
+        with self._lock:
+            if self._guarding:  # inside another guarded call: its limits apply
                 return fn(*args)
-        except sqlite3.OperationalError as e:
-            raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
+            self._guarding = True
+            self._deadline = time.monotonic() + self.query_timeout if self.query_timeout else None
+            _SIGINT.clear()
+            self.db.set_progress_handler(self._must_stop, _PROGRESS_EVERY)
+            try:
+                result = fn(*args)
+            except sqlite3.OperationalError as e:
+                self._raise_stop()
+                if (err := too_large(e)) is not None:
+                    raise err from None
+                raise StoreUnavailable(f"index {self.path} is not usable: {e}") from None
+            finally:
+                self.db.set_progress_handler(None, 0)
+                self._guarding = False
+                self._deadline = None
+            self._raise_stop(timed_out=False)
+            return result
+
+    def _must_stop(self) -> bool:
+        """SQLite's progress handler: stop past the deadline or after Ctrl-C."""
+        try:
+            return _SIGINT.is_set() or (self._deadline is not None and time.monotonic() > self._deadline)
+        except KeyboardInterrupt:
+            _SIGINT.set()
+            return True
+
+    def _raise_stop(self, timed_out: bool = True) -> None:
+        if _SIGINT.is_set():
+            _SIGINT.clear()
+            raise KeyboardInterrupt
+        if timed_out and self._deadline is not None and time.monotonic() > self._deadline:
+            raise QueryTimeout(f"the query ran past its {self.query_timeout:g} s limit and was stopped; "
+                               "narrow it or raise --timeout") from None
 
     def count(self, node: Node, options: FindOptions | None = None) -> int:
+        check_regexes(node)
+
         def run() -> int:
             sql, params = self._select(node, options or FindOptions(), distinct=True)
             return self.db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
@@ -645,6 +708,7 @@ class SQLiteStore(Store):
 
     def find(self, node: Node, options: FindOptions | None = None) -> list[dict]:
         options = options or FindOptions()
+        check_regexes(node)
 
         def run() -> list[bytes]:
             rids = self._page_by_probe(node, options)
@@ -686,17 +750,18 @@ class SQLiteStore(Store):
 
         def over_budget() -> bool:
             steps[0] += 1
-            return steps[0] > self.probe_budget
+            return steps[0] > self.probe_budget or self._must_stop()
 
         self.db.set_progress_handler(over_budget, 1000)
         try:
             return [r[0] for r in self.db.execute(sql, params + [options.limit, options.offset])]
         except sqlite3.OperationalError as e:
-            if "interrupted" not in str(e):
+            if "interrupted" not in str(e) and too_large(e) is None:
                 raise
-            return None
+            self._raise_stop()  # Ctrl-C or the time limit, not the budget
+            return None  # over budget, or too big to test per document: the match-set plan decides
         finally:
-            self.db.set_progress_handler(None, 0)
+            self.db.set_progress_handler(self._must_stop, _PROGRESS_EVERY)
 
     def _order_by(self, sort: Sequence[SortKey]) -> tuple[str, list]:
         parts: list[str] = []
@@ -706,17 +771,17 @@ class SQLiteStore(Store):
             if field in ("id", "path"):
                 parts.append(("d.id" if field == "id" else "d.path0") + (" DESC" if sk.descending else " ASC"))
                 continue
-            pids = self._resolve(sk.key)
-            if not pids:
+            tiers = self._resolve(sk.key)
+            if not tiers:
                 continue
             agg = "max" if sk.descending else "min"
-            marks = ",".join("?" * len(pids))
-            num = f"(SELECT {agg}(l.n) FROM leaves l WHERE l.rid=d.rid AND l.pid IN ({marks}))"
+            on, on_params = leaf_filter(tiers)
+            num = f"(SELECT {agg}(l.n) FROM leaves l WHERE l.rid=d.rid AND {on})"
             txt = (f"(SELECT {agg}(s.s) FROM leaves l JOIN strs s ON s.sid=l.sid "
-                   f"WHERE l.rid=d.rid AND l.pid IN ({marks}))")
+                   f"WHERE l.rid=d.rid AND {on})")
             direction = "DESC" if sk.descending else "ASC"
             parts += [f"{num} IS NULL", f"{num} {direction}", f"{txt} IS NULL", f"{txt} {direction}"]
-            params += pids * 4
+            params += on_params * 4
         parts.append(_ORDER)  # served by the docs_order index when no key sort comes first
         return ", ".join(parts), params
 
@@ -738,6 +803,28 @@ class SQLiteStore(Store):
         if len(docs) > 1:
             raise AmbiguousId(prefix, [d["_id"] for d in docs])
         return docs[0]
+
+    def best_rows(self, node: Node, options: FindOptions, metric: KeySpec, by: KeySpec | None,
+                  minimize: bool) -> list[tuple[str, float, str, str]]:
+        def run() -> list[tuple[str, float, str, str]]:
+            match = self._select(node, options, distinct=False)
+            tiers = self._resolve(metric)
+            if not tiers:
+                return []
+            paths = {pid: p.split(PATH_SEP) for p, pid in self._catalog.items()}
+            ranks = {pid: {"best": 0, "last": 1}.get(paths[pid][-1].lower(), 2) for pid in tiers.all}
+            group, group_pids = None, []
+            if by is not None:
+                group = self._resolve(by)
+                group_pids = [pid for pid in group.all if group_leaf(by, tuple(paths[pid]))]
+            sql, params = best_rows_sql(match, tiers, ranks, group, group_pids, minimize)
+            return [tuple(r) for r in self.db.execute(sql, params)]
+        return self._guard(run)
+
+    def key_paths(self) -> list[tuple[str, ...]]:
+        with self._lock:
+            self._refresh_catalog()
+            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
 
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._refresh_catalog()

@@ -3,7 +3,8 @@
 The fixture corpus (``fixtures.py``) is loaded once per backend: the embedded SQLite store
 and the MongoDB store driven through mongomock. Each case must return exactly the names
 the table expects; a cross-backend test also demands identical results from both, so a
-difference shows up even where the table itself were wrong.
+difference shows up even where the table itself were wrong. The Python matcher
+(``ednaquery.query.match``, which the table output uses) is the third oracle.
 """
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from ednaquery.documents import document_pairs
 from ednaquery.errors import QuerySyntaxError
 from ednaquery.query import expand_aliases, load_alias_groups, parse
-from ednaquery.query.ast import Exists, MatchAll
+from ednaquery.query.ast import Exists, MatchAll, Node
+from ednaquery.query.match import matches
 from ednaquery.store import FindOptions, SortKey, Store, open_store
+from ednaquery.store.base import effective_kinds
 
 from .cases import CASES, CUSTOM_ALIAS_CASES, INJECTIONS, SORT_CASES, Case
 from .fixtures import ALL, build_documents
@@ -175,3 +179,21 @@ def test_sqlite_page_walk_agrees_with_the_match_set(stores, names) -> None:
             if limit == 1000:
                 assert set(page) == set(case.expected), _case_id(case)
     assert walked == 2 * len(CASES)  # the small corpus always fits the budget: the walk was tested
+
+
+def python_matches(docs: list[dict], names: dict[str, str], node: Node,
+                   kinds: tuple[str, ...] | None = None) -> set[str]:
+    """The fixture names the Python matcher finds: what a store returns, computed without one."""
+    wanted = effective_kinds(node, kinds)
+    return {names[d["_id"]] for d in docs
+            if (wanted is None or d["kind"] in wanted) and matches(node, document_pairs(d))}
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_python_matcher_is_a_third_oracle(names, case: Case) -> None:
+    """The Python matcher gives each case's expected set too (it shows the table's matched values)."""
+    docs = build_documents()[0]
+    got = python_matches(docs, names, _node(case), case.kinds)
+    assert got == set(case.expected), (
+        f"query {case.query!r}: missing {sorted(set(case.expected) - got)}, unexpected {sorted(got - set(case.expected))}"
+    )

@@ -26,13 +26,11 @@ from click.testing import CliRunner
 
 from ednaquery import cli as cli_mod
 from ednaquery.cli import main
-from ednaquery.documents import config_id, make_config_document, make_error_document, make_run_document
-from ednaquery.errors import LoadError
-from ednaquery.loaders import format_for, load_file
+from ednaquery.documents import config_id, make_config_document, make_run_document
 from ednaquery.store import FileState, PathUpdate, open_store
+from tests.support.folders import EXAMPLES, index_folder
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 RUNS = [  # (run id, model, val_acc best, val_loss best)
@@ -41,25 +39,6 @@ RUNS = [  # (run id, model, val_acc best, val_loss best)
     ("20261122-101700-bb01", "convnext_atto", 0.97, 0.25),
     ("20261122-101800-bb02", "convnext_atto", 0.93, 0.10),
 ]
-
-
-def index_folder(store, root: Path) -> int:
-    """Index every config file under ``root`` the way the indexer does (one PathUpdate per file)."""
-    updates = []
-    for path in sorted(root.rglob("*")):
-        fmt = format_for(path)
-        if fmt is None or not path.is_file():
-            continue
-        st = path.stat()
-        try:
-            res = load_file(path)
-            docs = [make_config_document(d, path=str(path), format=res.format, size=st.st_size,
-                                         mtime=st.st_mtime, warnings=res.warnings) for d in res.documents]
-        except LoadError as exc:
-            docs = [make_error_document(str(path), exc.detail, format=fmt, size=st.st_size, mtime=st.st_mtime)]
-        updates.append(PathUpdate(str(path), docs, FileState(st.st_size, st.st_mtime_ns, st.st_ino)))
-    store.apply(updates)
-    return len(updates)
 
 
 def run_doc(run_id: str, model: str, acc: float, loss: float, folder: Path) -> dict:
@@ -201,8 +180,8 @@ def test_table_shortens_lists_and_labels_several_matches(eq):
     r = eq("find", "img_size=192")
     assert r.exit_code == 0
     assert "[224, 192]" in r.stdout
-    # `lr<1e-3` also matches scheduler.min_lr: the cell says which leaf is which
-    r = eq("find", "lr<1e-4")
+    # `*lr<1e-4` also matches scheduler.min_lr (plain `lr` is optimizer.lr): the cell says which leaf it is
+    r = eq("find", "*lr<1e-4")
     assert "min_lr=1e-6" in r.stdout
 
 

@@ -54,6 +54,8 @@ def ref_escape_keys(value: Any) -> Any:
         return {D.escape_key(str(k)): ref_escape_keys(v) for k, v in value.items()}
     if isinstance(value, list):
         return [ref_escape_keys(v) for v in value]
+    if type(value) is int and not -(2**63) <= value < 2**63:
+        return str(value)  # integers past 64 bits are stored as text
     return value
 
 

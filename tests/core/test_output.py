@@ -56,6 +56,19 @@ def test_matched_values_keep_original_spelling_and_narrow_to_the_comparison():
     assert value_text(list(range(10))) == "[0, 1, 2, 3, … +6]"
 
 
+def test_a_column_shows_the_leaf_the_key_resolved_to_in_that_document():
+    """A trainer config's lr column is its optimizer.lr, never min_lr/warmup_lr; *lr shows every one, labelled."""
+    doc = _doc({"optimizer": {"lr": 0.001}, "scheduler": {"min_lr": 0.0, "warmup_lr": 1e-06}})
+    (lr,) = _columns("lr")
+    assert cell_text(lr, matched_pairs(doc, lr)) == "0.001"
+    (star,) = _columns("*lr<1e-4")
+    assert cell_text(star, matched_pairs(doc, star)) == "min_lr=0 warmup_lr=1e-06"
+    (one,) = _columns("*lr=0.001")
+    assert cell_text(one, matched_pairs(doc, one)) == "optimizer.lr=0.001"
+    solver = _doc({"SOLVER": {"BASE_LR": 0.0001}})
+    assert cell_text(lr, matched_pairs(solver, lr)) == "BASE_LR=0.0001"
+
+
 def test_record_has_full_id_paths_config_and_values():
     doc = _doc({"optimizer": {"lr": "1e-3"}})
     rec = to_record(doc, _columns("lr"))

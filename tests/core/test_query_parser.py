@@ -604,3 +604,23 @@ def test_tokens_carry_positions() -> None:
         ("WORD", 0, "lr"), ("OP", 2, "<"), ("WORD", 6, "1e-3"), ("LPAREN", 11, "("), ("WORD", 12, "a"),
         ("RPAREN", 13, ")"),
     ]
+
+
+def test_star_key_asks_for_every_suffix_match():
+    from ednaquery.query import to_text
+    from ednaquery.query.ast import Compare, Not
+
+    node = parse("*lr<1e-4")
+    assert isinstance(node, Compare) and node.key.every and node.key.segments == ("lr",)
+    assert not parse("lr<1e-4").key.every
+    assert isinstance(parse("!*optimizer.lr"), Not)
+    for text in ("*lr<0.0001", "!*lr", "*optimizer.lr=0.001", "1e-05<*lr<0.001"):
+        assert to_text(parse(text)) == text and parse(to_text(parse(text))) == parse(text)
+    for bad in ("*.lr", "**lr", "*"):
+        with pytest.raises(QuerySyntaxError, match="'\\*' goes right before a key"):
+            parse(bad + "<1")
+
+
+def test_nesting_is_limited_with_a_one_line_error():
+    with pytest.raises(QuerySyntaxError, match="nests too deeply"):
+        parse("(" * 3000 + "lr" + ")" * 3000)

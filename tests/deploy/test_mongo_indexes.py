@@ -30,7 +30,7 @@ from bench import mongo_explain
 from ednaquery.documents import make_config_document, make_run_document, reserved_leaves
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FindOptions
-from ednaquery.store.catalog import PathCatalog
+from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.mongo import INDEXES, MongoStore
 from ednaquery.store.mongo_compile import compile_filter, find_filter
 from tests.support.mongo_filters import elem_matches
@@ -200,6 +200,9 @@ def test_kind_option_and_absence_use_the_kind_index(resolve):
 ])
 def test_how_tightly_the_value_is_bounded(query, bounds, resolve):
     ems = list(elem_matches(compile_filter(parse(query), resolve)))
+    # the fallback tier's anti-join ({$nor: [{p: {$in: exact paths}}]}) tests a document already found
+    # through an indexed branch: it has no value to bound, so only the value conditions are rated here
+    ems = [em for em in ems if set(em) != {"p"}] if not query.isidentifier() else ems
     assert {_bounds(em) for em in ems} == bounds
     for em in ems:  # the range holds on ONE leaf: both operators in the same elemMatch
         if query.startswith("1e-4"):
@@ -250,7 +253,7 @@ def test_explain_verdicts_on_mongodb_shaped_plans():
             pass
 
         def _resolver(self):
-            return lambda key: ["lr"]
+            return lambda key: Tiers(["lr"], [])
 
         def _errors(self, what):
             from contextlib import nullcontext

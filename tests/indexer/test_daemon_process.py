@@ -273,11 +273,14 @@ def test_unreadable_root_and_folder_get_one_line_each_and_the_rest_is_indexed(en
                "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else [])
     try:
         d = start(daemons, env, roots=[locked_root, root], prefix=prefix)
-        assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 1, 10), d.log()
+        def files() -> set:  # (the locked folder itself holds an error record: `ednaquery errors` lists it)
+            return set(store_states(env["db"], root) or ()) - {str(root / "locked")}
+        assert wait_until(lambda: len(files()) == 1, 10), d.log()
+        assert str(root / "locked") in (store_states(env["db"], root) or ())
         d.signal(signal.SIGHUP)  # a second walk: no second line for the same folder
         assert wait_until(lambda: "SIGHUP" in d.log(), 5)
         (root / "more.yaml").write_text("more: 1\n")
-        assert wait_until(lambda: len(store_states(env["db"], root) or ()) == 2, 10), d.log()
+        assert wait_until(lambda: len(files()) == 2, 10), d.log()
         d.signal(signal.SIGTERM)
         assert d.wait() == 0
     finally:
@@ -376,3 +379,56 @@ def test_a_status_check_holding_the_pidfile_lock_for_a_moment_does_not_refuse_a_
         lifecycle.PidFile(files).acquire()
     assert err.value.pid == os.getpid() and time.monotonic() - t >= lifecycle.LOCK_PATIENCE_S
     lock.release()
+
+
+def _cmdlines() -> list[str]:
+    """Every process's argv as every local user can read it (``/proc/PID/cmdline``)."""
+    out = []
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            out.append(p.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return out
+
+
+def test_daemon_start_keeps_the_store_uri_out_of_every_argv(env: dict) -> None:
+    # a store path that stands for a password: whatever the URI holds must not reach /proc/*/cmdline
+    db = str(env["tmp"] / "S3cretPW%40x.db")
+    from ednaquery.cli import main as ednaquery_main
+
+    res = CliRunner().invoke(ednaquery_main, ["--store", db, "daemon", "start", "--debounce", "0.05",
+                                              str(env["root"])])
+    assert res.exit_code == 0, res.output
+    pid = int(res.output.split("(pid ")[1].split(")")[0])
+    try:
+        lines = _cmdlines()
+        assert any("indexer run" in c for c in lines)  # the daemon is there to be seen
+        assert not [c for c in lines if "S3cretPW" in c]
+        # ... and it uses that store all the same
+        (env["root"] / "a.yaml").write_text("a: 1\n")
+        assert wait_until(lambda: Path(db).exists() and bool(store_states(db, env["root"])), 15)
+    finally:
+        if lifecycle.pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not lifecycle.pid_alive(pid), 20)
+
+
+def test_a_mongodb_password_reaches_the_daemon_in_its_environment_only(env: dict, monkeypatch) -> None:
+    seen: dict = {}
+
+    class Child:
+        pid = 4242
+
+        def __init__(self, cmd, **kw):
+            seen.update(cmd=cmd, env=kw.get("env"))
+
+        def poll(self):
+            return 1
+
+    monkeypatch.setattr(lifecycle.subprocess, "Popen", Child)
+    uri = "mongodb://admin:S3cret%2FPW@db.example:27017/ednaquery"
+    res = CliRunner().invoke(cli.daemon, ["start", "--store", uri, str(env["root"])])
+    assert res.exit_code != 0  # the fake child "exited"
+    assert not [a for a in seen["cmd"] if "S3cret" in a]
+    assert seen["env"]["EDNAQUERY_STORE"] == uri

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import pytest
 import yaml
@@ -74,16 +75,46 @@ def _epoch_rows(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
+class _ArgvWatch:
+    """Collect every process's argv (``/proc/PID/cmdline``, readable by every local user) while inside."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.05):
+            for p in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    self.seen.add(p.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                except OSError:
+                    continue
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def test_two_gloo_processes_train_one_run_and_index_it_once(env):
     import torch
 
     from trainer.cli import main
 
     cfg_id = env["index"](TINY)
-    res = CliRunner().invoke(main, ["--store", env["db"], "launch", cfg_id[:8], "--gpus", "2", "--device", "cpu",
-                                    "--runs-root", str(env["runs"]), "-q"], catch_exceptions=False)
+    with _ArgvWatch() as argv:  # the store URI (it may hold a password) reaches the ranks in a 0600 file only
+        res = CliRunner().invoke(main, ["--store", env["db"], "launch", cfg_id[:8], "--gpus", "2", "--device",
+                                        "cpu", "--runs-root", str(env["runs"]), "-q"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "completed" in res.output
+    assert any("trainer.ddp.entry" in c for c in argv.seen)  # the ranks were seen
+    assert not [c for c in argv.seen if env["db"] in c]
 
     [run_dir] = list(env["runs"].iterdir())  # one run folder, written by rank 0 alone
     for name in ("config.yaml", "run.json", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "curves.png"):
