@@ -247,6 +247,14 @@ def _timeout_option(fn: Any) -> Any:
                         metavar="SECONDS", help="Stop the query after this long (exit status 2); 0: no limit.")(fn)
 
 
+def _index(app: App) -> Any:
+    """The library's :class:`ednaquery.api.Index` over the command's store, settings and aliases: the CLI
+    and a notebook answer through the same code."""
+    from ednaquery.api import Index
+
+    return Index(app.open_store(), app.settings, owns_store=False)
+
+
 def _open_for_query(app: App, timeout: float) -> Any:
     store = app.open_store()
     store.query_timeout = timeout or None
@@ -402,7 +410,7 @@ def show(app: App, doc_id: str, as_json: bool, as_written: bool) -> None:
     """Show the config (or run) with this id as YAML."""
     from ednaquery.output import dumps_json, to_record
 
-    doc = app.open_store().get(doc_id)
+    doc = _index(app).get(doc_id).doc
     if as_json:
         click.echo(dumps_json(to_record(doc, as_written=as_written)))
         return
@@ -432,8 +440,8 @@ def diff(app: App, old_id: str, new_id: str, as_json: bool, as_written: bool) ->
     from ednaquery.output import dumps_json
     from ednaquery.results import MISSING, diff_documents
 
-    store = app.open_store()
-    a, b = store.get(old_id), store.get(new_id)
+    ix = _index(app)
+    a, b = ix.get(old_id).doc, ix.get(new_id).doc
     rows = diff_documents(a, b, as_written=as_written)
     if as_json:
         click.echo(dumps_json([{"key": k, **({"old": va} if va is not MISSING else {}),
@@ -475,20 +483,6 @@ def _diff_table(a: dict, b: dict, rows: list) -> None:
 # ---------------------------------------------------------------- keys / stats / errors / history
 
 
-def _filter_key_stats(app: App, stats: list, pattern: str | None) -> list:
-    if not pattern:
-        return stats
-    import fnmatch
-
-    from ednaquery.keys import key_matches
-
-    if any(c in pattern for c in "*?["):
-        low = pattern.lower()
-        return [s for s in stats if fnmatch.fnmatchcase(".".join(s.path).lower(), low)]
-    key = parse_key_arg(app, pattern, "keys")
-    return [s for s in stats if key_matches(key, tuple(s.path))]
-
-
 @main.command(epilog="""\b
 Examples:
   ednaquery keys              # every key, most common first
@@ -505,9 +499,7 @@ def keys(app: App, pattern: str | None, limit: int | None, fmt: str) -> None:
     """
     from ednaquery.output import dumps_json, scalar_text
 
-    stats = _filter_key_stats(app, app.open_store().key_stats(None), pattern)
-    if limit is not None:
-        stats = stats[:limit]
+    stats = _index(app).keys(pattern, limit=limit)
     if fmt == "json":
         click.echo(dumps_json([{"key": ".".join(s.path), "count": s.count, "types": s.types,
                                 "examples": s.examples} for s in stats]))
@@ -611,7 +603,7 @@ def history(app: App, path: str, fmt: str) -> None:
     from ednaquery.results import diff_documents
 
     full = os.path.abspath(path)
-    docs = app.open_store().history(full)
+    docs = _index(app).history(full).documents
     if not docs:
         raise NotFound(f"no versions of {path} are indexed; index its folder with `ednaquery index`")
     if fmt == "ids":

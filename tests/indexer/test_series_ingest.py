@@ -35,16 +35,27 @@ def _runs(store) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_scan_writes_every_runs_series(tmp_path: Path, workers: int) -> None:
+def test_scan_writes_every_runs_series(tmp_path: Path, workers: int, monkeypatch) -> None:
+    from indexer import scan as scan_mod
+
+    pooled = []
+    real_close = scan_mod._Converter.close
+
+    def close(self) -> None:
+        pooled.append(self.pool is not None)
+        real_close(self)
+
+    monkeypatch.setattr(scan_mod._Converter, "close", close)
     root = tmp_path / "runs"
-    for i in range(110):  # 220 files: over the pool threshold with two workers
+    for i in range(140):  # 280 files: over the pool threshold (four chunks of 64) with two workers
         _write_run(root / f"{i:03d}", 3 + i % 4, trainer=i % 2 == 1)
     store = SQLiteStore(tmp_path / "index.db")
     try:
         report = scan(store, [str(root)], workers=workers)
         assert report.errors == 0
+        assert pooled == [workers > 1]  # with two workers, converter processes sent the series back
         runs = _runs(store)
-        assert len(runs) == 110
+        assert len(runs) == 140
         for run_id in runs:
             points = store.series([run_id], ["val_acc"])
             epochs = [p[3] for p in points]
@@ -53,7 +64,7 @@ def test_scan_writes_every_runs_series(tmp_path: Path, workers: int) -> None:
         assert [p[4] for p in store.series([trainer_run], ["train_loss"])] == [1.0, 0.5, 1 / 3, 0.25]
         # each run's series is there once, though each of its files carried it
         total = store.db.execute("SELECT count(*) FROM series").fetchone()[0]
-        assert total == sum(2 * (3 + i % 4) for i in range(110))
+        assert total == sum(2 * (3 + i % 4) for i in range(140))
     finally:
         store.close()
 
