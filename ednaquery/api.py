@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, NamedTuple, Self, overload
@@ -322,12 +322,15 @@ class Index:
 
     Make one with :func:`connect` (or ``Index(store, settings)``); close it when done (or use
     ``with``). Every method raises :class:`ednaquery.errors.EdnaError` subclasses with one-line
-    messages: a query syntax error, an unknown id, a store that cannot be reached.
+    messages: a query syntax error, an unknown id, a store that cannot be reached. ``store`` may
+    also be a function that opens it, called on first use (so that a bad query is reported as
+    such even where the store cannot be reached, as the CLI does).
     """
 
-    def __init__(self, store: Store, settings: Any = None, *, aliases: Sequence[Sequence[str]] | None = None,
-                 owns_store: bool = True) -> None:
-        self.store = store
+    def __init__(self, store: Store | Callable[[], Store], settings: Any = None, *,
+                 aliases: Sequence[Sequence[str]] | None = None, owns_store: bool = True) -> None:
+        self._store: Store | None = store if isinstance(store, Store) else None
+        self._open: Callable[[], Store] | None = None if isinstance(store, Store) else store
         self.settings = settings
         if aliases is None:
             from ednaquery.query import load_alias_groups
@@ -336,6 +339,14 @@ class Index:
         #: the alias groups queries are widened by (built-ins plus the settings' ``aliases``)
         self.aliases: list[list[str]] = [list(g) for g in aliases]
         self._owns_store = owns_store
+
+    @property
+    def store(self) -> Store:
+        """The store (opened now if it was given as a function)."""
+        if self._store is None:
+            assert self._open is not None
+            self._store = self._open()
+        return self._store
 
     def __repr__(self) -> str:
         return f"<Index {self.store.display_uri}>"
@@ -347,9 +358,9 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        """Close the store (when this index opened it)."""
-        if self._owns_store:
-            self.store.close()
+        """Close the store (when this index owns it)."""
+        if self._owns_store and self._store is not None:
+            self._store.close()
 
     # ------------------------------------------------------------ queries
     def parse(self, query: str | Sequence[str] | Node | None, *, aliases: bool = True) -> Node:
