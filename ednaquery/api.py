@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, NamedTuple, Self, overload
 
-from ednaquery.documents import number_view, original_config
+from ednaquery.documents import number_view, original_config, unescape_key, unescape_keys
 from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec, key_matches
 from ednaquery.query.ast import MatchAll, Node
@@ -44,22 +45,21 @@ def require_pandas() -> Any:
 # ---------------------------------------------------------------- records
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Record:
     """One indexed config, run or error record, as plain Python (keys unescaped).
 
     ``config`` is the effective config (nested); ``metrics`` ``{name: {"last": x, "best": y}}``
-    (runs); ``values`` the values of the keys the query named, by key label; times are seconds
-    since the epoch (``started_at``/``ended_at`` for runs; ``mtime`` of the file; ``indexed_at``).
+    (runs); ``values`` the values of the keys the query named, by key label; ``info`` what the
+    run recorded beside (host, epochs...); times are seconds since the epoch (``started_at`` /
+    ``ended_at`` for runs, ``mtime`` of the file, ``indexed_at``). ``config``, ``metrics``,
+    ``info`` and ``values`` are made from the store's document on first use.
     """
 
     id: str
     kind: str
     paths: list[str]
     status: str | None = None
-    config: dict = field(default_factory=dict)
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     note: str | None = None
     started_at: float | None = None
@@ -70,54 +70,95 @@ class Record:
     format: str | None = None
     current: bool = True
     deleted: bool = False
-    info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     #: the store's document this record was made from (escaped keys; for renderers)
-    doc: dict = field(default_factory=dict, repr=False, compare=False)
+    doc: dict = field(default_factory=dict, repr=False)
+    #: the query's key columns (:class:`ednaquery.output.Column`) that ``values`` reports
+    columns: Sequence[Any] = field(default=(), repr=False)
 
-    @property
+    @cached_property
+    def config(self) -> dict:
+        """The effective config, nested, keys as written."""
+        config = original_config(self.doc)
+        return config if isinstance(config, dict) else {"value": config}
+
+    @cached_property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """``{metric: {"last": x, "best": y}}`` (runs; empty otherwise)."""
+        return unescape_keys(self.doc.get("metrics") or {})
+
+    @cached_property
+    def info(self) -> dict:
+        """What a run recorded beside its config and metrics (host, device, epochs...)."""
+        return unescape_keys(self.doc.get("info") or {})
+
+    @cached_property
+    def values(self) -> dict[str, Any]:
+        """``{key label: value}`` for each key the query named (what the CLI's table shows)."""
+        if not self.columns:
+            return {}
+        from ednaquery.output import matched_values
+
+        return matched_values(self.doc, self.columns)
+
+    @cached_property
     def path(self) -> str | None:
-        """The first path (a config file, or a run folder), None for a record without a file."""
-        return self.paths[0] if self.paths else None
+        """Where it lives: a config's (first) file, a run's folder (``paths`` lists the files of the
+        folder the run was read from); None for a record without a file."""
+        if not self.paths:
+            return None
+        if self.kind != "run":
+            return self.paths[0]
+        try:
+            common = os.path.commonpath(self.paths)
+        except ValueError:  # relative and absolute paths mixed
+            return self.paths[0]
+        return common if common not in self.paths or os.path.isdir(common) else os.path.dirname(common)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and other.id == self.id and other.doc == self.doc
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_document(cls, doc: dict, columns: Sequence[Any] = ()) -> Record:
-        """A record for a store document; ``columns`` (:class:`ednaquery.output.Column`) fill ``values``."""
-        values: dict[str, Any] = {}
-        if columns:
-            from ednaquery.output import matched_values
-
-            values = matched_values(doc, columns)
-        kind = doc.get("kind") or "config"
-        config = original_config(doc)
+        """A record for a store document; ``columns`` (:class:`ednaquery.output.Column`) say what
+        ``values`` holds."""
         return cls(
-            id=doc["_id"], kind=kind, paths=list(doc.get("paths") or []),
-            status=doc.get("status"),
-            config=config if isinstance(config, dict) else {"value": config},
-            metrics=original_config({"config": doc.get("metrics") or {}}),
-            values=values, tags=list(doc.get("tags") or []), note=doc.get("note"),
+            id=doc["_id"], kind=doc.get("kind") or "config", paths=list(doc.get("paths") or []),
+            status=doc.get("status"), tags=list(doc.get("tags") or []), note=doc.get("note"),
             started_at=doc.get("started_at"), ended_at=doc.get("ended_at"), mtime=doc.get("mtime"),
             indexed_at=doc.get("indexed_at"), config_id=doc.get("config_id"), format=doc.get("format"),
             current=bool(doc.get("current", True)), deleted=bool(doc.get("deleted", False)),
-            info=original_config({"config": doc.get("info") or {}}), warnings=list(doc.get("warnings") or []),
-            error=doc.get("error"), doc=doc)
+            warnings=list(doc.get("warnings") or []), error=doc.get("error"), doc=doc, columns=columns)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field as plain data (config, metrics, info and values included)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("doc", "columns")}
+        out.update(path=self.path, config=self.config, metrics=self.metrics, info=self.info, values=self.values)
+        return out
 
 
-def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{dotted.key: value}`` for a nested config; lists are one value (a cell holds the list)."""
-    out: dict[str, Any] = {}
-    if isinstance(config, dict):
-        if not config and prefix:
-            out[prefix] = {}
-        for k, v in config.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, dict) and v:
-                out.update(flat_config(v, key))
-            else:
-                out[key] = v
-    else:
+def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{dotted.key: value}`` for a nested config; lists are one value (a cell holds the list).
+
+    Takes a config as the store keeps it too: %-escaped keys are unescaped on the way."""
+    out = {} if out is None else out
+    if not isinstance(config, dict):
         out[prefix or "value"] = config
+        return out
+    if not config and prefix:
+        out[prefix] = {}
+    for k, v in config.items():
+        k = unescape_key(k) if "%" in k else k
+        key = f"{prefix}.{k}" if prefix else k
+        if type(v) is dict and v:
+            flat_config(v, key, out)
+        elif type(v) is list:
+            out[key] = unescape_keys(v)
+        else:
+            out[key] = v
     return out
 
 
@@ -205,12 +246,14 @@ class Results(Sequence[Record]):
                                 ("started_at", r.started_at), ("ended_at", r.ended_at), ("mtime", r.mtime),
                                 ("indexed_at", r.indexed_at)):
                 cols[name][i] = value
-            for key, value in flat_config(r.config).items():
+            config = r.doc.get("config", {}) if "config" not in r.__dict__ else r.config
+            for key, value in flat_config(config).items():
                 col = config_cols.get(key)
                 if col is None:
                     col = config_cols[key] = [None] * n
                 col[i] = value
-            for metric, summary in r.metrics.items():
+            for metric, summary in (r.doc.get("metrics") or {}).items():
+                metric = unescape_key(metric) if "%" in metric else metric
                 for which, value in (summary or {}).items():
                     name = f"{metric}.{which}"
                     col = metric_cols.get(name)
@@ -279,12 +322,15 @@ class Index:
 
     Make one with :func:`connect` (or ``Index(store, settings)``); close it when done (or use
     ``with``). Every method raises :class:`ednaquery.errors.EdnaError` subclasses with one-line
-    messages: a query syntax error, an unknown id, a store that cannot be reached.
+    messages: a query syntax error, an unknown id, a store that cannot be reached. ``store`` may
+    also be a function that opens it, called on first use (so that a bad query is reported as
+    such even where the store cannot be reached, as the CLI does).
     """
 
-    def __init__(self, store: Store, settings: Any = None, *, aliases: Sequence[Sequence[str]] | None = None,
-                 owns_store: bool = True) -> None:
-        self.store = store
+    def __init__(self, store: Store | Callable[[], Store], settings: Any = None, *,
+                 aliases: Sequence[Sequence[str]] | None = None, owns_store: bool = True) -> None:
+        self._store: Store | None = store if isinstance(store, Store) else None
+        self._open: Callable[[], Store] | None = None if isinstance(store, Store) else store
         self.settings = settings
         if aliases is None:
             from ednaquery.query import load_alias_groups
@@ -293,6 +339,14 @@ class Index:
         #: the alias groups queries are widened by (built-ins plus the settings' ``aliases``)
         self.aliases: list[list[str]] = [list(g) for g in aliases]
         self._owns_store = owns_store
+
+    @property
+    def store(self) -> Store:
+        """The store (opened now if it was given as a function)."""
+        if self._store is None:
+            assert self._open is not None
+            self._store = self._open()
+        return self._store
 
     def __repr__(self) -> str:
         return f"<Index {self.store.display_uri}>"
@@ -304,9 +358,9 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        """Close the store (when this index opened it)."""
-        if self._owns_store:
-            self.store.close()
+        """Close the store (when this index owns it)."""
+        if self._owns_store and self._store is not None:
+            self._store.close()
 
     # ------------------------------------------------------------ queries
     def parse(self, query: str | Sequence[str] | Node | None, *, aliases: bool = True) -> Node:
@@ -327,7 +381,7 @@ class Index:
     def find(self, query: str | Sequence[str] | Node | None = None, *, sort: str | Sequence[str] | None = None,
              limit: int | None = None, kind: str | Sequence[str] | None = None, best: str | None = None,
              by: str | None = None, minimize: bool | None = None, all_versions: bool = False,
-             aliases: bool = True) -> Results:
+             aliases: bool = True, timeout: float | None = None) -> Results:
         """The documents matching ``query`` (docs/query.md), as :class:`Results`.
 
         ``sort``: a key or keys, ``-key`` descending. ``kind``: ``config``, ``run`` and/or
@@ -335,7 +389,9 @@ class Index:
         keeps the best document per value of ``by`` (all in one group without it): highest
         METRIC, or lowest for loss-like names (``minimize`` forces it); ordered best first and
         not combinable with ``sort``. ``all_versions`` includes superseded and deleted documents;
-        ``aliases=False`` matches keys exactly as written.
+        ``aliases=False`` matches keys exactly as written; ``timeout`` stops a query after that
+        many seconds (:class:`ednaquery.errors.QueryTimeout`). A sort, best or by key the index
+        has never seen is a :class:`UsageError` with a "did you mean".
         """
         from ednaquery.output import Column, key_label, query_columns
 
@@ -352,14 +408,20 @@ class Index:
             raise UsageError(f"limit must be 0 or more (got {limit})")
         kinds = self._kinds(kind)
         sort_keys = [parse_sort(s, alias_groups) for s in sorts]
+        self.store.query_timeout = timeout or None
+        self._check_option_keys([("--sort", sk.key) for sk in sort_keys])
+        by_key = None
         if best:
-            from ednaquery.results import best_per_group
+            from ednaquery.results import best_in_store, check_group_key
 
             metric_key = parse_key_arg(best, "--best", alias_groups)
             by_key = parse_key_arg(by, "--by", alias_groups) if by else None
-            docs = self.store.find(node, FindOptions(kinds=kinds, all_versions=all_versions))
-            docs = best_per_group(docs, Column(metric_key, key_label(metric_key)),
-                                  Column(by_key, key_label(by_key)) if by_key else None, minimize)
+            self._check_option_keys([("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
+            if by_key is not None:
+                check_group_key(by_key, self.store.key_paths())
+            docs = best_in_store(self.store, node, FindOptions(kinds=kinds, all_versions=all_versions),
+                                 Column(metric_key, key_label(metric_key)),
+                                 Column(by_key, key_label(by_key)) if by_key else None, minimize)
             if limit is not None:
                 docs = docs[:limit]
             extra = ([by_key] if by_key else []) + [metric_key]
@@ -368,12 +430,33 @@ class Index:
                                                      limit=limit))
             extra = [sk.key for sk in sort_keys]
         columns = query_columns(node, extra)
+        for col in columns:  # the --by column shows the leaf the runs were grouped by
+            col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
         return Results((Record.from_document(d, columns) for d in docs), query=node, columns=columns)
 
+    def _check_option_keys(self, keys: Sequence[tuple[str, KeySpec]]) -> None:
+        """``--sort``/``--best``/``--by`` on a key the index has never seen: a usage error with a suggestion."""
+        from ednaquery.query.suggest import describe_unknown, known
+
+        paths = self.store.key_paths() if keys else []
+        for what, key in keys:
+            if paths and not known(key, paths):
+                raise UsageError(f"{what}: {describe_unknown(key, paths)}")
+
+    def unknown_keys(self, query: str | Sequence[str] | Node | None, *, aliases: bool = True) -> list[str]:
+        """One line per key of ``query`` the index has never seen, with a "did you mean" (what the
+        CLI prints when nothing matched)."""
+        from ednaquery.query.suggest import describe_unknown, unknown_keys
+
+        node = self.parse(query, aliases=aliases)
+        paths = self.store.key_paths()
+        return [describe_unknown(key, paths) for key in unknown_keys(node, paths)] if paths else []
+
     def count(self, query: str | Sequence[str] | Node | None = None, *, kind: str | Sequence[str] | None = None,
-              all_versions: bool = False, aliases: bool = True) -> int:
+              all_versions: bool = False, aliases: bool = True, timeout: float | None = None) -> int:
         """How many documents match ``query`` (same options as :meth:`find`)."""
         node = self.parse(query, aliases=aliases)
+        self.store.query_timeout = timeout or None
         return self.store.count(node, FindOptions(kinds=self._kinds(kind), all_versions=all_versions))
 
     @staticmethod

@@ -153,6 +153,7 @@ def finite_number(value: Any) -> float | None:
 
 @dataclass
 class _Series:
+    direction: Direction | None = None
     last: float | None = None
     best: float | None = None
     count: int = 0
@@ -173,20 +174,25 @@ class MetricsSummary:
 
     def add(self, name: str, value: Any, *, step: Any = None, epoch: Any = None) -> None:
         """One value of one metric (later calls are later in time), at ``step``/``epoch`` if known."""
+        self._add(name, value, _whole(step), _whole(epoch))
+
+    def _add(self, name: str, value: Any, step: int | None, epoch: int | None) -> None:
         x = as_number(value)
         if x is None:
             return
-        s = self.series.setdefault(name, _Series())
+        s = self.series.get(name)
+        if s is None:
+            s = self.series[name] = _Series(direction(name))
         if not math.isfinite(x):
             s.nonfinite += 1
             return
         s.count += 1
         s.last = x
         if len(self.points) < MAX_POINTS:
-            self.points.append(Point(name, _whole(step), _whole(epoch), x))
+            self.points.append(Point(name, step, epoch, x))
         else:
             self.points_dropped += 1
-        d = direction(name)
+        d = s.direction
         if d == "min":
             s.best = x if s.best is None else min(s.best, x)
         elif d == "max":
@@ -201,6 +207,7 @@ class MetricsSummary:
                 epoch = v
             elif low in _STEP_COUNTERS and step is None:
                 step = v
+        step, epoch = _whole(step), _whole(epoch)
         for k, v in record.items():
             key = str(k)
             if is_step_key(key):
@@ -215,9 +222,9 @@ class MetricsSummary:
             if isinstance(v, dict):
                 for sk, sv in v.items():  # {"val": {"acc": 0.9}} -> val/acc
                     if not isinstance(sv, (dict, list)):
-                        self.add(f"{key}/{sk}", sv, step=step, epoch=epoch)
+                        self._add(f"{key}/{sk}", sv, step, epoch)
                 continue
-            self.add(key, v, step=step, epoch=epoch)
+            self._add(key, v, step, epoch)
 
     def set_final(self, name: str, value: Any) -> None:
         """A final value from a summary file: it is ``last``; ``best`` only if given."""

@@ -60,7 +60,15 @@ def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> Conve
 
 
 def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> list[Converted]:
-    return [_convert_one(p, max_bytes, zdict) for p in paths]
+    out = [_convert_one(p, max_bytes, zdict) for p in paths]
+    # every file of a run folder carries the run's series; only the last of them in the chunk sends it
+    # back (the store keeps the last one written, and they are the same read of the folder)
+    sent: set[str] = set()
+    for _, _, _, series in reversed(out):
+        for run_id in [r for r in series if r in sent]:
+            del series[run_id]
+        sent.update(series)
+    return out
 
 
 class _Converter:

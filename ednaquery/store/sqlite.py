@@ -262,19 +262,15 @@ class SQLiteStore(Store):
             raise
 
     def _migrate(self) -> None:
-        """v2 -> v3: add the series table. The files of indexed run folders are forgotten, so the
+        """v2 -> v3: add the series table. The recorded states of runs' files are forgotten, so the
         next scan (or the daemon's reconcile walk) reads those runs again and fills their series."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if self.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()[0] == "2":  # not done meanwhile
                 for stmt in _SERIES_SQL:
                     self.db.execute(stmt)
-                folders = [r[0] for r in self.db.execute(
-                    "SELECT DISTINCT p.path FROM doc_paths p JOIN docs d ON d.rid=p.rid "
-                    "WHERE d.kind='run' AND p.live=1")]
-                for folder in folders:  # '0' follows '/': every path under the folder
-                    self.db.execute("DELETE FROM files WHERE path >= ? AND path < ?",
-                                    (folder.rstrip("/") + "/", folder.rstrip("/") + "0"))
+                self.db.execute("DELETE FROM files WHERE path IN (SELECT p.path FROM doc_paths p "
+                                "JOIN docs d ON d.rid=p.rid WHERE d.kind='run' AND p.live=1)")
                 self.db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
         except BaseException:
@@ -531,14 +527,21 @@ class SQLiteStore(Store):
     def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
         def run() -> list[StoredPoint]:
             rids = dict(self._rows_in("SELECT rid, id FROM docs WHERE id IN ({})", list(dict.fromkeys(run_ids))))
-            want = None if metrics is None else set(metrics)
-            by_run: dict[str, list[StoredPoint]] = {}
-            for rid, metric, step, epoch, value in self._rows_in(
-                    "SELECT rid, metric, step, epoch, value FROM series WHERE rid IN ({}) "
-                    "ORDER BY rid, metric, rowid", list(rids)):
-                if want is None or metric in want:
-                    by_run.setdefault(rids[rid], []).append((rids[rid], metric, step, epoch, value))
-            return [p for run_id in dict.fromkeys(run_ids) for p in by_run.get(run_id, ())]
+            sql = "SELECT metric, step, epoch, value FROM series WHERE rid=?"
+            names: list[str] = []
+            if metrics is not None:
+                names = list(dict.fromkeys(metrics))
+                if not names:
+                    return []
+                sql += f" AND metric IN ({','.join('?' * len(names))})"
+            out: list[StoredPoint] = []
+            by_id = {run_id: rid for rid, run_id in rids.items()}
+            for run_id in dict.fromkeys(run_ids):  # one index range per run, in the order asked
+                rid = by_id.get(run_id)
+                if rid is not None:
+                    rows = self.db.execute(sql + " ORDER BY metric, rowid", [rid, *names]).fetchall()
+                    out += [(run_id, *row) for row in rows]
+            return out
         return self._guard(run)
 
     def _leaves_of(self, doc_id: str) -> list[dict]:

@@ -1,0 +1,116 @@
+"""Runs' metric series reach the store: the one-shot scan (converter processes too) writes them,
+and the daemon keeps them in step with a run folder as it grows, and drops them with the run."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ednaquery.query import compile_query
+from ednaquery.store import FindOptions, open_store
+from ednaquery.store.sqlite import SQLiteStore
+from indexer.daemon import Indexer
+from indexer.scan import scan
+from tests.support.wait import wait_until
+
+
+def _write_run(folder: Path, epochs: int, *, trainer: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(f"model: vit\nlr: 0.001\nseed: {folder.name}\n")
+    if trainer:
+        (folder / "run.json").write_text(json.dumps({"format": "ednaquery-run", "run_id": folder.name,
+                                                     "status": "running"}))
+    with open(folder / "metrics.jsonl", "w") as fh:
+        for e in range(1, epochs + 1):
+            row = {"epoch": e, "step": 50 * e, "val_acc": e / 100, "train_loss": 1 / e}
+            fh.write(json.dumps({"scope": "epoch", **row} if trainer else row) + "\n")
+            if trainer:  # step rows are not part of a trainer run's series
+                fh.write(json.dumps({"scope": "step", "epoch": e, "step": 50 * e - 1, "train_loss": 9.0}) + "\n")
+
+
+def _runs(store) -> dict[str, dict]:
+    return {d["_id"]: d for d in store.find(compile_query("kind=run"), FindOptions())}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_scan_writes_every_runs_series(tmp_path: Path, workers: int, monkeypatch) -> None:
+    from indexer import scan as scan_mod
+
+    pooled = []
+    real_close = scan_mod._Converter.close
+
+    def close(self) -> None:
+        pooled.append(self.pool is not None)
+        real_close(self)
+
+    monkeypatch.setattr(scan_mod._Converter, "close", close)
+    root = tmp_path / "runs"
+    for i in range(140):  # 280 files: over the pool threshold (four chunks of 64) with two workers
+        _write_run(root / f"{i:03d}", 3 + i % 4, trainer=i % 2 == 1)
+    store = SQLiteStore(tmp_path / "index.db")
+    try:
+        report = scan(store, [str(root)], workers=workers)
+        assert report.errors == 0
+        assert pooled == [workers > 1]  # with two workers, converter processes sent the series back
+        runs = _runs(store)
+        assert len(runs) == 140
+        for run_id in runs:
+            points = store.series([run_id], ["val_acc"])
+            epochs = [p[3] for p in points]
+            assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) in (3, 4, 5, 6)
+        trainer_run = "001"
+        assert [p[4] for p in store.series([trainer_run], ["train_loss"])] == [1.0, 0.5, 1 / 3, 0.25]
+        # each run's series is there once, though each of its files carried it
+        total = store.db.execute("SELECT count(*) FROM series").fetchone()[0]
+        assert total == sum(2 * (3 + i % 4) for i in range(140))
+    finally:
+        store.close()
+
+
+def test_rescan_after_a_run_grows_replaces_its_series(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    _write_run(root / "a", 2)
+    store = SQLiteStore(tmp_path / "index.db")
+    try:
+        scan(store, [str(root)], workers=1)
+        run_id = next(iter(_runs(store)))
+        assert len(store.series([run_id], ["val_acc"])) == 2
+        _write_run(root / "a", 5)
+        scan(store, [str(root)], workers=1)
+        assert [p[3] for p in store.series([run_id], ["val_acc"])] == [1, 2, 3, 4, 5]
+    finally:
+        store.close()
+
+
+def test_daemon_keeps_the_series_in_step_as_the_run_grows_and_drops_it_with_the_run(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    db = str(tmp_path / "index.db")
+    _write_run(root / "run0001", 1, trainer=True)
+    ix = Indexer(lambda: open_store(db), [str(root)], debounce=0.05, poll=True, poll_interval=0.1,
+                 reconcile_every=None)
+    ix.start()
+    reader = None
+    try:
+        assert ix.wait_idle(10)
+        reader = open_store(db)
+
+        def epochs() -> list:
+            return [p[3] for p in reader.series(["run0001"], ["val_acc"])]
+
+        assert wait_until(lambda: epochs() == [1], 10)
+        for n in (2, 3, 4):  # the trainer appends an epoch row (rewriting the file atomically)
+            tmp = root / "run0001" / "metrics.tmp"
+            _write_run(tmp_path / "staging", n, trainer=True)
+            shutil.copy(tmp_path / "staging" / "metrics.jsonl", tmp)
+            tmp.replace(root / "run0001" / "metrics.jsonl")
+            assert wait_until(lambda n=n: epochs() == list(range(1, n + 1)), 10), epochs()
+        shutil.rmtree(root / "run0001")
+        assert wait_until(lambda: reader.get("run0001")["deleted"] is True, 10)
+        assert reader.series(["run0001"]) == []
+    finally:
+        ix.stop()
+        if reader is not None:
+            reader.close()
