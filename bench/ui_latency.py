@@ -12,7 +12,9 @@ Figures (each a function in :data:`MEASURES`, given the :class:`Bench`; add one 
   ratio against a reference measured in the same run on the same records:
   ``pandas.json_normalize`` of their configs (what one would write with plain pandas);
 - ``find`` of every run (the records the frame is made from);
-- ``ix.series`` of a 20-run overlay of one metric (the library side of the overlay view).
+- ``ix.series`` of a 20-run overlay of one metric (the library side of the overlay view);
+- ``ednaquery ui``'s server time, p50/p95: the search page with 50 rows and a 20-run overlay, target
+  <= 300 ms (bench/ui_server.py).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweepgen import make_config
+from ui_server import server_times
 
 from ednaquery.api import Index
 from ednaquery.store import open_store
@@ -146,7 +149,12 @@ def measure_series(b: Bench) -> list[Figure]:
 
 
 #: the measurements, in order; each returns its figures (the UI's server times add theirs here)
-MEASURES: list[Callable[[Bench], list[Figure]]] = [measure_to_pandas, measure_series]
+def measure_ui(b: Bench) -> list[Figure]:
+    """Server times of ``ednaquery ui``: the search page (50 rows) and a 20-run overlay (bench/ui_server.py)."""
+    return [Figure(*fig) for fig in server_times(b.ix, b.run_ids, reps=20)]
+
+
+MEASURES: list[Callable[[Bench], list[Figure]]] = [measure_to_pandas, measure_series, measure_ui]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,9 @@ below; a script can call them too (Datasette's model). Everything goes through t
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from importlib.resources import files
 from typing import Any
@@ -26,14 +28,16 @@ from ednaquery.ui.payload import cleaned, config_diff, record_json, series_json
 
 __all__ = ["create_app"]
 
+log = logging.getLogger(__name__)
+
 STATIC = str(files("ednaquery.ui") / "static")
 #: rows a search returns when the page does not say
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 5000
 #: runs one overlay or diff takes at most
 MAX_COMPARE = 200
-#: seconds the key catalogue (autocomplete) is reused before it is read again
-KEYS_TTL_S = 5.0
+#: seconds the key catalogue (autocomplete) is served before it is read again (in the background)
+KEYS_TTL_S = 10.0
 #: what every response may load: only this server's own scripts, styles and images
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -50,6 +54,49 @@ class _Headers(BaseHTTPMiddleware):
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
+
+
+class _Catalogue:
+    """The index's keys for autocomplete: read in a background thread, at most every :data:`KEYS_TTL_S`.
+
+    Reading every key of a big index takes a while (its leaves are scanned), so a keystroke gets the
+    last catalogue at once while a newer one is read; only the very first request waits for one.
+    """
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+        self._stats: list[Any] | None = None
+        self._at = -KEYS_TTL_S
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._busy = False
+
+    def _read(self) -> None:
+        try:
+            stats = self.index.keys(None)
+            with self._lock:
+                self._stats, self._at = stats, time.monotonic()
+        except EdnaError as exc:  # a failed read keeps the last catalogue; the next request tries again
+            log.warning("cannot read the key catalogue: %s", exc)
+        finally:
+            with self._lock:
+                self._busy = False
+            self._ready.set()
+
+    def refresh_soon(self) -> None:
+        """Start a background read unless one is running or the catalogue is fresh."""
+        with self._lock:
+            if self._busy or time.monotonic() - self._at < KEYS_TTL_S:
+                return
+            self._busy = True
+        threading.Thread(target=self._read, name="ednaquery-ui-keys", daemon=True).start()
+
+    def stats(self) -> list[Any]:
+        """The newest catalogue read (waiting for the first one), asking for a fresher one when due."""
+        self.refresh_soon()
+        if self._stats is None:
+            self._ready.wait(timeout=30)
+        return self._stats or []
 
 
 def _int(text: str | None, default: int, lo: int, hi: int) -> int:
@@ -101,21 +148,15 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         columns += [k for r in rows for k in (r.get("values") or {}) if k not in columns]
         return ok({"query": q, "sort": sort, "limit": limit, "columns": columns, "rows": rows})
 
-    catalogue: dict[str, Any] = {"at": -KEYS_TTL_S, "stats": []}
-
-    def key_stats() -> list[Any]:
-        # every keystroke asks; the catalogue is read at most once per KEYS_TTL_S
-        now = time.monotonic()
-        if now - catalogue["at"] >= KEYS_TTL_S:
-            catalogue["stats"], catalogue["at"] = index.keys(None), now
-        return catalogue["stats"]
+    catalogue = _Catalogue(index)
+    catalogue.refresh_soon()  # read it while the first page loads, not on the first keystroke
 
     def api_keys(request: Request) -> Response:
         """``/api/keys?prefix=opt``: keys of the catalogue for autocomplete, most common first."""
         prefix = request.query_params.get("prefix", "")
         limit = _int(request.query_params.get("limit"), 30, 1, 1000)
         out = []
-        for stat in key_stats():
+        for stat in catalogue.stats():
             key = _key_text(stat)
             if prefix and not (key.startswith(prefix) or f".{prefix}" in key):
                 continue
