@@ -203,13 +203,11 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         metrics = [m for m in request.query_params.getlist("metric") if m] or None
         if not ids:
             return ok({"runs": {}})
-        full = []
-        for doc_id in ids:
-            try:
-                full.append(record_json(get_record(doc_id), with_config=False)["id"])
-            except (NotFound, AmbiguousId):
-                continue
-        return ok({"runs": series_json(p._asdict() for p in index.series_points(full, metrics))})
+        try:
+            points = index.series_points(ids, metrics)
+        except (NotFound, AmbiguousId) as exc:
+            return _error(404, str(exc))
+        return ok({"runs": series_json(p._asdict() for p in points)})
 
     def api_file(request: Request) -> Response:
         """``/api/file/{id}/{path}``: a file from that run's folder; anything else is 404."""

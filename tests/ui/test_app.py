@@ -82,6 +82,9 @@ def test_series_has_every_epoch_of_each_run(sweep, client):
         assert body["runs"][run]["val_acc"]["epoch"] == [1, 2, 3, 4, 5]
         assert body["runs"][run]["val_acc"]["step"] == [10, 20, 30, 40, 50]
         assert set(body["runs"][run]) == {"val_acc"}
+    prefixes = client.get("/api/series", params={"ids": sweep.ids[1][:-2], "metric": "val_acc"}).json()
+    assert list(prefixes["runs"]) == [sweep.ids[1]]
+    assert client.get("/api/series", params={"ids": "nosuchrun"}).status_code == 404
 
 
 def test_diff_shows_only_the_keys_that_differ(sweep, client):
