@@ -6,6 +6,7 @@ each page go to test-output/ui/ (gitignored). `make browser` installs chromium w
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ednaquery.cli import main
@@ -108,6 +110,13 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
     assert len(expected) == 6  # 3 runs and their 3 configs
     d.save_screenshot(str(SHOTS / "1-search.png"))
 
+    # a click on a column's header sorts by it (the store's sort, as --sort), a second click descending
+    d.find_element(By.CSS_SELECTOR, '#results th[data-col="lr"]').click()
+    wait_for(d, lambda d: rows(d, "results") == cli_ids(sweep.db, "lr<1e-3", "--sort", "lr"))
+    d.find_element(By.CSS_SELECTOR, '#results th[data-col="lr"]').click()
+    wait_for(d, lambda d: rows(d, "results") == cli_ids(sweep.db, "lr<1e-3", "--sort=-lr"))
+    assert "sort=-lr" in d.current_url
+
     # a syntax error shows the query with a caret under the bad token
     q = d.find_element(By.ID, "q")
     q.clear()
@@ -184,6 +193,25 @@ def test_new_epochs_and_runs_appear_without_a_reload(sweep, server, browser):
              and c[0].get_attribute("data-points") == "6")
     assert d.execute_script("return window.__same_page === true")  # no reload happened
     d.save_screenshot(str(SHOTS / "6-live-run.png"))
+
+
+def test_hostile_values_show_as_text(sweep, server, browser):
+    d = browser
+    hostile = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
+    folder = sweep.root / "runs" / "20261204-130000-bad0"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"format": "ednaquery-run", "run_id": folder.name,
+                                                 "status": "completed"}))
+    (folder / "config.yaml").write_text(yaml.safe_dump({"model": {"name": hostile}, "optimizer": {"lr": 0.05}}))
+    assert CliRunner().invoke(main, ["--store", sweep.db, "index", str(sweep.root / "runs")]).exit_code == 0
+    for page, url in (("search", "/?q=lr%3E0.02&cols=model.name"), ("run", f"/run/{folder.name}"),
+                      ("compare", "/compare?q=lr%3E0.005")):
+        d.get(server + url)
+        try:
+            wait_for(d, lambda d: hostile in d.find_element(By.TAG_NAME, "body").text)
+        finally:
+            d.save_screenshot(str(SHOTS / f"7-hostile-value-{page}.png"))
+        assert d.title != "pwned" and not d.find_elements(By.CSS_SELECTOR, "main img[src=x]")
 
 
 def test_add_a_tag_and_find_it():

@@ -41,6 +41,7 @@ EQ.fmt = function (v) {
   }
   return String(v);
 };
+EQ.clip = (text, n) => (text.length > n ? text.slice(0, n - 1) + "\u2026" : text);
 EQ.time = function (t) {
   if (!t) return "";
   return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z";

@@ -36,9 +36,9 @@ EQ.axisName = (k) => { k = k.replace(/^metric:/, ""); return k.length > 28 ? "\u
 EQ.parcoords = function (container, rows, axes, colorKey, brushes, onFilter) {
   const W = Math.max(600, Math.min((container.clientWidth || 1000) - 4, 1300)), H = 320, top = 30, bottom = H - 30;
   const left = 60, right = W - 60;
+  if (!axes.length) { container.replaceChildren(EQ.el("div", { class: "muted" }, "no param varies between these runs")); onFilter(rows.map((r) => r.id)); return; }
   const svg = EQ.svg("svg", { width: W, height: H, id: "pc-svg" });
   container.replaceChildren(svg);
-  if (!axes.length) { container.append(EQ.el("div", { class: "muted" }, "no param varies between these runs")); return; }
   const gap = axes.length > 1 ? (right - left) / (axes.length - 1) : 0;
   const scales = axes.map((k) => EQ.scale(rows.map((r) => r.get(k)), top, bottom));
   const cvals = rows.map((r) => r.get(colorKey)).filter((v) => typeof v === "number");
@@ -79,7 +79,9 @@ EQ.parcoords = function (container, rows, axes, colorKey, brushes, onFilter) {
       const y = sc.pos(sc.numeric ? t : t);
       if (y === null || y === undefined) continue;
       g.append(EQ.svg("line", { x1: -4, x2: 0, y1: y, y2: y }));
-      g.append(EQ.svg("text", { x: -6, y: y + 4, "text-anchor": "end" }, sc.numeric ? EQ.fmt(t) : t));
+      const label = EQ.svg("text", { x: -6, y: y + 4, "text-anchor": "end" }, sc.numeric ? EQ.fmt(t) : EQ.clip(t, 16));
+      label.append(EQ.svg("title", {}, sc.numeric ? EQ.fmt(t) : t));
+      g.append(label);
     }
     g.append(EQ.svg("rect", { class: "brush", "data-key": k, x: -8, width: 16, y: top, height: 0, visibility: "hidden" }));
     const hit = EQ.svg("rect", { class: "hit", "data-key": k, x: -12, width: 24, y: top - 4, height: bottom - top + 8, fill: "transparent", style: "cursor:crosshair" });
