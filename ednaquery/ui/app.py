@@ -14,6 +14,7 @@ from importlib.resources import files
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -29,6 +30,11 @@ from ednaquery.ui.payload import cleaned, config_diff, record_json, series_json
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+try:  # tags and notes (ednaquery tag / note): the one write the ui offers, where the feature is present
+    from ednaquery import annotations as ANNOTATIONS
+except ImportError:  # pragma: no cover - an ednaquery without tags and notes
+    ANNOTATIONS = None
 
 STATIC = str(files("ednaquery.ui") / "static")
 #: rows a search returns when the page does not say
@@ -224,8 +230,39 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         return FileResponse(real, media_type=media, headers={"Content-Security-Policy": FILE_CSP})
 
     def api_status(request: Request) -> Response:
-        """``/api/status``: how many configs and runs are indexed (the pages poll it to go live)."""
-        return ok({"runs": index.count("kind=run"), "documents": index.count("")})
+        """``/api/status``: how many configs and runs are indexed, and whether tags and notes can be edited."""
+        return ok({"runs": index.count("kind=run"), "documents": index.count(""),
+                   "annotations": ANNOTATIONS is not None})
+
+    async def api_annotate(request: Request) -> Response:
+        """``POST /api/annotate/{id}`` with JSON ``{"tags": ["+new", "-old"], "note": "text"}``: the one write.
+
+        Only from this server's own pages: a JSON body (a cross-site form cannot send one without a
+        preflight this app never answers) and, when the browser sends one, an Origin of this host.
+        """
+        if ANNOTATIONS is None:
+            return _error(501, "tags and notes are not available in this version of ednaquery")
+        if not request.headers.get("content-type", "").startswith("application/json") or not _same_origin(request):
+            return _error(403, "tags and notes are edited from the ui's own pages")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the body is not JSON")
+        if not isinstance(body, dict) or not (set(body) & {"tags", "note"}) or set(body) - {"tags", "note"}:
+            return _error(400, 'send {"tags": ["+TAG", "-TAG"]} and/or {"note": "text"}')
+        tags, note = body.get("tags"), body.get("note")
+        if (tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags))) or \
+                (note is not None and not isinstance(note, str)):
+            return _error(400, "tags is a list of +TAG/-TAG strings, note is a string")
+        doc_id = request.path_params["doc_id"]
+        try:
+            await run_in_threadpool(_annotate, index, doc_id, tags, note)
+            record = await run_in_threadpool(get_record, doc_id)
+        except (NotFound, AmbiguousId) as exc:
+            return _error(404, str(exc))
+        except EdnaError as exc:
+            return _error(400, str(exc))
+        return ok(record_json(record, with_config=False))
 
     routes = [
         Route("/", page("search.html")),
@@ -239,9 +276,30 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         Route("/api/series", api_series),
         Route("/api/status", api_status),
         Route("/api/file/{doc_id}/{path:path}", api_file),
+        Route("/api/annotate/{doc_id}", api_annotate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_Headers)])
+
+
+def _same_origin(request: Request) -> bool:
+    """True unless the browser says the request comes from a page of another origin."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+def _annotate(index: Any, doc_id: str, tags: list[str] | None, note: str | None) -> None:
+    """Apply ``+TAG``/``-TAG`` changes and/or a note through :mod:`ednaquery.annotations` (sidecar, then index)."""
+    assert ANNOTATIONS is not None
+    record = index.get(doc_id)
+    doc = record.doc
+    new_tags = None
+    if tags is not None:
+        user = (doc.get("annotations") or {}).get("tags") or []
+        new_tags = ANNOTATIONS.apply_tag_changes(user, tags)
+    ANNOTATIONS.annotate(index.store, doc, tags=new_tags, note=note)
 
 
 def _key_text(stat: Any) -> str:

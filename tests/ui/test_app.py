@@ -220,3 +220,22 @@ def test_ui_on_a_busy_port_is_one_line(sweep):
         out = CliRunner().invoke(main, ["--store", sweep.db, "ui", "--port", str(port)])
     assert out.exit_code == 2
     assert out.output.strip().startswith(f"error: cannot listen on 127.0.0.1:{port}")
+
+
+def test_tags_and_notes_are_the_one_write(sweep, client, ix):
+    pytest.importorskip("ednaquery.annotations", reason="tags and notes (ednaquery tag/note) are not in this tree")
+    run = sweep.ids[4]
+    url = f"/api/annotate/{run}"
+    assert client.post(url, content='{"tags": ["+baseline"]}').status_code == 403  # not JSON: a form could send it
+    assert client.post(url, json={"tags": ["+baseline"]}, headers={"Origin": "http://evil.example"}).status_code == 403
+    assert client.post(url, json={"rm": "-rf"}).status_code == 400
+    assert client.post(url, json={"tags": ["bad tag"]}).status_code == 400
+    resp = client.post(url, json={"tags": ["+baseline", "+lr-sweep"], "note": "dropout helped"},
+                       headers={"Origin": "http://testserver"})
+    assert resp.status_code == 200, resp.text
+    assert {"baseline", "lr-sweep"} <= set(resp.json()["tags"]) and resp.json()["note"] == "dropout helped"
+    assert [r.id for r in ix.find("tags=baseline")] == [run]
+    assert [r.id for r in ix.find("note~dropout")] == [run]
+    assert (sweep.root / "runs" / run / ".ednaquery-annotations.json").is_file()  # the filesystem keeps them
+    assert set(client.post(url, json={"tags": ["-lr-sweep"]}).json()["tags"]) >= {"baseline"}
+    assert "lr-sweep" not in client.get(f"/api/run/{run}").json()["tags"]

@@ -28,6 +28,13 @@ EQ.api = async function (path, params) {
   if (!resp.ok) { const e = new Error(body.error || resp.statusText); e.body = body; e.status = resp.status; throw e; }
   return body;
 };
+EQ.post = async function (path, body) {
+  const resp = await fetch(new URL(path, location.origin), { method: "POST", body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json", Accept: "application/json" } });
+  const data = await resp.json();
+  if (!resp.ok) { const e = new Error(data.error || resp.statusText); e.body = data; e.status = resp.status; throw e; }
+  return data;
+};
 EQ.fmt = function (v) {
   if (v === null || v === undefined) return "";
   if (typeof v === "number") {

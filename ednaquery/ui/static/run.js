@@ -4,7 +4,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const runId = decodeURIComponent(location.pathname.split("/").pop());
-  let record = null, seriesSig = "";
+  let record = null, seriesSig = "", editable = false;
   EQ.header();
 
   function yamlish(v, indent) {
@@ -27,7 +27,25 @@
       ["started", EQ.time(r.started_at)], ["ended", EQ.time(r.ended_at)], ["config", cfg],
       ["tags", EQ.el("span", { id: "tags" }, tags.length ? tags : EQ.el("span", { class: "muted" }, "(none)"))],
       ["note", EQ.el("span", { id: "note", style: "white-space: pre-wrap" }, r.note || "")]];
+    if (editable && (r.kind === "run" || r.kind === "config")) rows.push(["edit", editor(r)]);
     $("facts").replaceChildren(...rows.filter(([, v]) => v).map(([k, v]) => EQ.el("tr", {}, EQ.el("td", {}, k), EQ.el("td", {}, v))));
+  }
+
+  function editor(r) {
+    const tagBox = EQ.el("input", { type: "text", id: "tag-input", size: 24, placeholder: "+baseline -old", spellcheck: "false" });
+    const note = EQ.el("textarea", { id: "note-input", rows: 2, cols: 60 });
+    note.value = r.note || "";
+    const msg = EQ.el("span", { id: "edit-msg", class: "muted" });
+    async function send(body) {
+      try { const updated = await EQ.post("/api/annotate/" + encodeURIComponent(r.id), body);
+        record.tags = updated.tags; record.note = updated.note; facts(record); $("edit-msg").textContent = "saved"; }
+      catch (err) { $("edit-msg").textContent = err.message; }
+    }
+    return EQ.el("div", {},
+      EQ.el("div", { class: "row" }, tagBox, EQ.el("button", { id: "tag-apply", onclick: () => {
+        const changes = tagBox.value.split(/[\s,]+/).filter(Boolean); if (changes.length) send({ tags: changes }); } }, "Apply tags")),
+      EQ.el("div", { class: "row", style: "margin-top:.3em" }, note, EQ.el("button", { id: "note-save", onclick: () => send({ note: note.value }) }, "Save note")),
+      msg);
   }
 
   function metrics(r) {
@@ -69,6 +87,9 @@
 
   async function load() {
     try {
+      editable = !!(await EQ.api("/api/status")).annotations;
+    } catch (err) { editable = false; }
+    try {
       record = await EQ.api("/api/run/" + encodeURIComponent(runId));
     } catch (err) {
       $("title").textContent = runId; $("error").append(EQ.el("pre", { class: "error" }, err.message)); return;
@@ -86,7 +107,8 @@
     if (!record) return;
     const r = await EQ.api("/api/run/" + encodeURIComponent(runId));
     if (JSON.stringify([r.status, r.metrics, r.tags, r.note]) !== JSON.stringify([record.status, record.metrics, record.tags, record.note])) {
-      record = r; facts(r); metrics(r); files(r);
+      const typing = document.activeElement && ["tag-input", "note-input"].includes(document.activeElement.id);
+      record = r; if (!typing) facts(r); metrics(r); files(r);
     }
     await curves(false);
     $("live").textContent = "live \u2022 " + new Date().toLocaleTimeString();
