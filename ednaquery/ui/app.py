@@ -6,7 +6,7 @@ below; a script can call them too (Datasette's model). Everything goes through t
 """
 from __future__ import annotations
 
-import logging
+import importlib
 import os
 import threading
 import time
@@ -14,6 +14,7 @@ from importlib.resources import files
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -29,10 +30,10 @@ from ednaquery.ui.payload import cleaned, config_diff, record_json, series_json
 
 __all__ = ["create_app"]
 
-log = logging.getLogger(__name__)
 
 try:  # tags and notes (ednaquery tag / note): the one write the ui offers, where the feature is present
-    from ednaquery import annotations as ANNOTATIONS
+    # (imported by name: `from ednaquery import annotations` would find the package's __future__ feature)
+    ANNOTATIONS: Any = importlib.import_module("ednaquery.annotations")
 except ImportError:  # pragma: no cover - an ednaquery without tags and notes
     ANNOTATIONS = None
 
@@ -63,10 +64,11 @@ class _Headers(BaseHTTPMiddleware):
 
 
 class _Catalogue:
-    """The index's keys for autocomplete: read in a background thread, at most every :data:`KEYS_TTL_S`.
+    """The index's keys for autocomplete, read at most every :data:`KEYS_TTL_S`.
 
-    Reading every key of a big index takes a while (its leaves are scanned), so a keystroke gets the
-    last catalogue at once while a newer one is read; only the very first request waits for one.
+    Reading every key of a big index takes a while (its leaves are scanned), so a fresh read runs as
+    a background task after a response (the search page's, or a keystroke's, which gets the last
+    catalogue at once); only a request that finds no catalogue at all waits for one.
     """
 
     def __init__(self, index: Any) -> None:
@@ -74,35 +76,31 @@ class _Catalogue:
         self._stats: list[Any] | None = None
         self._at = -KEYS_TTL_S
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._busy = False
 
-    def _read(self) -> None:
+    def due(self) -> bool:
+        """True when the catalogue is missing or older than :data:`KEYS_TTL_S`."""
+        return time.monotonic() - self._at >= KEYS_TTL_S
+
+    def refresh(self, *, wait: bool = False) -> None:
+        """Read the catalogue if it is due (one read at a time; without ``wait``, skip if one is running)."""
+        if not self._lock.acquire(blocking=wait):
+            return
         try:
-            stats = self.index.keys(None)
-            with self._lock:
+            if self.due():
+                stats = self.index.keys(None)
                 self._stats, self._at = stats, time.monotonic()
-        except EdnaError as exc:  # a failed read keeps the last catalogue; the next request tries again
-            log.warning("cannot read the key catalogue: %s", exc)
         finally:
-            with self._lock:
-                self._busy = False
-            self._ready.set()
-
-    def refresh_soon(self) -> None:
-        """Start a background read unless one is running or the catalogue is fresh."""
-        with self._lock:
-            if self._busy or time.monotonic() - self._at < KEYS_TTL_S:
-                return
-            self._busy = True
-        threading.Thread(target=self._read, name="ednaquery-ui-keys", daemon=True).start()
+            self._lock.release()
 
     def stats(self) -> list[Any]:
-        """The newest catalogue read (waiting for the first one), asking for a fresher one when due."""
-        self.refresh_soon()
+        """The last catalogue read (reading one first when there is none yet)."""
         if self._stats is None:
-            self._ready.wait(timeout=30)
+            self.refresh(wait=True)
         return self._stats or []
+
+    def task(self) -> BackgroundTask | None:
+        """A background refresh to run after a response, when one is due."""
+        return BackgroundTask(self.refresh) if self.due() else None
 
 
 def _int(text: str | None, default: int, lo: int, hi: int) -> int:
@@ -131,7 +129,8 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
 
     def page(name: str) -> Any:
         async def endpoint(request: Request) -> Response:
-            return FileResponse(os.path.join(STATIC, name), media_type="text/html")
+            # the key catalogue is read after the page is sent, not on the first keystroke
+            return FileResponse(os.path.join(STATIC, name), media_type="text/html", background=catalogue.task())
         return endpoint
 
     def get_record(doc_id: str) -> Any:
@@ -155,7 +154,6 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         return ok({"query": q, "sort": sort, "limit": limit, "columns": columns, "rows": rows})
 
     catalogue = _Catalogue(index)
-    catalogue.refresh_soon()  # read it while the first page loads, not on the first keystroke
 
     def api_keys(request: Request) -> Response:
         """``/api/keys?prefix=opt``: keys of the catalogue for autocomplete, most common first."""
@@ -168,7 +166,9 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
                 continue
             out.append({"key": key, "count": getattr(stat, "count", None)})
         out.sort(key=lambda k: (-(k["count"] or 0), k["key"]))
-        return ok({"prefix": prefix, "keys": out[:limit]})
+        response = ok({"prefix": prefix, "keys": out[:limit]})
+        response.background = catalogue.task()
+        return response
 
     def api_run(request: Request) -> Response:
         """``/api/run/{id}``: the whole record, the run folder's files, and which are images."""
@@ -291,15 +291,9 @@ def _same_origin(request: Request) -> bool:
 
 
 def _annotate(index: Any, doc_id: str, tags: list[str] | None, note: str | None) -> None:
-    """Apply ``+TAG``/``-TAG`` changes and/or a note through :mod:`ednaquery.annotations` (sidecar, then index)."""
-    assert ANNOTATIONS is not None
-    record = index.get(doc_id)
-    doc = record.doc
-    new_tags = None
-    if tags is not None:
-        user = (doc.get("annotations") or {}).get("tags") or []
-        new_tags = ANNOTATIONS.apply_tag_changes(user, tags)
-    ANNOTATIONS.annotate(index.store, doc, tags=new_tags, note=note)
+    """``+TAG``/``-TAG`` changes and/or a note through :func:`ednaquery.annotations.annotate`: the sidecar
+    beside the run or config first (the source of truth), then the index."""
+    ANNOTATIONS.annotate(index.store, index.get(doc_id).doc, tag_changes=tags, note=note)
 
 
 def _key_text(stat: Any) -> str:

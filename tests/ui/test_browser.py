@@ -82,6 +82,11 @@ def wait_for(driver, what, timeout: float = WAIT):
                          ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: what(d))
 
 
+def click(driver, css: str) -> None:
+    """Click the element ``css`` names, finding it again if a live re-render replaced it."""
+    wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
+
+
 def rows(driver, table: str) -> list[str]:
     """The ids of a table's rows, read in one script call (never half of an old and a new table)."""
     return driver.execute_script(
@@ -104,16 +109,16 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
     d.save_screenshot(str(SHOTS / "0-autocomplete.png"))
     q.clear()
     q.send_keys("lr<1e-3")
-    d.find_element(By.CSS_SELECTOR, "#form button[type=submit]").click()
+    click(d, "#form button[type=submit]")
     expected = cli_ids(sweep.db, "lr<1e-3")
     wait_for(d, lambda d: rows(d, "results") == expected)
     assert len(expected) == 6  # 3 runs and their 3 configs
     d.save_screenshot(str(SHOTS / "1-search.png"))
 
     # a click on a column's header sorts by it (the store's sort, as --sort), a second click descending
-    d.find_element(By.CSS_SELECTOR, '#results th[data-col="lr"]').click()
+    click(d, '#results th[data-col="lr"]')
     wait_for(d, lambda d: rows(d, "results") == cli_ids(sweep.db, "lr<1e-3", "--sort", "lr"))
-    d.find_element(By.CSS_SELECTOR, '#results th[data-col="lr"]').click()
+    click(d, '#results th[data-col="lr"]')
     wait_for(d, lambda d: rows(d, "results") == cli_ids(sweep.db, "lr<1e-3", "--sort=-lr"))
     assert "sort=-lr" in d.current_url
 
@@ -121,7 +126,7 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
     q = d.find_element(By.ID, "q")
     q.clear()
     q.send_keys("lr<< model=vit")
-    d.find_element(By.CSS_SELECTOR, "#form button[type=submit]").click()
+    click(d, "#form button[type=submit]")
     err = wait_for(d, lambda d: d.find_elements(By.ID, "syntax-error"))[0]
     assert err.text.splitlines()[:2] == ["lr<< model=vit", "   ^"]
     d.save_screenshot(str(SHOTS / "2-syntax-error.png"))
@@ -129,7 +134,7 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
     # open a run: its curve has one point per epoch
     d.get(server + "/?q=" + "lr%3C1e-3&kind=run")
     run_ids = wait_for(d, lambda d: (r := rows(d, "results")) and len(r) == 3 and r)
-    d.find_element(By.CSS_SELECTOR, f'#results tr[data-id="{run_ids[0]}"] td.id a').click()
+    click(d, f'#results tr[data-id="{run_ids[0]}"] td.id a')
     chart = wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, '#curves [data-metric="val_acc"][data-points]'))[0]
     assert chart.get_attribute("data-points") == "5"
     assert d.find_elements(By.CSS_SELECTOR, '#curves [data-metric="val_acc"] canvas')
@@ -140,10 +145,11 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
     # pick 3 runs and compare: the overlay has 3 series
     d.get(server + "/?q=" + "lr%3C1e-3&kind=run")
     wait_for(d, lambda d: len(rows(d, "results")) == 3)
-    d.find_element(By.ID, "clear-picked").click()
-    for box in d.find_elements(By.CSS_SELECTOR, "#results input.pick"):
-        box.click()
-    d.find_element(By.ID, "compare-picked").click()
+    click(d, "#clear-picked")
+    for run in run_ids:
+        click(d, f'#results input.pick[data-id="{run}"]')
+    wait_for(d, lambda d: d.find_element(By.ID, "compare-picked").text == "Compare picked (3)")
+    click(d, "#compare-picked")
     overlay = wait_for(d, lambda d: (o := d.find_element(By.ID, "overlay")).get_attribute("data-series") == "3" and o)
     assert overlay.get_attribute("data-points") == "5,5,5"
     assert sorted(rows(d, "runs")) == sorted(run_ids)
@@ -221,7 +227,7 @@ def test_add_a_tag_and_find_it(sweep, server, browser):
     d.get(server + f"/run/{run}")
     box = wait_for(d, lambda d: d.find_elements(By.ID, "tag-input"))[0]
     box.send_keys("+best-so-far")
-    d.find_element(By.ID, "tag-apply").click()
+    click(d, "#tag-apply")
     wait_for(d, lambda d: "best-so-far" in d.find_element(By.ID, "tags").text)
     d.save_screenshot(str(SHOTS / "8-tagged.png"))
     d.get(server + "/?q=tags%3Dbest-so-far")

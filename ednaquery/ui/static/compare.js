@@ -6,7 +6,7 @@
   const params = new URLSearchParams(location.search);
   const ids = (params.get("ids") || "").split(",").filter(Boolean);
   const q = params.get("q");
-  const state = { runs: [], visible: [], varied: [], metrics: [], brushes: {}, series: {}, sig: "" };
+  const state = { runs: [], visible: [], varied: [], metrics: [], brushes: {}, series: {}, sig: "", gen: 0 };
   EQ.header();
 
   function metricValue(r, name) { const m = (r.metrics || {})[name]; return m ? (m.best !== undefined ? m.best : m.last) : undefined; }
@@ -46,7 +46,9 @@
     const metric = $("metric").value;
     const shown = state.runs.filter((r) => state.visible.includes(r.id)).slice(0, 200);
     if (!metric || !shown.length) { EQ.lineChart($("overlay"), [], {}); return; }
+    const gen = ++state.gen;
     const data = await EQ.api("/api/series", { ids: shown.map((r) => r.id).join(","), metric });
+    if (gen !== state.gen) return;  // a newer draw (another metric, a brush) was asked for meanwhile
     const sig = JSON.stringify([metric, shown.map((r) => r.id), Object.values(data.runs).map((m) => (m[metric] || { value: [] }).value.length),
       $("xaxis").value, $("logy").checked, $("smooth").value]);
     if (!force && sig === state.sig) return;

@@ -55,8 +55,11 @@
       EQ.el("tbody", {}, names.map((n) => EQ.el("tr", {}, EQ.el("td", {}, n), EQ.el("td", { class: "num" }, EQ.fmt(m[n].last)), EQ.el("td", { class: "num" }, EQ.fmt(m[n].best))))));
   }
 
+  let curvesGen = 0;
   async function curves(force) {
+    const gen = ++curvesGen;
     const data = await EQ.api("/api/series", { ids: runId });
+    if (gen !== curvesGen) return;  // a newer draw was asked for meanwhile
     const per = Object.values(data.runs)[0] || {};
     const sig = JSON.stringify(Object.entries(per).map(([k, v]) => [k, v.value.length])) + $("xaxis").value + $("logy").checked;
     if (!force && sig === seriesSig) return;

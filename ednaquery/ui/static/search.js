@@ -8,7 +8,7 @@
     q: params.get("q") || "", kind: params.get("kind") || "", limit: params.get("limit") || "50",
     sort: params.get("sort") || "", cols: (params.get("cols") || "").split(",").filter(Boolean),
     widths: JSON.parse(localStorage.eqWidths || "{}"), picked: new Set((localStorage.eqPicked || "").split(",").filter(Boolean)),
-    last: null, signature: "",
+    last: null, signature: "", gen: 0,
   };
   EQ.header();
   $("q").value = state.q; $("kind").value = state.kind; $("limit").value = state.limit; $("columns").value = state.cols.join(", ");
@@ -94,13 +94,16 @@
         if (v && !(k === "limit" && v === "50")) p.set(k, v);
       history.replaceState(null, "", "/?" + p.toString());
     }
+    const gen = ++state.gen;  // an answer to an older search (or poll) is dropped
     try {
       const data = await EQ.api("/api/find", { q: state.q, kind: state.kind, limit: state.limit, sort: state.sort,
         config: state.cols.length ? "1" : "" });
+      if (gen !== state.gen) return;
       showError(null);
       state.last = data; state.signature = JSON.stringify(data.rows);
       render(data);
     } catch (err) {
+      if (gen !== state.gen) return;
       showError(err);
       $("results").replaceChildren(); $("summary").textContent = "";
     }
@@ -119,8 +122,10 @@
   // live: new runs and new epochs show up without a reload
   EQ.poll(async () => {
     if (!state.last) return;
+    const gen = state.gen;
     const data = await EQ.api("/api/find", { q: state.q, kind: state.kind, limit: state.limit, sort: state.sort,
       config: state.cols.length ? "1" : "" });
+    if (gen !== state.gen) return;  // a search started meanwhile: its answer wins
     const sig = JSON.stringify(data.rows);
     if (sig !== state.signature) { state.last = data; state.signature = sig; render(data); }
     $("live").textContent = "live \u2022 " + new Date().toLocaleTimeString();
