@@ -2,7 +2,9 @@
 
 Pages (``/``, ``/run/{id}``, ``/compare``) are static HTML whose scripts call the endpoints
 below; a script can call them too (Datasette's model). Everything goes through the public
-:class:`ednaquery.Index`; nothing here opens the store. Nothing writes, and nothing runs code.
+:class:`ednaquery.Index`; nothing here opens the store. Nothing writes but tags and notes, and
+nothing runs code. An ednaquery error (a store that cannot be reached, a query that timed out) is a
+JSON ``{"error": ...}`` with passwords masked, never a traceback.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QuerySyntaxError
+from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QuerySyntaxError, StoreUnavailable, UsageError
 from ednaquery.masking import uri_passwords
 from ednaquery.ui import files as runfiles
 from ednaquery.ui.payload import cleaned, config_diff, record_json, series_json
@@ -123,18 +125,20 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
     """The app over ``index`` (an :class:`ednaquery.Index`); ``store_uri``'s passwords never reach a page."""
     secrets = uri_passwords(store_uri)
+    catalogue = _Catalogue(index)
 
     def ok(value: Any) -> JSONResponse:
         return JSONResponse(cleaned(value, secrets))
+
+    async def edna_error(request: Request, exc: Exception) -> Response:
+        status = 503 if isinstance(exc, StoreUnavailable) else 400
+        return JSONResponse({"error": cleaned(str(exc), secrets)}, status_code=status)
 
     def page(name: str) -> Any:
         async def endpoint(request: Request) -> Response:
             # the key catalogue is read after the page is sent, not on the first keystroke
             return FileResponse(os.path.join(STATIC, name), media_type="text/html", background=catalogue.task())
         return endpoint
-
-    def get_record(doc_id: str) -> Any:
-        return index.get(doc_id)
 
     def api_find(request: Request) -> Response:
         """``/api/find?q=...&sort=-KEY&limit=N&kind=run``: rows of ``ix.find``, and the query's columns."""
@@ -147,13 +151,11 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
             rows = [record_json(r, with_config=request.query_params.get("config") == "1") for r in results]
         except QuerySyntaxError as exc:
             return _error(400, str(exc), query=exc.query, position=exc.pos, length=exc.length)
-        except EdnaError as exc:
+        except UsageError as exc:  # a bad key or option; a store that fails goes to edna_error
             return _error(400, str(exc))
         columns = [c.label for c in getattr(results, "columns", None) or ()]
         columns += [k for r in rows for k in (r.get("values") or {}) if k not in columns]
         return ok({"query": q, "sort": sort, "limit": limit, "columns": columns, "rows": rows})
-
-    catalogue = _Catalogue(index)
 
     def api_keys(request: Request) -> Response:
         """``/api/keys?prefix=opt``: keys of the catalogue for autocomplete, most common first."""
@@ -173,7 +175,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
     def api_run(request: Request) -> Response:
         """``/api/run/{id}``: the whole record, the run folder's files, and which are images."""
         try:
-            record = get_record(request.path_params["doc_id"])
+            record = index.get(request.path_params["doc_id"])
         except (NotFound, AmbiguousId) as exc:
             return _error(404, str(exc))
         out = record_json(record)
@@ -187,7 +189,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         rows, missing = [], []
         for doc_id in _ids(request):
             try:
-                rows.append(record_json(get_record(doc_id)))
+                rows.append(record_json(index.get(doc_id)))
             except (NotFound, AmbiguousId):
                 missing.append(doc_id)
         return ok({"rows": rows, "missing": missing})
@@ -197,7 +199,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         records = []
         for doc_id in _ids(request):
             try:
-                records.append(get_record(doc_id))
+                records.append(index.get(doc_id))
             except (NotFound, AmbiguousId) as exc:
                 return _error(404, str(exc))
         ids = [record_json(r, with_config=False)["id"] for r in records]
@@ -218,7 +220,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
     def api_file(request: Request) -> Response:
         """``/api/file/{id}/{path}``: a file from that run's folder; anything else is 404."""
         try:
-            record = get_record(request.path_params["doc_id"])
+            record = index.get(request.path_params["doc_id"])
             folder = runfiles.run_folder(record_json(record, with_config=False).get("paths"))
             if folder is None:
                 raise runfiles.FileRefused("no folder")
@@ -257,10 +259,10 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         doc_id = request.path_params["doc_id"]
         try:
             await run_in_threadpool(_annotate, index, doc_id, tags, note)
-            record = await run_in_threadpool(get_record, doc_id)
+            record = await run_in_threadpool(index.get, doc_id)
         except (NotFound, AmbiguousId) as exc:
             return _error(404, str(exc))
-        except EdnaError as exc:
+        except UsageError as exc:  # a bad tag, a note too long, a record that is not on disk
             return _error(400, str(exc))
         return ok(record_json(record, with_config=False))
 
@@ -279,7 +281,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         Route("/api/annotate/{doc_id}", api_annotate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Headers)])
+    return Starlette(routes=routes, middleware=[Middleware(_Headers)], exception_handlers={EdnaError: edna_error})
 
 
 def _same_origin(request: Request) -> bool:

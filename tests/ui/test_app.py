@@ -239,3 +239,19 @@ def test_tags_and_notes_are_the_one_write(sweep, client, ix):
     assert (sweep.root / "runs" / run / ".ednaquery-annotations.json").is_file()  # the filesystem keeps them
     assert set(client.post(url, json={"tags": ["-lr-sweep"]}).json()["tags"]) >= {"baseline"}
     assert "lr-sweep" not in client.get(f"/api/run/{run}").json()["tags"]
+
+
+def test_a_store_that_goes_away_is_a_masked_one_line_503(sweep):
+    from ednaquery.errors import StoreUnavailable
+
+    class Down:
+        def find(self, *a, **k):
+            raise StoreUnavailable("cannot reach MongoDB at mongodb://eve:pa55word@db.example/x: timed out")
+
+        get = count = keys = series_points = find
+
+    client = TestClient(create_app(Down(), store_uri="mongodb://eve:pa55word@db.example/x"))
+    for path in ("/api/find?q=lr<1", "/api/run/abcd", "/api/status", "/api/series?ids=abcd"):
+        resp = client.get(path)
+        assert resp.status_code == 503, path
+        assert "pa55word" not in resp.text and "cannot reach MongoDB" in resp.json()["error"]
