@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 
-from ednaquery.documents import PATH_SEP, reserved_leaves
+from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves
 from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import (
     RESERVED_FIELDS,
@@ -45,6 +45,7 @@ from ednaquery.keys import (
 )
 from ednaquery.masking import mask_uri, redact
 from ednaquery.query.ast import Node
+from ednaquery.store import id_version
 from ednaquery.store.base import (
     FileState,
     FindOptions,
@@ -382,6 +383,56 @@ class MongoStore(Store):
             with self._lock:
                 if self._indexes is None:
                     self.ensure_indexes()
+                    self._migrate_ids()
+
+    def _migrate_ids(self) -> None:
+        """A store whose ids an older rule made: say so once, and mark every file for re-reading
+        (:mod:`ednaquery.store.id_version`). A user who may not write leaves it to one who may."""
+        from pymongo.errors import DuplicateKeyError, OperationFailure
+
+        meta = self.db["meta"]
+        with self._errors("checking the config id version"):
+            row = meta.find_one({"_id": "ids"})
+            stored = row.get("v") if row else None
+            if not id_version.outdated(stored):
+                return
+            try:
+                files = self.files.update_many({}, {"$set": {"size": id_version.STALE_SIZE}}).modified_count
+                if row is None:
+                    try:
+                        meta.insert_one({"_id": "ids", "v": ID_VERSION})
+                        won = True
+                    except DuplicateKeyError:  # another process migrated first
+                        won = False
+                else:
+                    won = meta.update_one({"_id": "ids", "v": stored},
+                                          {"$set": {"v": ID_VERSION}}).modified_count == 1
+            except OperationFailure as e:
+                if e.code not in _AUTH_CODES:
+                    raise
+                log.info("cannot mark %s for re-indexing (read-only user)", self.display_uri)
+                return
+            if not won:
+                return
+            moved = self._rekey_pathless()
+            if files or moved or self.docs.find_one({}, {"_id": 1}) is not None:
+                id_version.announce(self.display_uri, stored, files, moved)
+
+    def _rekey_pathless(self) -> int:
+        """Give each current config without a file its id under this rule; the old id stays as a past version."""
+        olds = list(self.docs.find({"kind": "config", "current": True, "nopath": 1}, _projection()))
+        moved = 0
+        for old in olds:
+            new = id_version.rekeyed(old)
+            if new is None:
+                continue
+            held = None if new["_id"] == old["_id"] else self.docs.find_one({"_id": new["_id"]}, {"current": 1})
+            if held is None or not held.get("current", True):  # never overwrite a live config
+                self.upsert([new])
+            if new["_id"] != old["_id"]:
+                self.docs.update_one({"_id": old["_id"]}, {"$set": {"current": False}})
+            moved += 1
+        return moved
 
     # ------------------------------------------------------------ key catalog
     def _load_catalog(self) -> None:
