@@ -145,3 +145,21 @@ def test_every_layout_hands_over_its_series_by_run_id(tmp_path: Path) -> None:
         assert list(series) == [run["_id"]], member
         assert [v for m, _, _, v in series[run["_id"]] if m == metric] == values, member
         assert "series" not in run and "points" not in run
+
+
+def test_a_start_run_run_logged_by_step_has_its_series(tmp_path: Path) -> None:
+    import ednaquery
+
+    with ednaquery.start_run(config={"lr": 0.1}, root=tmp_path / "runs", name="loop") as run:
+        for step in range(4):
+            run.log({"loss": 1 / (step + 1)}, step=step, epoch=step // 2)
+        run.log({"val_acc": 0.5}, epoch=1)
+    store = SQLiteStore(tmp_path / "index.db")
+    try:
+        scan(store, [str(tmp_path / "runs")], workers=1)
+        (run_id,) = _runs(store)
+        points = store.series([run_id])
+        assert [(p[1], p[2], p[3]) for p in points if p[1] == "loss"] == [("loss", s, s // 2) for s in range(4)]
+        assert [(p[1], p[3], p[4]) for p in points if p[1] == "val_acc"] == [("val_acc", 1, 0.5)]
+    finally:
+        store.close()
