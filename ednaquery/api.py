@@ -127,7 +127,7 @@ class Record:
         ``values`` holds."""
         return cls(
             id=doc["_id"], kind=doc.get("kind") or "config", paths=list(doc.get("paths") or []),
-            status=doc.get("status"), tags=list(doc.get("tags") or []), note=doc.get("note"),
+            status=doc.get("status"), tags=_tags(doc), note=_note(doc),
             started_at=doc.get("started_at"), ended_at=doc.get("ended_at"), mtime=doc.get("mtime"),
             indexed_at=doc.get("indexed_at"), config_id=doc.get("config_id"), format=doc.get("format"),
             current=bool(doc.get("current", True)), deleted=bool(doc.get("deleted", False)),
@@ -138,6 +138,17 @@ class Record:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("doc", "columns")}
         out.update(path=self.path, config=self.config, metrics=self.metrics, info=self.info, values=self.values)
         return out
+
+
+def _tags(doc: dict) -> list[str]:
+    """Every tag, sorted: indexed ones and the user's (``annotations``); the rule of the ``output``
+    branch's ``documents.doc_tags``, which replaces this once both are merged."""
+    return sorted(set(doc.get("tags") or []) | set((doc.get("annotations") or {}).get("tags") or []))
+
+
+def _note(doc: dict) -> str | None:
+    """The user's note (``annotations``); ``documents.doc_note`` of the ``output`` branch replaces this."""
+    return (doc.get("annotations") or {}).get("note") or None
 
 
 def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
