@@ -10,9 +10,10 @@ Collections in the URI's database (default ``ednaquery``):
   in Python (:class:`~ednaquery.store.catalog.PathCatalog`), then ask ``p $in [...]``.
 - ``files``: ``{_id: path, size, mtime_ns, inode, ids}`` for the indexer's reconcile walk.
 - ``series``: runs' metric series, never in the run document: one document per run, metric and
-  bucket of up to :data:`SERIES_BUCKET` values in logging order (``{run, metric, b, step (the
+  bucket of up to :data:`SERIES_BUCKET` values in logging order (``{run, metric, g, b, step (the
   bucket's first), steps: [...], epochs: [...], values: [...]}``), indexed on ``(run, metric,
-  step)``. A run's series is replaced whenever its folder is read again, and deleted with it.
+  step)``. A run's series is replaced whenever its folder is read again (the new generation ``g``
+  is written before the old one is deleted; readers take the newest), and deleted with the run.
 
 Writes are read-modify-write per batch with ``bulk_write(ordered=False)``: each replacement is
 conditioned on the ``_rev`` that was read, so a concurrent writer turns it into a duplicate-key
@@ -561,6 +562,7 @@ class MongoStore(Store):
         if not series:
             return
         self._ready()
+        stamp = time.time_ns()  # this write's generation: readers take the newest of a run's metric
         buckets = []
         for run_id, rows in series.items():
             by_metric: dict[str, list[SeriesRow]] = {}
@@ -569,13 +571,13 @@ class MongoStore(Store):
             for metric, mrows in by_metric.items():
                 for b, i in enumerate(range(0, len(mrows), SERIES_BUCKET)):
                     part = mrows[i:i + SERIES_BUCKET]
-                    buckets.append({"run": run_id, "metric": metric, "b": b, "step": part[0][1],
+                    buckets.append({"run": run_id, "metric": metric, "g": stamp, "b": b, "step": part[0][1],
                                     "steps": [r[1] for r in part], "epochs": [r[2] for r in part],
                                     "values": [r[3] for r in part]})
-        with self._errors("writing metric series"):
-            self.series_coll.delete_many({"run": {"$in": list(series)}})
+        with self._errors("writing metric series"):  # new first, then the old: a reader never sees none
             if buckets:
                 self.series_coll.insert_many(buckets, ordered=False)
+            self.series_coll.delete_many({"run": {"$in": list(series)}, "g": {"$ne": stamp}})
 
     def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
         ids = list(dict.fromkeys(run_ids))
@@ -587,6 +589,11 @@ class MongoStore(Store):
             flt["metric"] = {"$in": list(metrics)}
         with self._errors("reading metric series"):
             buckets = list(self.series_coll.find(flt, {"_id": 0}))
+        newest: dict[tuple[str, str], int] = {}  # during a replacement both generations are there
+        for d in buckets:
+            key = (d["run"], d["metric"])
+            newest[key] = max(newest.get(key, d["g"]), d["g"])
+        buckets = [d for d in buckets if d["g"] == newest[(d["run"], d["metric"])]]
         order = {run_id: i for i, run_id in enumerate(ids)}
         buckets.sort(key=lambda d: (order[d["run"]], d["metric"], d["b"]))
         return [(d["run"], d["metric"], step, epoch, value)
