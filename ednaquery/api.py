@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, NamedTuple, Self, overload
 
-from ednaquery.documents import number_view, original_config, unescape_key, unescape_keys
+from ednaquery.documents import original_config, parse_number, unescape_key, unescape_keys
 from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec, key_matches
 from ednaquery.query.ast import MatchAll, Node
@@ -189,7 +189,7 @@ def _numeric_column(values: list[Any]) -> list[Any] | None:
             out.append(v)
             continue
         if isinstance(v, str):
-            n = number_view(v)
+            n = parse_number(v)  # the one number rule: "32" -> 32, "1e-3" -> 0.001
             if n is not None:
                 out.append(n)
                 changed = True
@@ -257,8 +257,7 @@ class Results(Sequence[Record]):
                                 ("started_at", r.started_at), ("ended_at", r.ended_at), ("mtime", r.mtime),
                                 ("indexed_at", r.indexed_at)):
                 cols[name][i] = value
-            config = r.doc.get("config", {}) if "config" not in r.__dict__ else r.config
-            for key, value in flat_config(config).items():
+            for key, value in flat_config(r.doc.get("config", {})).items():
                 col = config_cols.get(key)
                 if col is None:
                     col = config_cols[key] = [None] * n
