@@ -1,10 +1,8 @@
-"""ednaquery: find ML experiment configs and runs by what they contain.
+"""ednaquery: index and query ML experiment configs and runs; ``start_run`` logs a run from any training loop.
 
 ``ix = ednaquery.connect()`` opens the index the CLI uses here; ``ix.find("lr<1e-3 model=vit")``
 returns :class:`Results` of :class:`Record` values (``.to_pandas()`` for a DataFrame) and
 ``ix.series(runs, "val_acc")`` the logged curves. See docs/python-api.md.
-
-The names load on first use, so that ``import ednaquery.cli`` stays light.
 """
 from __future__ import annotations
 
@@ -12,11 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ednaquery.api import Index, Record, Results, connect
+    from ednaquery.tracking import start_run
 
-__all__ = ["Index", "Record", "Results", "connect"]
+__all__ = ["Index", "Record", "Results", "connect", "start_run"]
 
 
 def __getattr__(name: str) -> Any:
+    """Lazy exports: ``import ednaquery.cli`` must not pay for the library API (PEP 562)."""
+    if name == "start_run":
+        from ednaquery.tracking import start_run
+
+        return start_run
     if name in __all__:
         from ednaquery import api
 

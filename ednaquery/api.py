@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, NamedTuple, Self, overload
 
-from ednaquery.documents import number_view, original_config, unescape_key, unescape_keys
+from ednaquery.documents import original_config, parse_number, unescape_key, unescape_keys
 from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec, key_matches
 from ednaquery.query.ast import MatchAll, Node
@@ -127,7 +127,7 @@ class Record:
         ``values`` holds."""
         return cls(
             id=doc["_id"], kind=doc.get("kind") or "config", paths=list(doc.get("paths") or []),
-            status=doc.get("status"), tags=list(doc.get("tags") or []), note=doc.get("note"),
+            status=doc.get("status"), tags=_tags(doc), note=_note(doc),
             started_at=doc.get("started_at"), ended_at=doc.get("ended_at"), mtime=doc.get("mtime"),
             indexed_at=doc.get("indexed_at"), config_id=doc.get("config_id"), format=doc.get("format"),
             current=bool(doc.get("current", True)), deleted=bool(doc.get("deleted", False)),
@@ -138,6 +138,17 @@ class Record:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("doc", "columns")}
         out.update(path=self.path, config=self.config, metrics=self.metrics, info=self.info, values=self.values)
         return out
+
+
+def _tags(doc: dict) -> list[str]:
+    """Every tag, sorted: indexed ones and the user's (``annotations``); the rule of the ``output``
+    branch's ``documents.doc_tags``, which replaces this once both are merged."""
+    return sorted(set(doc.get("tags") or []) | set((doc.get("annotations") or {}).get("tags") or []))
+
+
+def _note(doc: dict) -> str | None:
+    """The user's note (``annotations``); ``documents.doc_note`` of the ``output`` branch replaces this."""
+    return (doc.get("annotations") or {}).get("note") or None
 
 
 def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -178,7 +189,7 @@ def _numeric_column(values: list[Any]) -> list[Any] | None:
             out.append(v)
             continue
         if isinstance(v, str):
-            n = number_view(v)
+            n = parse_number(v)  # the one number rule: "32" -> 32, "1e-3" -> 0.001
             if n is not None:
                 out.append(n)
                 changed = True
@@ -246,8 +257,7 @@ class Results(Sequence[Record]):
                                 ("started_at", r.started_at), ("ended_at", r.ended_at), ("mtime", r.mtime),
                                 ("indexed_at", r.indexed_at)):
                 cols[name][i] = value
-            config = r.doc.get("config", {}) if "config" not in r.__dict__ else r.config
-            for key, value in flat_config(config).items():
+            for key, value in flat_config(r.doc.get("config", {})).items():
                 col = config_cols.get(key)
                 if col is None:
                     col = config_cols[key] = [None] * n

@@ -292,6 +292,8 @@ def _config_yaml(doc: dict, as_written: bool) -> str:
         for name, summary in (doc.get("metrics") or {}).items():
             parts = " ".join(f"{k}={scalar_text(v)}" for k, v in (summary or {}).items())
             lines.append(f"# metric {name}: {parts}")
+    if doc.get("derived_from"):
+        lines.append(f"# derived from: {doc['derived_from']} with {' '.join(doc.get('overrides') or [])}".rstrip())
     if as_written and "as_written" not in doc:
         lines.append("# (the file's own text is the same as the effective config)")
     elif "as_written" in doc and not as_written:

@@ -7,7 +7,8 @@ the values a fresh call makes, made once.)
 
 A leaf is one scalar of the config: its path (key segments from the root, list indices
 dropped), its type, and precomputed views that make every query term one index lookup:
-``n`` the number view (also for YAML-1.1 numeric strings such as ``"1e-3"``), ``s`` the
+``n`` the number view (also for YAML-1.1 numeric strings such as ``"1e-3"``: :func:`parse_number`,
+the one number rule, which config ids follow too), ``s`` the
 lower-cased string, ``w`` the value's tokens (`` vit base patch16 384 ``) and ``b`` booleans.
 
 Size: no document may approach MongoDB's 16 MiB limit. A config (or run info) whose JSON is
@@ -39,6 +40,11 @@ MAX_LEAVES_BYTES = 6_000_000  # estimated bytes of a document's leaves (long key
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # integers past these are stored as text (BSON, SQLite hold 64 bits)
 _NUMERIC = re.compile(r"^\s*[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+_INTEGER = re.compile(r"^\s*[-+]?\d[\d_]*\s*$")
+_NUMBER_FIRST = frozenset("0123456789+-. \t")  # what a string the number rule accepts can start with
+#: Version of the id rule. 2: a string in number syntax (``"1e-3"``) hashes as its number (0.001).
+#: Stores remember the version their ids were made with and re-index when it changes.
+ID_VERSION = 2
 _VALUE_SPLIT = re.compile(r"[_\-./:\s]+")
 _ESCAPE = re.compile(r"%|\.|^\$|\x00")
 _UNESCAPE = re.compile(r"%(25|2E|24|00)")
@@ -47,14 +53,18 @@ _UNESCAPE = re.compile(r"%(25|2E|24|00)")
 
 
 def _canonical(value: Any) -> Any:
-    """Normalise numbers (1.0 -> 1, non-finite tagged) and containers for hashing."""
+    """Normalise numbers (1.0 -> 1, ``"1e-3"`` -> 0.001, non-finite tagged) and containers for hashing."""
     t = type(value)
     if t is dict:  # the common cases first, without a call per plain scalar
-        return {(k if type(k) is str else str(k)): (v if (tv := type(v)) is str or tv is int or tv is bool
+        return {(k if type(k) is str else str(k)): (v if (tv := type(v)) is int or tv is bool
+                                                    or (tv is str and v[:1] not in _NUMBER_FIRST)
                                                     else _canonical(v)) for k, v in value.items()}
     if t is list:
-        return [v if (tv := type(v)) is str or tv is int or tv is bool else _canonical(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return [v if (tv := type(v)) is int or tv is bool or (tv is str and v[:1] not in _NUMBER_FIRST)
+                else _canonical(v) for v in value]
+    if isinstance(value, str):
+        return _canonical_str(value)
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         return value
@@ -72,6 +82,53 @@ def _canonical(value: Any) -> Any:
 
 
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_number(text: str) -> int | float | None:
+    """The number a string in number syntax stands for (``"1e-3"`` -> 0.001, ``"32"`` -> 32), else None.
+
+    The one number rule: the loader's view of YAML-1.1 numeric strings, config ids, ``diff``,
+    trainer overrides and sweep axes all use it, so equal numbers are equal everywhere.
+    """
+    if not _NUMERIC.match(text):
+        return None
+    plain = text.replace("_", "").strip()
+    try:
+        if _INTEGER.match(plain):
+            return int(plain)
+        x = float(plain)
+    except ValueError:
+        return None
+    return x if x - x == 0 else None  # "1e400": no float holds it, so it stays a string
+
+
+def _canonical_str(value: str) -> Any:
+    """A string as hashed: in number syntax, its canonical number; else itself."""
+    if value[:1] not in _NUMBER_FIRST:
+        return value
+    n = parse_number(value)
+    if n is None:
+        return value
+    return _canonical(n) if isinstance(n, float) else n
+
+
+def _exact_number(value: Any) -> int | float | None:
+    """A number, or a string's number by :func:`parse_number` (exact: ints stay ints); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    return parse_number(value) if isinstance(value, str) else None
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """True when two scalars are the same value by the number rule (``"1e-3"`` == 0.001 == 1e-3)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    na, nb = _exact_number(a), _exact_number(b)
+    if na is not None and nb is not None:
+        return na == nb or (isinstance(na, float) and isinstance(nb, float) and math.isnan(na) and math.isnan(nb))
+    return type(a) is type(b) and a == b
 
 
 def canonical_json(value: Any) -> str:
@@ -149,12 +206,14 @@ def number_view(value: Any) -> float | None:
         except OverflowError:  # an integer past any float
             return None
         return None if math.isnan(f) else f
-    if isinstance(value, str) and _NUMERIC.match(value):
-        try:
-            f = float(value.replace("_", ""))
-        except ValueError:
+    if isinstance(value, str):
+        n = parse_number(value)
+        if n is None:
             return None
-        return f if f - f == 0 else None  # "1e400", a 400-digit integer: no float holds it
+        try:
+            return float(n)
+        except OverflowError:  # a 400-digit integer: no float holds it
+            return None
     return None
 
 
@@ -559,7 +618,8 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
                 if tv is str or tv is int or tv is bool or v is None or tv is float:
                     out[ek] = v if tv is not int or INT64_MIN <= v <= INT64_MAX else str(v)
                     # (v - v != 0: inf or nan)
-                    if tv is float and (v.is_integer() or v - v != 0) and (c := _canonical_float(v)) is not v:
+                    if ((tv is float and (v.is_integer() or v - v != 0) and (c := _canonical_float(v)) is not v)
+                            or (tv is str and v[:1] in _NUMBER_FIRST and (c := _canonical_str(v)) is not v)):
                         if canon is None:
                             canon = dict(value)
                         canon[k] = c
@@ -592,6 +652,8 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
                         e = str(v)
                     if tv is float and (v.is_integer() or v - v != 0):
                         c = _canonical_float(v)
+                    elif tv is str and v[:1] in _NUMBER_FIRST:
+                        c = _canonical_str(v)
                     if index and i < MAX_LIST_ITEMS and len(leaves) < MAX_LEAVES:
                         leaves.append(_leaf(p, v))
                 else:
@@ -605,6 +667,8 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
         c = value
         if t is float:
             c = _canonical_float(value)
+        elif t is str:
+            c = _canonical_str(value)
         elif not (t is str or t is int or t is bool or value is None):
             raise _NotPlain
         if index and len(leaves) < MAX_LEAVES:

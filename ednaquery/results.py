@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ednaquery.documents import number_view, original_config
+from ednaquery.documents import number_view, original_config, same_value
 from ednaquery.errors import UsageError
 from ednaquery.keys import KeySpec, group_leaf, key_matches, matched_tail
 from ednaquery.metrics import direction
@@ -129,14 +129,6 @@ def flatten_indexed(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
-    return type(a) is type(b) and a == b
-
-
 def comparable(doc: dict, *, as_written: bool = False) -> dict[str, Any]:
     """What ``diff`` compares: the config's flattened keys, plus status and metrics for runs."""
     flat = flatten_indexed(original_config(doc, as_written=as_written))
@@ -148,17 +140,40 @@ def comparable(doc: dict, *, as_written: bool = False) -> dict[str, Any]:
     return flat
 
 
+def _default_filled(run: dict, other: dict) -> set[str]:
+    """Keys of ``run`` that hold the trainer's default while ``other`` (a config) does not name them.
+
+    A config's effective value for a key it leaves out is the default, so such keys are equal,
+    not absent. Runs say which of their keys hold defaults (run.json ``default_keys``, from the trainer).
+    """
+    if run.get("kind") != "run" or other.get("kind") != "config":
+        return set()
+    keys = (run.get("info") or {}).get("default_keys")
+    return {str(k) for k in keys} if isinstance(keys, list) else set()
+
+
+def _base_key(key: str) -> str:
+    return key.split("[", 1)[0]
+
+
 def diff_documents(a: dict, b: dict, *, as_written: bool = False) -> list[tuple[str, Any, Any]]:
     """``(key, value in a, value in b)`` for every key whose value differs (:data:`MISSING` if absent).
 
-    Keys come in ``a``'s order, then keys only ``b`` has. ``1e-3`` (a string) and ``0.001`` differ:
-    they are different content even though queries treat them alike.
+    Keys come in ``a``'s order, then keys only ``b`` has. Numbers compare by value, by the one
+    number rule (:func:`ednaquery.documents.same_value`: ``"1e-3"`` and ``0.001`` are equal, as
+    their config ids are). Between a run and a config, the run's keys that hold the trainer's
+    default and that the config leaves out are the same effective value, not absent.
     """
     fa, fb = comparable(a, as_written=as_written), comparable(b, as_written=as_written)
+    filled_a, filled_b = _default_filled(a, b), _default_filled(b, a)
     out = []
     for key in list(fa) + [k for k in fb if k not in fa]:
         va, vb = fa.get(key, MISSING), fb.get(key, MISSING)
-        if va is MISSING or vb is MISSING or not _same(va, vb):
+        if vb is MISSING and va is not MISSING and _base_key(key) in filled_a:
+            continue
+        if va is MISSING and vb is not MISSING and _base_key(key) in filled_b:
+            continue
+        if va is MISSING or vb is MISSING or not same_value(va, vb):
             out.append((key, va, vb))
     return out
 

@@ -64,7 +64,7 @@ class RunFolder:
     warnings: list[str] = field(default_factory=list)
     #: newest mtime of the files that were read
     mtime: float | None = None
-    #: every value of the epoch rows of ``metrics.jsonl`` (the store's series table, never the document)
+    #: every value logged in ``metrics.jsonl`` (:func:`series_points`; the store's series table, never the document)
     series: list[Point] = field(default_factory=list)
 
 
@@ -92,6 +92,16 @@ def epoch_summary(rows: list[dict]) -> MetricsSummary:
         if row.get("scope", "epoch") == "epoch":
             summary.add_record(row)
     return summary
+
+
+def series_points(rows: list[dict], epochs: MetricsSummary) -> list[Point]:
+    """A run's series: a metric logged in epoch rows comes from them (``epochs``, the epoch rows
+    summarised), one logged only in step rows (``start_run(...).log(..., step=)``) from those."""
+    steps = MetricsSummary()
+    for row in rows:
+        if row.get("scope", "epoch") != "epoch":
+            steps.add_record(row)
+    return epochs.points + [p for p in steps.points if p.metric not in epochs.series]
 
 
 def _clean_metrics(raw: Any) -> dict[str, dict[str, float]]:
@@ -154,8 +164,9 @@ def read_run_folder(folder: str | os.PathLike[str], *, max_bytes: int = DEFAULT_
     rows = None  # the series always come from metrics.jsonl; its last/best only while summary.json is missing
     rows_warnings: list[str] = []
     if (root / METRICS_FILE).is_file():
-        rows = epoch_summary(list(iter_jsonl(root / METRICS_FILE, rows_warnings)))
-        rf.series = rows.points
+        logged = list(iter_jsonl(root / METRICS_FILE, rows_warnings))
+        rows = epoch_summary(logged)
+        rf.series = series_points(logged, rows)
     summary = None
     if (root / SUMMARY_FILE).is_file():
         try:

@@ -79,7 +79,8 @@ class Indexer:
                  debounce: float = 0.3, reconcile_every: float | None = 600.0, batch_size: int = 256,
                  batch_linger: float = 0.05, max_bytes: int = DEFAULT_MAX_BYTES, retry_interval: float = 5.0, backoff_cap: float = 30.0,
                  drain_timeout: float = 15.0, max_pending: int = 1_000_000, watch: bool = True,
-                 observer_factory: Callable[[], Any] | None = None) -> None:
+                 observer_factory: Callable[[], Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not roots:
             raise EdnaError("no folders to watch: give at least one root")
         self.roots = list(dict.fromkeys(canonical_root(r) for r in roots))
@@ -90,7 +91,8 @@ class Indexer:
         self.filter = PathFilter(include, exclude)
         # a poller reports a file still being written once per interval: wait longer than that
         quiet = max(debounce, 1.5 * poll_interval) if poll else debounce
-        self.queue = AddQueue(quiet, max_pending=max_pending)
+        # ``clock`` is what quiet periods are measured in (tests hold it still instead of racing it)
+        self.queue = AddQueue(quiet, max_pending=max_pending, clock=clock)
         self.monitor = Monitor(self.roots, self.queue, self.filter, poll=poll, poll_interval=poll_interval,
                                retry_interval=retry_interval, observer_factory=observer_factory)
         self.watching = watch

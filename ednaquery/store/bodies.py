@@ -6,12 +6,16 @@ Converter processes pack bodies with :func:`pack_body` (the scan sends them alon
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from typing import Any
 
 import orjson
 
 __all__ = ["body_json", "pack_body", "slim_for_body", "unpack_body"]
+
+#: 19+ digits in a row: maybe an integer past 64 bits (orjson would read it as a float)
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def _non_finite(value: Any) -> bool:
@@ -63,4 +67,12 @@ def slim_for_body(doc: dict) -> dict:
 def unpack_body(blob: bytes, zdict: bytes) -> dict:
     """The document a stored body holds (without its leaves); ``zdict`` is the store's dictionary."""
     d = zlib.decompressobj(15, zdict)
-    return json.loads(d.decompress(blob) + d.flush())
+    text = d.decompress(blob) + d.flush()
+    # orjson reads bodies several times faster (a find of 10k runs); json.loads reads what it refuses
+    # (NaN, infinities, lone surrogates) and long digit runs, which orjson would turn into floats
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)

@@ -10,9 +10,10 @@ Collections in the URI's database (default ``ednaquery``):
   in Python (:class:`~ednaquery.store.catalog.PathCatalog`), then ask ``p $in [...]``.
 - ``files``: ``{_id: path, size, mtime_ns, inode, ids}`` for the indexer's reconcile walk.
 - ``series``: runs' metric series, never in the run document: one document per run, metric and
-  bucket of up to :data:`SERIES_BUCKET` values in logging order (``{run, metric, b, step (the
+  bucket of up to :data:`SERIES_BUCKET` values in logging order (``{run, metric, g, b, step (the
   bucket's first), steps: [...], epochs: [...], values: [...]}``), indexed on ``(run, metric,
-  step)``. A run's series is replaced whenever its folder is read again, and deleted with it.
+  step)``. A run's series is replaced whenever its folder is read again (the new generation ``g``
+  is written before the old one is deleted; readers take the newest), and deleted with the run.
 
 Writes are read-modify-write per batch with ``bulk_write(ordered=False)``: each replacement is
 conditioned on the ``_rev`` that was read, so a concurrent writer turns it into a duplicate-key
@@ -33,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 
-from ednaquery.documents import PATH_SEP, reserved_leaves
+from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves
 from ednaquery.errors import AmbiguousId, EdnaError, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import (
     RESERVED_FIELDS,
@@ -45,6 +46,7 @@ from ednaquery.keys import (
 )
 from ednaquery.masking import mask_uri, redact
 from ednaquery.query.ast import Node
+from ednaquery.store import id_version
 from ednaquery.store.base import (
     FileState,
     FindOptions,
@@ -382,6 +384,56 @@ class MongoStore(Store):
             with self._lock:
                 if self._indexes is None:
                     self.ensure_indexes()
+                    self._migrate_ids()
+
+    def _migrate_ids(self) -> None:
+        """A store whose ids an older rule made: say so once, and mark every file for re-reading
+        (:mod:`ednaquery.store.id_version`). A user who may not write leaves it to one who may."""
+        from pymongo.errors import DuplicateKeyError, OperationFailure
+
+        meta = self.db["meta"]
+        with self._errors("checking the config id version"):
+            row = meta.find_one({"_id": "ids"})
+            stored = row.get("v") if row else None
+            if not id_version.outdated(stored):
+                return
+            try:
+                files = self.files.update_many({}, {"$set": {"size": id_version.STALE_SIZE}}).modified_count
+                if row is None:
+                    try:
+                        meta.insert_one({"_id": "ids", "v": ID_VERSION})
+                        won = True
+                    except DuplicateKeyError:  # another process migrated first
+                        won = False
+                else:
+                    won = meta.update_one({"_id": "ids", "v": stored},
+                                          {"$set": {"v": ID_VERSION}}).modified_count == 1
+            except OperationFailure as e:
+                if e.code not in _AUTH_CODES:
+                    raise
+                log.info("cannot mark %s for re-indexing (read-only user)", self.display_uri)
+                return
+            if not won:
+                return
+            moved = self._rekey_pathless()
+            if files or moved or self.docs.find_one({}, {"_id": 1}) is not None:
+                id_version.announce(self.display_uri, stored, files, moved)
+
+    def _rekey_pathless(self) -> int:
+        """Give each current config without a file its id under this rule; the old id stays as a past version."""
+        olds = list(self.docs.find({"kind": "config", "current": True, "nopath": 1}, _projection()))
+        moved = 0
+        for old in olds:
+            new = id_version.rekeyed(old)
+            if new is None:
+                continue
+            held = None if new["_id"] == old["_id"] else self.docs.find_one({"_id": new["_id"]}, {"current": 1})
+            if held is None or not held.get("current", True):  # never overwrite a live config
+                self.upsert([new])
+            if new["_id"] != old["_id"]:
+                self.docs.update_one({"_id": old["_id"]}, {"$set": {"current": False}})
+            moved += 1
+        return moved
 
     # ------------------------------------------------------------ key catalog
     def _load_catalog(self) -> None:
@@ -510,6 +562,7 @@ class MongoStore(Store):
         if not series:
             return
         self._ready()
+        stamp = time.time_ns()  # this write's generation: readers take the newest of a run's metric
         buckets = []
         for run_id, rows in series.items():
             by_metric: dict[str, list[SeriesRow]] = {}
@@ -518,13 +571,13 @@ class MongoStore(Store):
             for metric, mrows in by_metric.items():
                 for b, i in enumerate(range(0, len(mrows), SERIES_BUCKET)):
                     part = mrows[i:i + SERIES_BUCKET]
-                    buckets.append({"run": run_id, "metric": metric, "b": b, "step": part[0][1],
+                    buckets.append({"run": run_id, "metric": metric, "g": stamp, "b": b, "step": part[0][1],
                                     "steps": [r[1] for r in part], "epochs": [r[2] for r in part],
                                     "values": [r[3] for r in part]})
-        with self._errors("writing metric series"):
-            self.series_coll.delete_many({"run": {"$in": list(series)}})
+        with self._errors("writing metric series"):  # new first, then the old: a reader never sees none
             if buckets:
                 self.series_coll.insert_many(buckets, ordered=False)
+            self.series_coll.delete_many({"run": {"$in": list(series)}, "g": {"$ne": stamp}})
 
     def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
         ids = list(dict.fromkeys(run_ids))
@@ -536,6 +589,11 @@ class MongoStore(Store):
             flt["metric"] = {"$in": list(metrics)}
         with self._errors("reading metric series"):
             buckets = list(self.series_coll.find(flt, {"_id": 0}))
+        newest: dict[tuple[str, str], int] = {}  # during a replacement both generations are there
+        for d in buckets:
+            key = (d["run"], d["metric"])
+            newest[key] = max(newest.get(key, d["g"]), d["g"])
+        buckets = [d for d in buckets if d["g"] == newest[(d["run"], d["metric"])]]
         order = {run_id: i for i, run_id in enumerate(ids)}
         buckets.sort(key=lambda d: (order[d["run"]], d["metric"], d["b"]))
         return [(d["run"], d["metric"], step, epoch, value)

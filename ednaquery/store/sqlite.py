@@ -25,13 +25,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ednaquery.documents import PATH_SEP, reserved_leaves, value_tokens
+from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
 from ednaquery.query.ast import And, Compare, Node, Not, Or
 from ednaquery.regex import RegexError
 from ednaquery.regex import compile_regex as _compile_regex
 from ednaquery.settings import default_store_path
+from ednaquery.store import id_version
 from ednaquery.store.base import (
     FileState,
     FindOptions,
@@ -230,6 +231,7 @@ class SQLiteStore(Store):
         self._leaf_rows: list = []  # (rid, i, pid, t, n, sid) values not inserted yet, flat (see _flush_leaves)
         self._absent: set[str] | None = None  # during a batch: its ids that are not in the store
         self._maybe_live: set[str] | None = None  # during a batch: paths that may hold live documents
+        self._migrate_ids()
 
     # ------------------------------------------------------------ schema
     def _init_schema(self) -> None:
@@ -256,6 +258,7 @@ class SQLiteStore(Store):
                 if stmt.strip():
                     self.db.execute(stmt)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ids', ?)", (str(ID_VERSION),))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -276,6 +279,43 @@ class SQLiteStore(Store):
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def _migrate_ids(self) -> None:
+        """A store whose ids an older rule made: say so once, mark every file for re-reading and
+        re-key the configs that have no file (:mod:`ednaquery.store.id_version`)."""
+        row = self.db.execute("SELECT v FROM meta WHERE k='ids'").fetchone()
+        if not id_version.outdated(row[0] if row else None):
+            return
+        try:
+            with self._lock, self._transaction():
+                row = self.db.execute("SELECT v FROM meta WHERE k='ids'").fetchone()
+                if not id_version.outdated(row[0] if row else None):
+                    return  # another process migrated first
+                files = self.db.execute("UPDATE files SET size = ?", (id_version.STALE_SIZE,)).rowcount
+                moved = self._rekey_pathless()
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ids', ?)", (str(ID_VERSION),))
+                if files or moved or self.db.execute("SELECT 1 FROM docs LIMIT 1").fetchone():
+                    id_version.announce(str(self.path), row[0] if row else None, files, moved)
+        except StoreUnavailable:  # read-only: a writer migrates it
+            return
+
+    def _rekey_pathless(self) -> int:
+        """Give each current config without a file its id under this rule; the old id stays as a past version."""
+        olds = [self._unpack(r[0]) for r in self.db.execute(
+            "SELECT body FROM docs WHERE kind='config' AND current=1 AND path0 IS NULL")]
+        changes = [(old, new) for old in olds if (new := id_version.rekeyed(old)) is not None]
+        if not changes:
+            return 0
+        with self._batch([new["_id"] for _, new in changes]):
+            for old, new in changes:
+                held = None if new["_id"] == old["_id"] else self._load(new["_id"])
+                if held is None or not held.get("current", True):  # never overwrite a live config
+                    self._write_doc(self._merge_into_existing(new, None))
+                if new["_id"] != old["_id"]:
+                    retired = dict(old, current=False)
+                    self.db.execute("UPDATE docs SET current=0, body=? WHERE id=?",
+                                    (self._pack(retired), old["_id"]))
+        return len(changes)
 
     def ensure_indexes(self) -> list[str]:
         """Index names (created with the schema); listed for docs and tests."""

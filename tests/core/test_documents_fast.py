@@ -32,7 +32,10 @@ def step_by_step() -> Iterator[None]:
 
 
 def ref_canonical(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):  # the one number rule: "1e-3" hashes as 0.001
+        n = D.parse_number(value)
+        return value if n is None else ref_canonical(n)
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         return value

@@ -75,6 +75,11 @@ def test_mongo_keeps_long_series_in_buckets_indexed_on_run_metric_step() -> None
     assert store.series_coll.count_documents({"run": "long"}) == 3
     assert [p[3] for p in store.series(["long"])] == list(range(1, 2501))
     assert "run_metric_step" in store.series_coll.index_information()
+    # mid-replacement (the new generation written, the old one not deleted yet) a reader sees the new one
+    old = store.series_coll.find_one({"run": "long", "b": 0}, {"_id": 0})
+    store.replace_series({"long": _rows(2)})
+    store.series_coll.insert_one(dict(old, g=old["g"] - 1))
+    assert [p[3] for p in store.series(["long"])] == [1, 2]
 
 
 def test_a_v2_index_gains_the_series_table_and_its_runs_are_read_again(tmp_path: Path) -> None:

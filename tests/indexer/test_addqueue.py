@@ -5,20 +5,8 @@ import threading
 import tracemalloc
 
 from indexer.queue import CONVERT, DEPENDANT, GONE, RESCAN, AddQueue
+from tests.support.clock import FakeClock
 from tests.support.wait import wait_until
-
-
-class FakeClock:
-    """A clock the test moves by hand: deadlines pass exactly when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_many_events_for_one_path_become_one_item_with_the_latest_op() -> None:
@@ -52,7 +40,7 @@ def test_move_is_gone_source_plus_convert_destination() -> None:
 
 
 def test_a_path_is_ready_only_after_a_quiet_period_without_events() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     q = AddQueue(quiet=0.15, clock=clock)
     for _ in range(20):  # a writer appending every 20 ms for 0.4 s
         last_write = clock.now
@@ -66,7 +54,7 @@ def test_a_path_is_ready_only_after_a_quiet_period_without_events() -> None:
 
 
 def test_debounce_is_per_path() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     q = AddQueue(quiet=0.1, clock=clock)
     q.add("/r/quiet.yaml", CONVERT)
     for _ in range(13):  # another file written every 20 ms for 0.25 s
@@ -101,7 +89,7 @@ def test_requeue_keeps_newer_pending_work() -> None:
 
 
 def test_wait_ready_says_ready_only_once_the_quiet_period_is_over() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     q = AddQueue(quiet=0.1, clock=clock)
     assert not q.wait_ready(timeout=0)
     q.add("/r/a.yaml")

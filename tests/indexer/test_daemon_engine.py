@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ednaquery.fsutil import write_atomic  # saves like an editor: a temp file beside it, then a rename
 from indexer.patterns import DEFAULT_EXCLUDE
+from tests.support.clock import HeldClock
 from tests.support.indexer import FakeStore, disk_states
 from tests.support.wait import wait_until
 
@@ -107,17 +108,21 @@ def test_thousand_files_dropped_at_once(make_indexer, fake_store: FakeStore, roo
 
 def test_file_written_in_many_small_chunks_is_indexed_once_with_its_final_content(
         make_indexer, fake_store: FakeStore, root: Path, mode: str) -> None:
-    # the writer takes longer than the quiet period, with gaps far shorter than it (even on a busy machine)
-    ix = started(make_indexer(root, debounce=0.5))
+    # the writer takes longer than the quiet period; the quiet clock stands still while it writes, so no
+    # stall of the writer on a busy machine can end the quiet period half-way (test_addqueue steps through it)
+    clock = HeldClock()
+    ix = started(make_indexer(root, debounce=0.5, clock=clock))
     f = root / "metrics.json"
     lines = [f'"k{i}": {i}' for i in range(40)]
+    clock.hold()
     with open(f, "w") as fh:
         fh.write("{")
         for i, ln in enumerate(lines):
             fh.write(ln + ("," if i < len(lines) - 1 else ""))
             fh.flush()
-            time.sleep(0.02)
+            time.sleep(0.02)  # events keep coming while the file grows
         fh.write("}")
+    clock.release()
     assert wait_until(lambda: fake_store.config(f) is not None)
     assert ix.wait_idle(5)
     assert fake_store.config(f) == {f"k{i}": i for i in range(40)}

@@ -20,6 +20,7 @@ from ednaquery.errors import StoreUnavailable
 from ednaquery.store import open_store
 from ednaquery.store.base import PathUpdate
 from indexer import cli, lifecycle
+from tests.support.clock import FakeClock
 from tests.support.indexer import disk_states
 from tests.support.wait import wait_until
 
@@ -357,27 +358,37 @@ def test_inotify_watch_limit_falls_back_to_polling(env: dict, daemons: list) -> 
         assert len(said) == (1 if fell_back else 0), (root, modes, d.log())
 
 
-def test_a_status_check_holding_the_pidfile_lock_for_a_moment_does_not_refuse_a_start(tmp_path: Path) -> None:
+def test_a_status_check_holding_the_pidfile_lock_for_a_moment_does_not_refuse_a_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``daemon status`` (and stale-pidfile cleanup) lock the pidfile briefly; a daemon starting at that
     instant must wait it out, not report an indexer that is not there. One that holds it for good wins."""
     import fcntl
-    import threading
-    import time
+    from types import SimpleNamespace
 
     files = lifecycle.DaemonFiles(tmp_path / "state", [str(tmp_path)])
     files.folder.mkdir(parents=True)
     files.pidfile.write_text("12345\n")
     reader = os.open(files.pidfile, os.O_RDONLY)
     fcntl.flock(reader, fcntl.LOCK_SH)
-    threading.Timer(0.2, lambda: os.close(reader)).start()  # a status check that lets go
+    clock = FakeClock()
+    let_go: list = []
+
+    def sleep(seconds: float) -> None:  # the start found the lock held and waits: the status check lets go
+        if not let_go:
+            os.close(reader)
+            let_go.append(clock())
+        clock.advance(seconds)
+
+    monkeypatch.setattr(lifecycle, "time", SimpleNamespace(monotonic=clock, sleep=sleep))
     lock = lifecycle.PidFile(files)
     lock.acquire()
+    assert let_go, "the start never found the pidfile locked"
     assert files.pidfile.read_text().split()[0] == str(os.getpid())
     # a second start while this one holds the lock is refused, after the short wait
-    t = time.monotonic()
+    t = clock()
     with pytest.raises(lifecycle.AlreadyRunning) as err:
         lifecycle.PidFile(files).acquire()
-    assert err.value.pid == os.getpid() and time.monotonic() - t >= lifecycle.LOCK_PATIENCE_S
+    assert err.value.pid == os.getpid() and clock() - t >= lifecycle.LOCK_PATIENCE_S
     lock.release()
 
 

@@ -162,8 +162,9 @@ def test_a_folder_unlistable_from_the_start_is_an_error_record_until_it_can_be_r
     assert wait_until(lambda: fake_store.kind(locked) == "error"), fake_store.paths()
     assert "cannot list this folder (Permission denied)" in fake_store.docs[str(locked)][0]["error"]
     assert fake_store.config(root / "ok.yaml") == {"ok": 1}
+    walked = ix.last_reconcile
     ix.request_reconcile()  # a second walk keeps the record (it is not rewritten, nor dropped)
-    time.sleep(0.5)
+    assert wait_until(lambda: ix.last_reconcile is not walked and ix.idle()), ix.status()
     assert fake_store.kind(locked) == "error"
     monkeypatch.undo()
     ix.request_reconcile()

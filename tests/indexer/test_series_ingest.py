@@ -114,3 +114,52 @@ def test_daemon_keeps_the_series_in_step_as_the_run_grows_and_drops_it_with_the_
         ix.stop()
         if reader is not None:
             reader.close()
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_every_layout_hands_over_its_series_by_run_id(tmp_path: Path) -> None:
+    from indexer.convert import convert_path
+
+    lightning = tmp_path / "lightning_logs" / "version_0"
+    _write(lightning / "hparams.yaml", "lr: 0.01\n")
+    _write(lightning / "metrics.csv", "epoch,step,train_loss,val_acc\n0,99,0.9,\n0,99,,0.6\n1,199,0.5,\n1,199,,0.7\n")
+    mlflow = tmp_path / "mlruns" / "1" / "0123456789abcdef0123456789abcdef"
+    _write(mlflow.parent / "meta.yaml", "experiment_id: '1'\nname: cifar\nlifecycle_stage: active\n")
+    _write(mlflow / "meta.yaml", "run_id: 0123456789abcdef0123456789abcdef\nstatus: 3\nexperiment_id: '1'\n")
+    _write(mlflow / "params" / "lr", "0.001")
+    _write(mlflow / "metrics" / "val_loss", "1704449500000 0.9 0\n1704449600000 0.5 1\n")
+    wandb = tmp_path / "wandb" / "run-20240105_101112-ab12cd34" / "files"
+    _write(wandb / "config.yaml", "wandb_version: 1\nlr:\n  desc: null\n  value: 0.0003\n")
+    _write(wandb / "wandb-summary.json", json.dumps({"loss": 0.2, "_step": 2}))
+    _write(wandb / "wandb-history.jsonl", "\n".join(json.dumps({"_step": s, "loss": 1 / (s + 1)}) for s in range(3)))
+    for member, metric, values in ((lightning / "metrics.csv", "val_acc", [0.6, 0.7]),
+                                   (mlflow / "params" / "lr", "val_loss", [0.9, 0.5]),
+                                   (wandb / "wandb-summary.json", "loss", [1.0, 0.5, 1 / 3])):
+        series: dict = {}
+        docs = convert_path(member, series=series)
+        run = next(d for d in docs if d["kind"] == "run")
+        assert list(series) == [run["_id"]], member
+        assert [v for m, _, _, v in series[run["_id"]] if m == metric] == values, member
+        assert "series" not in run and "points" not in run
+
+
+def test_a_start_run_run_logged_by_step_has_its_series(tmp_path: Path) -> None:
+    import ednaquery
+
+    with ednaquery.start_run(config={"lr": 0.1}, root=tmp_path / "runs", name="loop") as run:
+        for step in range(4):
+            run.log({"loss": 1 / (step + 1)}, step=step, epoch=step // 2)
+        run.log({"val_acc": 0.5}, epoch=1)
+    store = SQLiteStore(tmp_path / "index.db")
+    try:
+        scan(store, [str(tmp_path / "runs")], workers=1)
+        (run_id,) = _runs(store)
+        points = store.series([run_id])
+        assert [(p[1], p[2], p[3]) for p in points if p[1] == "loss"] == [("loss", s, s // 2) for s in range(4)]
+        assert [(p[1], p[3], p[4]) for p in points if p[1] == "val_acc"] == [("val_acc", 1, 0.5)]
+    finally:
+        store.close()

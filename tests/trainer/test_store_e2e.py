@@ -67,4 +67,9 @@ def test_launch_trains_indexes_and_find_returns_the_run(tmp_path: Path, monkeypa
     [row] = json.loads(res.output)
     assert row["status"] == "completed" and row["config_id"] == doc["_id"]
     assert str(run_dir) in row["paths"] and row["metrics"]["val_acc"]["last"] == pytest.approx(val_acc)
+    # diff RUN CONFIG compares effective values: the keys the trainer filled in with defaults are not "absent"
+    assert "train.deterministic" in run["default_keys"] and "optimizer.lr" not in run["default_keys"]
+    res = CliRunner().invoke(ednaquery_main, ["--store", db, "diff", run_dir.name, doc["_id"][:8], "--json"])
+    assert res.exit_code == 1, res.output  # status and metrics differ: a config has none
+    assert [r["key"] for r in json.loads(res.output) if not r["key"].startswith("(")] == []
     store.close()

@@ -2,7 +2,8 @@
 
 Jobs run through a stub (no training), so these tests take a second or two. SQLite queues
 get one connection per worker (as separate processes would); the MongoDB queue runs on
-mongomock here, and on real pymongo in test_store_jobs_wire.py.
+mongomock here, and on real pymongo in test_store_jobs_wire.py. Staleness is driven by a
+fake clock (tests.support.clock), never by sleeping, so a loaded machine cannot flip a result.
 """
 from __future__ import annotations
 
@@ -18,8 +19,16 @@ import pytest
 
 from ednaquery.store.mongo import MongoStore
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.clock import FakeClock
+from tests.support.wait import wait_until
 from trainer.ops.jobs import MongoJobQueue, SQLiteJobQueue, open_jobs
 from trainer.ops.worker import Outcome, WorkerOptions, run_worker, stop_on_signals
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The time every queue made with ``clock=clock`` reads; it moves only when the test advances it."""
+    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])
@@ -63,20 +72,24 @@ def test_claims_are_oldest_first_and_never_shared(make_queue):
     assert states[ids[0]] == ("completed", "r1") and states[ids[1]] == ("running", None)
 
 
-def test_stale_job_is_requeued_and_its_old_worker_is_refused(make_queue):
-    q = make_queue(max_attempts=2)
+def test_stale_job_is_requeued_and_its_old_worker_is_refused(make_queue, clock):
+    q = make_queue(max_attempts=2, clock=clock)
     job = q.enqueue("cfg")
     assert q.claim("dead").id == job.id
-    assert q.requeue_stale(60) == []  # fresh heartbeat: left alone
-    time.sleep(0.02)
-    assert q.requeue_stale(0.01) == [job.id]
+    clock.advance(59)
+    assert q.requeue_stale(60) == []  # heartbeat younger than the limit: left alone
+    clock.advance(2)
+    assert q.requeue_stale(60) == [job.id]
     again = q.claim("alive")
     assert again.id == job.id and again.attempts == 2 and again.worker == "alive"
     assert not q.heartbeat(job.id, "dead")  # the dead worker woke up: it must stop
     assert not q.finish(job.id, "dead", "completed")
+    clock.advance(59)
     assert q.heartbeat(job.id, "alive")
-    time.sleep(0.02)
-    assert q.requeue_stale(0.01) == [job.id]  # second silent worker: max_attempts reached
+    clock.advance(59)
+    assert q.requeue_stale(60) == []  # 118 s since the claim, but 59 s since the last heartbeat
+    clock.advance(2)
+    assert q.requeue_stale(60) == [job.id]  # second silent worker: max_attempts reached
     failed = q.get(job.id[:12])
     assert failed.status == "failed" and "heart-beating" in failed.error
 
@@ -136,42 +149,45 @@ def test_two_workers_run_every_job_exactly_once(tmp_path):
     store.close()
 
 
-def test_worker_requeues_a_dead_workers_job_and_runs_it(make_queue):
-    q = make_queue()
+def test_worker_requeues_a_dead_workers_job_and_runs_it(make_queue, clock):
+    q = make_queue(clock=clock)
     job = q.enqueue("cfg")
     q.claim("ghost")  # claimed, then the worker died: no heartbeat ever again
-    time.sleep(0.15)
+    clock.advance(301)
     log: list = []
-    report = run_worker(make_queue(), _stub(log, set(), threading.Lock()), worker_id="alive",
-                        options=WorkerOptions(until_empty=True, stale_after=0.1, heartbeat=0.02))
+    report = run_worker(make_queue(clock=clock), _stub(log, set(), threading.Lock()), worker_id="alive",
+                        options=WorkerOptions(until_empty=True, stale_after=300, heartbeat=0.02))
     assert [j for j, _ in log] == [job.id]
     assert report.jobs == [(job.id, "completed")]
     done = q.get(job.id)
     assert done.status == "completed" and done.worker == "alive" and done.attempts == 2
 
 
-def test_heartbeats_keep_a_long_job_from_being_requeued(make_queue):
-    q = make_queue()
+def test_heartbeats_keep_a_long_job_from_being_requeued(make_queue, clock):
+    q = make_queue(clock=clock)
     job = q.enqueue("cfg")
+    watcher = make_queue(clock=clock)  # another worker, looking for stale jobs as time passes
     requeued: list = []
-    watcher_stop = threading.Event()
+    beaten: list = []
 
-    def watcher():  # another worker looking for stale jobs all the time
-        other = make_queue()
-        while not watcher_stop.is_set():
-            requeued.extend(other.requeue_stale(0.25))
-            time.sleep(0.02)
+    def long_job(j, stop, started):  # 0.8 s of the clock, in 0.1 s steps: 3x stale_after
+        started("run-1")
+        for _ in range(8):
+            now = clock.advance(0.1)
+            beaten.append(wait_until(lambda now=now: q.get(j.id).heartbeat_at == now, timeout=30))
+            requeued.extend(watcher.requeue_stale(0.25))
+        return Outcome("completed", "run-1")
 
-    t = threading.Thread(target=watcher)
-    t.start()
-    try:
-        report = run_worker(make_queue(), _stub([], set(), threading.Lock(), seconds=0.8), worker_id="slow",
-                            options=WorkerOptions(once=True, heartbeat=0.05, stale_after=0.25))
-    finally:
-        watcher_stop.set()
-        t.join()
+    report = run_worker(make_queue(clock=clock), long_job, worker_id="slow", clock=clock,
+                        options=WorkerOptions(once=True, heartbeat=0.05, stale_after=0.25))
+    assert beaten == [True] * 8  # the worker beat at every step of the clock
     assert requeued == []
     assert report.jobs == [(job.id, "completed")]
+    # the same 0.8 s without a heartbeat: the job is stale
+    silent = q.enqueue("cfg2")
+    q.claim("silent")
+    clock.advance(0.8)
+    assert watcher.requeue_stale(0.25) == [silent.id]
 
 
 def test_a_worker_whose_job_was_taken_stops_it_and_leaves_it_alone(make_queue):

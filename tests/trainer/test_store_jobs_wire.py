@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from ednaquery.store.mongo import MongoStore
+from tests.support.clock import FakeClock
 from tests.support.wire import with_database
 from trainer.ops.jobs import MongoJobQueue, open_jobs
 from trainer.ops.worker import Outcome, WorkerOptions, run_worker
@@ -55,11 +56,15 @@ def test_two_pymongo_workers_run_every_job_exactly_once(mongo_uri):
         t.join(120)
     assert Counter(log) == Counter({i: 1 for i in ids})
     assert {j.status for j in queues[0].list()} == {"completed"}
-    # a stale job goes back to the queue over the wire too
-    job = queues[0].enqueue("late")
-    assert queues[1].claim("ghost").id == job.id
-    time.sleep(0.05)
-    assert queues[2].requeue_stale(0.01) == [job.id]
-    assert queues[2].claim("alive").attempts == 2
+    # a stale job goes back to the queue over the wire too (time passes on a fake clock)
+    clock = FakeClock()
+    ghost, alive = open_jobs(stores[1], clock=clock), open_jobs(stores[2], clock=clock)
+    job = ghost.enqueue("late")
+    assert ghost.claim("ghost").id == job.id
+    clock.advance(59)
+    assert alive.requeue_stale(60) == []
+    clock.advance(2)
+    assert alive.requeue_stale(60) == [job.id]
+    assert alive.claim("alive").attempts == 2
     for s in stores:
         s.close()

@@ -31,6 +31,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ednaquery.documents import parse_number
 from trainer.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -354,9 +355,6 @@ def _type_name(tp: Any) -> str:
 # ------------------------------------------------------------------ validation
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
 class _Mismatch(Exception):
     pass
 
@@ -406,9 +404,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise _Mismatch
         if isinstance(value, (int, float)):
             return float(value)
-        # YAML 1.1 reads "1e-3" (no dot) as a string: accept what is clearly a number.
-        if isinstance(value, str) and _NUMBER.match(value.strip()):
-            return float(value)
+        # YAML 1.1 reads "1e-3" (no dot) as a string: accept what the one number rule calls a number.
+        if isinstance(value, str) and (n := parse_number(value)) is not None:
+            return float(n)
         raise _Mismatch
     if tp is str:
         if isinstance(value, str):
@@ -657,6 +655,27 @@ def to_dict(cfg: TrainerConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def _dotted(value: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if isinstance(v, dict) and v:
+            out.update(_dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def default_keys(resolved: dict[str, Any]) -> list[str]:
+    """The dotted keys of a resolved config that hold the schema's default value.
+
+    Written to run.json so that ``ednaquery diff RUN CONFIG`` can tell a key the config leaves
+    out (its effective value is the default) from a real difference.
+    """
+    defaults = _dotted(to_dict(TrainerConfig()))
+    return [k for k, v in _dotted(resolved).items() if k in defaults and defaults[k] == v
+            and type(defaults[k]) is type(v)]
+
+
 # ------------------------------------------------------------------ overrides
 
 
@@ -665,8 +684,9 @@ def parse_value(text: str) -> Any:
     import yaml
 
     stripped = text.strip()
-    if _NUMBER.match(stripped):
-        return int(stripped) if re.fullmatch(r"[+-]?\d+", stripped) else float(stripped)
+    number = parse_number(stripped)  # the one number rule (ednaquery.documents), as the loader's
+    if number is not None:
+        return number
     try:
         value = yaml.safe_load(stripped) if stripped else ""
     except yaml.YAMLError as exc:

@@ -38,7 +38,7 @@ import numpy as np
 from ednaquery.documents import new_run_id
 from ednaquery.errors import EdnaError
 from ednaquery.fsutil import write_atomic
-from trainer.engine.config import TrainerConfig, load_config, to_dict
+from trainer.engine.config import TrainerConfig, default_keys, load_config, to_dict
 from trainer.engine.runs import (
     RunSnapshot,
     RunWriter,
@@ -236,6 +236,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
             writer.update(run_id=run_id, config_id=config_id, status="running",
                           started_at=writer.run.get("started_at") or t0, ended_at=None, error=None,
                           attempts=attempts, resumed_from=str(checkpoint) if checkpoint else None,
+                          default_keys=default_keys(resolved),
                           **(environment_info() if main else {}))
             if cfg.train.threads > 0:
                 torch.set_num_threads(cfg.train.threads)

@@ -5,6 +5,8 @@ any other that reaches the same store) loops: re-queue stale jobs, claim one, ru
 heart-beating, record how it ended. A claim is one atomic step, so two workers never get the
 same job; a worker that dies stops heart-beating and its job goes back to the queue after
 ``stale_after`` seconds (at most ``max_attempts`` claims, then the job is marked failed).
+Every timestamp comes from the queue's ``clock`` (``time.time`` unless one is injected, as
+tests do to make staleness deterministic).
 Heartbeats and finishes name the worker, so a worker whose job was taken from it learns so
 (``heartbeat`` returns False) and stops instead of running it twice.
 
@@ -27,7 +29,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +39,9 @@ from ednaquery.store.base import Store
 JOB_STATUSES = ("queued", "running", "completed", "failed", "interrupted", "cancelled")
 FINAL_STATUSES = ("completed", "failed", "interrupted", "cancelled")
 DEFAULT_MAX_ATTEMPTS = 3
+
+#: where a queue reads the time (seconds since the epoch); injectable so tests need not sleep
+Clock = Callable[[], float]
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -72,6 +77,8 @@ class JobQueue(abc.ABC):
     """The operations every backend offers."""
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    #: the time every timestamp and staleness cut-off is read from
+    clock: Clock = time.time
 
     @abc.abstractmethod
     def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None) -> Job:
@@ -159,9 +166,11 @@ def _row_job(row: Sequence[Any]) -> Job:
 class SQLiteJobQueue(JobQueue):
     """Jobs in a table of the store's SQLite file, on a connection of this queue's own."""
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 30000, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 30000, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 clock: Clock = time.time) -> None:
         self.path = str(path)
         self.max_attempts = max_attempts
+        self.clock = clock
         self._lock = threading.RLock()  # one connection, shared by a worker and its heartbeat thread
         try:
             self.db = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
@@ -187,7 +196,7 @@ class SQLiteJobQueue(JobQueue):
             return out
 
     def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None) -> Job:
-        now = time.time()
+        now = self.clock()
         job = Job(id=new_job_id(now), config_id=config_id, overrides=list(overrides), created_at=now,
                   options=dict(options or {}))
         self._tx(lambda: self.db.execute(
@@ -197,7 +206,7 @@ class SQLiteJobQueue(JobQueue):
         return job
 
     def claim(self, worker_id: str) -> Job | None:
-        now = time.time()
+        now = self.clock()
 
         def run() -> list:
             return self.db.execute(
@@ -215,7 +224,7 @@ class SQLiteJobQueue(JobQueue):
         return self._tx(run) == 1
 
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
-        return self._owned_update(job_id, worker_id, "heartbeat_at=?", (time.time(),))
+        return self._owned_update(job_id, worker_id, "heartbeat_at=?", (self.clock(),))
 
     def set_run(self, job_id: str, worker_id: str, run_id: str) -> bool:
         return self._owned_update(job_id, worker_id, "run_id=?", (run_id,))
@@ -224,7 +233,7 @@ class SQLiteJobQueue(JobQueue):
                error: str | None = None) -> bool:
         _check_status(status)
         return self._owned_update(job_id, worker_id, "status=?, finished_at=?, run_id=coalesce(?, run_id), error=?",
-                                  (status, time.time(), run_id, error))
+                                  (status, self.clock(), run_id, error))
 
     def requeue(self, job_id: str, worker_id: str, *, run_id: str | None = None, error: str | None = None) -> bool:
         return self._owned_update(job_id, worker_id,
@@ -232,7 +241,7 @@ class SQLiteJobQueue(JobQueue):
                                   "error=?", (run_id, error))
 
     def requeue_stale(self, timeout_s: float) -> list[str]:
-        cutoff = time.time() - timeout_s
+        cutoff = self.clock() - timeout_s
 
         def run() -> list[str]:
             stale = self.db.execute("SELECT id, attempts FROM jobs WHERE status='running' AND heartbeat_at < ?",
@@ -241,7 +250,7 @@ class SQLiteJobQueue(JobQueue):
                 if attempts >= self.max_attempts:
                     why = f"its worker stopped heart-beating {attempts} time(s); not re-queued again"
                     self.db.execute("UPDATE jobs SET status='failed', finished_at=?, error=? WHERE id=?",
-                                    (time.time(), why, job_id))
+                                    (self.clock(), why, job_id))
                 else:
                     self.db.execute("UPDATE jobs SET status='queued', worker=NULL, heartbeat_at=NULL, error=? "
                                     "WHERE id=?", ("its worker stopped heart-beating; re-queued", job_id))
@@ -252,7 +261,7 @@ class SQLiteJobQueue(JobQueue):
         job = self.get(job_id)
         return self._tx(lambda: self.db.execute(
             "UPDATE jobs SET status='cancelled', finished_at=? WHERE id=? AND status='queued'",
-            (time.time(), job.id)).rowcount) == 1
+            (self.clock(), job.id)).rowcount) == 1
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -293,9 +302,11 @@ class SQLiteJobQueue(JobQueue):
 class MongoJobQueue(JobQueue):
     """Jobs in the ``jobs`` collection of the store's database; claims are ``find_one_and_update``."""
 
-    def __init__(self, database: Any, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, errors: Any = None) -> None:
+    def __init__(self, database: Any, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, errors: Any = None,
+                 clock: Clock = time.time) -> None:
         self.coll = database["jobs"]
         self.max_attempts = max_attempts
+        self.clock = clock
         self._errors = errors  # the store's error translator (a context manager factory), if any
         with self._guard("creating the job index"):
             self.coll.create_index([("status", 1), ("created_at", 1)], name="status_created")
@@ -316,7 +327,7 @@ class MongoJobQueue(JobQueue):
         return Job(id=doc["_id"], **d)
 
     def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None) -> Job:
-        now = time.time()
+        now = self.clock()
         job = Job(id=new_job_id(now), config_id=config_id, overrides=list(overrides), created_at=now,
                   options=dict(options or {}))
         doc = job.as_dict()
@@ -328,7 +339,7 @@ class MongoJobQueue(JobQueue):
     def claim(self, worker_id: str) -> Job | None:
         from pymongo import ReturnDocument
 
-        now = time.time()
+        now = self.clock()
         with self._guard("claiming a job"):
             doc = self.coll.find_one_and_update(
                 {"status": "queued"},
@@ -343,7 +354,7 @@ class MongoJobQueue(JobQueue):
         return res.matched_count == 1
 
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
-        return self._owned_update(job_id, worker_id, {"heartbeat_at": time.time()}, "a job heartbeat")
+        return self._owned_update(job_id, worker_id, {"heartbeat_at": self.clock()}, "a job heartbeat")
 
     def set_run(self, job_id: str, worker_id: str, run_id: str) -> bool:
         return self._owned_update(job_id, worker_id, {"run_id": run_id}, "recording a job's run")
@@ -351,7 +362,7 @@ class MongoJobQueue(JobQueue):
     def finish(self, job_id: str, worker_id: str, status: str, *, run_id: str | None = None,
                error: str | None = None) -> bool:
         _check_status(status)
-        sets: dict[str, Any] = {"status": status, "finished_at": time.time(), "error": error}
+        sets: dict[str, Any] = {"status": status, "finished_at": self.clock(), "error": error}
         if run_id is not None:
             sets["run_id"] = run_id
         return self._owned_update(job_id, worker_id, sets, "finishing a job")
@@ -363,14 +374,14 @@ class MongoJobQueue(JobQueue):
         return self._owned_update(job_id, worker_id, sets, "re-queueing a job")
 
     def requeue_stale(self, timeout_s: float) -> list[str]:
-        cutoff = time.time() - timeout_s
+        cutoff = self.clock() - timeout_s
         touched: list[str] = []
         with self._guard("re-queueing stale jobs"):
             for doc in list(self.coll.find({"status": "running", "heartbeat_at": {"$lt": cutoff}})):
                 # conditioned on the heartbeat we saw: a worker that beats meanwhile keeps its job
                 cond = {"_id": doc["_id"], "status": "running", "heartbeat_at": doc.get("heartbeat_at")}
                 if int(doc.get("attempts") or 0) >= self.max_attempts:
-                    sets = {"status": "failed", "finished_at": time.time(),
+                    sets = {"status": "failed", "finished_at": self.clock(),
                             "error": f"its worker stopped heart-beating {doc.get('attempts')} time(s); "
                                      "not re-queued again"}
                 else:
@@ -384,7 +395,7 @@ class MongoJobQueue(JobQueue):
         job = self.get(job_id)
         with self._guard("cancelling a job"):
             res = self.coll.update_one({"_id": job.id, "status": "queued"},
-                                       {"$set": {"status": "cancelled", "finished_at": time.time()}})
+                                       {"$set": {"status": "cancelled", "finished_at": self.clock()}})
         return res.modified_count == 1
 
     def get(self, job_id: str) -> Job:
@@ -412,12 +423,12 @@ class MongoJobQueue(JobQueue):
 # ------------------------------------------------------------------ choosing the backend
 
 
-def open_jobs(store: Store, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> JobQueue:
+def open_jobs(store: Store, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, clock: Clock = time.time) -> JobQueue:
     """The job queue that lives beside ``store`` (same SQLite file, or same MongoDB database)."""
     home = store.job_home()
     if home.sqlite_path is not None:
-        return SQLiteJobQueue(home.sqlite_path, max_attempts=max_attempts)
+        return SQLiteJobQueue(home.sqlite_path, max_attempts=max_attempts, clock=clock)
     if home.mongo_database is not None:
-        return MongoJobQueue(home.mongo_database, max_attempts=max_attempts, errors=home.guard)
+        return MongoJobQueue(home.mongo_database, max_attempts=max_attempts, errors=home.guard, clock=clock)
     raise EdnaError(f"the store {store.display_uri!r} has no job queue; "
                     "use the SQLite or MongoDB store")

@@ -121,9 +121,7 @@ def resolve_target(store: Store, target: str, *, index: bool = True) -> Resolved
 def derived_document(config: dict, parent_id: str, overrides: Sequence[str], *, tags: Sequence[str] = (),
                      extra: dict | None = None) -> dict:
     """The config document of a config derived from ``parent_id`` by ``overrides`` (no file)."""
-    shown = " ".join(overrides)
-    doc = make_config_document(config, path=None, format=DERIVED_FORMAT,
-                               warnings=[f"derived from {parent_id} with {shown}"])
+    doc = make_config_document(config, path=None, format=DERIVED_FORMAT)  # derived_from says so: no warning
     doc["tags"] = sorted({DERIVED_TAG, *tags})
     doc["derived_from"] = parent_id
     doc["overrides"] = list(overrides)

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ednaquery.documents import parse_number
 from ednaquery.errors import UsageError
 from ednaquery.loaders import load_file
 from ednaquery.store.base import Store
 from trainer.errors import ConfigError
 from trainer.ops.launch import ResolvedConfig, derive, override_strings, resolve_target, validate
 
-_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 #: refuse grids larger than this (a typo in an axis can explode a product)
 MAX_COMBINATIONS = 10_000
 SWEEP_TAG = "sweep"
@@ -79,13 +78,12 @@ def _axes(grid: dict, where: str) -> list[tuple[str, list[Any]]]:
     axes = grid.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise UsageError(f"{where}: `axes:` must map config keys to lists of values, e.g. optimizer.lr: [1e-3, 3e-4]")
-    from trainer.engine.config import parse_value
-
     out: list[tuple[str, list[Any]]] = []
     for key, values in axes.items():
         values = values if isinstance(values, list) else [values]
-        # YAML 1.1 reads 1e-3 as a string: take it as the number, as `trainer launch lr=1e-3` does
-        values = [parse_value(v) if isinstance(v, str) and _NUMBER.match(v) else v for v in values]
+        # YAML 1.1 reads 1e-3 as a string: take it as the number (the one number rule, as the
+        # loader and `trainer launch lr=1e-3` do)
+        values = [n if isinstance(v, str) and (n := parse_number(v)) is not None else v for v in values]
         if not values:
             raise UsageError(f"{where}: axis {key!r} has no values")
         out.append((str(key), values))
@@ -100,8 +98,9 @@ def _base(store: Store, grid: dict, base_dir: Path, where: str, index: bool) -> 
         from ednaquery.documents import config_id, make_config_document
 
         validate(base, f"{where}: base")
-        doc = make_config_document(base, path=None, format="sweep-base", warnings=[f"inline base of sweep {where}"])
+        doc = make_config_document(base, path=None, format="sweep-base")
         doc["tags"] = [SWEEP_TAG]
+        doc["sweep"] = str(where)  # the sweep file whose inline base this is (not a warning)
         return ResolvedConfig(config=base, config_id=config_id(base), doc=doc, derived_from="inline")
     target = str(base)
     candidate = base_dir / target

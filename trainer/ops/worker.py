@@ -12,7 +12,8 @@ it was presumed dead and the job re-queued) stops that run and leaves the job al
 never runs twice at once.
 
 The function that runs a job is injectable (``run_job``), which keeps the loop testable
-without training anything; :func:`launch_runner` is the real one.
+without training anything; :func:`launch_runner` is the real one. So is the clock that spaces
+heartbeats (``clock``, ``time.monotonic`` by default), so tests can make time pass without sleeping.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import EdnaError, StoreUnavailable
-from trainer.ops.jobs import Job, JobQueue
+from trainer.ops.jobs import Clock, Job, JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +84,23 @@ class _Heart(threading.Thread):
     """Heart-beats a claimed job; stops the run when the worker stops or the job is taken away."""
 
     def __init__(self, queue: JobQueue, job: Job, worker_id: str, every: float, stop: threading.Event,
-                 job_stop: threading.Event) -> None:
+                 job_stop: threading.Event, clock: Clock = time.monotonic) -> None:
         super().__init__(name=f"heartbeat-{job.id}", daemon=True)
         self.queue, self.job, self.worker_id, self.every = queue, job, worker_id, every
+        self.clock = clock
+        self.last = clock()  # the claim just beat; read before the job starts, so no time passes unseen
         self.stop, self.job_stop = stop, job_stop
         self.done = threading.Event()
         self.lost = False
 
     def run(self) -> None:
         tick = min(0.25, self.every)
-        last = time.monotonic()
         while not self.done.wait(tick):
             if self.stop.is_set():
                 self.job_stop.set()
-            if time.monotonic() - last < self.every:
+            if self.clock() - self.last < self.every:
                 continue
-            last = time.monotonic()
+            self.last = self.clock()
             try:
                 if not self.queue.heartbeat(self.job.id, self.worker_id):
                     log.warning("job %s is no longer this worker's (presumed dead and re-queued); stopping its run",
@@ -124,12 +126,12 @@ def _settle(queue: JobQueue, job: Job, worker_id: str, outcome: Outcome, stoppin
 
 
 def run_one(queue: JobQueue, job: Job, run_job: RunJob, *, worker_id: str, heartbeat: float,
-            stop: threading.Event) -> str:
+            stop: threading.Event, clock: Clock = time.monotonic) -> str:
     """Run one claimed job with a heartbeat thread; returns how it ended (completed, failed, requeued...)."""
     job_stop = threading.Event()
     if stop.is_set():
         job_stop.set()
-    heart = _Heart(queue, job, worker_id, heartbeat, stop, job_stop)
+    heart = _Heart(queue, job, worker_id, heartbeat, stop, job_stop, clock)
     heart.start()
 
     def started(run_id: str) -> None:
@@ -156,8 +158,8 @@ def run_one(queue: JobQueue, job: Job, run_job: RunJob, *, worker_id: str, heart
 
 def run_worker(queue: JobQueue, run_job: RunJob, *, worker_id: str | None = None,
                options: WorkerOptions | None = None, stop: threading.Event | None = None,
-               on_event: Callable[[str], None] | None = None) -> WorkerReport:
-    """Loop: re-queue stale jobs, claim, run, record; until stopped (or as ``options`` say)."""
+               on_event: Callable[[str], None] | None = None, clock: Clock = time.monotonic) -> WorkerReport:
+    """Loop: re-queue stale jobs, claim, run, record, until stopped; ``clock`` spaces the heartbeats."""
     opts = options or WorkerOptions()
     stop = stop or threading.Event()
     report = WorkerReport(worker_id or default_worker_id())
@@ -178,7 +180,8 @@ def run_worker(queue: JobQueue, run_job: RunJob, *, worker_id: str | None = None
             continue
         shown = f" {' '.join(job.overrides)}" if job.overrides else ""
         say(f"job {job.id}: config {job.config_id[:12]}{shown}")
-        ended = run_one(queue, job, run_job, worker_id=report.worker_id, heartbeat=opts.heartbeat, stop=stop)
+        ended = run_one(queue, job, run_job, worker_id=report.worker_id, heartbeat=opts.heartbeat, stop=stop,
+                        clock=clock)
         report.jobs.append((job.id, ended))
         say(f"job {job.id}: {ended}")
         if opts.once or (opts.max_jobs is not None and len(report.jobs) >= opts.max_jobs):
