@@ -9,11 +9,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ednaquery.documents import number_view
+from ednaquery.documents import same_value
 from ednaquery.masking import redact
 from ednaquery.results import flatten_indexed
 
-__all__ = ["cleaned", "config_diff", "flat_config", "record_json", "same_value", "series_json"]
+__all__ = ["cleaned", "config_diff", "flat_config", "record_json", "series_json"]
 
 #: record attributes copied to the page (missing ones are left out)
 FIELDS = ("id", "kind", "paths", "status", "config", "metrics", "values", "tags", "note",
@@ -66,22 +66,13 @@ def flat_config(record: Any) -> dict[str, Any]:
     return flat
 
 
-def same_value(a: Any, b: Any) -> bool:
-    """True when two config values mean the same: equal numbers are equal (``1e-3`` and ``0.001``)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    na, nb = number_view(a), number_view(b)
-    if na is not None and nb is not None:
-        return na == nb or (math.isnan(na) and math.isnan(nb))
-    return type(a) is type(b) and a == b
-
-
 _ABSENT = object()
 
 
 def config_diff(records: Sequence[Any]) -> list[dict[str, Any]]:
     """The keys whose values are not all the same across ``records``: ``[{key, values: [...]}]``.
 
+    Values compare by the number rule (:func:`ednaquery.documents.same_value`: ``"1e-3"`` == 0.001).
     A key a record lacks shows as ``{"missing": true}`` in its place. Keys keep the first
     record's order, then the keys only later records have.
     """
