@@ -153,8 +153,10 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
             return _error(400, str(exc), query=exc.query, position=exc.pos, length=exc.length)
         except UsageError as exc:  # a bad key or option; a store that fails goes to edna_error
             return _error(400, str(exc))
-        columns = [c.label for c in getattr(results, "columns", None) or ()]
-        columns += [k for r in rows for k in (r.get("values") or {}) if k not in columns]
+        # the names the records' values carry (the query's keys); the query's labels when nothing matched
+        columns = list(dict.fromkeys(k for r in rows for k in (r.get("values") or {})))
+        if not columns:
+            columns = [c.label for c in getattr(results, "columns", None) or ()]
         return ok({"query": q, "sort": sort, "limit": limit, "columns": columns, "rows": rows})
 
     def api_keys(request: Request) -> Response:

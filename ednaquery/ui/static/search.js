@@ -32,6 +32,8 @@
 
   function cellValue(row, col) {
     if (row.values && col in row.values) return row.values[col];
+    const named = row.values && Object.keys(row.values).find((k) => k.endsWith("." + col));
+    if (named) return row.values[named];
     const m = /^(?:metrics\.)?([^.]+)\.(last|best)$/.exec(col);
     if (m && row.metrics && row.metrics[m[1]]) return row.metrics[m[1]][m[2]];
     if (row._flat === undefined) row._flat = EQ.flatten(row.config || {}, "");
