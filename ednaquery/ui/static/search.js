@@ -8,7 +8,7 @@
     q: params.get("q") || "", kind: params.get("kind") || "", limit: params.get("limit") || "50",
     sort: params.get("sort") || "", cols: (params.get("cols") || "").split(",").filter(Boolean),
     widths: JSON.parse(localStorage.eqWidths || "{}"), picked: new Set((localStorage.eqPicked || "").split(",").filter(Boolean)),
-    last: null, signature: "", gen: 0,
+    last: null, signature: "", gen: 0, hidden: new Set(JSON.parse(localStorage.eqHidden || "[]")),
   };
   EQ.header();
   $("q").value = state.q; $("kind").value = state.kind; $("limit").value = state.limit; $("columns").value = state.cols.join(", ");
@@ -53,11 +53,13 @@
       const x0 = ev.clientX, w0 = th.offsetWidth;
       const move = (e) => { th.style.width = Math.max(40, w0 + e.clientX - x0) + "px"; };
       const up = () => { document.removeEventListener("mousemove", move); document.removeEventListener("mouseup", up);
-        state.widths[label] = th.offsetWidth; localStorage.eqWidths = JSON.stringify(state.widths); };
+        state.widths[label] = th.offsetWidth; localStorage.eqWidths = JSON.stringify(state.widths); state.resizedAt = Date.now(); };
       document.addEventListener("mousemove", move); document.addEventListener("mouseup", up);
     });
     th.append(grip);
+    grip.addEventListener("click", (e) => e.stopPropagation());
     if (sortKey) th.addEventListener("click", () => {
+      if (Date.now() - (state.resizedAt || 0) < 300) return;  // the end of a resize is not a sort
       state.sort = state.sort === sortKey ? "-" + sortKey : sortKey;
       search(true);
     });
@@ -67,8 +69,10 @@
   function render(data) {
     const table = $("results");
     const valueCols = [...data.columns, ...state.cols.filter((c) => !data.columns.includes(c))];
-    const head = EQ.el("tr", {}, EQ.el("th", { style: "width:34px" }, ""), header("id"), header("kind", "kind"),
-      header("status", "status"), header("path"), valueCols.map((c) => header(c, c.replace(/^metrics\./, ""))));
+    const shown = (name) => !state.hidden.has(name);
+    const head = EQ.el("tr", {}, EQ.el("th", { style: "width:34px" }, ""), header("id"),
+      shown("kind") ? header("kind", "kind") : null, shown("status") ? header("status", "status") : null,
+      shown("path") ? header("path") : null, valueCols.map((c) => header(c, c.replace(/^metrics\./, ""))));
     const body = data.rows.map((r) => {
       const box = EQ.el("input", { type: "checkbox", class: "pick", "data-id": r.id });
       box.checked = state.picked.has(r.id);
@@ -77,8 +81,8 @@
       const tr = EQ.el("tr", { "data-id": r.id, class: box.checked ? "picked" : null },
         EQ.el("td", {}, box),
         EQ.el("td", { class: "id", title: r.id }, EQ.el("a", { href: "/run/" + encodeURIComponent(r.id) }, EQ.shortId(r.id))),
-        EQ.el("td", {}, r.kind || ""), EQ.el("td", {}, r.status || ""),
-        EQ.el("td", { title: (r.paths || []).join("\n") }, EQ.path(r)),
+        shown("kind") ? EQ.el("td", {}, r.kind || "") : null, shown("status") ? EQ.el("td", {}, r.status || "") : null,
+        shown("path") ? EQ.el("td", { title: (r.paths || []).join("\n") }, EQ.path(r)) : null,
         valueCols.map((c) => { const v = cellValue(r, c);
           return EQ.el("td", { class: typeof v === "number" ? "num" : null, title: EQ.fmt(v) }, EQ.fmt(v)); }));
       return tr;
@@ -119,6 +123,14 @@
   $("compare-picked").addEventListener("click", () => { location.href = "/compare?ids=" + encodeURIComponent([...state.picked].join(",")); });
   $("compare-all").addEventListener("click", () => { location.href = "/compare?q=" + encodeURIComponent(state.q); });
   $("clear-picked").addEventListener("click", () => { state.picked.clear(); savePicked(); document.querySelectorAll("input.pick").forEach((b) => { b.checked = false; }); document.querySelectorAll("tr.picked").forEach((t) => t.classList.remove("picked")); });
+  document.querySelectorAll("input.show-col").forEach((box) => {
+    box.checked = !state.hidden.has(box.value);
+    box.addEventListener("change", () => {
+      box.checked ? state.hidden.delete(box.value) : state.hidden.add(box.value);
+      localStorage.eqHidden = JSON.stringify([...state.hidden]);
+      if (state.last) render(state.last);
+    });
+  });
   savePicked();
   search(false);
   // live: new runs and new epochs show up without a reload
