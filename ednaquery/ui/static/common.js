@@ -49,6 +49,9 @@ EQ.fmt = function (v) {
   return String(v);
 };
 EQ.clip = (text, n) => (text.length > n ? text.slice(0, n - 1) + "\u2026" : text);
+// long paths lose their middle, never their file name: "/tmp/a/b/…/run-07/metrics.jsonl"
+EQ.middle = (text, n) => { if (text.length <= n) return text; const tail = Math.ceil((n - 1) * 0.6);
+  return text.slice(0, n - 1 - tail) + "\u2026" + text.slice(text.length - tail); };
 EQ.time = function (t) {
   if (!t) return "";
   return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z";

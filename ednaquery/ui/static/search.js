@@ -82,7 +82,7 @@
         EQ.el("td", {}, box),
         EQ.el("td", { class: "id", title: r.id }, EQ.el("a", { href: "/run/" + encodeURIComponent(r.id) }, EQ.shortId(r.id))),
         shown("kind") ? EQ.el("td", {}, r.kind || "") : null, shown("status") ? EQ.el("td", {}, r.status || "") : null,
-        shown("path") ? EQ.el("td", { title: (r.paths || []).join("\n") }, EQ.path(r)) : null,
+        shown("path") ? EQ.el("td", { title: (r.paths || []).join("\n") }, EQ.middle(EQ.path(r), 64)) : null,
         valueCols.map((c) => { const v = cellValue(r, c);
           return EQ.el("td", { class: typeof v === "number" ? "num" : null, title: EQ.fmt(v) }, EQ.fmt(v)); }));
       return tr;
