@@ -46,7 +46,8 @@
     const th = EQ.el("th", { "data-col": label, title: sortKey ? `sort by ${sortKey}` : label }, label);
     const cur = state.sort.replace(/^-/, "");
     if (sortKey && cur === sortKey) th.append(state.sort.startsWith("-") ? " \u25BC" : " \u25B2");
-    if (state.widths[label]) th.style.width = state.widths[label] + "px";
+    const width = state.widths[label] || { path: 470, id: 175 }[label];
+    if (width) th.style.width = width + "px";
     const grip = EQ.el("span", { class: "grip" });
     grip.addEventListener("mousedown", (ev) => {
       ev.preventDefault(); ev.stopPropagation();
@@ -82,7 +83,7 @@
         EQ.el("td", {}, box),
         EQ.el("td", { class: "id", title: r.id }, EQ.el("a", { href: "/run/" + encodeURIComponent(r.id) }, EQ.shortId(r.id))),
         shown("kind") ? EQ.el("td", {}, r.kind || "") : null, shown("status") ? EQ.el("td", {}, r.status || "") : null,
-        shown("path") ? EQ.el("td", { title: (r.paths || []).join("\n") }, EQ.middle(EQ.path(r), 64)) : null,
+        shown("path") ? EQ.el("td", { title: (r.paths || []).join("\n") }, EQ.middle(EQ.path(r), 56)) : null,
         valueCols.map((c) => { const v = cellValue(r, c);
           return EQ.el("td", { class: typeof v === "number" ? "num" : null, title: EQ.fmt(v) }, EQ.fmt(v)); }));
       return tr;
