@@ -4,7 +4,10 @@ Usage: ``.venv/bin/python bench/ui_latency.py [--runs 10000] [--epochs 30] [--re
 
 Setup writes ``--runs`` run folders (``config.yaml`` from bench/sweepgen.py and a
 ``metrics.jsonl`` of ``--epochs`` rows, 5 metrics each) and indexes them with the one-shot scan
-(``ednaquery index``; it also fills the series table): files/s, target >= 2,000.
+(``ednaquery index``; it also fills the series table): files/s. Unless ``--no-baseline``, the same
+folders are scanned again into a fresh store with the series left out, so that what the series
+cost shows apart from what reading run folders costs (the >= 2,000 files/s scan target is a config
+sweep's: bench/index_throughput.py).
 
 Figures (each a function in :data:`MEASURES`, given the :class:`Bench`; add one to extend):
 
@@ -104,8 +107,30 @@ def write_runs(root: Path, n: int, epochs: int, seed: int = 0) -> int:
     return 2 * n
 
 
-def setup(work: Path, runs: int, epochs: int, reps: int) -> tuple[Bench, list[Figure]]:
-    """Write and index the runs; the scan's own figure."""
+def scan_without_series(root: Path, db: Path) -> float:
+    """files/s of a scan of ``root`` into a fresh store at ``db`` with the series left out."""
+    import indexer.scan as scan_mod
+
+    real = scan_mod.convert_path
+
+    def no_series(path: Any, **kw: Any) -> list[dict]:
+        kw.pop("series", None)
+        return real(path, **kw)
+
+    scan_mod.convert_path = no_series  # converter processes fork after this, so they use it too
+    try:
+        store = open_store(str(db))
+        t = time.perf_counter()
+        report = scan(store, [str(root)])
+        secs = time.perf_counter() - t
+        store.close()
+    finally:
+        scan_mod.convert_path = real
+    return report.converted / secs
+
+
+def setup(work: Path, runs: int, epochs: int, reps: int, baseline: bool = True) -> tuple[Bench, list[Figure]]:
+    """Write and index the runs; the scan's own figures."""
     root = work / "runs"
     t = time.perf_counter()
     files = write_runs(root, runs, epochs)
@@ -116,8 +141,13 @@ def setup(work: Path, runs: int, epochs: int, reps: int) -> tuple[Bench, list[Fi
     report = scan(store, [str(root)])
     secs = time.perf_counter() - t
     points = store.db.execute("SELECT count(*) FROM series").fetchone()[0]
-    figs = [Figure("one-shot scan with series", report.converted / secs, "files/s", ">= 2,000",
+    rate = report.converted / secs
+    figs = [Figure("one-shot scan of run folders, with series", rate, "files/s", "",
                    f"{report.converted:,} files, {points:,} series values in {secs:.1f} s")]
+    if baseline:
+        base = scan_without_series(root, work / "baseline.db")
+        figs += [Figure("  the same scan without series", base, "files/s"),
+                 Figure("  with series / without", rate / base, "x")]
     ix = Index(store)
     bench = Bench(work, root, db, runs, epochs, reps, ix, ix.find("kind=run").ids)
     return bench, figs
@@ -163,10 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="keep the work folder (its path is printed)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the scan without series")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="eq-ui-bench-"))
     try:
-        bench, figures = setup(work, args.runs, args.epochs, args.reps)
+        bench, figures = setup(work, args.runs, args.epochs, args.reps, baseline=not args.no_baseline)
         for fig in figures:
             print(fig.line(), flush=True)
         for measure in MEASURES:

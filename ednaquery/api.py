@@ -102,19 +102,11 @@ class Record:
 
         return matched_values(self.doc, self.columns)
 
-    @cached_property
+    @property
     def path(self) -> str | None:
-        """Where it lives: a config's (first) file, a run's folder (``paths`` lists the files of the
-        folder the run was read from); None for a record without a file."""
-        if not self.paths:
-            return None
-        if self.kind != "run":
-            return self.paths[0]
-        try:
-            common = os.path.commonpath(self.paths)
-        except ValueError:  # relative and absolute paths mixed
-            return self.paths[0]
-        return common if common not in self.paths or os.path.isdir(common) else os.path.dirname(common)
+        """Where it lives: a config's (first) file, a run's folder (``mlflow.db#<run id>`` for a run of
+        MLflow's SQLite store); None for a record without one."""
+        return self.paths[0] if self.paths else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Record) and other.id == self.id and other.doc == self.doc

@@ -171,6 +171,13 @@ class MetricsSummary:
     #: every finite value in logging order, with its step/epoch (at most :data:`MAX_POINTS`)
     points: list[Point] = field(default_factory=list)
     points_dropped: int = 0
+    #: the distinct epoch values seen (0- or 1-based alike): their number is the epochs a run trained
+    epoch_values: set[float] = field(default_factory=set)
+
+    @property
+    def epoch_count(self) -> int | None:
+        """How many epochs the values were logged in (a 4-epoch run says 4, whether it counts from 0 or 1)."""
+        return len(self.epoch_values) or None
 
     def add(self, name: str, value: Any, *, step: Any = None, epoch: Any = None) -> None:
         """One value of one metric (later calls are later in time), at ``step``/``epoch`` if known."""
@@ -188,6 +195,10 @@ class MetricsSummary:
             return
         s.count += 1
         s.last = x
+        if epoch is not None and len(self.epoch_values) < MAX_POINTS:
+            e = finite_number(epoch)
+            if e is not None:
+                self.epoch_values.add(e)
         if len(self.points) < MAX_POINTS:
             self.points.append(Point(name, step, epoch, x))
         else:
@@ -216,6 +227,8 @@ class MetricsSummary:
                     low = key.lower()
                     if low == "epoch":
                         self.last_epoch = x
+                        if len(self.epoch_values) < MAX_POINTS:
+                            self.epoch_values.add(x)
                     elif low in _STEP_COUNTERS:
                         self.last_step = x
                 continue

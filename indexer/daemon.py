@@ -24,6 +24,7 @@ Never miss, never lose:
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -38,6 +39,7 @@ from typing import Any
 from ednaquery.errors import EdnaError, StoreUnavailable
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
+from indexer.convert.updates import gone_updates, path_updates
 from indexer.monitor import Monitor
 from indexer.patterns import PathFilter, rel_parts
 from indexer.queue import CONVERT, DEPENDANT, GONE, RESCAN, AddQueue
@@ -85,7 +87,7 @@ class Indexer:
             raise EdnaError("no folders to watch: give at least one root")
         self.roots = list(dict.fromkeys(canonical_root(r) for r in roots))
         self.store_factory = store_factory
-        self.convert = convert or _default_converter()
+        self.convert = convert or functools.partial(_default_converter(), roots=tuple(self.roots))
         #: the built-in converter also hands over runs' metric series (``PathUpdate.series``)
         self._with_series = convert is None
         self.filter = PathFilter(include, exclude)
@@ -113,6 +115,7 @@ class Indexer:
         self._error_paths: set[str] = set()  # files whose last conversion was an error record
         self.last_reconcile: dict[str, Any] | None = None
         self._held: list[PathUpdate] = []  # converted, not yet written (store down)
+        self._uncounted: set[int] = set()  # ids of held updates of run folders (not files)
         self._held_rescans: list[str] = []
         self._held_follow: list[str] = []  # held paths whose dependants are re-converted once written
         self._failures = 0
@@ -316,12 +319,15 @@ class Indexer:
                 self._held_rescans.append(path)
                 continue
             upd = self._update_for(path)
-            if upd is None:
+            if not upd:
                 continue
-            updates.append(upd)
+            updates.append(upd[0])
+            for extra in upd[1:]:  # run folders: written, not counted as files
+                self._uncounted.add(id(extra))
+                updates.append(extra)
             if op != DEPENDANT:
                 follow.append(path)
-            size += upd.state.size if upd.state is not None else 0
+            size += upd[0].state.size if upd[0].state is not None else 0
             if size >= IN_FLIGHT_BYTES and i + 1 < len(batch):
                 self._held.extend(updates)
                 self._held_follow.extend(follow)
@@ -348,20 +354,24 @@ class Indexer:
             self._rescan(store, self._held_rescans[0])
             self._held_rescans.pop(0)
 
-    def _update_for(self, path: str) -> PathUpdate | None:
-        """What ``path`` holds now: converted documents with the file's state, or gone."""
+    def _update_for(self, path: str) -> list[PathUpdate]:
+        """What ``path`` holds now: converted documents with the file's state, or gone (a run's
+        document goes to its run folder: :mod:`indexer.convert.updates`)."""
+        series: dict[str, Any] = {}  # the runs' metric series the converter hands over (PathUpdate.series)
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
-            return PathUpdate(path, [], None)
+            updates = gone_updates(path, lambda folder: self._convert_quietly(folder, series))
+            updates[0].series.update(series)  # a run that lost a file is read again: its series too
+            return updates
         except OSError as exc:
             st = None
             log.debug("cannot stat %s: %s", path, exc)
         if st is not None and stat.S_ISDIR(st.st_mode):
             # a folder now stands where a file was (a pipe or device: converting it gives an error record)
             self.queue.add(path, RESCAN, now=True)
-            return PathUpdate(path, [], None)
-        series: dict[str, Any] = {}
+            runs = [d for d in self._convert_quietly(path, series) if d.get("kind") == "run"]  # a run folder keeps its run
+            return [PathUpdate(path, runs, None, series=series)]
         try:
             if self._with_series:
                 docs = self.convert(Path(path), max_bytes=self.max_bytes, series=series)
@@ -370,7 +380,17 @@ class Indexer:
         except Exception as exc:  # the converter should never raise; if it does, record it
             log.debug("converter failed on %s", path, exc_info=True)
             docs = [_error_doc(path, f"internal error while converting: {exc}", st)]
-        return PathUpdate(path, list(docs), file_state(st) if st is not None else None, series=series)
+        return path_updates(path, list(docs), file_state(st) if st is not None else None, settle_members=True,
+                            series=series)
+
+    def _convert_quietly(self, folder: str, series: dict[str, Any] | None = None) -> list[dict]:
+        try:
+            if self._with_series and series is not None:
+                return list(self.convert(Path(folder), max_bytes=self.max_bytes, series=series))
+            return list(self.convert(Path(folder), max_bytes=self.max_bytes))
+        except Exception:
+            log.debug("converter failed on %s", folder, exc_info=True)
+            return []
 
     def _apply(self, store: Store, updates: list[PathUpdate]) -> None:
         try:
@@ -394,6 +414,8 @@ class Indexer:
     def _count(self, updates: list[PathUpdate]) -> None:
         indexed = deleted = errors = 0
         for upd in updates:
+            if id(upd) in self._uncounted:
+                continue  # a run folder: counted with the file that yielded it
             if upd.state is None and not upd.docs:
                 deleted += 1
                 self._error_paths.discard(upd.path)
@@ -407,6 +429,7 @@ class Indexer:
             else:
                 indexed += 1
                 self._error_paths.discard(upd.path)
+        self._uncounted.clear()
         self.files_indexed += indexed
         self.deleted += deleted
         if updates:

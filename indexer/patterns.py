@@ -25,6 +25,8 @@ DEFAULT_INCLUDE: tuple[str, ...] = (
     "metrics.jsonl", "metrics.csv", "summary.json", "run.json", "wandb-summary.json", "meta.yaml",
     # MLflow file store: mlruns/<exp>/<run>/params/<name>, .../metrics/<name>
     "params/*", "metrics/*",
+    # W&B >= 0.17 run files, TensorBoard event files, MLflow's SQLite store
+    "*.wandb", "events.out.tfevents.*", "mlflow.db",
 )
 
 #: Folders and files never indexed: VCS/tool folders, checkpoints and other binaries,

@@ -17,6 +17,7 @@ from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, SeriesRow, Store
 from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
+from indexer.convert.updates import dedupe, gone_updates, path_updates
 from indexer.patterns import PathFilter
 from indexer.walk import file_state, unreadable_update, walk
 
@@ -51,16 +52,17 @@ class ScanReport:
 Converted = tuple[str, list[dict], list[bytes], dict[str, list[SeriesRow]]]
 
 
-def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None) -> Converted:
+def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None, roots: tuple[str, ...] = ()) -> Converted:
     series: dict[str, list[SeriesRow]] = {}
-    docs = convert_path(path, max_bytes=max_bytes, is_file=True, series=series)  # scan() converts files it found
+    docs = convert_path(path, max_bytes=max_bytes, is_file=True, roots=roots, series=series)  # files scan() found
     if not zdict:
         return path, docs, [], series
     return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs], series
 
 
-def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None) -> list[Converted]:
-    out = [_convert_one(p, max_bytes, zdict) for p in paths]
+def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None,
+                   roots: tuple[str, ...] = ()) -> list[Converted]:
+    out = [_convert_one(p, max_bytes, zdict, roots) for p in paths]
     # every file of a run folder carries the run's series; only the last of them in the chunk sends it
     # back (the store keeps the last one written, and they are the same read of the folder)
     sent: set[str] = set()
@@ -84,8 +86,9 @@ class _Converter:
     (``zdict()``), which takes that work off the writing.
     """
 
-    def __init__(self, max_bytes: int, workers: int, zdict: Callable[[], bytes | None]) -> None:
-        self.max_bytes, self.workers, self.zdict = max_bytes, workers, zdict
+    def __init__(self, max_bytes: int, workers: int, zdict: Callable[[], bytes | None],
+                 roots: tuple[str, ...] = ()) -> None:
+        self.max_bytes, self.workers, self.zdict, self.roots = max_bytes, workers, zdict, roots
         self.pool: ProcessPoolExecutor | None = None
         self.waiting: list[str] = []  # added, not in a chunk yet
         self.backlog: deque[list[str]] = deque()  # chunks not submitted yet
@@ -105,7 +108,7 @@ class _Converter:
             self.pool = ProcessPoolExecutor(max_workers=self.workers - 1)
         while self.backlog and len(self.pending) < IN_FLIGHT * (self.workers - 1):
             chunk = self.backlog.popleft()
-            self.pending.append([self.pool.submit(_convert_chunk, chunk, self.max_bytes, self.zdict()), chunk, None])
+            self.pending.append([self.pool.submit(_convert_chunk, chunk, self.max_bytes, self.zdict(), self.roots), chunk, None])
 
     def results(self) -> Iterator[Converted]:
         """Every added file's path, documents and (from the pool) packed bodies, in order;
@@ -116,7 +119,7 @@ class _Converter:
         self._fill()
         if self.pool is None:
             for chunk in self.backlog:
-                yield from (_convert_one(p, self.max_bytes) for p in chunk)
+                yield from (_convert_one(p, self.max_bytes, None, self.roots) for p in chunk)
             return
         pending = self.pending
         while pending:
@@ -124,7 +127,7 @@ class _Converter:
             if head[2] is None and not head[0].done():
                 spare = next((s for s in reversed(pending) if s[2] is None and s[0].cancel()), None)
                 if spare is not None:
-                    spare[2] = _convert_chunk(spare[1], self.max_bytes, self.zdict())
+                    spare[2] = _convert_chunk(spare[1], self.max_bytes, self.zdict(), self.roots)
                     continue
             pending.popleft()
             self._fill()
@@ -146,7 +149,8 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     unreadable: list[PathUpdate] = []  # error records for folders the walk cannot list
     states: dict[str, FileState] = {}
     gone: list[str] = []
-    conv = _Converter(max_bytes, workers, store.body_dictionary)
+    abs_roots = tuple(os.path.abspath(r) for r in roots)
+    conv = _Converter(max_bytes, workers, store.body_dictionary, abs_roots)
     done = 0
 
     def convert(path: str) -> None:
@@ -155,9 +159,9 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         if len(todo) == 1 and store.takes_packed_bodies and store.body_dictionary() is None:
             # a new store makes its zlib dictionary from the first document written: write one now,
             # so that the converters can pack every other body
-            path, docs, _, series = _convert_one(path, max_bytes)
+            path, docs, _, series = _convert_one(path, max_bytes, None, abs_roots)
             report.count(path, docs)
-            store.apply([PathUpdate(path, docs, states[path], series=series)])
+            store.apply(path_updates(path, docs, states[path], series=series))
             done = 1
         else:
             conv.add(path)
@@ -202,16 +206,18 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         with store.bulk_load(len(todo)):  # the embedded store indexes a big first scan faster
             for path, docs, bodies, series in conv.results():
                 report.count(path, docs)
-                batch.append(PathUpdate(path, docs, states[path], bodies, series))
+                batch.extend(path_updates(path, docs, states[path], bodies, series=series))
                 if len(batch) >= BATCH:
-                    store.apply(batch)
+                    store.apply(dedupe(batch))
                     done += len(batch)
                     batch = []
                     if progress:
                         progress(done, total)
-            batch += [PathUpdate(p, [], None) for p in gone] + unreadable
+            for p in gone:
+                batch += gone_updates(p, lambda folder: convert_path(folder, max_bytes=max_bytes, roots=abs_roots))
+            batch += unreadable
             report.removed = len(gone)
-            store.apply(batch)
+            store.apply(dedupe(batch))
     finally:
         conv.close()
     if progress:

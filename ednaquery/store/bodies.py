@@ -14,8 +14,8 @@ import orjson
 
 __all__ = ["body_json", "pack_body", "slim_for_body", "unpack_body"]
 
-#: 19+ digits in a row: maybe an integer past 64 bits (orjson would read it as a float)
-_LONG_DIGITS = re.compile(rb"\d{19}")
+#: an integer of 19+ digits (not a float's digits): maybe past 64 bits, which orjson would read as a float
+_LONG_DIGITS = re.compile(rb"(?<![\d.])\d{19,}(?![\d.eE])")
 
 
 def _non_finite(value: Any) -> bool:

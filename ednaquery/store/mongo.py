@@ -398,7 +398,10 @@ class MongoStore(Store):
             if not id_version.outdated(stored):
                 return
             try:
-                files = self.files.update_many({}, {"$set": {"size": id_version.STALE_SIZE}}).modified_count
+                fresh = row is None and self.files.find_one({}, {"_id": 1}) is None \
+                    and self.docs.find_one({}, {"_id": 1}) is None
+                files = 0 if fresh else \
+                    self.files.update_many({}, {"$set": {"size": id_version.STALE_SIZE}}).modified_count
                 if row is None:
                     try:
                         meta.insert_one({"_id": "ids", "v": ID_VERSION})

@@ -21,7 +21,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,8 @@ _LEAF_INSERT = {k: "INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES " + ",".jo
 #: each index's CREATE statement, by name (made on open when missing; see bulk_load)
 _INDEX_SQL = {m.group(1): stmt for stmt in _SCHEMA.split(";")
               if (m := re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt))}
+_SERIES_INSERT = {k: "INSERT INTO series(rid, metric, step, epoch, value) VALUES " + ",".join(["(?,?,?,?,?)"] * k)
+                  for k in _LEAF_CHUNKS}
 _COLUMN_FIELDS = ("id", "path")  # reserved fields kept in docs.id / doc_paths instead of leaves
 _COLUMN_LEAVES = {RESERVED_PREFIX + f for f in _COLUMN_FIELDS}
 
@@ -499,6 +501,7 @@ class SQLiteStore(Store):
     def _apply(self, updates: list[PathUpdate], paths: list[str]) -> None:
         series: dict[str, Sequence[SeriesRow]] = {}  # the last read of each run in the batch wins
         gone: set[str] = set()  # run documents deleted by this batch
+        new = set(self._absent or ())  # documents not in the store before this batch: no series to delete
         for up, path in zip(updates, paths):
             for run_id, rows in up.series.items():
                 series[run_id] = rows
@@ -544,19 +547,26 @@ class SQLiteStore(Store):
                 self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
                                 (path, up.state.size, up.state.mtime_ns, up.state.inode))
         if series or gone:
-            self._write_series({**dict.fromkeys(gone, ()), **series})
+            self._write_series({**dict.fromkeys(gone, ()), **series}, new)
 
-    def _write_series(self, series: dict[str, Sequence[SeriesRow]]) -> None:
-        """Replace the series of each run id (inside a transaction); ids not in ``docs`` are skipped."""
+    def _write_series(self, series: dict[str, Sequence[SeriesRow]], new: Collection[str] = ()) -> None:
+        """Replace the series of each run id (inside a transaction); ids not in ``docs`` are skipped, and
+        runs in ``new`` (first written by this transaction) have nothing to delete."""
         rids = dict(self._rows_in("SELECT id, rid FROM docs WHERE id IN ({})", list(series)))
         for run_id, rows in series.items():
             rid = rids.get(run_id)
             if rid is None:
                 continue
-            self.db.execute("DELETE FROM series WHERE rid=?", (rid,))
-            if rows:
-                self.db.executemany("INSERT INTO series(rid, metric, step, epoch, value) VALUES (?,?,?,?,?)",
-                                    [(rid, *r) for r in rows])
+            if run_id not in new:
+                self.db.execute("DELETE FROM series WHERE rid=?", (rid,))
+            # many rows per INSERT (as for leaves): much cheaper than one statement per row
+            flat = [x for row in rows for x in (rid, *row)]
+            j, left = 0, len(rows)
+            for k in _LEAF_CHUNKS:
+                while left >= k:
+                    self.db.execute(_SERIES_INSERT[k], flat[j:j + 5 * k])
+                    j += 5 * k
+                    left -= k
 
     def replace_series(self, series: dict[str, Sequence[SeriesRow]]) -> None:
         if not series:

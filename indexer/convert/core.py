@@ -6,9 +6,15 @@
   resolved, :mod:`indexer.convert.inherit`), with the file as written kept as
   ``as_written`` and the files it depends on as ``depends_on``.
 - A file that belongs to a run folder (:mod:`indexer.convert.runs`) gives that run's
-  document, whose path is the *folder*; if the file is the run's config file, its config
-  document (or error record) comes too. A run folder itself gives its run document.
-  Its metric series (every logged value) are not in the document: a caller that passes
+  document, whose path is the *folder*, and nothing else: files in a run folder (its config,
+  our trainer's ``val_confusion.json``, Hydra's ``.hydra/*``) are never config documents of
+  their own. A run folder itself gives its run document. MLflow's experiment ``meta.yaml``
+  gives nothing.
+- MLflow's SQLite store (``mlflow.db``) gives one run document per MLflow run, each with the
+  path ``<db>#<run_id>`` (or one error record if the database cannot be read).
+- A run with no id of its own gets one from its folder's path relative to the watched root
+  it is under (``roots``), so that the id survives moving the tree.
+- A run's metric series (every logged value) are not in its document: a caller that passes
   ``series={}`` gets them there, by run document id, for the store's series table.
 - A file that cannot be read or parsed gives one error record (path, message with line
   and column, mtime). Other files (unknown extensions, stray ``.jsonl``) give nothing.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import stat as stat_mod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,7 @@ from ednaquery.runfolder import document_from
 from ednaquery.store.base import SeriesRow, series_rows
 from indexer.convert.inherit import resolve
 from indexer.convert.runs import RunInfo, derived_run_id, read_run, recognise_folder, run_folder_of
+from indexer.convert.runs.mlflow_sqlite import MlflowDbError, is_mlflow_db, read_mlflow_db
 
 log = logging.getLogger(__name__)
 
@@ -40,37 +48,32 @@ CONFIG_FORMATS = ("yaml", "json", "toml")
 
 def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
                  stat: os.stat_result | None = None, is_file: bool = False,
-                 series: dict[str, list[SeriesRow]] | None = None) -> list[dict]:
+                 roots: Sequence[str] = (), series: dict[str, list[SeriesRow]] | None = None) -> list[dict]:
     """The documents for one path (file or run folder); never raises for bad input.
 
     ``stat`` is the caller's ``os.stat`` of the path, if it has one (used for the size and
     mtime of error records when the file cannot be opened); ``is_file``: the caller found a
-    file there (a walk), so no ``stat`` is needed to tell it from a run folder. ``series``:
-    a dict that receives the metric series of the run read, if any (run id -> rows, for
-    ``PathUpdate.series``).
+    file there (a walk), so no ``stat`` is needed to tell it from a run folder; ``roots``: the
+    watched folders (ids of runs that have none of their own are relative to them); ``series``:
+    a dict that receives the metric series of the runs read (run id -> rows, ``PathUpdate.series``).
     """
     p = Path(os.path.abspath(os.fspath(path)))
     try:
         is_dir = False if is_file else stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
         if is_dir:
             rec = recognise_folder(p)
-            if rec is None:
-                return []
-            info = read_run(rec, p, max_bytes=max_bytes)
-            doc = run_info_document(info)
-            if series is not None:
-                series[doc["_id"]] = series_rows(info.series)
-            return [doc]
+            return [_run_document(read_run(rec, p, max_bytes=max_bytes), roots, series)] if rec is not None else []
+        if is_mlflow_db(p):
+            try:
+                return [_run_document(info, roots, series) for info in read_mlflow_db(p)]
+            except MlflowDbError as exc:
+                return [_error(p, str(exc), "mlflow", stat)]
         owned = run_folder_of(p)
         if owned is not None:
             rec, folder = owned
-            info = read_run(rec, folder, max_bytes=max_bytes)
-            docs = [run_info_document(info)]
-            if series is not None:
-                series[docs[0]["_id"]] = series_rows(info.series)
-            if info.config_path is not None and os.path.abspath(info.config_path) == str(p):
-                docs.append(run_config_document(info, stat))
-            return docs
+            if rec is None:
+                return []  # a tool's bookkeeping file (MLflow's experiment meta.yaml)
+            return [_run_document(read_run(rec, folder, max_bytes=max_bytes), roots, series)]
         fmt = format_for(p)
         if fmt not in CONFIG_FORMATS:
             return []
@@ -105,32 +108,34 @@ def convert_config_file(path: Path, fmt: str, *, max_bytes: int = DEFAULT_MAX_BY
     return _unique(docs)
 
 
-def run_info_document(info: RunInfo) -> dict:
+def root_of(path: str, roots: Sequence[str]) -> str | None:
+    """The innermost of ``roots`` that holds ``path``, or None."""
+    best = None
+    for r in roots:
+        top = os.path.abspath(r)
+        if (path == top or path.startswith(top.rstrip(os.sep) + os.sep)) and (best is None or len(top) > len(best)):
+            best = top
+    return best
+
+
+def _run_document(info: RunInfo, roots: Sequence[str], series: dict[str, list[SeriesRow]] | None) -> dict:
+    """:func:`run_info_document`, handing the run's series to ``series`` (when given) by its id."""
+    doc = run_info_document(info, roots)
+    if series is not None:
+        series[doc["_id"]] = series_rows(info.series)
+    return doc
+
+
+def run_info_document(info: RunInfo, roots: Sequence[str] = ()) -> dict:
     """The run document for a :class:`RunInfo` (its path is the run folder)."""
     if info.trainer_run is not None:  # exactly the document the trainer itself upserts
         return document_from(info.trainer_run)
     config = info.config if isinstance(info.config, dict) else {"value": info.config}
     cid = info.config_id or (config_id(config) if config or info.config_path else None)
     return make_run_document(
-        info.run_id or derived_run_id(info.folder, None), config=config, config_id=cid, path=info.folder,
+        info.run_id or derived_run_id(info.folder, None, root_of(info.folder, roots)), config=config, config_id=cid, path=info.folder,
         status=info.status, metrics=info.metrics, info=info.info, started_at=info.started_at,
         ended_at=info.ended_at, format=info.format, warnings=info.warnings, mtime=info.mtime)
-
-
-def run_config_document(info: RunInfo, stat: os.stat_result | None = None) -> dict:
-    """The config document (or error record) for a run's config file."""
-    assert info.config_path is not None
-    path = Path(info.config_path)
-    if info.config_error is not None:
-        return _error(path, info.config_error, info.config_format, stat)
-    size = mtime = None
-    try:
-        st = os.stat(path)
-        size, mtime = st.st_size, st.st_mtime
-    except OSError:
-        pass
-    return make_config_document(info.config, path=str(path), format=info.config_format, size=size, mtime=mtime,
-                                as_written=info.config_as_written, warnings=info.config_warnings)
 
 
 def _error(path: Path, message: str, fmt: str, stat: os.stat_result | None) -> dict:

@@ -61,9 +61,9 @@ def ix(request, tmp_path: Path) -> Index:
 
 
 def _name(rec: Record) -> str:
-    """The run folder's name (``path`` is a run's folder; ``paths`` the files read from it)."""
-    assert all(os.path.dirname(p) == rec.path for p in rec.paths)
-    return os.path.basename(rec.path or "")
+    """The run folder's name (a run's path is its folder)."""
+    assert rec.path is not None and os.path.isdir(rec.path)
+    return os.path.basename(rec.path)
 
 
 def _runs(ix: Index) -> Results:
@@ -92,7 +92,8 @@ def test_sort_limit_kind_best_by_count_get(ix: Index) -> None:
     assert len(ix.find(kind="run", sort="optimizer.lr", limit=2)) == 2
     best = ix.find(kind="run", best="val_acc", by="model")
     assert {_name(r) for r in best} == {"r1", "r2"}  # vit's best is r1 (0.75)
-    assert ix.count("kind=run") == 3 and ix.count("model=vit", kind="config") == 2
+    assert ix.count("kind=run") == 3 and ix.count("model=vit", kind="run") == 2
+    assert ix.count("model=vit", kind="config") == 0  # a run folder's config.yaml is part of the run
     one = runs[0]
     assert ix.get(one.id[:8]).id == one.id
     with pytest.raises(NotFound):

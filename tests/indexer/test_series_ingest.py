@@ -107,6 +107,9 @@ def test_daemon_keeps_the_series_in_step_as_the_run_grows_and_drops_it_with_the_
             shutil.copy(tmp_path / "staging" / "metrics.jsonl", tmp)
             tmp.replace(root / "run0001" / "metrics.jsonl")
             assert wait_until(lambda n=n: epochs() == list(range(1, n + 1)), 10), epochs()
+        (root / "run0001" / "metrics.jsonl").unlink()  # the run lost a file: read again, series and all
+        assert wait_until(lambda: epochs() == [], 10), epochs()
+        assert reader.get("run0001")["current"] is True
         shutil.rmtree(root / "run0001")
         assert wait_until(lambda: reader.get("run0001")["deleted"] is True, 10)
         assert reader.series(["run0001"]) == []

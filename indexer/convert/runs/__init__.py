@@ -1,14 +1,18 @@
 """Run-output recognisers: which folders are training runs, and what they hold.
 
 One module per layout (see :mod:`indexer.convert.runs.base` for the interface):
-:mod:`~indexer.convert.runs.mlflow`, :mod:`~indexer.convert.runs.wandb`,
-:mod:`~indexer.convert.runs.lightning`, :mod:`~indexer.convert.runs.trainer` (ours, and
-any folder with a config plus metrics files), :mod:`~indexer.convert.runs.hydra_run`.
-They are tried in :data:`RECOGNISERS` order; the first that claims a file wins.
+:mod:`~indexer.convert.runs.mlflow_files` (file store), :mod:`~indexer.convert.runs.wandb_binary`
+(``.wandb`` files, wandb >= 0.17), :mod:`~indexer.convert.runs.wandb_legacy` (older W&B folders),
+:mod:`~indexer.convert.runs.tensorboard` (event files, Lightning's default logger),
+:mod:`~indexer.convert.runs.lightning_csv` (CSVLogger), :mod:`~indexer.convert.runs.ours` (ours,
+and any folder with a config plus metrics files), :mod:`~indexer.convert.runs.hydra`.
+They are tried in :data:`RECOGNISERS` order; the first that claims a file wins. MLflow's
+SQLite store is a file, not a folder: :mod:`~indexer.convert.runs.mlflow_sqlite`.
 
-A run is one document whose path is the run *folder*; every file of the folder that a
-recogniser claims (its config, metrics, summary, status files) maps to that folder, so a
-change to any of them re-reads the whole run (:func:`run_folder_of`).
+A run is its folder: one document whose path is the run *folder*. Every file in the folder
+(and in its tool's sub-folders: ``.hydra/``, W&B's ``files/``, MLflow's ``params/`` ...) is
+part of the run, never a config document of its own; a change to any file a recogniser reads
+re-reads the whole run (:func:`run_folder_of`).
 """
 from __future__ import annotations
 
@@ -20,18 +24,26 @@ from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import Recogniser, RunInfo, derived_run_id
-from indexer.convert.runs.hydra_run import HydraRecogniser
-from indexer.convert.runs.lightning import LightningRecogniser
-from indexer.convert.runs.mlflow import MlflowRecogniser
-from indexer.convert.runs.trainer import TrainerRecogniser
-from indexer.convert.runs.wandb import WandbRecogniser
+from indexer.convert.runs.hydra import HydraRecogniser
+from indexer.convert.runs.lightning_csv import LightningRecogniser
+from indexer.convert.runs.mlflow_files import MlflowRecogniser
+from indexer.convert.runs.ours import TrainerRecogniser
+from indexer.convert.runs.tensorboard import TensorboardRecogniser
+from indexer.convert.runs.wandb_binary import WandbBinaryRecogniser
+from indexer.convert.runs.wandb_legacy import WandbRecogniser
 
 RECOGNISERS: list[Recogniser] = [
-    MlflowRecogniser(), WandbRecogniser(), LightningRecogniser(), TrainerRecogniser(), HydraRecogniser(),
+    MlflowRecogniser(), WandbBinaryRecogniser(), WandbRecogniser(), TensorboardRecogniser(),
+    LightningRecogniser(), TrainerRecogniser(), HydraRecogniser(),
 ]
 
-__all__ = ["RECOGNISERS", "Recogniser", "RunInfo", "derived_run_id", "read_run", "recognise_folder",
-           "run_folder_of"]
+__all__ = ["IGNORED", "RECOGNISERS", "TOOL_SUBFOLDERS", "Recogniser", "RunInfo", "clear_cache", "derived_run_id",
+           "read_run", "recognise_folder", "run_folder_of"]
+
+#: sub-folders a tool keeps inside its run folder: files in them belong to the run above
+TOOL_SUBFOLDERS = frozenset({".hydra", "files", "params", "metrics", "tags", "artifacts", "checkpoints"})
+#: :func:`run_folder_of`'s answer for a file that is a tool's bookkeeping, not a config or a run
+IGNORED = Path("/")
 
 #: runs remembered by :func:`read_run` (each entry is one run's summary, a few KB)
 CACHE_SIZE = 256
@@ -39,8 +51,13 @@ _cache: OrderedDict[tuple[str, str], tuple[tuple, RunInfo]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def run_folder_of(path: str | Path) -> tuple[Recogniser, Path] | None:
-    """The recogniser and run folder a file belongs to, or None if it is not part of a run."""
+def run_folder_of(path: str | Path) -> tuple[Recogniser | None, Path] | None:
+    """The recogniser and run folder a file belongs to, or None if it is not part of a run.
+
+    First the layouts' own file names; then any file directly in a run folder (our trainer's
+    ``val_confusion.json``) or in a tool's sub-folder of one. MLflow's experiment
+    ``meta.yaml`` gives ``(None, IGNORED)``: it is neither a config nor a run.
+    """
     p = path if isinstance(path, Path) else Path(path)
     for rec in RECOGNISERS:
         try:
@@ -48,6 +65,15 @@ def run_folder_of(path: str | Path) -> tuple[Recogniser, Path] | None:
         except OSError:
             folder = None
         if folder is not None:
+            return rec, folder
+    if p.name == "meta.yaml" and p.parent.parent.name == "mlruns":
+        return None, IGNORED
+    candidates = [p.parent]
+    if p.parent.name in TOOL_SUBFOLDERS:
+        candidates.append(p.parent.parent)
+    for folder in candidates:
+        rec = recognise_folder(folder)
+        if rec is not None:
             return rec, folder
     return None
 

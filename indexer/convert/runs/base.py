@@ -103,10 +103,21 @@ class Recogniser(Protocol):
 # ---------------------------------------------------------------- helpers for recognisers
 
 
-def derived_run_id(folder: str | Path, started_at: float | None = None) -> str:
-    """A stable id for a run whose layout has none: its start time (UTC) when recorded, plus
-    a hash of its absolute folder path (``20240101-120000-3fa9c2d1``); the hash alone otherwise."""
-    digest = hashlib.sha256(os.path.abspath(folder).encode("utf-8", "surrogateescape")).hexdigest()
+def derived_run_id(folder: str | Path, started_at: float | None = None, root: str | None = None) -> str:
+    """A stable id for a run whose layout has none: its start time (UTC) when recorded, plus a
+    hash of where the folder is (``20240101-120000-3fa9c2d1``); the hash alone otherwise.
+
+    With ``root`` (the watched folder it was found under) the hash is of the path from the
+    root's own name down (``runs/lightning_logs/version_0``), so the id survives moving the
+    tree; without one, of the absolute path.
+    """
+    where = os.path.abspath(folder)
+    if root is not None:
+        top = os.path.abspath(root)
+        rel = os.path.relpath(where, os.path.dirname(top))
+        if not rel.startswith(os.pardir):
+            where = rel.replace(os.sep, "/")
+    digest = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()
     if started_at is not None:
         return time.strftime("%Y%m%d-%H%M%S", time.gmtime(started_at)) + "-" + digest[:8]
     return digest[:20]

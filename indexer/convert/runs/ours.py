@@ -57,8 +57,8 @@ def read_metric_files(folder: Path, info: RunInfo) -> None:
     info.metrics = summary.result()
     info.series = summary.points
     info.warnings += summary.warnings()
-    if summary.last_epoch is not None:
-        info.info.setdefault("epochs", summary.last_epoch)
+    if summary.epoch_count:
+        info.info.setdefault("epochs", summary.epoch_count)
     if summary.last_step is not None:
         info.info.setdefault("steps", summary.last_step)
 

@@ -10,8 +10,10 @@
   entries W&B stores as ``{"max": v}``/``{"min": v}`` (``define_metric(summary=...)``).
 - ``files/wandb-metadata.json``: start time, host, program, GPU (into ``info``).
 
-W&B's folders record no final state, so the status is ``unknown``. The id is the start
-time plus a hash of the folder path (a resumed W&B run has several folders).
+W&B's folders record no final state, so the status is ``unknown``. The id is W&B's run id
+from the folder name (a resumed run's folders are one run); a folder not named by W&B gets its
+start time plus a hash of its path. Newer W&B folders hold a ``.wandb`` file:
+:mod:`~indexer.convert.runs.wandb_binary` reads those.
 """
 from __future__ import annotations
 
@@ -105,5 +107,7 @@ class WandbRecogniser:
         info.metrics = summary.result()
         info.series = summary.points
         info.warnings += summary.warnings()
-        info.run_id = derived_run_id(folder, info.started_at)
+        if summary.epoch_count:
+            info.info["epochs"] = summary.epoch_count
+        info.run_id = m.group(2) if m else derived_run_id(folder, info.started_at)
         return info

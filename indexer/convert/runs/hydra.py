@@ -4,8 +4,13 @@ Hydra writes, at the start of every job, the composed config (interpolations sti
 written: they are resolved here where the config has the answer), the command-line
 overrides and its own runtime config. A run's metrics, when the program writes them to
 the output folder, are read as for our trainer (``metrics.jsonl``, ``metrics.csv``,
-``metrics.json``, ``summary.json``). Hydra records no status: it is ``unknown``.
-``started_at`` is when ``.hydra/config.yaml`` was written. ``info`` holds the overrides,
+``metrics.json``, ``summary.json``).
+
+Hydra records no status, so it is inferred: a ``run.json`` status wins; else an ``ERROR``
+line or a traceback in the job log (``<job name>.log``) means ``failed``; else the end marker
+``summary.json`` (written when the program finishes) means ``completed``; a run with neither
+is ``unknown`` (still going, or killed). ``started_at`` is when ``.hydra/config.yaml`` was
+written. The id is derived from the folder's path relative to the watched root. ``info`` holds the overrides,
 the config-group choices (``hydra.runtime.choices``) and the job name.
 """
 from __future__ import annotations
@@ -15,9 +20,34 @@ from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import RunInfo, is_file, load_data, load_run_config
-from indexer.convert.runs.trainer import METRIC_NAMES, read_metric_files
+from indexer.convert.runs.ours import METRIC_NAMES, read_metric_files
 
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
+#: the end of a job log read for errors
+LOG_TAIL_BYTES = 256 * 1024
+
+
+def _job_log(folder: Path, job: str | None) -> Path | None:
+    if job and is_file(folder / f"{job}.log"):
+        return folder / f"{job}.log"
+    try:
+        logs = sorted(n for n in os.listdir(folder) if n.endswith(".log"))
+    except OSError:
+        return None
+    return folder / logs[0] if len(logs) == 1 else None
+
+
+def log_failed(path: Path) -> bool:
+    """True if a job log's tail holds an ERROR line or a traceback."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - LOG_TAIL_BYTES))
+            tail = fh.read(LOG_TAIL_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return "Traceback (most recent call last)" in tail or any(
+        "[ERROR]" in line or " - ERROR - " in line for line in tail.splitlines())
 
 
 class HydraRecogniser:
@@ -36,7 +66,9 @@ class HydraRecogniser:
         return is_file(folder / ".hydra" / "config.yaml")
 
     def members(self, folder: Path) -> list[Path]:
-        return [folder / ".hydra" / n for n in HYDRA_FILES] + [folder / n for n in METRIC_NAMES]
+        logs = [_job_log(folder, None)]
+        return [folder / ".hydra" / n for n in HYDRA_FILES] + [folder / n for n in METRIC_NAMES] \
+            + [p for p in logs if p is not None]
 
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
         info = RunInfo(layout=self.name, folder=str(folder), format="hydra-run")
@@ -63,4 +95,10 @@ class HydraRecogniser:
             if job.get("num") is not None:
                 info.info["job_num"] = job["num"]
         read_metric_files(folder, info)
+        log = _job_log(folder, info.info.get("job"))
+        if info.status == "unknown":
+            if log is not None and log_failed(log):
+                info.status = "failed"
+            elif is_file(folder / "summary.json"):
+                info.status = "completed"
         return info

@@ -49,8 +49,8 @@ class LightningRecogniser:
             info.metrics = summary.result()
             info.series = summary.points
             info.warnings += summary.warnings()
-            if summary.last_epoch is not None:
-                info.info["epochs"] = summary.last_epoch
+            if summary.epoch_count:
+                info.info["epochs"] = summary.epoch_count
             if summary.last_step is not None:
                 info.info["steps"] = summary.last_step
         return info
