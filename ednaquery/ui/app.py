@@ -184,6 +184,8 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         folder = runfiles.run_folder(out.get("paths"))
         listed = runfiles.list_files(folder) if folder else []
         out["files"] = [{"path": f.path, "size": f.size, "image": f.image} for f in listed]
+        out["folder"] = folder
+        out["config_indexed"] = bool(out.get("config_id")) and _exists(index, out["config_id"])
         return ok(out)
 
     def api_runs(request: Request) -> Response:
@@ -284,6 +286,15 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_Headers)], exception_handlers={EdnaError: edna_error})
+
+
+def _exists(index: Any, doc_id: str) -> bool:
+    """True when ``doc_id`` is a document of the index (a run's config may live only inside its run)."""
+    try:
+        index.get(doc_id)
+    except (NotFound, AmbiguousId):
+        return False
+    return True
 
 
 def _same_origin(request: Request) -> bool:

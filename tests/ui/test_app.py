@@ -72,6 +72,7 @@ def test_run_page_data_lists_the_folder_files_but_not_a_link_out(sweep, client):
     assert files["confusion_matrix.png"]["image"] and not files["config.yaml"]["image"]
     assert "link_out.txt" not in files
     assert body["metrics"]["val_acc"]["last"] == pytest.approx(0.86)
+    assert body["folder"] == str((sweep.root / "runs" / sweep.ids[0]).resolve())
     assert client.get("/api/run/nosuchrun").status_code == 404
 
 

@@ -58,7 +58,6 @@ EQ.time = function (t) {
 };
 EQ.shortId = (id) => (id && id.length > 20 && /^[0-9a-f]+$/.test(id) ? id.slice(0, 12) : id);
 EQ.path = (r) => (r.paths && r.paths.length ? r.paths[0] + (r.paths.length > 1 ? ` (+${r.paths.length - 1})` : "") : "");
-EQ.folder = (r) => { const p = (r.paths || [])[0] || ""; return r.kind === "run" ? p.replace(/\/[^/]*$/, "") : p; };
 // flat {dotted.key: value} of a nested config
 EQ.flatten = function (obj, prefix, out) {
   out = out || {};

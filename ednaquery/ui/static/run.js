@@ -21,9 +21,10 @@
   }
 
   function facts(r) {
-    const cfg = r.config_id ? EQ.el("a", { href: "/run/" + encodeURIComponent(r.config_id) }, r.config_id) : null;
+    const cfg = !r.config_id ? null : r.config_indexed
+      ? EQ.el("a", { href: "/run/" + encodeURIComponent(r.config_id) }, r.config_id) : r.config_id;
     const tags = (r.tags || []).map((t) => EQ.el("span", { class: "tag" }, t));
-    const rows = [["id", r.id], ["kind", r.kind], ["status", r.status], ["folder", EQ.folder(r)],
+    const rows = [["id", r.id], ["kind", r.kind], ["status", r.status], r.kind === "run" ? ["folder", r.folder] : ["path", (r.paths || []).join("\n")],
       ["started", EQ.time(r.started_at)], ["ended", EQ.time(r.ended_at)], ["config", cfg],
       ["tags", EQ.el("span", { id: "tags" }, tags.length ? tags : EQ.el("span", { class: "muted" }, "(none)"))],
       ["note", EQ.el("span", { id: "note", style: "white-space: pre-wrap" }, r.note || "")]];
