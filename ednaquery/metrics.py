@@ -45,7 +45,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ednaquery.keys import segment_tokens
 
@@ -63,9 +63,11 @@ MAX_METRICS_BYTES = 200_000_000
 MAX_POINTS = 200_000
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One logged value of a run's metric, at a step and/or an epoch (either may be unknown)."""
+class Point(NamedTuple):
+    """One logged value of a run's metric, at a step and/or an epoch (either may be unknown).
+
+    A named tuple: cheap to make for every logged value, and already the row a store takes
+    (:data:`ednaquery.store.base.SeriesRow`)."""
 
     metric: str
     step: int | None

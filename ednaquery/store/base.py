@@ -33,8 +33,9 @@ StoredPoint = tuple[str, str, "int | None", "int | None", float]
 
 
 def series_rows(points: Iterable[Point]) -> list[SeriesRow]:
-    """Points as the rows a store takes (``PathUpdate.series``, :meth:`Store.replace_series`)."""
-    return [(p.metric, p.step, p.epoch, p.value) for p in points]
+    """Points as the rows a store takes (``PathUpdate.series``, :meth:`Store.replace_series`): a
+    :class:`~ednaquery.metrics.Point` is a named tuple of just these fields, so a list of them is one."""
+    return list(points)
 
 
 @dataclass(frozen=True)
