@@ -242,6 +242,11 @@ class Store(abc.ABC):
         """Where the job queue beside this store lives (an empty :class:`JobHome`: the backend has none)."""
         return JobHome()
 
+    def set_annotations(self, doc_id: str, annotations: dict[str, Any]) -> None:
+        """Replace a document's user tags and note (``{"tags": [...], "note": "..."}``, {} for none) and
+        the ``tags``/``note`` leaves queries see (:mod:`ednaquery.annotations` writes the sidecar first)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot store tags and notes")
+
     def __enter__(self) -> Self:
         return self
 

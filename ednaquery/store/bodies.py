@@ -63,7 +63,7 @@ def pack_body(doc: dict, zdict: bytes) -> bytes:
 
 #: what the writer reads from a document whose body comes packed (ids, paths, flags, reserved fields)
 _WRITER_KEYS = ("_id", "kind", "paths", "past_paths", "current", "deleted", "indexed_at", "tags", "status",
-                "format", "mtime", "depends_on", "leaves")
+                "format", "mtime", "depends_on", "leaves", "annotations")
 
 
 def slim_for_body(doc: dict) -> dict:

@@ -599,6 +599,17 @@ class SQLiteStore(Store):
             return out
         return self._guard(run)
 
+    def set_annotations(self, doc_id: str, annotations: dict[str, Any]) -> None:
+        with self._lock, self._transaction(), self._batch([doc_id]):
+            doc = self._load(doc_id)
+            if doc is None:
+                raise NotFound(f"no document with id {doc_id!r}; `ednaquery find` lists ids")
+            doc.pop("annotations", None)
+            if annotations:
+                doc["annotations"] = annotations
+            doc["leaves"] = self._leaves_of(doc_id)
+            self._write_doc(doc)
+
     def _leaves_of(self, doc_id: str) -> list[dict]:
         """Rebuild a stored document's config leaves (reserved ones are regenerated on write)."""
         self._flush_leaves()
