@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, NamedTuple, Self, overload
 
-from ednaquery.documents import original_config, parse_number, unescape_key, unescape_keys
+from ednaquery.documents import doc_note, doc_tags, original_config, parse_number, unescape_key, unescape_keys
 from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec, key_matches
 from ednaquery.query.ast import MatchAll, Node
@@ -50,7 +50,7 @@ class Record:
     """One indexed config, run or error record, as plain Python (keys unescaped).
 
     ``config`` is the effective config (nested); ``metrics`` ``{name: {"last": x, "best": y}}``
-    (runs); ``values`` the values of the keys the query named, by key label; ``info`` what the
+    (runs); ``values`` the values of the leaves the query's keys matched, by name; ``info`` what the
     run recorded beside (host, epochs...); times are seconds since the epoch (``started_at`` /
     ``ended_at`` for runs, ``mtime`` of the file, ``indexed_at``). ``config``, ``metrics``,
     ``info`` and ``values`` are made from the store's document on first use.
@@ -95,12 +95,13 @@ class Record:
 
     @cached_property
     def values(self) -> dict[str, Any]:
-        """``{key label: value}`` for each key the query named (what the CLI's table shows)."""
+        """``{name: value}`` of every leaf the query's keys matched, one value per unique name
+        (``optimizer.lr``, ``val_acc.last``): what ``find --format json`` gives as ``values``."""
         if not self.columns:
             return {}
-        from ednaquery.output import matched_values
+        from ednaquery.output import flat_values
 
-        return matched_values(self.doc, self.columns)
+        return flat_values(self.doc, self.columns)
 
     @property
     def path(self) -> str | None:
@@ -119,7 +120,7 @@ class Record:
         ``values`` holds."""
         return cls(
             id=doc["_id"], kind=doc.get("kind") or "config", paths=list(doc.get("paths") or []),
-            status=doc.get("status"), tags=_tags(doc), note=_note(doc),
+            status=doc.get("status"), tags=doc_tags(doc), note=doc_note(doc),
             started_at=doc.get("started_at"), ended_at=doc.get("ended_at"), mtime=doc.get("mtime"),
             indexed_at=doc.get("indexed_at"), config_id=doc.get("config_id"), format=doc.get("format"),
             current=bool(doc.get("current", True)), deleted=bool(doc.get("deleted", False)),
@@ -130,17 +131,6 @@ class Record:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("doc", "columns")}
         out.update(path=self.path, config=self.config, metrics=self.metrics, info=self.info, values=self.values)
         return out
-
-
-def _tags(doc: dict) -> list[str]:
-    """Every tag, sorted: indexed ones and the user's (``annotations``); the rule of the ``output``
-    branch's ``documents.doc_tags``, which replaces this once both are merged."""
-    return sorted(set(doc.get("tags") or []) | set((doc.get("annotations") or {}).get("tags") or []))
-
-
-def _note(doc: dict) -> str | None:
-    """The user's note (``annotations``); ``documents.doc_note`` of the ``output`` branch replaces this."""
-    return (doc.get("annotations") or {}).get("note") or None
 
 
 def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The ``ednaquery`` command line: a thin click layer over the library.
 
-Commands: find, count, show, diff, keys, stats, errors, history, init, config; more come
+Commands: find, count, show, diff, keys, stats, errors, history, init, config, tag, note, plot; more come
 from installed plug-ins through the ``ednaquery.commands`` entry point group (the indexer
 adds ``index``, ``watch`` and ``daemon``), loaded only when asked for, so a broken plug-in
 never breaks ``find``. Plug-in commands get the :class:`App` as ``ctx.obj`` (settings and
@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from ednaquery.annotate_cli import note, tag
 from ednaquery.clikit import (
     EXIT_DIFFERENT,
     EXIT_NOTHING,
@@ -32,6 +33,7 @@ from ednaquery.clikit import (
     store_option,
 )
 from ednaquery.errors import EdnaError
+from ednaquery.plot_cli import plot
 
 __all__ = ["PLUGIN_GROUP", "App", "main", "pass_app"]
 
@@ -116,6 +118,11 @@ def main(ctx: click.Context, store: str | None, config: str | None, debug: bool)
     ctx.obj = App(store=store, config=config, debug=debug)
 
 
+main.add_command(tag)
+main.add_command(note)
+main.add_command(plot)
+
+
 # ---------------------------------------------------------------- shared helpers
 
 
@@ -171,6 +178,7 @@ Examples:
   ednaquery find kind=run 'val_acc>0.9' --sort=-val_acc --limit 5
   ednaquery find kind=run --best val_acc --by model
   ednaquery find img_size=224 --format json | jq '.[].paths'
+  ednaquery find kind=run --columns model,optimizer.lr,val_acc --format csv
 \b
 Sorting: --sort KEY ascending; --sort=-KEY, --sort -KEY, --sort desc:KEY or
 --sort KEY:desc descending (write --sort=-KEY when in doubt). Repeat --sort
@@ -220,21 +228,27 @@ _QUERY_WORDS = {"ignore_unknown_options": True}
 @click.option("--as-written", is_flag=True, help="In json/yaml output, give each config as its file writes it.")
 @click.option("--quiet", "-q", is_flag=True, help="No hint on stderr when nothing matches (unknown keys).")
 @_timeout_option
+@click.option("--columns", "columns_arg", metavar="KEY,...", default=None,
+              help="Show these keys (comma-separated, e.g. optimizer.lr,val_acc,tags) instead of those the "
+                   "query names.")
 @pass_app
 @click.pass_context
 def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: tuple[str, ...],
          limit: int | None, kind: tuple[str, ...], all_versions: bool, no_aliases: bool, best: str | None,
-         by: str | None, minimize: bool | None, as_written: bool, quiet: bool, timeout: float) -> None:
+         by: str | None, minimize: bool | None, as_written: bool, quiet: bool, timeout: float,
+         columns_arg: str | None) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
     exit_like_grep(ctx)
-    from ednaquery.output import render
+    from ednaquery.output import chosen_columns, render
 
     ix = _index(app)
     found = ix.find(list(query), sort=list(sort), limit=limit, kind=list(kind), best=best, by=by,
                     minimize=minimize, all_versions=all_versions, aliases=not no_aliases, timeout=timeout)
-    docs = found.documents
+    docs, columns = found.documents, found.columns
+    if columns_arg is not None:
+        columns = chosen_columns(columns_arg, lambda t: ix.key(t, what="--columns", aliases=not no_aliases), columns)
     if docs or fmt != "table":
-        render(docs, found.columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
+        render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
                as_written=as_written)
     if not docs:
         _hint_unknown_keys(ix, found.query, quiet)

@@ -370,11 +370,26 @@ def leaf_keys(leaf: dict) -> list[str]:
     return path_match_keys(leaf_path(leaf))
 
 
+def doc_tags(doc: dict) -> list[str]:
+    """Every tag of a document, sorted: those it was indexed with and the user's (``annotations``,
+    see :mod:`ednaquery.annotations`)."""
+    user = (doc.get("annotations") or {}).get("tags") or []
+    return sorted(set(doc.get("tags") or []) | set(user))
+
+
+def doc_note(doc: dict) -> str | None:
+    """The user's note on a document (``annotations``, see :mod:`ednaquery.annotations`), or None."""
+    return (doc.get("annotations") or {}).get("note") or None
+
+
 def _reserved_pairs(doc: dict, skip: Collection[str] = ()) -> list[tuple[dict, Any]]:
     vals: list[tuple[str, Any]] = [("id", doc["_id"]), ("kind", doc["kind"])]
     vals += [("path", p) for p in doc.get("paths") or []]
     vals += [(name, doc[name]) for name in ("status", "format", "indexed_at", "mtime") if doc.get(name) is not None]
-    vals += [("tags", t) for t in doc.get("tags") or []]
+    vals += [("tags", t) for t in doc_tags(doc)]
+    note = doc_note(doc)
+    if note:
+        vals.append(("note", note))
     return [(make_leaf((RESERVED_PREFIX + name,), v), v) for name, v in vals if name not in skip]
 
 

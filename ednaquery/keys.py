@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 RESERVED_PREFIX = "\x00"
-RESERVED_FIELDS = ("id", "kind", "path", "status", "format", "indexed_at", "mtime", "tags")
+RESERVED_FIELDS = ("id", "kind", "path", "status", "format", "indexed_at", "mtime", "tags", "note")
 
 _SPLIT = re.compile(r"[_\-.\s/:]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")

@@ -66,7 +66,7 @@ MAX_POINTS = 200_000
 class Point(NamedTuple):
     """One logged value of a run's metric, at a step and/or an epoch (either may be unknown).
 
-    A named tuple: cheap to make for every logged value, and already the row a store takes
+    A named tuple: cheap to make for every logged value; ``tuple(point)`` is the row a store takes
     (:data:`ednaquery.store.base.SeriesRow`)."""
 
     metric: str

@@ -1,12 +1,22 @@
 """Turning found documents into what users read and scripts parse.
 
 One *record* per document (``to_record``: full id, kind, absolute paths, the original
-config, the matched value of every key the query named, and for runs status, config id
-and summary metrics) feeds every format: ``json`` (one array), ``jsonl``, ``yaml``,
-``csv``, ``ids`` (one full id a line) and ``table`` (rich; id prefix, kind, path relative
-to the working directory, one column per named key). The "matched value" of a key is
-found in Python from the document's own leaves (:func:`ednaquery.documents.document_pairs`
-and :mod:`ednaquery.query.match`, which resolves keys per document like the stores), so it shows original spelling whatever backend
+config, tags and note, ISO 8601 times, the matched value of every key the query named, and
+for runs status, config id and summary metrics) feeds every format: ``json`` (one array),
+``jsonl``, ``yaml``, ``csv``, ``ids`` (one full id a line) and ``table`` (rich; id prefix,
+kind, path relative to the working directory, one column per named key, fitted to the
+terminal width by :mod:`ednaquery.tablefit`; never wrapped, and unlimited in width when
+the output is not a terminal).
+
+Machine formats carry one value per column under a unique name (:func:`value_name`: the
+dotted path the key matched, ``optimizer.lr``; ``val_acc.last`` and ``val_acc.best`` for a
+run's summary metrics), numbers at full precision; ``values`` has the same names, in the
+same order, in every record of one answer (null where a document lacks one); see
+docs/output.md.
+
+The "matched value" of a key is found in Python from the document's own leaves
+(:func:`ednaquery.documents.document_pairs` and :mod:`ednaquery.query.match`, which resolves
+keys per document like the stores), so it shows original spelling whatever backend
 answered; where the query compares the key (``model=vit``), only leaves that satisfy the
 comparison are shown (a display aid: the store already decided which documents match).
 
@@ -15,17 +25,26 @@ Rich is imported lazily so that ``import ednaquery.cli`` stays fast.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ednaquery.documents import document_pairs, original_config
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, key_matches, segment_tokens
+from ednaquery.documents import doc_note, doc_tags, document_pairs, original_config
+from ednaquery.keys import (
+    RESERVED_FIELDS,
+    RESERVED_PREFIX,
+    KeySpec,
+    group_leaf,
+    is_reserved_path,
+    key_matches,
+    segment_tokens,
+)
 from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range
 from ednaquery.query.match import resolved_pairs, value_satisfies
 from ednaquery.terminal import printable
@@ -34,6 +53,13 @@ FORMATS = ("table", "json", "jsonl", "yaml", "csv", "ids")
 MIN_PREFIX = 8
 MAX_LIST_SHOWN = 4
 MAX_CELL = 60
+#: the columns every CSV row starts with (a named key with one of these names is not repeated)
+CSV_FIXED = ("id", "kind", "path", "status")
+#: leaf paths that hold seconds since the epoch, written as ISO 8601 in machine formats
+TIME_PATHS = frozenset({(RESERVED_PREFIX + "indexed_at",), (RESERVED_PREFIX + "mtime",),
+                        ("timing", "started_at"), ("timing", "ended_at")})
+#: a console at least this wide is "unlimited": its output is not fitted to a width (pipes)
+UNLIMITED_WIDTH = 1_000_000
 _HEX_ID = re.compile(r"^(err-)?[0-9a-f]{40,64}$")
 
 
@@ -80,6 +106,30 @@ def query_columns(node: Node | None, extra: Sequence[KeySpec] = ()) -> list[Colu
     return list(cols.values())
 
 
+def chosen_columns(text: str, key_of: Callable[[str], KeySpec], named: Sequence[Column] = ()) -> list[Column]:
+    """``--columns KEY,...`` as output columns; ``key_of`` parses one key (with the user's aliases).
+
+    A key the query also names keeps that column (its comparisons pick the matched values).
+    """
+    from ednaquery.errors import EdnaError, UsageError
+
+    by_label = {c.label: c for c in named}
+    out: dict[str, Column] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            key = key_of(part.strip())
+        except EdnaError as exc:
+            msg = str(exc)
+            raise UsageError(msg if msg.startswith("--columns") else f"--columns: {msg}") from None
+        label = key_label(key)
+        out.setdefault(label, by_label.get(label) or Column(key, label))
+    if not out:
+        raise UsageError("--columns takes keys separated by commas, like optimizer.lr,val_acc")
+    return list(out.values())
+
+
 # ---------------------------------------------------------------- matched values
 
 
@@ -124,6 +174,71 @@ def matched_values(doc: dict, columns: Sequence[Column]) -> dict[str, Any]:
     """``{key label: matched value}`` for every column (see :func:`structure`)."""
     pairs = document_pairs(doc)
     return {c.label: structure(matched_pairs(doc, c, pairs)) for c in columns}
+
+
+def value_name(path: tuple[str, ...]) -> str:
+    """The unique column name of a leaf path in machine formats: reserved fields by name
+    (``status``, ``tags``), a run's summary metric as ``val_acc.last``, else the dotted path
+    (``config.status`` for a config key that has a reserved field's name)."""
+    if is_reserved_path(path):
+        return path[0].removeprefix(RESERVED_PREFIX)
+    if len(path) == 3 and path[0] == "metrics":
+        return f"{path[1]}.{path[2]}"
+    dotted = _dotted(path)
+    return "config." + dotted if dotted in RESERVED_FIELDS or dotted in CSV_FIXED else dotted
+
+
+def iso_time(value: Any) -> Any:
+    """Seconds since the epoch as ISO 8601 with the local UTC offset; other values unchanged."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.datetime.fromtimestamp(value).astimezone().isoformat()
+    return value
+
+
+def flat_values(doc: dict, columns: Sequence[Column],
+                pairs: list[tuple[tuple[str, ...], Any]] | None = None) -> dict[str, Any]:
+    """``{unique name: value}`` of every leaf path the columns matched (one value per name).
+
+    A path holding several values (a list, several tags) gives a list; ``tags`` is always a list;
+    times are ISO 8601. When two paths would share a name, the later one keeps its full dotted path.
+    """
+    pairs = document_pairs(doc) if pairs is None else pairs
+    out: dict[str, Any] = {}
+    owner: dict[str, tuple[str, ...]] = {}
+    for c in columns:
+        by_path: dict[tuple[str, ...], list[Any]] = {}
+        for p, v in matched_pairs(doc, c, pairs):
+            by_path.setdefault(p, []).append(v)
+        for p, vs in by_path.items():
+            name = value_name(p)
+            if owner.get(name, p) != p:
+                name = ".".join(s.replace(RESERVED_PREFIX, "") for s in p)
+                if owner.get(name, p) != p:
+                    continue
+            if name in out:
+                continue
+            owner[name] = p
+            value: Any = vs if (len(vs) > 1 or p == (RESERVED_PREFIX + "tags",)) else vs[0]
+            out[name] = [iso_time(v) for v in value] if p in TIME_PATHS and isinstance(value, list) else (
+                iso_time(value) if p in TIME_PATHS else value)
+    return out
+
+
+def value_names(flats: Iterable[dict[str, Any]]) -> list[str]:
+    """The union of the names in ``flats`` (one answer's columns): a name new to the list goes right
+    after the name that precedes it in its own document, so ``val_acc.last`` stays before ``.best``."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for f in flats:
+        prev = -1
+        for n in f:
+            if n in seen:
+                prev = names.index(n)
+                continue
+            prev += 1
+            names.insert(prev, n)
+            seen.add(n)
+    return names
 
 
 # ---------------------------------------------------------------- text forms
@@ -251,8 +366,14 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = False) -> dict[str, Any]:
-    """The machine-readable form of one document (what ``--format json`` prints for it)."""
+def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = False,
+              names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The machine-readable form of one document (what ``--format json`` prints for it).
+
+    ``values`` maps the unique name of every leaf the columns matched to its value
+    (:func:`flat_values`); with ``names`` (the columns of the whole answer) it has exactly
+    those names, in that order, null where this document has none. Times are ISO 8601.
+    """
     rec: dict[str, Any] = {
         "id": doc["_id"],
         "kind": doc.get("kind"),
@@ -260,18 +381,23 @@ def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = F
         "format": doc.get("format"),
         "current": doc.get("current", True),
         "deleted": doc.get("deleted", False),
-        "mtime": doc.get("mtime"),
-        "indexed_at": doc.get("indexed_at"),
+        "mtime": iso_time(doc.get("mtime")),
+        "indexed_at": iso_time(doc.get("indexed_at")),
+        "tags": doc_tags(doc),
+        "note": doc_note(doc),
     }
     if doc.get("kind") == "run":
-        for name in ("status", "config_id", "metrics", "started_at", "ended_at"):
+        for name in ("status", "config_id", "metrics"):
             rec[name] = doc.get(name)
+        for name in ("started_at", "ended_at"):
+            rec[name] = iso_time(doc.get(name))
         if doc.get("info"):
             rec["info"] = original_config({"config": doc["info"]})
     if doc.get("kind") == "error":
         rec["error"] = doc.get("error")
     rec["config"] = original_config(doc, as_written=as_written)
-    rec["values"] = matched_values(doc, columns) if columns else {}
+    flat = flat_values(doc, columns) if columns else {}
+    rec["values"] = flat if names is None else {n: flat.get(n) for n in names}
     if doc.get("warnings"):
         rec["warnings"] = list(doc["warnings"])
     if doc.get("depends_on"):
@@ -297,10 +423,20 @@ def dumps_yaml(value: Any) -> str:
 # ---------------------------------------------------------------- renderers
 
 
+def _note_text(note: str) -> str:
+    """A note as one table cell: its first line (a cell never wraps)."""
+    first = note.strip().splitlines()[0] if note.strip() else ""
+    return first + (" …" if "\n" in note.strip() else "")
+
+
 def _table_rows(docs: Sequence[dict], columns: Sequence[Column], cwd: str | None) -> tuple[list[str], list[list[str]]]:
     shown = [c for c in columns if c.key.reserved_field() not in ("id", "kind", "path")]
+    named = {c.key.reserved_field() for c in shown}
+    with_tags = "tags" not in named and any(doc_tags(d) for d in docs)
+    with_note = "note" not in named and any(doc_note(d) for d in docs)
     prefixes = id_prefixes(d["_id"] for d in docs)
-    header = ["id", "kind", "path"] + [c.label for c in shown]
+    header = (["id", "kind", "path"] + [c.label for c in shown] + (["tags"] if with_tags else [])
+              + (["note"] if with_note else []))
     rows = []
     for doc in docs:
         paths = doc.get("paths") or doc.get("past_paths") or []
@@ -316,40 +452,87 @@ def _table_rows(docs: Sequence[dict], columns: Sequence[Column], cwd: str | None
         cells = []
         for c in shown:
             cells.append(cell_text(c, matched_pairs(doc, c, pairs)))
+        if with_tags:
+            cells.append(" ".join(doc_tags(doc)))
+        if with_note:
+            cells.append(_note_text(doc_note(doc) or ""))
         rows.append([prefixes[doc["_id"]], kind, path] + cells)
     return header, rows
 
 
+def fit_width(console: Any) -> int | None:
+    """The width a table must fit on ``console``: None when unlimited (output to a pipe)."""
+    width = getattr(console, "width", None)
+    return None if width is None or width >= UNLIMITED_WIDTH else int(width)
+
+
 def render_table(docs: Sequence[dict], columns: Sequence[Column], console: Any, *,
                  cwd: str | None = None, title: str | None = None) -> None:
-    """A rich table: id prefix, kind, path, one column per named key."""
+    """A rich table: id prefix, kind, path, one column per named key (then tags and note when any
+    document has them), one line per document, fitted to the console's width (:mod:`ednaquery.tablefit`)."""
     from rich.table import Table
     from rich.text import Text
 
+    from ednaquery.tablefit import FitColumn, fit_table
+
     header, rows = _table_rows(docs, columns, cwd)
+    header = [printable(h) for h in header]  # escaped before fitting: the widths count what is shown
+    rows = [[printable(c) for c in r] for r in rows]
+    id_floor = max([MIN_PREFIX] + [len(r[0]) for r in rows])
+    specs = [FitColumn(floor=id_floor, soft=None), FitColumn(floor=4, soft=None),
+             FitColumn(floor=10, soft=24, middle=True, first=True)]
+    specs += [FitColumn(floor=6, soft=12)] * (len(header) - 3)
+    # when even the narrowest columns do not fit: no path, then no kind (never an asked-about value)
+    cut_header, cut_rows, widths, kept = fit_table(header, rows, specs, fit_width(console), droppable=(2, 1))
+    styles = [{0: "yellow", 1: "cyan", 2: "green"}.get(i) for i in kept]
     table = Table(title=title, header_style="bold", box=None, pad_edge=False, show_edge=False)
-    for i, name in enumerate(header):
-        style = {0: "yellow", 1: "cyan", 2: "green"}.get(i)
-        table.add_column(Text(printable(name)), style=style, no_wrap=i < 3, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(printable(c)) for c in row))
-    console.print(table)
+    for i, name in enumerate(cut_header):
+        style = styles[i]
+        table.add_column(Text(name), style=style, no_wrap=True, overflow="ellipsis", min_width=widths[i],
+                         max_width=widths[i])
+    for row in cut_rows:
+        table.add_row(*(Text(c) for c in row))
+    console.print(table, crop=False)
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell: numbers at full precision (``repr``), ``true``/``false``, empty for null,
+    lists and objects as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, (list, dict)):
+        return dumps_json(value, indent=None)
+    return str(value)
 
 
 def write_csv(docs: Sequence[dict], columns: Sequence[Column], out: IO[str]) -> None:
-    """CSV: id, kind, path, status, then one column per named key (lists and objects as JSON)."""
+    """CSV: id, kind, path, status, then one column per matched leaf path under its unique name
+    (:func:`value_name`; a named key that is one of the first four is not repeated)."""
     writer = csv.writer(out, lineterminator="\n")
-    labels = [c.label for c in columns]
-    writer.writerow(["id", "kind", "path", "status"] + labels)
-    for doc in docs:
-        values = matched_values(doc, columns) if columns else {}
-        cells = []
-        for label in labels:
-            v = values.get(label)
-            cells.append("" if v is None else dumps_json(v, indent=None) if isinstance(v, (list, dict))
-                         else scalar_text(v))
+    flats = [flat_values(doc, columns) if columns else {} for doc in docs]
+    names = [n for n in value_names(flats) if n not in CSV_FIXED]
+    writer.writerow(list(CSV_FIXED) + names)
+    for doc, flat in zip(docs, flats):
         paths = doc.get("paths") or doc.get("past_paths") or [""]
-        writer.writerow([doc["_id"], doc.get("kind", ""), paths[0], doc.get("status") or ""] + cells)
+        writer.writerow([doc["_id"], doc.get("kind", ""), paths[0], doc.get("status") or ""]
+                        + [csv_cell(flat.get(n)) for n in names])
+
+
+def records(docs: Sequence[dict], columns: Sequence[Column], *, as_written: bool = False) -> list[dict[str, Any]]:
+    """The records of one answer, every ``values`` with the same names in the same order."""
+    flats = [flat_values(doc, columns) if columns else {} for doc in docs]
+    names = value_names(flats)
+    out = []
+    for doc, flat in zip(docs, flats):
+        rec = to_record(doc, as_written=as_written)  # values filled here: each document's leaves read once
+        rec["values"] = _json_safe({n: flat.get(n) for n in names})
+        out.append(rec)
+    return out
 
 
 def render(docs: Sequence[dict], columns: Sequence[Column], fmt: str, *, out: IO[str],
@@ -358,12 +541,11 @@ def render(docs: Sequence[dict], columns: Sequence[Column], fmt: str, *, out: IO
     if fmt == "ids":
         out.write("".join(d["_id"] + "\n" for d in docs))
     elif fmt == "json":
-        out.write(dumps_json([to_record(d, columns, as_written=as_written) for d in docs]) + "\n")
+        out.write(dumps_json(records(docs, columns, as_written=as_written)) + "\n")
     elif fmt == "jsonl":
-        out.write("".join(dumps_json(to_record(d, columns, as_written=as_written), indent=None) + "\n"
-                          for d in docs))
+        out.write("".join(dumps_json(r, indent=None) + "\n" for r in records(docs, columns, as_written=as_written)))
     elif fmt == "yaml":
-        out.write(dumps_yaml([to_record(d, columns, as_written=as_written) for d in docs]))
+        out.write(dumps_yaml(records(docs, columns, as_written=as_written)))
     elif fmt == "csv":
         buf = io.StringIO()
         write_csv(docs, columns, buf)
@@ -377,10 +559,11 @@ def render(docs: Sequence[dict], columns: Sequence[Column], fmt: str, *, out: IO
 
 
 def make_console(file: IO[str] | None = None, *, stderr: bool = False) -> Any:
-    """A rich console: colours on terminals only; wide (200 columns) when not a terminal."""
+    """A rich console: colours on terminals only; the terminal's width (or ``COLUMNS``) on a terminal,
+    unlimited width when not a terminal, so output to a pipe is never wrapped."""
     from rich.console import Console
 
     console = Console(file=file, stderr=stderr, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(file=file, stderr=stderr, highlight=False, width=200)
+        console = Console(file=file, stderr=stderr, highlight=False, width=UNLIMITED_WIDTH)
     return console

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ednaquery.annotations import read_annotation
 from ednaquery.documents import config_id as content_id
 from ednaquery.documents import make_run_document
 from ednaquery.errors import LoadError
@@ -190,10 +191,15 @@ def read_run_folder(folder: str | os.PathLike[str], *, max_bytes: int = DEFAULT_
 
 
 def document_from(rf: RunFolder) -> dict:
-    """The store document for a :class:`RunFolder`."""
-    return make_run_document(rf.run_id, config=rf.config, config_id=rf.config_id, path=rf.folder,
-                             status=rf.status, metrics=rf.metrics, info=rf.info, started_at=rf.started_at,
-                             ended_at=rf.ended_at, format=RUN_FORMAT, warnings=rf.warnings, mtime=rf.mtime)
+    """The store document for a :class:`RunFolder`, with the user's tags and note from the folder's
+    annotations sidecar (so the trainer's own upserts during a run keep them; :mod:`ednaquery.annotations`)."""
+    doc = make_run_document(rf.run_id, config=rf.config, config_id=rf.config_id, path=rf.folder,
+                            status=rf.status, metrics=rf.metrics, info=rf.info, started_at=rf.started_at,
+                            ended_at=rf.ended_at, format=RUN_FORMAT, warnings=rf.warnings, mtime=rf.mtime)
+    ann = read_annotation(rf.folder, is_run=True)
+    if ann:
+        doc["annotations"] = ann
+    return doc
 
 
 def run_document(folder: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:

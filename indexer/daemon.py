@@ -28,6 +28,7 @@ import functools
 import logging
 import os
 import random
+import select
 import signal
 import stat
 import threading
@@ -36,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ednaquery.annotations import is_sidecar
 from ednaquery.errors import EdnaError, StoreUnavailable
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, Store
@@ -451,10 +453,26 @@ class Indexer:
         except Exception as exc:  # noqa: BLE001 - optional: a backend without it still indexes
             log.debug("cannot look up dependants: %s", exc)
             return
+        deps = list(deps) + self._annotated_siblings(store, [p for p in paths if is_sidecar(p)])
         changed = set(paths)
         for dep in deps:
             if dep not in changed:
                 self.queue.add(dep, DEPENDANT, now=True)
+
+    def _annotated_siblings(self, store: Store, sidecars: list[str]) -> list[str]:
+        """The indexed files beside each changed annotations sidecar: re-converted to read the new tags/notes."""
+        out: list[str] = []
+        for sidecar in sidecars:
+            folder = os.path.dirname(sidecar)
+            try:
+                known = store.file_states(folder)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - annotations catch up at the next reconcile
+                log.debug("cannot list the files beside %s: %s", sidecar, exc)
+                continue
+            out += sorted(p for p in known if os.path.dirname(p) == folder and not is_sidecar(p))
+        return out
 
     # -- reconcile ----------------------------------------------------------------------
     def _reconcile(self) -> None:
@@ -572,41 +590,55 @@ class Indexer:
         """Run until SIGTERM/SIGINT: watch, index, write the status file; drain and return 0."""
         from indexer.lifecycle import remove_quietly, write_status
 
-        stop = threading.Event()
+        # A signal handler runs in the main thread between any two bytecodes, possibly while that thread
+        # holds a lock (the queue's, inside status()): so it only writes the signal number to a pipe, and
+        # this loop does the logging and the locking. A second SIGTERM/SIGINT aborts the drain from a
+        # thread of its own (the main thread is then inside stop(), joining the worker).
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
         hits = [0]
 
-        def on_stop(signum: int, _frame: object) -> None:
-            hits[0] += 1
-            if hits[0] == 1:
-                log.info("%s received: finishing %d pending changes, then exiting (again to skip that)",
-                         signal.Signals(signum).name, self.pending())
-                stop.set()
-            else:
-                self.abort()
-
-        def on_hup(_signum: int, _frame: object) -> None:
-            log.info("SIGHUP received: walking the roots")
-            self.request_reconcile()
+        def on_signal(signum: int, _frame: object) -> None:
+            if signum != signal.SIGHUP:
+                hits[0] += 1
+                if hits[0] > 1:
+                    threading.Thread(target=self.abort, name="ednaquery-abort", daemon=True).start()
+                    return
+            try:
+                os.write(wake_w, bytes([signum]))
+            except OSError:  # pipe full: a wake-up is already pending
+                pass
 
         if install_signals:
-            signal.signal(signal.SIGTERM, on_stop)
-            signal.signal(signal.SIGINT, on_stop)
-            signal.signal(signal.SIGHUP, on_hup)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, on_signal)
         self.start()
         log.info("indexer started (pid %d): %d root%s", os.getpid(), len(self.roots),
                  "" if len(self.roots) == 1 else "s")
         try:
             if status_path:
                 write_status(status_path, self.status())
-            while not stop.wait(status_every):
+            stopping = False
+            while not stopping:
+                ready, _, _ = select.select([wake_r], [], [], status_every)
+                for signum in (os.read(wake_r, 64) if ready else b""):
+                    if signum == signal.SIGHUP:
+                        log.info("SIGHUP received: walking the roots")
+                        self.request_reconcile()
+                    elif not stopping:
+                        stopping = True
+                        log.info("%s received: finishing %d pending changes, then exiting (again to skip that)",
+                                 signal.Signals(signum).name, self.pending())
                 if self._worker is not None and not self._worker.is_alive():
                     break
-                if status_path:
+                if status_path and not stopping:
                     write_status(status_path, self.status())
         finally:
             if status_path:
                 write_status(status_path, self.status())
             self.stop()
+            os.close(wake_r)
+            os.close(wake_w)
             if status_path:
                 remove_quietly(status_path)
         log.info("indexer stopped: %d files indexed, %d errors, %d deleted", self.files_indexed, self.errors,

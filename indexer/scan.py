@@ -2,8 +2,8 @@
 
 Walks the roots, skips files whose (size, mtime_ns, inode) the store already has, converts
 the rest in a small process pool (YAML parsing is CPU-bound and PyYAML holds the GIL),
-writes them in batched transactions, re-converts configs whose base files changed, and
-marks files that disappeared as gone. Bad files become error records; the scan goes on.
+writes them in batched transactions, re-converts configs whose base files changed (and the
+files beside a changed annotations sidecar), and marks files that disappeared as gone. Bad files become error records; the scan goes on.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from ednaquery.annotations import is_sidecar
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, SeriesRow, Store
 from ednaquery.store.bodies import pack_body, slim_for_body
@@ -196,7 +197,10 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         report.seen = len(states)
         # configs that inherit from a changed or removed file must be converted again
         queued = set(todo)
-        for dep in store.dependants(todo + gone):
+        # files beside a changed annotations sidecar: their tags and notes changed
+        folders = {os.path.dirname(p) for p in todo + gone if is_sidecar(p)}
+        beside = [p for p in states if folders and os.path.dirname(p) in folders and not is_sidecar(p)]
+        for dep in [*store.dependants(todo + gone), *beside]:
             if dep in states and dep not in queued:
                 queued.add(dep)
                 convert(dep)

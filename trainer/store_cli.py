@@ -134,18 +134,39 @@ def _model(doc: dict) -> str:
     return str(model.get("name", "")) if isinstance(model, dict) else str(model or "")
 
 
-def _run_row(doc: dict) -> dict[str, Any]:
+def _duration_s(doc: dict) -> float | None:
+    """Training time in seconds (a resumed run's gap is not in it); a running run's time so far."""
     started, ended = doc.get("started_at"), doc.get("ended_at")
-    total = (doc.get("info") or {}).get("total_time_s")  # training time: a resumed run's gap is not in it
+    total = (doc.get("info") or {}).get("total_time_s")
     if doc.get("status") == "running" and started:
-        duration = time.time() - started
-    elif isinstance(total, (int, float)):
-        duration = float(total)
-    else:
-        duration = (ended - started) if started and ended else None
+        return time.time() - started
+    if isinstance(total, (int, float)):
+        return float(total)
+    return (ended - started) if started and ended else None
+
+
+def _run_row(doc: dict) -> dict[str, Any]:
+    """One run as text cells (tables, ``trainer status``)."""
     return {"id": doc["_id"], "status": doc.get("status"), "config": (doc.get("config_id") or "")[:12],
-            "model": _model(doc), "val_acc": _metric(doc, "val_acc"), "started": _fmt_time(started),
-            "duration": _fmt_duration(duration), "path": (doc.get("paths") or [""])[0]}
+            "model": _model(doc), "val_acc": _metric(doc, "val_acc"), "started": _fmt_time(doc.get("started_at")),
+            "duration": _fmt_duration(_duration_s(doc)), "path": (doc.get("paths") or [""])[0]}
+
+
+def run_record(doc: dict, columns: Sequence[Any] = (), names: Sequence[str] | None = None) -> dict[str, Any]:
+    """One run for scripts (``trainer ls --json``): numbers as numbers, ISO 8601 times, seconds.
+
+    ``values`` holds the ``--columns`` values under unique names (see :func:`ednaquery.output.flat_values`),
+    the same names in every row of one answer when ``names`` is given.
+    """
+    from ednaquery.output import flat_values, iso_time
+
+    acc = (doc.get("metrics") or {}).get("val_acc") or {}
+    flat = flat_values(doc, columns) if columns else {}
+    return {"id": doc["_id"], "status": doc.get("status"), "config_id": doc.get("config_id"),
+            "model": _model(doc), "val_acc.last": acc.get("last"), "val_acc.best": acc.get("best"),
+            "started": iso_time(doc.get("started_at")), "ended": iso_time(doc.get("ended_at")),
+            "duration_s": _duration_s(doc), "path": (doc.get("paths") or [None])[0],
+            "values": flat if names is None else {n: flat.get(n) for n in names}}
 
 
 def _print_result(result: Any, say: Callable[[str], None]) -> None:
@@ -420,42 +441,79 @@ def find_runs(store: Any, query: Sequence[str] = (), *, status: str | None = Non
 Examples:
   trainer ls
   trainer ls model=resnet18 'val_acc>0.9' --status completed
+  trainer ls --columns optimizer.lr,epochs,val_loss
+  trainer ls --json | jq '.[] | {id, acc: .["val_acc.best"]}'
 \b
 Exit status: 0 runs listed, 1 none match, 2 error.""")
 @click.argument("query", nargs=-1)
 @click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "interrupted"]),
               default=None, help="Only runs in this state.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
+@click.option("--columns", "columns_arg", metavar="KEY,...", default=None,
+              help="Also show these keys (comma-separated, e.g. optimizer.lr,val_loss,tags).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON rows (numbers as numbers, ISO 8601 times, duration_s in seconds).")
 @_store_option
-def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, as_json: bool, store_uri: str | None) -> None:
+def ls_cmd(query: tuple[str, ...], status: str | None, limit: int, columns_arg: str | None, as_json: bool,
+           store_uri: str | None) -> None:
     """List runs from the store, newest first (QUERY narrows them, e.g. model=resnet18 val_acc>0.9)."""
     app = _Ctx(store_uri)
     try:
+        columns: list[Any] = []
+        if columns_arg is not None:
+            from ednaquery.output import chosen_columns
+            from ednaquery.query import parse_key
+            from ednaquery.query.aliases import expand_key
+
+            groups = app.settings.alias_groups()
+            columns = chosen_columns(columns_arg, lambda t: expand_key(parse_key(t), groups))
         docs = find_runs(app.store, query, status=status, limit=limit)
     finally:
         app.close()
-    rows = [_run_row(d) for d in docs]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        if not rows:
+        from ednaquery.output import dumps_json, flat_values, value_names
+
+        names = value_names(flat_values(d, columns) for d in docs) if columns else []
+        click.echo(dumps_json([run_record(d, columns, names) for d in docs]))
+        if not docs:
             sys.exit(EXIT_NOTHING)
         return
-    if not rows:
+    if not docs:
         click.echo("no runs", err=True)
         sys.exit(EXIT_NOTHING)
-    from rich.table import Table
+    _ls_table(docs, columns)
 
-    table = Table(box=None)
-    table.add_column("run", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
-    table.add_column("status", no_wrap=True)
-    table.add_column("config", no_wrap=True, min_width=12)
-    for name in ("model", "val_acc", "started", "duration"):
-        table.add_column(name)
-    for r in rows:
-        table.add_row(*_cells(r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
-                              r["duration"]))
-    _out_console().print(table)
+
+def _ls_table(docs: Sequence[dict], columns: Sequence[Any]) -> None:
+    """The ``trainer ls`` table, one line per run, fitted to the terminal (never wrapped)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ednaquery.documents import document_pairs
+    from ednaquery.output import cell_text, fit_width, make_console, matched_pairs
+    from ednaquery.tablefit import FitColumn, fit_table
+
+    names = ["run", "status", "config", "model", "val_acc", "started", "duration"] + [c.label for c in columns]
+    header = [printable(h) for h in names]
+    rows = []
+    for d in docs:
+        r = _run_row(d)
+        pairs = document_pairs(d) if columns else []
+        cells = [r["id"], r["status"] or "", r["config"], r["model"], r["val_acc"], r["started"],
+                 r["duration"]] + [cell_text(c, matched_pairs(d, c, pairs)) for c in columns]
+        rows.append([printable(c) for c in cells])  # escaped before fitting: widths count what is shown
+    specs = [FitColumn(floor=max(len(r[0]) for r in rows), soft=None), FitColumn(floor=6, soft=None),
+             FitColumn(floor=8), FitColumn(floor=8), FitColumn(floor=6, soft=None), FitColumn(floor=11, soft=None),
+             FitColumn(floor=5, soft=None)] + [FitColumn(floor=6)] * len(columns)
+    console = make_console()
+    # too narrow for them all: config, started, duration, then status go before a chosen column
+    header, rows, widths, _ = fit_table(header, rows, specs, fit_width(console), droppable=(2, 5, 6, 1))
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for name, w in zip(header, widths):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=w, max_width=w)
+    for row in rows:
+        table.add_row(*(Text(c) for c in row))
+    console.print(table, crop=False)
 
 
 @click.command(epilog="""\b
@@ -489,8 +547,8 @@ def status(run: str | None, as_json: bool, store_uri: str | None) -> None:
     finally:
         app.close()
     if as_json:
-        click.echo(json.dumps({"running": [_run_row(d) for d in running], "recent": [_run_row(d) for d in recent],
-                               "jobs": counts}, indent=2))
+        click.echo(json.dumps({"running": [run_record(d) for d in running],
+                               "recent": [run_record(d) for d in recent], "jobs": counts}, indent=2))
         return
     out = _out_console()
     out.print(f"running: {len(running)} run(s)", markup=False)
@@ -573,27 +631,52 @@ def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) 
     click.echo(f"{verb} {len(plan.items)} config(s) from base {plan.base.config_id[:12]}{dup}", err=True)
 
 
-@click.command("plot", epilog="Examples:\n\n  trainer plot 20261122-221530-3fa9\n\n  trainer plot runs/20261122-221530-3fa9")
-@click.argument("run")
+@click.command("plot", epilog="""\b
+Examples:
+  trainer plot 20261122-221530-3fa9            # curves.png etc. in its folder
+  trainer plot runs/20261122-221530-3fa9
+  trainer plot 20261122-2215 20261122-2216 20261122-2217 --metric val_loss -o cmp.png
+\b
+With several runs: one picture overlaying METRIC (default val_acc) of them all, the
+legend showing the config values that vary between them.""")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--metric", default="val_acc", show_default=True, help="With several runs: the metric to overlay.")
+@click.option("-o", "--output", "output", metavar="PNG", default=None,
+              help="With several runs: where to write the picture (default: compare-METRIC.png here).")
 @_store_option
-def plot(run: str, store_uri: str | None) -> None:
-    """Draw curves.png, confusion_matrix.png and predictions.png for RUN (a run id prefix or its folder)."""
-    from trainer.engine.plots import plot_run
+def plot(runs: tuple[str, ...], metric: str, output: str | None, store_uri: str | None) -> None:
+    """Draw curves.png, confusion_matrix.png and predictions.png for RUN (a run id prefix or its folder);
+    with several RUNs, overlay their METRIC curves in one picture."""
     from trainer.ops.launch import find_run_folder
 
-    if os.path.isdir(run):
-        folder = Path(run)
-    else:
-        c = _Ctx(store_uri)
-        try:
-            folder = find_run_folder(c.store, run)
-        finally:
+    folders: list[Path] = []
+    c = None
+    try:
+        for run in runs:
+            if os.path.isdir(run):
+                folders.append(Path(run))
+                continue
+            c = c or _Ctx(store_uri)
+            folders.append(find_run_folder(c.store, run))
+    finally:
+        if c is not None:
             c.close()
-    files = plot_run(folder)
-    if not files:
-        raise click.UsageError(f"{folder} has no metrics to plot (is it a run folder?)")
-    for f in files:
-        click.echo(str(f))
+    if len(folders) == 1:
+        from trainer.engine.plots import plot_run
+
+        files = plot_run(folders[0])
+        if not files:
+            raise click.UsageError(f"{folders[0]} has no metrics to plot (is it a run folder?)")
+        for f in files:
+            click.echo(str(f))
+        return
+    from ednaquery.plotting import plot_overlay
+    from ednaquery.runfolder import run_document
+
+    docs = [run_document(f) for f in folders]
+    out = output or f"compare-{metric.replace('/', '_')}.png"
+    n = plot_overlay(docs, metric, out)
+    click.echo(f"{out} ({n} curves)")
 
 
 # ------------------------------------------------------------------ registration

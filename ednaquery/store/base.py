@@ -33,9 +33,10 @@ StoredPoint = tuple[str, str, "int | None", "int | None", float]
 
 
 def series_rows(points: Iterable[Point]) -> list[SeriesRow]:
-    """Points as the rows a store takes (``PathUpdate.series``, :meth:`Store.replace_series`): a
-    :class:`~ednaquery.metrics.Point` is a named tuple of just these fields, so a list of them is one."""
-    return list(points)
+    """Points as the rows a store takes (``PathUpdate.series``, :meth:`Store.replace_series`): plain
+    tuples of a :class:`~ednaquery.metrics.Point`'s fields, which cost a tenth of named tuples to
+    send between processes (the one-shot scan's converters)."""
+    return list(map(tuple, points))
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,11 @@ class Store(abc.ABC):
     def job_home(self) -> JobHome:
         """Where the job queue beside this store lives (an empty :class:`JobHome`: the backend has none)."""
         return JobHome()
+
+    def set_annotations(self, doc_id: str, annotations: dict[str, Any]) -> None:
+        """Replace a document's user tags and note (``{"tags": [...], "note": "..."}``, {} for none) and
+        the ``tags``/``note`` leaves queries see (:mod:`ednaquery.annotations` writes the sidecar first)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot store tags and notes")
 
     def __enter__(self) -> Self:
         return self

@@ -507,6 +507,24 @@ class MongoStore(Store):
             failed += self._commit(state, plan, {})
         self._raise_failed(failed)
 
+    def set_annotations(self, doc_id: str, annotations: dict[str, Any]) -> None:
+        self._ready()
+        for _ in range(MAX_RETRIES):
+            with self._errors("writing tags and notes"):
+                old = self.docs.find_one({"_id": doc_id})
+            if old is None:
+                raise NotFound(f"no document with id {doc_id!r}; `ednaquery find` lists ids")
+            new = {k: v for k, v in old.items() if k != "annotations"}
+            if annotations:
+                new["annotations"] = annotations
+            stored = stored_form(new, int(old.get("_rev") or 0) + 1)
+            with self._errors("writing tags and notes"):
+                self._record_keys([stored])
+                done = self.docs.replace_one({"_id": doc_id, "_rev": old.get("_rev")}, stored).matched_count
+            if done:
+                return
+        raise EdnaError(f"document {doc_id} kept changing under {MAX_RETRIES} concurrent writes; try again")
+
     def _apply_batch(self, batch: Sequence[PathUpdate]) -> list[tuple[str, str]]:
         norm = [(os.path.abspath(u.path), u) for u in batch]
         paths = list({p for p, _ in norm})

@@ -229,6 +229,7 @@ class SQLiteStore(Store):
         self._str_cache: dict[str, int] = {}
         self._pid_cache: dict[str, int] = {}
         self._zdict: bytes | None = None
+        self._marked: bool | None = None  # every body has body_json's JSON_MARK rule (meta 'bodies')
         self.probe_budget = PROBE_BUDGET  # 0: always build the match set
         self._leaf_rows: list = []  # (rid, i, pid, t, n, sid) values not inserted yet, flat (see _flush_leaves)
         self._absent: set[str] | None = None  # during a batch: its ids that are not in the store
@@ -260,6 +261,7 @@ class SQLiteStore(Store):
                 if stmt.strip():
                     self.db.execute(stmt)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bodies', 'marked')")  # see unpack_body
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ids', ?)", (str(ID_VERSION),))
             self.db.execute("COMMIT")
         except BaseException:
@@ -460,7 +462,10 @@ class SQLiteStore(Store):
             return self._zd() or None
 
     def _unpack(self, blob: bytes) -> dict:
-        return unpack_body(blob, self._zd())
+        if self._marked is None:
+            row = self.db.execute("SELECT v FROM meta WHERE k='bodies'").fetchone()
+            self._marked = row is not None and row[0] == "marked"
+        return unpack_body(blob, self._zd(), marked=self._marked)
 
     def _transaction(self):
         return _Tx(self)
@@ -593,6 +598,17 @@ class SQLiteStore(Store):
                     out += [(run_id, *row) for row in rows]
             return out
         return self._guard(run)
+
+    def set_annotations(self, doc_id: str, annotations: dict[str, Any]) -> None:
+        with self._lock, self._transaction(), self._batch([doc_id]):
+            doc = self._load(doc_id)
+            if doc is None:
+                raise NotFound(f"no document with id {doc_id!r}; `ednaquery find` lists ids")
+            doc.pop("annotations", None)
+            if annotations:
+                doc["annotations"] = annotations
+            doc["leaves"] = self._leaves_of(doc_id)
+            self._write_doc(doc)
 
     def _leaves_of(self, doc_id: str) -> list[dict]:
         """Rebuild a stored document's config leaves (reserved ones are regenerated on write)."""

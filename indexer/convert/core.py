@@ -18,6 +18,9 @@
   ``series={}`` gets them there, by run document id, for the store's series table.
 - A file that cannot be read or parsed gives one error record (path, message with line
   and column, mtime). Other files (unknown extensions, stray ``.jsonl``) give nothing.
+- Every run and config document carries the user's tags and note from the annotations
+  sidecar beside it (:mod:`ednaquery.annotations`) as ``annotations``. The sidecar itself
+  gives no document (the daemon and the scan re-convert the files beside it when it changes).
 
 It never raises for bad input: even an unexpected failure becomes an error record (and
 a logged traceback), so that one strange file cannot stop the indexer.
@@ -31,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ednaquery.annotations import is_sidecar, read_annotation
 from ednaquery.documents import config_id, make_config_document, make_error_document, make_run_document
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
@@ -59,6 +63,8 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
     """
     p = Path(os.path.abspath(os.fspath(path)))
     try:
+        if is_sidecar(p):  # never a document itself; the files beside it are converted again
+            return []
         is_dir = False if is_file else stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
         if is_dir:
             rec = recognise_folder(p)
@@ -105,7 +111,7 @@ def convert_config_file(path: Path, fmt: str, *, max_bytes: int = DEFAULT_MAX_BY
         docs.append(make_config_document(config, path=str(path), format=loaded.format, size=loaded.size,
                                          mtime=loaded.mtime, as_written=doc, warnings=warnings,
                                          depends_on=depends))
-    return _unique(docs)
+    return [with_annotation(d) for d in _unique(docs)]
 
 
 def root_of(path: str, roots: Sequence[str]) -> str | None:
@@ -132,10 +138,20 @@ def run_info_document(info: RunInfo, roots: Sequence[str] = ()) -> dict:
         return document_from(info.trainer_run)
     config = info.config if isinstance(info.config, dict) else {"value": info.config}
     cid = info.config_id or (config_id(config) if config or info.config_path else None)
-    return make_run_document(
+    return with_annotation(make_run_document(
         info.run_id or derived_run_id(info.folder, None, root_of(info.folder, roots)), config=config, config_id=cid, path=info.folder,
         status=info.status, metrics=info.metrics, info=info.info, started_at=info.started_at,
-        ended_at=info.ended_at, format=info.format, warnings=info.warnings, mtime=info.mtime)
+        ended_at=info.ended_at, format=info.format, warnings=info.warnings, mtime=info.mtime))
+
+
+def with_annotation(doc: dict) -> dict:
+    """``doc`` (a run or config document) with the user's tags and note from its sidecar, if it has one
+    (a trainer run's document, :func:`ednaquery.runfolder.document_from`, reads its own)."""
+    if doc.get("paths"):
+        ann = read_annotation(doc["paths"][0], is_run=doc.get("kind") == "run")
+        if ann:
+            doc["annotations"] = ann
+    return doc
 
 
 def _error(path: Path, message: str, fmt: str, stat: os.stat_result | None) -> dict:

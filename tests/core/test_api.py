@@ -81,7 +81,7 @@ def test_find_gives_plain_records_with_the_documented_fields(ix: Index) -> None:
     assert rec.config["a.b"] == 1  # keys unescaped, not the store's %-escaped form
     assert set(rec.metrics) == {"val_acc", "val_loss"}
     assert rec.metrics["val_acc"]["best"] == max({n: a for n, _, _, a in RUNS}[_name(rec)])
-    assert set(rec.values) == {"lr", "model"} and rec.values["model"] == "vit"
+    assert set(rec.values) == {"optimizer.lr", "model"} and rec.values["model"] == "vit"  # unique leaf names
     assert rec.tags == [] and rec.note is None and rec.indexed_at is not None
     assert "_id" not in rec.config and rec.id == rec.doc["_id"]
 

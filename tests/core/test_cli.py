@@ -105,9 +105,12 @@ def test_find_json_has_the_documented_fields(eq, world):
         assert row["kind"] == "config"
         assert all(os.path.isabs(p) and p.startswith(str(world)) for p in row["paths"])
         assert "vit" in row["config"]["model"]["name"]
-        # the matched value of every key the query named, with the original spelling
-        assert set(row["values"]) == {"lr", "model"}
-        assert row["values"]["model"] == row["config"]["model"]["name"]
+        # one value per matched leaf, under its dotted path, with the original spelling; every row
+        # has the same names (null where a row lacks one)
+        assert {"optimizer.lr", "model.name"} <= set(row["values"])
+        assert list(row["values"]) == list(rows[0]["values"])
+        assert row["values"]["model.name"] == row["config"]["model"]["name"]
+        assert row["values"]["optimizer.lr"] == row["config"]["optimizer"]["lr"]
     # '1e-4' written in YAML loads as a string, 0.0001 in JSON as a number: the config keeps each as written
     for row in rows:
         path = Path(row["paths"][0])
@@ -126,13 +129,14 @@ def test_find_json_for_runs_has_status_metrics_and_config_id(eq):
         assert row["status"] == "completed"
         assert HEX64.match(row["config_id"])
         assert set(row["metrics"]) == {"val_acc", "val_loss"}
-        # the matched value: one number when one leaf matched, {path: value} when several did
-        matched = row["values"]["val_acc"]
-        numbers = list(matched.values()) if isinstance(matched, dict) else [matched]
-        assert numbers and all(x > 0.9 for x in numbers)
-    by_id = {row["id"]: row["values"]["val_acc"] for row in rows}
-    assert by_id["20261122-101500-aa01"] == 0.91  # last=0.90 does not match val_acc>0.9
-    assert by_id["20261122-101600-aa02"] == {"metrics.val_acc.last": 0.94, "metrics.val_acc.best": 0.95}
+        # one value per column: val_acc.last and val_acc.best, numbers at full precision, the same
+        # names in every row (null where that leaf did not match val_acc>0.9)
+        assert list(row["values"]) == ["kind", "val_acc.last", "val_acc.best"] and row["values"]["kind"] == "run"
+        numbers = [x for k, x in row["values"].items() if k != "kind" and x is not None]
+        assert numbers and all(isinstance(x, float) and x > 0.9 for x in numbers)
+    by_id = {row["id"]: {k: v for k, v in row["values"].items() if k != "kind"} for row in rows}
+    assert by_id["20261122-101500-aa01"] == {"val_acc.last": None, "val_acc.best": 0.91}  # last=0.90 is not > 0.9
+    assert by_id["20261122-101600-aa02"] == {"val_acc.last": 0.94, "val_acc.best": 0.95}
 
 
 def test_find_ids_prints_one_full_id_per_line(eq):
@@ -148,7 +152,7 @@ def test_find_csv_jsonl_yaml(eq):
     r = eq("find", "model=resnet18", "img_size", "--kind", "config", "--format", "csv")
     assert r.exit_code == 0
     rows = list(csv.reader(io.StringIO(r.stdout)))
-    assert rows[0] == ["id", "kind", "path", "status", "model", "img_size"]
+    assert rows[0] == ["id", "kind", "path", "status", "model.name", "data.img_size"]  # unique dotted names
     assert len(rows) > 2 and all(HEX64.match(row[0]) for row in rows[1:])
     assert all(row[4] == "resnet18" for row in rows[1:])
 
@@ -228,7 +232,8 @@ def test_errors_are_one_line(eq, world):
 
 
 def _lrs(stdout: str) -> list[float]:
-    return [float(row["values"]["optimizer.lr"]) for row in json.loads(stdout)]
+    # one name per matched path: optimizer.lr, or OPTIMIZER.BASE_LR in the EdnaML config (null elsewhere)
+    return [float(next(v for v in row["values"].values() if v is not None)) for row in json.loads(stdout)]
 
 
 @pytest.mark.parametrize("spelling", [["--sort=-optimizer.lr"], ["--sort", "-optimizer.lr"],
@@ -253,7 +258,7 @@ def test_best_per_group(eq):
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [row["id"] for row in rows] == ["20261122-101700-bb01", "20261122-101600-aa02"]  # best first
-    assert [row["values"]["model"] for row in rows] == ["convnext_atto", "resnet18"]
+    assert [row["values"]["model.name"] for row in rows] == ["convnext_atto", "resnet18"]
     # loss-like metrics keep the minimum
     r = eq("find", "kind=run", "--best", "val_loss", "--by", "model", "--format", "ids")
     assert r.stdout.split() == ["20261122-101800-bb02", "20261122-101600-aa02"]

@@ -274,7 +274,7 @@ def test_database_name_from_uri():
     ("`a.b`=1", {"odd.yaml"}),
     ("$x.y=2", {"odd.yaml"}),
     ("`%z`=PCT", {"odd.yaml"}),
-    ('note="$where"', {"evil.yaml"}),
+    ('.note="$where"', {"evil.yaml"}),  # `note` alone is the reserved field of the user's notes
     ("`$where`=1", {"evil.yaml"}),
     ("js~return", {"evil.yaml"}),
     ("kind=config", set(CONFIGS)),

@@ -73,7 +73,7 @@ def test_record_has_full_id_paths_config_and_values():
     doc = _doc({"optimizer": {"lr": "1e-3"}})
     rec = to_record(doc, _columns("lr"))
     assert rec["id"] == doc["_id"] and rec["paths"] == ["/x/c.yaml"]
-    assert rec["config"] == {"optimizer": {"lr": "1e-3"}} and rec["values"] == {"lr": "1e-3"}
+    assert rec["config"] == {"optimizer": {"lr": "1e-3"}} and rec["values"] == {"optimizer.lr": "1e-3"}
 
 
 def _run(rid: str, model: str, acc: float, loss: float) -> dict:

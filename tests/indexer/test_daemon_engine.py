@@ -347,3 +347,40 @@ def test_stop_also_finishes_folder_rescans(make_indexer, fake_store: FakeStore, 
     ix.stop()
     assert fake_store.paths() == {str(root / "keep.yaml")}
     assert fake_store.deleted == {str(root / "old" / "a.yaml")}
+
+
+def test_a_signal_landing_while_the_main_thread_holds_a_lock_still_drains_and_exits(
+        make_indexer, fake_store: FakeStore, root: Path) -> None:
+    """serve()'s signal handler takes no lock: SIGTERM arrives while the main loop is inside pending()
+    holding a (non-reentrant) lock, as a status write can be; the old handler logged pending() itself and
+    hung there for good. Now the loop sees the signal, drains the queued file and returns 0."""
+    import signal
+    import threading
+
+    ix = make_indexer(root)
+    held = threading.Lock()
+    real_pending = ix.pending
+    sent = []
+
+    def pending_under_lock() -> int:
+        with held:
+            if not sent and started_serving.is_set():
+                sent.append(True)
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, in this thread, lock held
+                for _ in range(1000):  # bytecodes for the handler to run in while the lock is held
+                    pass
+            return real_pending()
+
+    started_serving = threading.Event()
+    ix.pending = pending_under_lock  # type: ignore[method-assign]
+    (root / "a.yaml").write_text("a: 1\n")
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        threading.Timer(0.3, started_serving.set).start()
+        status = root.parent / "status.json"
+        assert ix.serve(status_path=status, status_every=0.05) == 0
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    assert sent, "the test never sent its signal"
+    assert fake_store.file_states(str(root)) == disk_states(root)

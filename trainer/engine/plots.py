@@ -67,8 +67,11 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, *, title: str = "") -> P
         if min(ys) > 0 and max(ys) / min(ys) > 50:
             axes[2].set_yscale("log")
     axes[2].set_title("learning rate (epoch start)")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
@@ -129,17 +132,43 @@ def plot_predictions(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, 
     return _save(fig, path)
 
 
+#: config keys shown in a run's picture titles, as (label, dotted key)
+TITLE_KEYS = (("opt", "optimizer.name"), ("lr", "optimizer.lr"), ("bs", "data.batch_size"),
+              ("img", "data.img_size"), ("epochs", "train.epochs"))
+
+
+def run_title(run_dir: Path) -> str:
+    """A run's picture title: its id, model and key params (``… · resnet18 · opt=adamw lr=0.001 bs=64``)."""
+    title = ""
+    try:
+        title = json.loads((run_dir / "run.json").read_text()).get("run_id", "") or ""
+    except (OSError, ValueError, AttributeError):
+        title = ""
+    try:
+        import yaml
+
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except Exception:  # noqa: BLE001 - a title never stops a plot
+        config = None
+    if not isinstance(config, dict):
+        return title
+    model = config.get("model")
+    model_name = model.get("name") if isinstance(model, dict) else model
+    params = []
+    for label, key in TITLE_KEYS:
+        value: Any = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None and not isinstance(value, (dict, list)):
+            params.append(f"{label}={value}")
+    return " · ".join(p for p in (title, str(model_name or ""), " ".join(params)) if p)
+
+
 def plot_run(run_dir: Path) -> list[Path]:
     """Draw every picture the run folder has data for; returns the files written."""
     run_dir = Path(run_dir)
     written = []
-    title = ""
-    run_json = run_dir / "run.json"
-    if run_json.exists():
-        try:
-            title = json.loads(run_json.read_text()).get("run_id", "")
-        except (OSError, json.JSONDecodeError):
-            title = ""
+    title = run_title(run_dir)
     rows = read_metrics(run_dir / "metrics.jsonl")
     if any(r.get("scope", "epoch") == "epoch" for r in rows):
         written.append(plot_curves(rows, run_dir / "curves.png", title=title))
