@@ -116,22 +116,23 @@ def test_walk_search_run_compare_brush_and_traversal(sweep, server, browser):
     d.save_screenshot(str(SHOTS / "1-search.png"))
 
     # a click on a column's header sorts by it (the store's sort, as --sort), a second click descending
-    click(d, '#results th[data-col="lr"]')
+    click(d, '#results th[data-col="optimizer.lr"]')
     wait_for(d, lambda d: rows(d, "results") == cli_ids(sweep.db, "lr<1e-3", "--sort", "lr"))
-    click(d, '#results th[data-col="lr"]')
+    click(d, '#results th[data-col="optimizer.lr"]')
     wait_for(d, lambda d: rows(d, "results") == cli_ids(sweep.db, "lr<1e-3", "--sort=-lr"))
-    assert "sort=-lr" in d.current_url
+    assert "sort=-optimizer.lr" in d.current_url
 
     # columns are chosen (a built-in one hidden) and resized by dragging a header's edge
     click(d, 'input.show-col[value="path"]')
     wait_for(d, lambda d: not d.find_elements(By.CSS_SELECTOR, '#results th[data-col="path"]'))
     click(d, 'input.show-col[value="path"]')
-    th = wait_for(d, lambda d: d.find_element(By.CSS_SELECTOR, '#results th[data-col="lr"]'))
+    th = wait_for(d, lambda d: d.find_element(By.CSS_SELECTOR, '#results th[data-col="optimizer.lr"]'))
     before = th.size["width"]
     grip = th.find_element(By.CSS_SELECTOR, ".grip")
     ActionChains(d).click_and_hold(grip).move_by_offset(80, 0).release().perform()
-    wait_for(d, lambda d: d.find_element(By.CSS_SELECTOR, '#results th[data-col="lr"]').size["width"] >= before + 60)
-    assert "sort=-lr" in d.current_url  # resizing did not sort
+    lr_header = '#results th[data-col="optimizer.lr"]'
+    wait_for(d, lambda d: d.find_element(By.CSS_SELECTOR, lr_header).size["width"] >= before + 60)
+    assert "sort=-optimizer.lr" in d.current_url  # resizing did not sort
 
     # a syntax error shows the query with a caret under the bad token
     q = d.find_element(By.ID, "q")
