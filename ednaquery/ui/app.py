@@ -33,11 +33,9 @@ from ednaquery.ui.payload import cleaned, config_diff, record_json, series_json
 __all__ = ["create_app"]
 
 
-try:  # tags and notes (ednaquery tag / note): the one write the ui offers, where the feature is present
-    # (imported by name: `from ednaquery import annotations` would find the package's __future__ feature)
-    ANNOTATIONS: Any = importlib.import_module("ednaquery.annotations")
-except ImportError:  # pragma: no cover - an ednaquery without tags and notes
-    ANNOTATIONS = None
+#: tags and notes (ednaquery tag / note), the one write the ui offers; imported by its full name, as
+#: `from ednaquery import annotations` finds the package's own `from __future__ import annotations`
+_annotations: Any = importlib.import_module("ednaquery.annotations")
 
 STATIC = str(files("ednaquery.ui") / "static")
 #: rows a search returns when the page does not say
@@ -236,9 +234,8 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         return FileResponse(real, media_type=media, headers={"Content-Security-Policy": FILE_CSP})
 
     def api_status(request: Request) -> Response:
-        """``/api/status``: how many configs and runs are indexed, and whether tags and notes can be edited."""
-        return ok({"runs": index.count("kind=run"), "documents": index.count(""),
-                   "annotations": ANNOTATIONS is not None})
+        """``/api/status``: how many configs and runs are indexed (a cheap check for scripts)."""
+        return ok({"runs": index.count("kind=run"), "documents": index.count("")})
 
     async def api_annotate(request: Request) -> Response:
         """``POST /api/annotate/{id}`` with JSON ``{"tags": ["+new", "-old"], "note": "text"}``: the one write.
@@ -246,8 +243,6 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         Only from this server's own pages: a JSON body (a cross-site form cannot send one without a
         preflight this app never answers) and, when the browser sends one, an Origin of this host.
         """
-        if ANNOTATIONS is None:
-            return _error(501, "tags and notes are not available in this version of ednaquery")
         if not request.headers.get("content-type", "").startswith("application/json") or not _same_origin(request):
             return _error(403, "tags and notes are edited from the ui's own pages")
         try:
@@ -308,7 +303,7 @@ def _same_origin(request: Request) -> bool:
 def _annotate(index: Any, doc_id: str, tags: list[str] | None, note: str | None) -> None:
     """``+TAG``/``-TAG`` changes and/or a note through :func:`ednaquery.annotations.annotate`: the sidecar
     beside the run or config first (the source of truth), then the index."""
-    ANNOTATIONS.annotate(index.store, index.get(doc_id).doc, tag_changes=tags, note=note)
+    _annotations.annotate(index.store, index.get(doc_id).doc, tag_changes=tags, note=note)
 
 
 def _key_text(stat: Any) -> str:

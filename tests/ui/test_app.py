@@ -223,7 +223,6 @@ def test_ui_on_a_busy_port_is_one_line(sweep):
 
 
 def test_tags_and_notes_are_the_one_write(sweep, client, ix):
-    pytest.importorskip("ednaquery.annotations", reason="tags and notes (ednaquery tag/note) are not in this tree")
     run = sweep.ids[4]
     url = f"/api/annotate/{run}"
     assert client.post(url, content='{"tags": ["+baseline"]}').status_code == 403  # not JSON: a form could send it

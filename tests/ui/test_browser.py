@@ -233,7 +233,6 @@ def test_hostile_values_show_as_text(sweep, server, browser):
 
 
 def test_add_a_tag_and_find_it(sweep, server, browser):
-    pytest.importorskip("ednaquery.annotations", reason="tags and notes (ednaquery tag/note) are not in this tree")
     d = browser
     run = sweep.ids[3]
     d.get(server + f"/run/{run}")
@@ -244,3 +243,5 @@ def test_add_a_tag_and_find_it(sweep, server, browser):
     d.save_screenshot(str(SHOTS / "8-tagged.png"))
     d.get(server + "/?q=tags%3Dbest-so-far")
     wait_for(d, lambda d: rows(d, "results") == [run])
+    assert "best-so-far" in d.find_element(By.CSS_SELECTOR, f'#results tr[data-id="{run}"]').text
+    d.save_screenshot(str(SHOTS / "9-search-by-tag.png"))

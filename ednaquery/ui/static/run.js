@@ -4,7 +4,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const runId = decodeURIComponent(location.pathname.split("/").pop());
-  let record = null, seriesSig = "", editable = false;
+  let record = null, seriesSig = "";
   EQ.header();
 
   function yamlish(v, indent) {
@@ -28,7 +28,7 @@
       ["started", EQ.time(r.started_at)], ["ended", EQ.time(r.ended_at)], ["config", cfg],
       ["tags", EQ.el("span", { id: "tags" }, tags.length ? tags : EQ.el("span", { class: "muted" }, "(none)"))],
       ["note", EQ.el("span", { id: "note", style: "white-space: pre-wrap" }, r.note || "")]];
-    if (editable && (r.kind === "run" || r.kind === "config")) rows.push(["edit", editor(r)]);
+    if (r.kind === "run" || r.kind === "config") rows.push(["edit", editor(r)]);
     $("facts").replaceChildren(...rows.filter(([, v]) => v).map(([k, v]) => EQ.el("tr", {}, EQ.el("td", {}, k), EQ.el("td", {}, v))));
   }
 
@@ -90,9 +90,6 @@
   }
 
   async function load() {
-    try {
-      editable = !!(await EQ.api("/api/status")).annotations;
-    } catch (err) { editable = false; }
     try {
       record = await EQ.api("/api/run/" + encodeURIComponent(runId));
     } catch (err) {

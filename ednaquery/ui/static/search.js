@@ -69,11 +69,13 @@
 
   function render(data) {
     const table = $("results");
-    const valueCols = [...data.columns, ...state.cols.filter((c) => !data.columns.includes(c))];
+    const builtin = ["kind", "status", "tags"].filter((c) => !state.hidden.has(c));  // shown once, as built-ins
+    const valueCols = [...data.columns, ...state.cols.filter((c) => !data.columns.includes(c))]
+      .filter((c) => !builtin.includes(c));
     const shown = (name) => !state.hidden.has(name);
     const head = EQ.el("tr", {}, EQ.el("th", { style: "width:34px" }, ""), header("id"),
       shown("kind") ? header("kind", "kind") : null, shown("status") ? header("status", "status") : null,
-      shown("path") ? header("path") : null, valueCols.map((c) => header(c, c.replace(/^metrics\./, ""))));
+      shown("path") ? header("path") : null, shown("tags") ? header("tags", "tags") : null, valueCols.map((c) => header(c, c.replace(/^metrics\./, ""))));
     const body = data.rows.map((r) => {
       const box = EQ.el("input", { type: "checkbox", class: "pick", "data-id": r.id });
       box.checked = state.picked.has(r.id);
@@ -84,6 +86,7 @@
         EQ.el("td", { class: "id", title: r.id }, EQ.el("a", { href: "/run/" + encodeURIComponent(r.id) }, EQ.shortId(r.id))),
         shown("kind") ? EQ.el("td", {}, r.kind || "") : null, shown("status") ? EQ.el("td", {}, r.status || "") : null,
         shown("path") ? EQ.el("td", { title: (r.paths || []).join("\n") }, EQ.middle(EQ.path(r), 56)) : null,
+        shown("tags") ? EQ.el("td", { title: r.note || "" }, (r.tags || []).map((t) => EQ.el("span", { class: "tag" }, t))) : null,
         valueCols.map((c) => { const v = cellValue(r, c);
           return EQ.el("td", { class: typeof v === "number" ? "num" : null, title: EQ.fmt(v) }, EQ.fmt(v)); }));
       return tr;
