@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_STORE := $(CURDIR)/.demo/index.db
 EQ := $(BIN)/ednaquery --store $(DEMO_STORE)
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench clean browser
 
 venv: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@echo "==> setting up $(VENV) (torch from the local wheel cache where present; first run takes a few minutes)"
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	$(BIN)/python -m pip install -q -e '.[train,dev,frames,ui]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -38,7 +38,14 @@ demo: $(STAMP)
 	@echo "==> ednaquery find kind=run val_acc>0.5 --sort=-val_acc"
 	$(EQ) find kind=run 'val_acc>0.5' --sort=-val_acc
 
-test: $(STAMP)
+# the ui's browser tests drive Debian's chromium with chromium-driver; installed only when missing
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "==> installing chromium and chromium-driver (apt-get) for the ui's browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -32,7 +32,7 @@ from ednaquery.clikit import (
     pass_app,
     store_option,
 )
-from ednaquery.errors import EdnaError, QuerySyntaxError, UsageError
+from ednaquery.errors import EdnaError
 from ednaquery.plot_cli import plot
 
 __all__ = ["PLUGIN_GROUP", "App", "main", "pass_app"]
@@ -146,68 +146,6 @@ def _out() -> Any:
     return sys.stdout
 
 
-def _parse_query(app: App, query: Sequence[str], no_aliases: bool) -> Any:
-    from ednaquery.query import compile_query
-
-    return compile_query(list(query), app.settings.alias_groups(), use_aliases=not no_aliases)
-
-
-def parse_key_arg(app: App, text: str, what: str, no_aliases: bool = False) -> Any:
-    """A single key given to an option (``--sort``, ``--best``, ``--by``) as a :class:`KeySpec`."""
-    from ednaquery.query import parse_key
-    from ednaquery.query.aliases import expand_key
-
-    try:
-        key = parse_key(text)
-    except QuerySyntaxError:
-        raise UsageError(f"{what} takes one key, like val_acc or optimizer.lr (got {text!r})") from None
-    if no_aliases:
-        return key
-    return expand_key(key, app.settings.alias_groups())
-
-
-def parse_sort(app: App, text: str, no_aliases: bool = False) -> Any:
-    """``KEY``, ``-KEY``/``desc:KEY``/``KEY:desc`` (descending), ``+KEY``/``asc:KEY`` -> SortKey."""
-    from ednaquery.store.base import SortKey
-
-    raw = text.strip()
-    descending = False
-    low = raw.lower()
-    if low.startswith(("desc:", "asc:")):
-        descending, raw = low.startswith("desc:"), raw.split(":", 1)[1]
-    elif low.endswith((":desc", ":asc")):
-        descending, raw = low.endswith(":desc"), raw.rsplit(":", 1)[0]
-    elif raw.startswith(("-", "+")):
-        descending, raw = raw.startswith("-"), raw[1:]
-    return SortKey(parse_key_arg(app, raw, "--sort", no_aliases), descending)
-
-
-def _check_option_keys(store: Any, keys: Sequence[tuple[str, Any]]) -> None:
-    """``--sort``/``--best``/``--by`` on a key the index has never seen: a usage error with a suggestion."""
-    from ednaquery.query.suggest import describe_unknown, known
-
-    paths = store.key_paths() if keys else []
-    for what, key in keys:
-        if paths and not known(key, paths):
-            raise UsageError(f"{what}: {describe_unknown(key, paths)}")
-
-
-def _hint_unknown_keys(store: Any, node: Any, quiet: bool) -> None:
-    """After nothing matched: one stderr line per query key the index does not have ("did you mean")."""
-    from ednaquery.query.suggest import describe_unknown, unknown_keys
-
-    if quiet:
-        return
-    paths = store.key_paths()
-    if paths:
-        for key in unknown_keys(node, paths):
-            click.echo(describe_unknown(key, paths), err=True)
-
-
-def _kinds(kind: Sequence[str]) -> tuple[str, ...] | None:
-    return tuple(dict.fromkeys(kind)) or None
-
-
 def _plain(*cells: str) -> list[Any]:
     """Table cells shown literally: no rich markup (values may contain '[...]'), control characters escaped."""
     from rich.text import Text
@@ -255,10 +193,19 @@ def _timeout_option(fn: Any) -> Any:
                         metavar="SECONDS", help="Stop the query after this long (exit status 2); 0: no limit.")(fn)
 
 
-def _open_for_query(app: App, timeout: float) -> Any:
-    store = app.open_store()
-    store.query_timeout = timeout or None
-    return store
+def _index(app: App) -> Any:
+    """The library's :class:`ednaquery.api.Index` over the command's store, settings and aliases: the CLI
+    and a notebook answer through the same code."""
+    from ednaquery.api import Index
+
+    return Index(app.open_store, app.settings, owns_store=False)  # opened on first use, after the query parsed
+
+
+def _hint_unknown_keys(ix: Any, node: Any, quiet: bool) -> None:
+    """After nothing matched: one stderr line per query key the index does not have ("did you mean")."""
+    if not quiet:
+        for line in ix.unknown_keys(node):
+            click.echo(line, err=True)
 
 
 #: find/count: a first word like -lr or -1 is part of the query, not an unknown option
@@ -292,48 +239,19 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
          columns_arg: str | None) -> None:
     """Find configs and runs matching QUERY (see `ednaquery --help` for the language)."""
     exit_like_grep(ctx)
-    from ednaquery.output import Column, chosen_columns, key_label, query_columns, render
-    from ednaquery.store.base import FindOptions
+    from ednaquery.output import chosen_columns, render
 
-    node = _parse_query(app, query, no_aliases)
-    if by and not best:
-        raise UsageError("--by needs --best METRIC (e.g. --best val_acc --by model)")
-    if minimize is not None and not best:
-        raise UsageError("--min/--max go with --best METRIC")
-    if best and sort:
-        raise UsageError("--sort cannot be combined with --best: results are ordered by the metric")
-    sort_keys = [parse_sort(app, s, no_aliases) for s in sort]
-    store = _open_for_query(app, timeout)
-    _check_option_keys(store, [("--sort", sk.key) for sk in sort_keys])
-    if best:
-        from ednaquery.results import best_in_store, check_group_key
-
-        metric_key = parse_key_arg(app, best, "--best", no_aliases)
-        by_key = parse_key_arg(app, by, "--by", no_aliases) if by else None
-        _check_option_keys(store, [("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
-        if by_key is not None:
-            check_group_key(by_key, store.key_paths())
-        docs = best_in_store(store, node, FindOptions(kinds=_kinds(kind), all_versions=all_versions),
-                             Column(metric_key, key_label(metric_key)),
-                             Column(by_key, key_label(by_key)) if by_key else None, minimize)
-        if limit is not None:
-            docs = docs[:limit]
-        extra = ([by_key] if by_key else []) + [metric_key]
-    else:
-        docs = store.find(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions, sort=sort_keys,
-                                            limit=limit))
-        extra = [sk.key for sk in sort_keys]
-        by_key = None
-    columns = query_columns(node, extra)
-    for col in columns:
-        col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
+    ix = _index(app)
+    found = ix.find(list(query), sort=list(sort), limit=limit, kind=list(kind), best=best, by=by,
+                    minimize=minimize, all_versions=all_versions, aliases=not no_aliases, timeout=timeout)
+    docs, columns = found.documents, found.columns
     if columns_arg is not None:
-        columns = chosen_columns(columns_arg, lambda t: parse_key_arg(app, t, "--columns", no_aliases), columns)
+        columns = chosen_columns(columns_arg, lambda t: ix.key(t, what="--columns", aliases=not no_aliases), columns)
     if docs or fmt != "table":
         render(docs, columns, fmt, out=_out(), console=_console() if fmt == "table" else None,
                as_written=as_written)
     if not docs:
-        _hint_unknown_keys(store, node, quiet)
+        _hint_unknown_keys(ix, found.query, quiet)
         if fmt == "table" and not quiet:
             click.echo("no documents match", err=True)
         ctx.exit(EXIT_NOTHING)
@@ -358,14 +276,12 @@ def count(ctx: click.Context, app: App, query: tuple[str, ...], kind: tuple[str,
           no_aliases: bool, quiet: bool, timeout: float) -> None:
     """Print how many documents match QUERY."""
     exit_like_grep(ctx)
-    from ednaquery.store.base import FindOptions
-
-    node = _parse_query(app, query, no_aliases)
-    store = _open_for_query(app, timeout)
-    n = store.count(node, FindOptions(kinds=_kinds(kind), all_versions=all_versions))
+    ix = _index(app)
+    node = ix.parse(list(query), aliases=not no_aliases)
+    n = ix.count(node, kind=list(kind), all_versions=all_versions, timeout=timeout)
     click.echo(str(n))
     if n == 0:
-        _hint_unknown_keys(store, node, quiet)
+        _hint_unknown_keys(ix, node, quiet)
         ctx.exit(EXIT_NOTHING)
 
 
@@ -418,7 +334,7 @@ def show(app: App, doc_id: str, as_json: bool, as_written: bool) -> None:
     """Show the config (or run) with this id as YAML."""
     from ednaquery.output import dumps_json, to_record
 
-    doc = app.open_store().get(doc_id)
+    doc = _index(app).get(doc_id).doc
     if as_json:
         click.echo(dumps_json(to_record(doc, as_written=as_written)))
         return
@@ -448,8 +364,8 @@ def diff(app: App, old_id: str, new_id: str, as_json: bool, as_written: bool) ->
     from ednaquery.output import dumps_json
     from ednaquery.results import MISSING, diff_documents
 
-    store = app.open_store()
-    a, b = store.get(old_id), store.get(new_id)
+    ix = _index(app)
+    a, b = ix.get(old_id).doc, ix.get(new_id).doc
     rows = diff_documents(a, b, as_written=as_written)
     if as_json:
         click.echo(dumps_json([{"key": k, **({"old": va} if va is not MISSING else {}),
@@ -491,20 +407,6 @@ def _diff_table(a: dict, b: dict, rows: list) -> None:
 # ---------------------------------------------------------------- keys / stats / errors / history
 
 
-def _filter_key_stats(app: App, stats: list, pattern: str | None) -> list:
-    if not pattern:
-        return stats
-    import fnmatch
-
-    from ednaquery.keys import key_matches
-
-    if any(c in pattern for c in "*?["):
-        low = pattern.lower()
-        return [s for s in stats if fnmatch.fnmatchcase(".".join(s.path).lower(), low)]
-    key = parse_key_arg(app, pattern, "keys")
-    return [s for s in stats if key_matches(key, tuple(s.path))]
-
-
 @main.command(epilog="""\b
 Examples:
   ednaquery keys              # every key, most common first
@@ -521,9 +423,7 @@ def keys(app: App, pattern: str | None, limit: int | None, fmt: str) -> None:
     """
     from ednaquery.output import dumps_json, scalar_text
 
-    stats = _filter_key_stats(app, app.open_store().key_stats(None), pattern)
-    if limit is not None:
-        stats = stats[:limit]
+    stats = _index(app).keys(pattern, limit=limit)
     if fmt == "json":
         click.echo(dumps_json([{"key": ".".join(s.path), "count": s.count, "types": s.types,
                                 "examples": s.examples} for s in stats]))
@@ -627,7 +527,7 @@ def history(app: App, path: str, fmt: str) -> None:
     from ednaquery.results import diff_documents
 
     full = os.path.abspath(path)
-    docs = app.open_store().history(full)
+    docs = _index(app).history(full).documents
     if not docs:
         raise NotFound(f"no versions of {path} are indexed; index its folder with `ednaquery index`")
     if fmt == "ids":
@@ -766,6 +666,35 @@ def config_cmd(app: App, as_json: bool) -> None:
     for name, value, source in s.display_items():
         table.add_row(*_plain(name, value, source))
     console.print(table)
+
+
+# ---------------------------------------------------------------- ui
+
+
+@main.command("ui", epilog="""\b
+Examples:
+  ednaquery ui                      # http://127.0.0.1:8765/
+  ednaquery ui --port 0             # any free port (the URL is printed)
+  ednaquery ui --host 0.0.0.0       # reachable from other machines: prints a warning""")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free one).")
+@pass_app
+def ui_cmd(app: App, host: str, port: int) -> None:
+    """Open the comparison workbench in the browser: search, run pages, curves, compare view.
+
+    Needs the 'ui' extra (pip install -e '.[ui]'). It reads the index through the same API as
+    `ednaquery find`; it writes nothing but tags and notes, and serves only indexed run folders.
+    """
+    import ednaquery
+    from ednaquery.ui.serve import serve
+
+    index = ednaquery.connect(app.store_flag, config=app.config_flag)
+    try:
+        serve(index, host, port, store_uri=index.settings.store,
+              say=lambda line: click.echo(app.redact(line), err=True))
+    finally:
+        index.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,7 +45,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ednaquery.keys import segment_tokens
 
@@ -63,9 +63,11 @@ MAX_METRICS_BYTES = 200_000_000
 MAX_POINTS = 200_000
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One logged value of a run's metric, at a step and/or an epoch (either may be unknown)."""
+class Point(NamedTuple):
+    """One logged value of a run's metric, at a step and/or an epoch (either may be unknown).
+
+    A named tuple: cheap to make for every logged value; ``tuple(point)`` is the row a store takes
+    (:data:`ednaquery.store.base.SeriesRow`)."""
 
     metric: str
     step: int | None
@@ -153,6 +155,7 @@ def finite_number(value: Any) -> float | None:
 
 @dataclass
 class _Series:
+    direction: Direction | None = None
     last: float | None = None
     best: float | None = None
     count: int = 0
@@ -180,10 +183,15 @@ class MetricsSummary:
 
     def add(self, name: str, value: Any, *, step: Any = None, epoch: Any = None) -> None:
         """One value of one metric (later calls are later in time), at ``step``/``epoch`` if known."""
+        self._add(name, value, _whole(step), _whole(epoch))
+
+    def _add(self, name: str, value: Any, step: int | None, epoch: int | None) -> None:
         x = as_number(value)
         if x is None:
             return
-        s = self.series.setdefault(name, _Series())
+        s = self.series.get(name)
+        if s is None:
+            s = self.series[name] = _Series(direction(name))
         if not math.isfinite(x):
             s.nonfinite += 1
             return
@@ -194,10 +202,10 @@ class MetricsSummary:
             if e is not None:
                 self.epoch_values.add(e)
         if len(self.points) < MAX_POINTS:
-            self.points.append(Point(name, _whole(step), _whole(epoch), x))
+            self.points.append(Point(name, step, epoch, x))
         else:
             self.points_dropped += 1
-        d = direction(name)
+        d = s.direction
         if d == "min":
             s.best = x if s.best is None else min(s.best, x)
         elif d == "max":
@@ -212,6 +220,7 @@ class MetricsSummary:
                 epoch = v
             elif low in _STEP_COUNTERS and step is None:
                 step = v
+        step, epoch = _whole(step), _whole(epoch)
         for k, v in record.items():
             key = str(k)
             if is_step_key(key):
@@ -228,9 +237,9 @@ class MetricsSummary:
             if isinstance(v, dict):
                 for sk, sv in v.items():  # {"val": {"acc": 0.9}} -> val/acc
                     if not isinstance(sv, (dict, list)):
-                        self.add(f"{key}/{sk}", sv, step=step, epoch=epoch)
+                        self._add(f"{key}/{sk}", sv, step, epoch)
                 continue
-            self.add(key, v, step=step, epoch=epoch)
+            self._add(key, v, step, epoch)
 
     def set_final(self, name: str, value: Any) -> None:
         """A final value from a summary file: it is ``last``; ``best`` only if given."""

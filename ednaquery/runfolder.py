@@ -34,7 +34,7 @@ from ednaquery.documents import config_id as content_id
 from ednaquery.documents import make_run_document
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, load_file
-from ednaquery.metrics import MetricsSummary, finite_number, iter_jsonl
+from ednaquery.metrics import MetricsSummary, Point, finite_number, iter_jsonl
 
 #: ``run.json``'s ``format`` marker for the bundled trainer's run folders.
 RUN_FORMAT = "ednaquery-run"
@@ -65,6 +65,8 @@ class RunFolder:
     warnings: list[str] = field(default_factory=list)
     #: newest mtime of the files that were read
     mtime: float | None = None
+    #: every value logged in ``metrics.jsonl`` (:func:`series_points`; the store's series table, never the document)
+    series: list[Point] = field(default_factory=list)
 
 
 def is_trainer_run(folder: str | os.PathLike[str]) -> bool:
@@ -80,11 +82,27 @@ def is_trainer_run(folder: str | os.PathLike[str]) -> bool:
 
 def summarise_rows(rows: list[dict]) -> dict[str, dict[str, float]]:
     """Last and best of each metric over epoch rows (only used while summary.json is missing)."""
+    return epoch_summary(rows).result()
+
+
+def epoch_summary(rows: list[dict]) -> MetricsSummary:
+    """The epoch rows of ``metrics.jsonl`` summarised (step rows are left out: their ``train_loss``
+    is per batch, the epoch rows' an epoch mean; mixed, they would not make one curve)."""
     summary = MetricsSummary()
     for row in rows:
         if row.get("scope", "epoch") == "epoch":
             summary.add_record(row)
-    return summary.result()
+    return summary
+
+
+def series_points(rows: list[dict], epochs: MetricsSummary) -> list[Point]:
+    """A run's series: a metric logged in epoch rows comes from them (``epochs``, the epoch rows
+    summarised), one logged only in step rows (``start_run(...).log(..., step=)``) from those."""
+    steps = MetricsSummary()
+    for row in rows:
+        if row.get("scope", "epoch") != "epoch":
+            steps.add_record(row)
+    return epochs.points + [p for p in steps.points if p.metric not in epochs.series]
 
 
 def _clean_metrics(raw: Any) -> dict[str, dict[str, float]]:
@@ -144,6 +162,12 @@ def read_run_folder(folder: str | os.PathLike[str], *, max_bytes: int = DEFAULT_
     if rf.config_id is None and rf.config:
         rf.config_id = content_id(rf.config)
 
+    rows = None  # the series always come from metrics.jsonl; its last/best only while summary.json is missing
+    rows_warnings: list[str] = []
+    if (root / METRICS_FILE).is_file():
+        logged = list(iter_jsonl(root / METRICS_FILE, rows_warnings))
+        rows = epoch_summary(logged)
+        rf.series = series_points(logged, rows)
     summary = None
     if (root / SUMMARY_FILE).is_file():
         try:
@@ -155,8 +179,9 @@ def read_run_folder(folder: str | os.PathLike[str], *, max_bytes: int = DEFAULT_
         for key in SUMMARY_INFO:
             if summary.get(key) is not None and key not in rf.info:
                 rf.info[key] = summary[key]
-    elif (root / METRICS_FILE).is_file():
-        rf.metrics = summarise_rows(list(iter_jsonl(root / METRICS_FILE, rf.warnings)))
+    elif rows is not None:
+        rf.metrics = rows.result()
+        rf.warnings += rows_warnings
         try:
             mtimes.append(os.stat(root / METRICS_FILE).st_mtime)
         except OSError:

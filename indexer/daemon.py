@@ -90,6 +90,8 @@ class Indexer:
         self.roots = list(dict.fromkeys(canonical_root(r) for r in roots))
         self.store_factory = store_factory
         self.convert = convert or functools.partial(_default_converter(), roots=tuple(self.roots))
+        #: the built-in converter also hands over runs' metric series (``PathUpdate.series``)
+        self._with_series = convert is None
         self.filter = PathFilter(include, exclude)
         # a poller reports a file still being written once per interval: wait longer than that
         quiet = max(debounce, 1.5 * poll_interval) if poll else debounce
@@ -357,27 +359,36 @@ class Indexer:
     def _update_for(self, path: str) -> list[PathUpdate]:
         """What ``path`` holds now: converted documents with the file's state, or gone (a run's
         document goes to its run folder: :mod:`indexer.convert.updates`)."""
+        series: dict[str, Any] = {}  # the runs' metric series the converter hands over (PathUpdate.series)
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
-            return gone_updates(path, lambda folder: self._convert_quietly(folder))
+            updates = gone_updates(path, lambda folder: self._convert_quietly(folder, series))
+            updates[0].series.update(series)  # a run that lost a file is read again: its series too
+            return updates
         except OSError as exc:
             st = None
             log.debug("cannot stat %s: %s", path, exc)
         if st is not None and stat.S_ISDIR(st.st_mode):
             # a folder now stands where a file was (a pipe or device: converting it gives an error record)
             self.queue.add(path, RESCAN, now=True)
-            runs = [d for d in self._convert_quietly(path) if d.get("kind") == "run"]  # a run folder keeps its run
-            return [PathUpdate(path, runs, None)]
+            runs = [d for d in self._convert_quietly(path, series) if d.get("kind") == "run"]  # a run folder keeps its run
+            return [PathUpdate(path, runs, None, series=series)]
         try:
-            docs = self.convert(Path(path), max_bytes=self.max_bytes)
+            if self._with_series:
+                docs = self.convert(Path(path), max_bytes=self.max_bytes, series=series)
+            else:
+                docs = self.convert(Path(path), max_bytes=self.max_bytes)
         except Exception as exc:  # the converter should never raise; if it does, record it
             log.debug("converter failed on %s", path, exc_info=True)
             docs = [_error_doc(path, f"internal error while converting: {exc}", st)]
-        return path_updates(path, list(docs), file_state(st) if st is not None else None, settle_members=True)
+        return path_updates(path, list(docs), file_state(st) if st is not None else None, settle_members=True,
+                            series=series)
 
-    def _convert_quietly(self, folder: str) -> list[dict]:
+    def _convert_quietly(self, folder: str, series: dict[str, Any] | None = None) -> list[dict]:
         try:
+            if self._with_series and series is not None:
+                return list(self.convert(Path(folder), max_bytes=self.max_bytes, series=series))
             return list(self.convert(Path(folder), max_bytes=self.max_bytes))
         except Exception:
             log.debug("converter failed on %s", folder, exc_info=True)

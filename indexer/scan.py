@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ednaquery.annotations import is_sidecar
 from ednaquery.loaders import DEFAULT_MAX_BYTES
-from ednaquery.store.base import FileState, PathUpdate, Store
+from ednaquery.store.base import FileState, PathUpdate, SeriesRow, Store
 from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
 from indexer.convert.updates import dedupe, gone_updates, path_updates
@@ -48,20 +48,30 @@ class ScanReport:
             self.error_paths.append(path)
 
 
-#: a converted file: its path, its documents, and (for the embedded store) their packed bodies
-Converted = tuple[str, list[dict], list[bytes]]
+#: a converted file: its path, its documents, (for the embedded store) their packed bodies, and the
+#: metric series of the run it belongs to (``PathUpdate.series``: plain tuples, cheap to send back)
+Converted = tuple[str, list[dict], list[bytes], dict[str, list[SeriesRow]]]
 
 
 def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None, roots: tuple[str, ...] = ()) -> Converted:
-    docs = convert_path(path, max_bytes=max_bytes, is_file=True, roots=roots)  # scan() converts files it found
+    series: dict[str, list[SeriesRow]] = {}
+    docs = convert_path(path, max_bytes=max_bytes, is_file=True, roots=roots, series=series)  # files scan() found
     if not zdict:
-        return path, docs, []
-    return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs]
+        return path, docs, [], series
+    return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs], series
 
 
 def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None,
                    roots: tuple[str, ...] = ()) -> list[Converted]:
-    return [_convert_one(p, max_bytes, zdict, roots) for p in paths]
+    out = [_convert_one(p, max_bytes, zdict, roots) for p in paths]
+    # every file of a run folder carries the run's series; only the last of them in the chunk sends it
+    # back (the store keeps the last one written, and they are the same read of the folder)
+    sent: set[str] = set()
+    for _, _, _, series in reversed(out):
+        for run_id in [r for r in series if r in sent]:
+            del series[run_id]
+        sent.update(series)
+    return out
 
 
 class _Converter:
@@ -150,9 +160,9 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         if len(todo) == 1 and store.takes_packed_bodies and store.body_dictionary() is None:
             # a new store makes its zlib dictionary from the first document written: write one now,
             # so that the converters can pack every other body
-            path, docs, _ = _convert_one(path, max_bytes, None, abs_roots)
+            path, docs, _, series = _convert_one(path, max_bytes, None, abs_roots)
             report.count(path, docs)
-            store.apply(path_updates(path, docs, states[path]))
+            store.apply(path_updates(path, docs, states[path], series=series))
             done = 1
         else:
             conv.add(path)
@@ -198,9 +208,9 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
         total = len(todo) + len(gone)
         batch: list[PathUpdate] = []
         with store.bulk_load(len(todo)):  # the embedded store indexes a big first scan faster
-            for path, docs, bodies in conv.results():
+            for path, docs, bodies, series in conv.results():
                 report.count(path, docs)
-                batch.extend(path_updates(path, docs, states[path], bodies))
+                batch.extend(path_updates(path, docs, states[path], bodies, series=series))
                 if len(batch) >= BATCH:
                     store.apply(dedupe(batch))
                     done += len(batch)

@@ -1,8 +1,9 @@
 """Index a run folder while it trains: the one bridge from the engine's files to the store.
 
 Every time the engine rewrites ``run.json`` (start, each epoch, the end) the run document is
-rebuilt from the folder's files by :func:`ednaquery.runfolder.run_document` and upserted: the
-same function the indexer uses, so a run indexed by both is one document. A store that is
+rebuilt from the folder's files by :func:`ednaquery.runfolder.read_run_folder` and upserted, with
+its metric series (the store's series table): the same functions the indexer uses, so a run
+indexed by both is one document with one series. A store that is
 down does not stop a run: the failure is logged and the next update tries again. Both
 :mod:`trainer.ops.launch` (one process) and :mod:`trainer.ddp` (rank 0, and the launching
 process once the ranks are done) record through :class:`RunRecorder`.
@@ -16,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import EdnaError
-from ednaquery.runfolder import run_document
-from ednaquery.store.base import Store
+from ednaquery.runfolder import document_from, read_run_folder
+from ednaquery.store.base import Store, series_rows
 
 __all__ = ["RunRecorder"]
 
@@ -50,11 +51,13 @@ class RunRecorder:
             self.announce(f"using GPU {info['device_name']} ({device})")
 
     def record(self) -> bool:
-        """Rebuild the document from the folder and upsert it; False (and a warning) if that failed."""
+        """Rebuild the document and series from the folder and write them; False (and a warning) if that failed."""
         with self._lock:
             try:
-                doc = run_document(self.run_dir)
+                rf = read_run_folder(self.run_dir)
+                doc = document_from(rf)
                 self.store.upsert([doc])
+                self.store.replace_series({doc["_id"]: series_rows(rf.series)})
             except (EdnaError, OSError) as exc:
                 if str(exc) != self.last_error:
                     log.warning("could not index run %s: %s (the run goes on; its folder has everything)",

@@ -5,9 +5,20 @@
 """
 from __future__ import annotations
 
-from ednaquery.store.base import FileState, FindOptions, KeyStat, PathUpdate, SortKey, Store
+from ednaquery.store.base import (
+    FileState,
+    FindOptions,
+    KeyStat,
+    PathUpdate,
+    SeriesRow,
+    SortKey,
+    Store,
+    StoredPoint,
+    series_rows,
+)
 
-__all__ = ["FileState", "FindOptions", "KeyStat", "PathUpdate", "SortKey", "Store", "open_store"]
+__all__ = ["FileState", "FindOptions", "KeyStat", "PathUpdate", "SeriesRow", "SortKey", "Store", "StoredPoint",
+           "open_store", "series_rows"]
 
 
 def open_store(uri: str | None = None, *, timeout_ms: int = 5000, create: bool = True) -> Store:

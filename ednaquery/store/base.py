@@ -2,7 +2,10 @@
 
 A store is an index of files on disk: ``apply`` says what a file path now holds,
 ``find``/``count`` answer a parsed query (``ednaquery.query.ast``), ``get`` resolves
-ids and unique prefixes. Backends: :mod:`ednaquery.store.sqlite` (embedded default)
+ids and unique prefixes. Beside the documents, a store keeps each run's metric series
+(every logged value, :class:`ednaquery.metrics.Point`) in a table/collection of its own,
+never in the run document: ``PathUpdate.series`` and :meth:`Store.replace_series` write
+them, :meth:`Store.series` reads them. Backends: :mod:`ednaquery.store.sqlite` (embedded default)
 and :mod:`ednaquery.store.mongo` (pymongo).
 """
 from __future__ import annotations
@@ -12,12 +15,28 @@ import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ednaquery.keys import KeySpec
 from ednaquery.query.ast import And, Compare, Exists, Node, Not, Or, Range, keys_of
 
+if TYPE_CHECKING:
+    from ednaquery.metrics import Point
+
 DEFAULT_KINDS = ("config", "run")
+
+#: one value of a run's metric series as stored: ``(metric, step, epoch, value)``, the fields of
+#: :class:`ednaquery.metrics.Point` as a plain tuple (small to send between processes)
+SeriesRow = tuple[str, "int | None", "int | None", float]
+#: one value read back: ``(run_id, metric, step, epoch, value)``
+StoredPoint = tuple[str, str, "int | None", "int | None", float]
+
+
+def series_rows(points: Iterable[Point]) -> list[SeriesRow]:
+    """Points as the rows a store takes (``PathUpdate.series``, :meth:`Store.replace_series`): plain
+    tuples of a :class:`~ednaquery.metrics.Point`'s fields, which cost a tenth of named tuples to
+    send between processes (the one-shot scan's converters)."""
+    return list(map(tuple, points))
 
 
 @dataclass(frozen=True)
@@ -35,12 +54,17 @@ class PathUpdate:
 
     ``bodies`` optionally carries each new document's stored body, prepared by a converter
     process (:func:`ednaquery.store.bodies.pack_body`); a store that cannot use one ignores it.
+    ``series`` maps the id of each run document read from the run folder just now to its whole
+    metric series (:data:`SeriesRow` values in logging order): it replaces what the store held for
+    that run, so the series stays in step with the folder as it grows. A run not named keeps its
+    series; a run document that becomes ``deleted`` loses it.
     """
 
     path: str
     docs: list[dict]
     state: FileState | None
     bodies: Sequence[bytes | None] = ()
+    series: dict[str, Sequence[SeriesRow]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,6 +197,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def errors(self) -> list[dict]:
         """The current error records (files that could not be read or parsed), by id."""
+
+    @abc.abstractmethod
+    def replace_series(self, series: dict[str, Sequence[SeriesRow]]) -> None:
+        """Set each run id's whole metric series (an empty sequence clears it), atomically per call.
+
+        For writers that :meth:`upsert` run documents (the trainer); :meth:`apply` does the same
+        with ``PathUpdate.series``. Rows are kept in the order given (logging order).
+        """
+
+    @abc.abstractmethod
+    def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
+        """The stored series values of these runs (full ids), of ``metrics`` only when given (exact
+        names), ordered by run (as given), metric name, then logging order."""
 
     @abc.abstractmethod
     def ping(self) -> None:

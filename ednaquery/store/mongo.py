@@ -9,6 +9,11 @@ Collections in the URI's database (default ``ednaquery``):
 - ``keycat``: every distinct leaf path once (``{_id: path}``); queries resolve keys against it
   in Python (:class:`~ednaquery.store.catalog.PathCatalog`), then ask ``p $in [...]``.
 - ``files``: ``{_id: path, size, mtime_ns, inode, ids}`` for the indexer's reconcile walk.
+- ``series``: runs' metric series, never in the run document: one document per run, metric and
+  bucket of up to :data:`SERIES_BUCKET` values in logging order (``{run, metric, g, b, step (the
+  bucket's first), steps: [...], epochs: [...], values: [...]}``), indexed on ``(run, metric,
+  step)``. A run's series is replaced whenever its folder is read again (the new generation ``g``
+  is written before the old one is deleted; readers take the newest), and deleted with the run.
 
 Writes are read-modify-write per batch with ``bulk_write(ordered=False)``: each replacement is
 conditioned on the ``_rev`` that was read, so a concurrent writer turns it into a duplicate-key
@@ -42,7 +47,16 @@ from ednaquery.keys import (
 from ednaquery.masking import mask_uri, redact
 from ednaquery.query.ast import Node
 from ednaquery.store import id_version
-from ednaquery.store.base import FileState, FindOptions, JobHome, KeyStat, PathUpdate, Store
+from ednaquery.store.base import (
+    FileState,
+    FindOptions,
+    JobHome,
+    KeyStat,
+    PathUpdate,
+    SeriesRow,
+    Store,
+    StoredPoint,
+)
 from ednaquery.store.catalog import PathCatalog, Tiers
 from ednaquery.store.mongo_compile import (
     DEFAULT_ORDER,
@@ -82,6 +96,11 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
     ("past_paths", [("past_paths", 1)]),
     ("depends_on", [("depends_on", 1)]),
 ]
+
+#: the index of the ``series`` collection
+SERIES_INDEX = ("run_metric_step", [("run", 1), ("metric", 1), ("step", 1)])
+#: series values per ``series`` document
+SERIES_BUCKET = 1000
 
 _DB_IN_URI = re.compile(r"^mongodb(?:\+srv)?://[^/?#]*/([^?#]*)", re.IGNORECASE)
 
@@ -275,6 +294,7 @@ class MongoStore(Store):
         self.docs = self.db["docs"]
         self.files = self.db["files"]
         self.keycat = self.db["keycat"]
+        self.series_coll = self.db["series"]
         self._lock = threading.RLock()
         self._catalog = PathCatalog()
         for name in RESERVED_FIELDS:
@@ -347,6 +367,7 @@ class MongoStore(Store):
         with self._errors("index creation"):
             try:
                 self.docs.create_indexes(models)
+                self.series_coll.create_indexes([IndexModel(SERIES_INDEX[1], name=SERIES_INDEX[0])])
             except OperationFailure as e:
                 if e.code in _AUTH_CODES:
                     log.info("no permission to create indexes on %s; using those that exist", self.display_uri)
@@ -545,7 +566,59 @@ class MongoStore(Store):
                 files[path] = ("replace", {"_id": path},
                                {"_id": path, "size": up.state.size, "mtime_ns": up.state.mtime_ns,
                                 "inode": up.state.inode, "ids": [d["_id"] for d in up.docs]})
-        return self._commit(original, plan, files, touched)
+        failed = self._commit(original, plan, files, touched)
+        bad = {doc_id for doc_id, _ in failed}
+        series: dict[str, Sequence[SeriesRow]] = {}
+        for _, up in norm:
+            series.update(up.series)
+        for doc_id, d in state.items():  # runs whose documents this batch marked deleted lose their series
+            if d is not None and doc_id in plan and d.get("deleted") and d.get("kind") == "run":
+                series[doc_id] = ()
+        series = {k: v for k, v in series.items() if k not in bad}
+        if series:
+            self.replace_series(series)
+        return failed
+
+    def replace_series(self, series: dict[str, Sequence[SeriesRow]]) -> None:
+        if not series:
+            return
+        self._ready()
+        stamp = time.time_ns()  # this write's generation: readers take the newest of a run's metric
+        buckets = []
+        for run_id, rows in series.items():
+            by_metric: dict[str, list[SeriesRow]] = {}
+            for row in rows:
+                by_metric.setdefault(row[0], []).append(row)
+            for metric, mrows in by_metric.items():
+                for b, i in enumerate(range(0, len(mrows), SERIES_BUCKET)):
+                    part = mrows[i:i + SERIES_BUCKET]
+                    buckets.append({"run": run_id, "metric": metric, "g": stamp, "b": b, "step": part[0][1],
+                                    "steps": [r[1] for r in part], "epochs": [r[2] for r in part],
+                                    "values": [r[3] for r in part]})
+        with self._errors("writing metric series"):  # new first, then the old: a reader never sees none
+            if buckets:
+                self.series_coll.insert_many(buckets, ordered=False)
+            self.series_coll.delete_many({"run": {"$in": list(series)}, "g": {"$ne": stamp}})
+
+    def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return []
+        self._ready()
+        flt: dict[str, Any] = {"run": {"$in": ids}}
+        if metrics is not None:
+            flt["metric"] = {"$in": list(metrics)}
+        with self._errors("reading metric series"):
+            buckets = list(self.series_coll.find(flt, {"_id": 0}))
+        newest: dict[tuple[str, str], int] = {}  # during a replacement both generations are there
+        for d in buckets:
+            key = (d["run"], d["metric"])
+            newest[key] = max(newest.get(key, d["g"]), d["g"])
+        buckets = [d for d in buckets if d["g"] == newest[(d["run"], d["metric"])]]
+        order = {run_id: i for i, run_id in enumerate(ids)}
+        buckets.sort(key=lambda d: (order[d["run"]], d["metric"], d["b"]))
+        return [(d["run"], d["metric"], step, epoch, value)
+                for d in buckets for step, epoch, value in zip(d["steps"], d["epochs"], d["values"])]
 
     def _commit(self, original: dict[str, dict], plan: dict[str, list[tuple]], files: dict[str, tuple],
                 touched: dict[str, set[str]] | None = None) -> list[tuple[str, str]]:

@@ -4,7 +4,9 @@ Schema: ``docs`` holds each document once (zlib-compressed JSON body, without le
 ``leaves`` holds one row per leaf, clustered by document, with the value views the query
 needs and three partial covering indexes ``(pid, n)``, ``(pid, sid)``, ``(pid, t)``;
 ``paths`` is the leaf-path catalog and ``strs`` dictionary-encodes string values and their
-tokens. Writes are transactions, so a killed writer never leaves a half-written document.
+tokens; ``series`` holds every run's metric values, one row per logged value, indexed on
+``(rid, metric, step)`` (schema v3; a v2 file gains the table when opened, see
+:meth:`SQLiteStore._migrate`). Writes are transactions, so a killed writer never leaves a half-written document.
 
 Two query plans (``sql_compile``): ``count`` and sorted or unlimited finds build the match
 set from the leaf indexes (INTERSECT/UNION/EXCEPT of row ids); ``find --limit`` first walks
@@ -19,7 +21,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,10 @@ from ednaquery.store.base import (
     JobHome,
     KeyStat,
     PathUpdate,
+    SeriesRow,
     SortKey,
     Store,
+    StoredPoint,
     effective_kinds,
 )
 from ednaquery.store.bodies import body_json, pack_body, unpack_body
@@ -59,7 +63,7 @@ from ednaquery.store.sql_compile import (
     yields_distinct,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: :meth:`SQLiteStore.bulk_load` drops and rebuilds these for at least this many new documents
 _BULK_INDEXES = ("leaves_num", "leaves_str", "leaves_typ")
 BULK_MIN_DOCS = 2000
@@ -106,7 +110,13 @@ CREATE TABLE IF NOT EXISTS doc_paths (
 CREATE INDEX IF NOT EXISTS doc_paths_rid ON doc_paths(rid);
 CREATE TABLE IF NOT EXISTS deps (dep TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (dep, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series (
+  rid INTEGER NOT NULL, metric TEXT NOT NULL, step INTEGER, epoch INTEGER, value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS series_run ON series(rid, metric, step);
 """
+#: the statements that take a v2 file to v3 (the series table)
+_SERIES_SQL = [stmt for stmt in _SCHEMA.split(";") if "series" in stmt]
 
 def compile_regex(pattern: str) -> Any:
     """``pattern`` as ``~`` runs it here (RE2, linear time: see :mod:`ednaquery.regex`); UsageError if it cannot."""
@@ -167,6 +177,8 @@ _LEAF_INSERT = {k: "INSERT INTO leaves(rid, i, pid, t, n, sid) VALUES " + ",".jo
 #: each index's CREATE statement, by name (made on open when missing; see bulk_load)
 _INDEX_SQL = {m.group(1): stmt for stmt in _SCHEMA.split(";")
               if (m := re.search(r"CREATE INDEX IF NOT EXISTS (\w+)", stmt))}
+_SERIES_INSERT = {k: "INSERT INTO series(rid, metric, step, epoch, value) VALUES " + ",".join(["(?,?,?,?,?)"] * k)
+                  for k in _LEAF_CHUNKS}
 _COLUMN_FIELDS = ("id", "path")  # reserved fields kept in docs.id / doc_paths instead of leaves
 _COLUMN_LEAVES = {RESERVED_PREFIX + f for f in _COLUMN_FIELDS}
 
@@ -217,6 +229,7 @@ class SQLiteStore(Store):
         self._str_cache: dict[str, int] = {}
         self._pid_cache: dict[str, int] = {}
         self._zdict: bytes | None = None
+        self._marked: bool | None = None  # every body has body_json's JSON_MARK rule (meta 'bodies')
         self.probe_budget = PROBE_BUDGET  # 0: always build the match set
         self._leaf_rows: list = []  # (rid, i, pid, t, n, sid) values not inserted yet, flat (see _flush_leaves)
         self._absent: set[str] | None = None  # during a batch: its ids that are not in the store
@@ -228,7 +241,9 @@ class SQLiteStore(Store):
         cur = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
         if cur.fetchone():
             row = self.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
-            if row and int(row[0]) != SCHEMA_VERSION:
+            if row and int(row[0]) == 2:
+                self._migrate()
+            elif row and int(row[0]) != SCHEMA_VERSION:
                 raise StoreUnavailable(f"index {self.path} has schema v{row[0]}, this ednaquery needs "
                                        f"v{SCHEMA_VERSION}; delete it and run `ednaquery index` again")
             have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -246,7 +261,24 @@ class SQLiteStore(Store):
                 if stmt.strip():
                     self.db.execute(stmt)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bodies', 'marked')")  # see unpack_body
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ids', ?)", (str(ID_VERSION),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        """v2 -> v3: add the series table. The recorded states of runs' files are forgotten, so the
+        next scan (or the daemon's reconcile walk) reads those runs again and fills their series."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()[0] == "2":  # not done meanwhile
+                for stmt in _SERIES_SQL:
+                    self.db.execute(stmt)
+                self.db.execute("DELETE FROM files WHERE path IN (SELECT p.path FROM doc_paths p "
+                                "JOIN docs d ON d.rid=p.rid WHERE d.kind='run' AND p.live=1)")
+                self.db.execute("UPDATE meta SET v=? WHERE k='schema'", (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -430,7 +462,10 @@ class SQLiteStore(Store):
             return self._zd() or None
 
     def _unpack(self, blob: bytes) -> dict:
-        return unpack_body(blob, self._zd())
+        if self._marked is None:
+            row = self.db.execute("SELECT v FROM meta WHERE k='bodies'").fetchone()
+            self._marked = row is not None and row[0] == "marked"
+        return unpack_body(blob, self._zd(), marked=self._marked)
 
     def _transaction(self):
         return _Tx(self)
@@ -469,7 +504,13 @@ class SQLiteStore(Store):
                 self._apply(updates, paths)
 
     def _apply(self, updates: list[PathUpdate], paths: list[str]) -> None:
+        series: dict[str, Sequence[SeriesRow]] = {}  # the last read of each run in the batch wins
+        gone: set[str] = set()  # run documents deleted by this batch
+        new = set(self._absent or ())  # documents not in the store before this batch: no series to delete
         for up, path in zip(updates, paths):
+            for run_id, rows in up.series.items():
+                series[run_id] = rows
+                gone.discard(run_id)
             keep = {d["_id"] for d in up.docs}
             # a path that held nothing live (at the start of the batch or since) holds only these docs after
             search = self._maybe_live is None or path in self._maybe_live
@@ -500,6 +541,9 @@ class SQLiteStore(Store):
                 if not old["paths"]:
                     old["current"] = False
                     old["deleted"] = up.state is None
+                    if old["deleted"] and old.get("kind") == "run":
+                        gone.add(doc_id)
+                        series.pop(doc_id, None)
                 old["leaves"] = self._leaves_of(doc_id)
                 self._write_doc(old)
             if up.state is None:
@@ -507,6 +551,53 @@ class SQLiteStore(Store):
             else:
                 self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
                                 (path, up.state.size, up.state.mtime_ns, up.state.inode))
+        if series or gone:
+            self._write_series({**dict.fromkeys(gone, ()), **series}, new)
+
+    def _write_series(self, series: dict[str, Sequence[SeriesRow]], new: Collection[str] = ()) -> None:
+        """Replace the series of each run id (inside a transaction); ids not in ``docs`` are skipped, and
+        runs in ``new`` (first written by this transaction) have nothing to delete."""
+        rids = dict(self._rows_in("SELECT id, rid FROM docs WHERE id IN ({})", list(series)))
+        for run_id, rows in series.items():
+            rid = rids.get(run_id)
+            if rid is None:
+                continue
+            if run_id not in new:
+                self.db.execute("DELETE FROM series WHERE rid=?", (rid,))
+            # many rows per INSERT (as for leaves): much cheaper than one statement per row
+            flat = [x for row in rows for x in (rid, *row)]
+            j, left = 0, len(rows)
+            for k in _LEAF_CHUNKS:
+                while left >= k:
+                    self.db.execute(_SERIES_INSERT[k], flat[j:j + 5 * k])
+                    j += 5 * k
+                    left -= k
+
+    def replace_series(self, series: dict[str, Sequence[SeriesRow]]) -> None:
+        if not series:
+            return
+        with self._lock, self._transaction():
+            self._write_series(series)
+
+    def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
+        def run() -> list[StoredPoint]:
+            rids = dict(self._rows_in("SELECT rid, id FROM docs WHERE id IN ({})", list(dict.fromkeys(run_ids))))
+            sql = "SELECT metric, step, epoch, value FROM series WHERE rid=?"
+            names: list[str] = []
+            if metrics is not None:
+                names = list(dict.fromkeys(metrics))
+                if not names:
+                    return []
+                sql += f" AND metric IN ({','.join('?' * len(names))})"
+            out: list[StoredPoint] = []
+            by_id = {run_id: rid for rid, run_id in rids.items()}
+            for run_id in dict.fromkeys(run_ids):  # one index range per run, in the order asked
+                rid = by_id.get(run_id)
+                if rid is not None:
+                    rows = self.db.execute(sql + " ORDER BY metric, rowid", [rid, *names]).fetchall()
+                    out += [(run_id, *row) for row in rows]
+            return out
+        return self._guard(run)
 
     def set_annotations(self, doc_id: str, annotations: dict[str, Any]) -> None:
         with self._lock, self._transaction(), self._batch([doc_id]):

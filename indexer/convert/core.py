@@ -14,6 +14,8 @@
   path ``<db>#<run_id>`` (or one error record if the database cannot be read).
 - A run with no id of its own gets one from its folder's path relative to the watched root
   it is under (``roots``), so that the id survives moving the tree.
+- A run's metric series (every logged value) are not in its document: a caller that passes
+  ``series={}`` gets them there, by run document id, for the store's series table.
 - A file that cannot be read or parsed gives one error record (path, message with line
   and column, mtime). Other files (unknown extensions, stray ``.jsonl``) give nothing.
 - Every run and config document carries the user's tags and note from the annotations
@@ -37,6 +39,7 @@ from ednaquery.documents import config_id, make_config_document, make_error_docu
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
 from ednaquery.runfolder import document_from
+from ednaquery.store.base import SeriesRow, series_rows
 from indexer.convert.inherit import resolve
 from indexer.convert.runs import RunInfo, derived_run_id, read_run, recognise_folder, run_folder_of
 from indexer.convert.runs.mlflow_sqlite import MlflowDbError, is_mlflow_db, read_mlflow_db
@@ -49,13 +52,14 @@ CONFIG_FORMATS = ("yaml", "json", "toml")
 
 def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
                  stat: os.stat_result | None = None, is_file: bool = False,
-                 roots: Sequence[str] = ()) -> list[dict]:
+                 roots: Sequence[str] = (), series: dict[str, list[SeriesRow]] | None = None) -> list[dict]:
     """The documents for one path (file or run folder); never raises for bad input.
 
     ``stat`` is the caller's ``os.stat`` of the path, if it has one (used for the size and
     mtime of error records when the file cannot be opened); ``is_file``: the caller found a
     file there (a walk), so no ``stat`` is needed to tell it from a run folder; ``roots``: the
-    watched folders (ids of runs that have none of their own are relative to them).
+    watched folders (ids of runs that have none of their own are relative to them); ``series``:
+    a dict that receives the metric series of the runs read (run id -> rows, ``PathUpdate.series``).
     """
     p = Path(os.path.abspath(os.fspath(path)))
     try:
@@ -64,10 +68,10 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
         is_dir = False if is_file else stat_mod.S_ISDIR(stat.st_mode) if stat is not None else p.is_dir()
         if is_dir:
             rec = recognise_folder(p)
-            return [run_info_document(read_run(rec, p, max_bytes=max_bytes), roots)] if rec is not None else []
+            return [_run_document(read_run(rec, p, max_bytes=max_bytes), roots, series)] if rec is not None else []
         if is_mlflow_db(p):
             try:
-                return [run_info_document(info, roots) for info in read_mlflow_db(p)]
+                return [_run_document(info, roots, series) for info in read_mlflow_db(p)]
             except MlflowDbError as exc:
                 return [_error(p, str(exc), "mlflow", stat)]
         owned = run_folder_of(p)
@@ -75,7 +79,7 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
             rec, folder = owned
             if rec is None:
                 return []  # a tool's bookkeeping file (MLflow's experiment meta.yaml)
-            return [run_info_document(read_run(rec, folder, max_bytes=max_bytes), roots)]
+            return [_run_document(read_run(rec, folder, max_bytes=max_bytes), roots, series)]
         fmt = format_for(p)
         if fmt not in CONFIG_FORMATS:
             return []
@@ -118,6 +122,14 @@ def root_of(path: str, roots: Sequence[str]) -> str | None:
         if (path == top or path.startswith(top.rstrip(os.sep) + os.sep)) and (best is None or len(top) > len(best)):
             best = top
     return best
+
+
+def _run_document(info: RunInfo, roots: Sequence[str], series: dict[str, list[SeriesRow]] | None) -> dict:
+    """:func:`run_info_document`, handing the run's series to ``series`` (when given) by its id."""
+    doc = run_info_document(info, roots)
+    if series is not None:
+        series[doc["_id"]] = series_rows(info.series)
+    return doc
 
 
 def run_info_document(info: RunInfo, roots: Sequence[str] = ()) -> dict:

@@ -115,13 +115,21 @@ def read_run(rec: Recogniser, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTE
         hit = _cache.get(key)
         if hit is not None and hit[0] == sig:
             _cache.move_to_end(key)
-            return copy.deepcopy(hit[1])
+            return _copy(hit[1])
     info = rec.read(folder, max_bytes=max_bytes)
     with _lock:
-        _cache[key] = (sig, copy.deepcopy(info))
+        _cache[key] = (sig, _copy(info))
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return info
+
+
+def _copy(info: RunInfo) -> RunInfo:
+    """A deep copy, but for the series: its points are immutable, so a new list of the same ones."""
+    memo: dict[int, object] = {id(info.series): list(info.series)}
+    if info.trainer_run is not None:
+        memo[id(info.trainer_run.series)] = list(info.trainer_run.series)
+    return copy.deepcopy(info, memo)
 
 
 def clear_cache() -> None:

@@ -92,7 +92,7 @@ class TrainerRecogniser:
         info = RunInfo(layout=self.name, folder=rf.folder, format=RUN_FORMAT, run_id=rf.run_id,
                        config=rf.config, config_id=rf.config_id, status=rf.status, metrics=rf.metrics,
                        info=rf.info, started_at=rf.started_at, ended_at=rf.ended_at,
-                       warnings=list(rf.warnings), mtime=rf.mtime, trainer_run=rf)
+                       warnings=list(rf.warnings), mtime=rf.mtime, series=rf.series, trainer_run=rf)
         cfg = folder / "config.yaml"
         if is_file(cfg):  # for the config file's own document (or error record)
             probe = RunInfo(layout=self.name, folder=rf.folder)
