@@ -484,6 +484,17 @@ class Index:
         full = os.path.abspath(os.fspath(path))
         return Results(Record.from_document(d) for d in self.store.history(full))
 
+    def stats(self) -> dict:
+        """What the store holds: documents by kind and state, keys, files, size (``ednaquery stats``)."""
+        return self.store.stats()
+
+    def problems(self, *, warnings: bool = True) -> list[dict[str, Any]]:
+        """Files that could not be indexed and, with ``warnings``, documents indexed with warnings: each
+        ``{"kind": "error"|"warning", "id", "path", "message"}`` (``ednaquery errors``)."""
+        from ednaquery.results import problems
+
+        return problems(self.store, warnings=warnings)
+
     # ------------------------------------------------------------ tags and notes
     def _document(self, record_or_id: Record | str) -> dict:
         return self.store.get(record_or_id.id if isinstance(record_or_id, Record) else record_or_id)

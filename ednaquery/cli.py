@@ -449,7 +449,7 @@ def stats(app: App, as_json: bool) -> None:
     """Show what the store holds: documents by kind and state, keys, files, size."""
     from ednaquery.output import dumps_json
 
-    figures = app.open_store().stats()
+    figures = app.index().stats()
     if as_json:
         click.echo(dumps_json(figures))
         return
@@ -481,9 +481,8 @@ Examples:
 def errors(app: App, warnings: bool, fmt: str) -> None:
     """List files that could not be indexed, and documents indexed with warnings."""
     from ednaquery.output import dumps_json
-    from ednaquery.results import problems
 
-    items = problems(app.open_store(), warnings=warnings)
+    items = app.index().problems(warnings=warnings)
     if fmt == "json":
         click.echo(dumps_json(items))
         if not items:

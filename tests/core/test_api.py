@@ -217,3 +217,8 @@ def test_tags_and_notes_through_the_api_are_searchable(ix: Index) -> None:
     frame = ix.find("tags=baseline").to_pandas()
     assert frame["note"].tolist() == ["diverged after epoch 2"] and "baseline" in frame["tags"][0]
     assert ix.note(run, "").note is None
+
+
+def test_stats_and_problems(ix: Index, tmp_path: Path) -> None:
+    assert ix.stats()["documents"]["run"]["current"] == 3
+    assert ix.problems() == []
