@@ -10,6 +10,15 @@ Run once, in a throwaway venv that has the libraries (never ednaquery's own venv
 Versions used for the committed corpus: mlflow 3.17.2, wandb 0.31.0, lightning 2.6.6,
 tensorboard 2.21.0, hydra-core 1.3.8, torch 2.13.0+cpu (``truth.json`` records them too).
 
+W&B 0.16 (whose offline runs keep everything in the ``.wandb`` file too, beside a near-empty
+``files/wandb-summary.json``) needs a venv of its own; its section is written by that venv and
+merged into ``truth.json`` (``versions.wandb16``)::
+
+    python3 -m venv /tmp/wb16 && /tmp/wb16/bin/pip install "wandb==0.16.*"
+    /tmp/wb16/bin/python tests/corpora_runs/generate.py tests/corpora_runs --only wandb16
+
+``--only LIB`` rewrites one library's folder and its part of ``truth.json``, leaving the rest.
+
 Every library writes its own files; the values it logs are fixed (dyadic fractions, exact in
 float32 as TensorBoard stores them), so the truth is exact. Each run trains 4 epochs unless it
 fails on purpose (then 2). Each library runs in its own subprocess (``generate.py OUT LIB``),
@@ -37,6 +46,15 @@ RUNS = {
     ],
     "mlflow_files": [
         ("f1", {"model": "resnet18", "lr": 0.002, "batch_size": 16, "epochs": 4}, 4, False),
+    ],
+    "wandb16": [
+        ("a1", {"model": "resnet18", "lr": 0.0005, "batch_size": 16, "epochs": 4}, 4, False),
+        ("a2", {"model": "vit_tiny", "lr": 0.0002, "batch_size": 16, "epochs": 4}, 4, False),
+        ("a3", {"model": "resnet18", "lr": 0.05, "batch_size": 16, "epochs": 4}, 2, True),
+    ],
+    "hydra_multirun": [
+        ("0", {"model": "resnet18", "lr": 0.001, "batch_size": 16, "epochs": 4}, 4, False),
+        ("1", {"model": "resnet18", "lr": 0.004, "batch_size": 16, "epochs": 4}, 4, False),
     ],
     "wandb": [
         ("w1", {"model": "resnet18", "lr": 0.001, "batch_size": 32, "epochs": 4}, 4, False),
@@ -144,6 +162,57 @@ def gen_wandb(out: Path) -> list[dict]:
     return truth
 
 
+WANDB16_CRASH = '''
+import os, sys
+os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DISABLE_GIT="true", WANDB_DISABLE_CODE="true")
+import wandb
+root, rid, name, config, rows = sys.argv[1], sys.argv[2], sys.argv[3], eval(sys.argv[4]), eval(sys.argv[5])
+run = wandb.init(project="corpus", name=name, id=rid, dir=root, config=config,
+                 settings=wandb.Settings(_disable_stats=True, _disable_meta=True))
+for e, acc, loss in rows:
+    run.log({"val_acc": acc, "train_loss": loss, "epoch": e})
+raise RuntimeError("diverged")  # wandb's excepthook finishes the run with exit code 1
+'''
+
+
+def gen_wandb16(out: Path) -> list[dict]:
+    """wandb 0.16 offline runs; the failing one crashes with an exception in a process of its own."""
+    os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DISABLE_GIT="true",
+                      WANDB_DISABLE_CODE="true")
+    import wandb
+
+    root = out / "wandb16"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chdir(root)  # wandb 0.16 writes its CLI log under ./wandb
+    truth = []
+    for i, (name, params, epochs, fails) in enumerate(RUNS["wandb16"], start=-8):
+        rid = f"corpus{name}"
+        if fails:
+            proc = subprocess.run([sys.executable, "-c", WANDB16_CRASH, str(root), rid, name, repr(params),
+                                   repr(values(i, epochs))], capture_output=True, text=True, check=False, cwd=root,
+                                  env={k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"})
+            # (without its own service, the child's crash would be reported by this process's: exit 0)
+            assert proc.returncode != 0 and "diverged" in proc.stderr, proc.stderr[-2000:]
+        else:
+            run = wandb.init(project="corpus", name=name, id=rid, dir=str(root), config=params,
+                             settings=wandb.Settings(_disable_stats=True, _disable_meta=True))
+            for e, acc, loss in values(i, epochs):
+                run.log({"val_acc": acc, "train_loss": loss, "epoch": e})
+            run.finish()
+        folder = next(p for p in (root / "wandb").iterdir() if p.name.endswith(rid))
+        truth.append(entry(name=name, run_id=rid, folder=str(folder.relative_to(root)), params=params,
+                          epochs=epochs, status="failed" if fails else "completed",
+                          metrics=truth_metrics(i, epochs)))
+    for link in (root / "wandb").iterdir():
+        if link.is_symlink():  # latest-run, debug.log, debug-internal.log
+            link.unlink()
+    for p in [*(root / "wandb").glob("*/logs"), *(root / "wandb").glob("*/tmp")]:
+        shutil.rmtree(p)  # wandb's debug logs (host names, paths)
+    for p in [*(root / "wandb").glob("*/files/output.log"), *root.glob("wandb/debug-cli.*.log")]:
+        p.unlink()  # console output and the CLI's log: not read, and not needed
+    return truth
+
+
 def gen_lightning(out: Path, kind: str) -> list[dict]:
     import lightning as L
     import torch
@@ -226,6 +295,29 @@ def gen_hydra(out: Path) -> list[dict]:
     return truth
 
 
+def gen_hydra_multirun(out: Path) -> list[dict]:
+    """One Hydra multirun (``-m lr=...``): job folders ``multirun/<job num>`` beside ``multirun.yaml``."""
+    root = out / "hydra_multirun"
+    app = root.parent / "_hydra_app"
+    app.mkdir(parents=True, exist_ok=True)
+    (app / "app.py").write_text(HYDRA_APP.format(val=VAL_ACC, loss=TRAIN_LOSS))
+    jobs = RUNS["hydra_multirun"]
+    base = {k: v for k, v in jobs[0][1].items() if k != "lr"}
+    (app / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in jobs[0][1].items()))
+    sweep = root / "multirun"
+    i = -16  # every job logs the same series (the app's offset is per process)
+    subprocess.run([sys.executable, str(app / "app.py"), str(offset(i)), "99", "-m",
+                    "lr=" + ",".join(str(p["lr"]) for _n, p, _e, _f in jobs), f"hydra.sweep.dir={sweep}",
+                    "hydra.job.name=sweep"], check=True, capture_output=True, cwd=app)
+    truth = []
+    for name, params, epochs, _fails in jobs:
+        assert {k: v for k, v in params.items() if k != "lr"} == base
+        truth.append(entry(name=name, run_id=None, folder=f"multirun/{name}", params=params, epochs=epochs,
+                          status="completed", metrics=truth_metrics(i, epochs)))
+    shutil.rmtree(app)
+    return truth
+
+
 def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -245,23 +337,44 @@ GENERATORS = {
     "lightning_tb": lambda out: gen_lightning(out, "lightning_tb"),
     "lightning_csv": lambda out: gen_lightning(out, "lightning_csv"),
     "hydra": gen_hydra,
+    "hydra_multirun": gen_hydra_multirun,
+    "wandb16": gen_wandb16,
 }
+#: libraries that need a venv of their own (module docstring): ``main`` without ``--only`` skips them
+OWN_VENV = ("wandb16",)
+
+
+def run_one(out: Path, lib: str) -> list[dict]:
+    """One library's runs, written by a subprocess of this interpreter: its truth."""
+    shutil.rmtree(out / lib, ignore_errors=True)
+    proc = subprocess.run([sys.executable, __file__, str(out), lib], check=False, capture_output=True, text=True,
+                          cwd=out)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("TRUTH ")), None)
+    if line is None:
+        sys.exit(f"{lib} failed:\n{textwrap.indent(proc.stderr[-3000:], '  ')}")
+    return json.loads(line[6:])
 
 
 def main() -> None:
     out = Path(sys.argv[1]).resolve()
-    if len(sys.argv) > 2:  # one library, in this process: print its truth
+    if len(sys.argv) == 3:  # one library, in this process: print its truth
         print("TRUTH " + json.dumps(GENERATORS[sys.argv[2]](out)))
         return
-    truth = {"versions": versions(), "libraries": {}}
-    for lib in GENERATORS:
-        shutil.rmtree(out / lib, ignore_errors=True)
-        proc = subprocess.run([sys.executable, __file__, str(out), lib], check=False, capture_output=True, text=True,
-                              cwd=out)
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("TRUTH ")), None)
-        if line is None:
-            sys.exit(f"{lib} failed:\n{textwrap.indent(proc.stderr[-3000:], '  ')}")
-        truth["libraries"][lib] = json.loads(line[6:])
+    if len(sys.argv) == 4 and sys.argv[2] == "--only":  # rewrite one library, keep the rest of the truth
+        lib = sys.argv[3]
+        truth = json.loads((out / "truth.json").read_text())
+        truth["libraries"][lib] = run_one(out, lib)
+        if lib in OWN_VENV:
+            truth["versions"][lib] = versions().get("wandb")
+    else:
+        truth = {"versions": versions(), "libraries": {}}
+        old = json.loads((out / "truth.json").read_text()) if (out / "truth.json").exists() else {}
+        for lib in GENERATORS:
+            if lib in OWN_VENV:  # kept as its own venv wrote it
+                truth["libraries"][lib] = old.get("libraries", {}).get(lib, [])
+                truth["versions"][lib] = old.get("versions", {}).get(lib)
+                continue
+            truth["libraries"][lib] = run_one(out, lib)
     (out / "truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
 
 

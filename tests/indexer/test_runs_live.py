@@ -3,7 +3,8 @@ and a run written into a watched folder is findable, with its final metrics, wit
 
 The libraries are not ednaquery's dependencies: these tests use them when this Python has them,
 or when ``EDNAQUERY_RUNLIBS_PYTHON`` names a Python that has them (a throwaway venv, see
-tests/corpora_runs/generate.py), and skip otherwise.
+tests/corpora_runs/generate.py), and skip otherwise. wandb 0.16 needs a venv of its own, named in
+``EDNAQUERY_WANDB16_PYTHON``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpora_runs"
 GENERATOR = CORPUS / "generate.py"
 TRUTH = json.loads((CORPUS / "truth.json").read_text())
 LIBRARIES = {"mlflow_sqlite": "mlflow", "mlflow_files": "mlflow", "wandb": "wandb", "lightning_tb": "lightning",
-             "lightning_csv": "lightning", "hydra": "hydra"}
+             "lightning_csv": "lightning", "hydra": "hydra", "hydra_multirun": "hydra", "wandb16": "wandb"}
 
 
 def run_docs(root: Path) -> dict[str, dict]:
@@ -42,15 +43,20 @@ def run_docs(root: Path) -> dict[str, dict]:
 
 
 PYTHON = os.environ.get("EDNAQUERY_RUNLIBS_PYTHON") or sys.executable
+#: wandb 0.16 lives in a venv of its own (generate.py): its Python, named in this variable
+WANDB16_PYTHON = os.environ.get("EDNAQUERY_WANDB16_PYTHON") or sys.executable
 
 
 def generate(out: Path, lib: str) -> list[dict]:
     """Write ``lib``'s runs under ``out/lib`` with the real library; their truth (skips if it is missing)."""
     modules = [LIBRARIES[lib], *(["tensorboard"] if lib == "lightning_tb" else [])]
-    probe = subprocess.run([PYTHON, "-c", "import " + ", ".join(modules)], capture_output=True, check=False)
+    python = WANDB16_PYTHON if lib == "wandb16" else PYTHON
+    check = "; assert wandb.__version__.startswith('0.16.')" if lib == "wandb16" else ""
+    probe = subprocess.run([python, "-c", "import " + ", ".join(modules) + check], capture_output=True,
+                           check=False)
     if probe.returncode != 0:
-        pytest.skip(f"{' and '.join(modules)} not installed for {PYTHON}")
-    proc = subprocess.run([PYTHON, str(GENERATOR), str(out), lib], capture_output=True, text=True,
+        pytest.skip(f"{' and '.join(modules)} {'0.16 ' if check else ''}not installed for {python}")
+    proc = subprocess.run([python, str(GENERATOR), str(out), lib], capture_output=True, text=True,
                           cwd=out, timeout=300, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("TRUTH ")), None)
     assert line is not None, proc.stderr[-2000:]

@@ -6,6 +6,7 @@ without their own id survive moving the watched tree.
 """
 from __future__ import annotations
 
+import datetime
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ednaquery.query import compile_query
 from ednaquery.store import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
 from indexer.convert import convert_path
-from indexer.convert.runs import clear_cache
+from indexer.convert.runs import clear_cache, read_run, recognise_folder
 from indexer.convert.updates import gone_updates, path_updates
 from indexer.scan import scan
 
@@ -97,3 +98,51 @@ def test_ids_of_runs_without_their_own_survive_moving_the_tree(tmp_path: Path) -
     first.rename(moved)
     clear_cache()
     assert ids(moved) == before and len(before) == 4
+
+
+def test_wandb_016_runs_are_read_from_their_wandb_file(tmp_path: Path) -> None:
+    """wandb 0.16 keeps config, history and exit code in the .wandb file; files/ has only a runtime."""
+    src = _one("wandb16/wandb/*corpusa3")
+    folder = tmp_path / "wandb" / src.name
+    shutil.copytree(src, folder)
+    assert "val_acc" not in (folder / "files" / "wandb-summary.json").read_text()
+    doc = convert_path(folder / "files" / "wandb-summary.json")[0]
+    assert doc["paths"] == [str(folder)] and doc["_id"] == "corpusa3"
+    assert doc["config"]["model"] == "resnet18" and doc["status"] == "failed"  # it raised an exception
+    assert doc["metrics"]["val_acc"]["last"] == 0.65625
+    named = datetime.datetime.strptime(src.name.split("-")[2], "%Y%m%d_%H%M%S").replace(tzinfo=datetime.UTC)
+    assert abs(doc["started_at"] - named.timestamp()) < 15 * 3600  # W&B names folders in its local time
+    assert 0 < doc["ended_at"] - doc["started_at"] < 60  # the summary's _runtime, not ended == started
+    series = read_run(recognise_folder(folder), folder).series
+    assert [(p.epoch, p.value) for p in series if p.metric == "val_acc"] == [(0, 0.40625), (1, 0.65625)]
+
+
+def test_files_are_the_fallback_when_the_wandb_file_holds_no_run(tmp_path: Path) -> None:
+    folder = tmp_path / "wandb" / "run-20240101_120000-abc123"
+    (folder / "files").mkdir(parents=True)
+    (folder / "run-abc123.wandb").write_bytes(b":W&B\xe1\xbe\x00")  # started, no record yet
+    (folder / "files" / "config.yaml").write_text("wandb_version: 1\nlr:\n  desc: null\n  value: 0.01\n")
+    (folder / "files" / "wandb-summary.json").write_text('{"val_acc": 0.5, "_runtime": 3}')
+    doc = convert_path(folder / "run-abc123.wandb")[0]
+    assert doc["config"] == {"lr": 0.01} and doc["metrics"]["val_acc"]["last"] == 0.5
+    assert doc["_id"] == "abc123" and doc["paths"] == [str(folder)]
+    assert any("no run record" in w for w in doc["warnings"])
+
+
+def test_a_hydra_multiruns_multirun_yaml_belongs_to_its_runs(tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun" / "2026-12-04" / "20-57-47"
+    shutil.copytree(CORPUS / "hydra_multirun" / "multirun", sweep)
+    assert convert_path(sweep / "multirun.yaml") == []  # never a config document
+    doc = convert_path(sweep / "1")[0]
+    assert doc["kind"] == "run" and doc["config"]["lr"] == 0.004
+    assert doc["info"]["multirun"] == {"folder": str(sweep), "overrides": ["lr=0.001,0.004"]}
+    # the sweep has started, no job folder yet (what a watching daemon sees first): still not a config
+    shutil.rmtree(sweep / "0")
+    shutil.rmtree(sweep / "1")
+    clear_cache()
+    assert convert_path(sweep / "multirun.yaml") == []
+    # a file of one's own that only shares the name is still a config
+    own = tmp_path / "mine" / "multirun.yaml"
+    own.parent.mkdir()
+    own.write_text("lr: 0.1\n")
+    assert [d["kind"] for d in convert_path(own)] == ["config"]

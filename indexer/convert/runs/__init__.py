@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import Recogniser, RunInfo, derived_run_id
-from indexer.convert.runs.hydra import HydraRecogniser
+from indexer.convert.runs.hydra import HydraRecogniser, is_multirun_file
 from indexer.convert.runs.lightning_csv import LightningRecogniser
 from indexer.convert.runs.mlflow_files import MlflowRecogniser
 from indexer.convert.runs.ours import TrainerRecogniser
@@ -56,7 +56,8 @@ def run_folder_of(path: str | Path) -> tuple[Recogniser | None, Path] | None:
 
     First the layouts' own file names; then any file directly in a run folder (our trainer's
     ``val_confusion.json``) or in a tool's sub-folder of one. MLflow's experiment
-    ``meta.yaml`` gives ``(None, IGNORED)``: it is neither a config nor a run.
+    ``meta.yaml`` and a Hydra multirun's ``multirun.yaml`` give ``(None, IGNORED)``: neither
+    is a config or a run of its own (a multirun's jobs read theirs).
     """
     p = path if isinstance(path, Path) else Path(path)
     for rec in RECOGNISERS:
@@ -66,8 +67,8 @@ def run_folder_of(path: str | Path) -> tuple[Recogniser | None, Path] | None:
             folder = None
         if folder is not None:
             return rec, folder
-    if p.name == "meta.yaml" and p.parent.parent.name == "mlruns":
-        return None, IGNORED
+    if (p.name == "meta.yaml" and p.parent.parent.name == "mlruns") or is_multirun_file(p):
+        return None, IGNORED  # read by the runs it belongs to
     candidates = [p.parent]
     if p.parent.name in TOOL_SUBFOLDERS:
         candidates.append(p.parent.parent)

@@ -12,6 +12,12 @@ line or a traceback in the job log (``<job name>.log``) means ``failed``; else t
 is ``unknown`` (still going, or killed). ``started_at`` is when ``.hydra/config.yaml`` was
 written. The id is derived from the folder's path relative to the watched root. ``info`` holds the overrides,
 the config-group choices (``hydra.runtime.choices``) and the job name.
+
+A multirun (``-m``) writes ``multirun.yaml`` (the sweep's own config, Hydra's part first) into
+the sweep folder, then one job folder per job below it (``<sweep>/<job num>/.hydra/...``).
+That file belongs to the multirun's runs, never a config document (:func:`is_multirun_file`):
+each job's run reads it into ``info["multirun"]`` (the sweep folder and the sweep's overrides,
+e.g. ``lr=0.001,0.004``) and is re-read when it changes.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from indexer.convert.runs.base import RunInfo, is_file, load_data, load_run_conf
 from indexer.convert.runs.ours import METRIC_NAMES, read_metric_files
 
 HYDRA_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml")
+MULTIRUN_FILE = "multirun.yaml"
 #: the end of a job log read for errors
 LOG_TAIL_BYTES = 256 * 1024
 
@@ -50,6 +57,38 @@ def log_failed(path: Path) -> bool:
         "[ERROR]" in line or " - ERROR - " in line for line in tail.splitlines())
 
 
+def is_multirun_file(path: Path) -> bool:
+    """True for a Hydra multirun's ``multirun.yaml``: a job folder beside it, or Hydra's own key first.
+
+    The content check covers the moment the sweep has started but no job folder exists yet.
+    """
+    if path.name != MULTIRUN_FILE:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(7) in (b"hydra:\n", b"hydra:\r"):
+                return True
+        return any(is_file(path.parent / n / ".hydra" / "config.yaml") for n in os.listdir(path.parent))
+    except OSError:
+        return False
+
+
+def _multirun(folder: Path, info: RunInfo) -> None:
+    """A job's sweep, from the ``multirun.yaml`` beside its folder (module docstring)."""
+    f = folder.parent / MULTIRUN_FILE
+    if not is_file(f):
+        return
+    data = load_data(f, info)
+    h = data.get("hydra") if isinstance(data, dict) else None
+    if not isinstance(h, dict):
+        return
+    sweep: dict = {"folder": str(folder.parent)}
+    overrides = h.get("overrides") if isinstance(h.get("overrides"), dict) else {}
+    if isinstance(overrides.get("task"), list):
+        sweep["overrides"] = [str(o) for o in overrides["task"]]
+    info.info["multirun"] = sweep
+
+
 class HydraRecogniser:
     name = "hydra"
 
@@ -68,7 +107,7 @@ class HydraRecogniser:
     def members(self, folder: Path) -> list[Path]:
         logs = [_job_log(folder, None)]
         return [folder / ".hydra" / n for n in HYDRA_FILES] + [folder / n for n in METRIC_NAMES] \
-            + [p for p in logs if p is not None]
+            + [p for p in logs if p is not None] + [folder.parent / MULTIRUN_FILE]
 
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
         info = RunInfo(layout=self.name, folder=str(folder), format="hydra-run")
@@ -94,6 +133,7 @@ class HydraRecogniser:
                 info.info["job"] = job["name"]
             if job.get("num") is not None:
                 info.info["job_num"] = job["num"]
+        _multirun(folder, info)  # Hydra < 1.2 has no hydra.mode: the file beside the job folder says it
         read_metric_files(folder, info)
         log = _job_log(folder, info.info.get("job"))
         if info.status == "unknown":

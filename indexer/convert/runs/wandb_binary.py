@@ -18,6 +18,13 @@ are skipped. See docs/runs.md for the trade-offs.
   ``unknown`` (a process killed before it could write its exit);
 - the id is W&B's run id. A torn last chunk (a run still writing) is skipped quietly; a bad
   checksum or an undecodable record becomes a warning and the rest is read.
+
+Whatever W&B version wrote the folder, its ``.wandb`` file is what is read: wandb 0.16's
+offline runs also keep config, history, summary and exit code only there (``files/`` holds a
+``wandb-summary.json`` with nothing but ``_wandb.runtime``). The JSON/YAML files under
+``files/`` (:mod:`~indexer.convert.runs.wandb_legacy`) are the fallback, read when the
+``.wandb`` file gives no run at all (no run record, config or history: unreadable, or cut
+before its first record).
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.metrics import MAX_METRICS_BYTES, MetricsSummary, as_number, is_step_key
 from indexer.convert.runs.base import RunInfo, is_file
 from indexer.convert.runs.protowire import ProtoError, f64, fields, signed, sint, text
+from indexer.convert.runs.wandb_legacy import FILES as LEGACY_FILES
+from indexer.convert.runs.wandb_legacy import WandbRecogniser
 
 __all__ = ["WandbBinaryRecogniser", "WandbRun", "read_wandb_file"]
 
@@ -284,7 +293,7 @@ class WandbBinaryRecogniser:
 
     def members(self, folder: Path) -> list[Path]:
         f = self._file(folder)
-        return [f] if f is not None else []
+        return ([f] if f is not None else []) + [folder / "files" / n for n in LEGACY_FILES]
 
     def read(self, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RunInfo:
         info = RunInfo(layout=self.name, folder=str(folder), format="wandb-run")
@@ -295,6 +304,10 @@ class WandbBinaryRecogniser:
             return info
         info.touch(f)
         run = read_wandb_file(f, summary, max_bytes=MAX_METRICS_BYTES)
+        if run.run_id is None and not run.config and not summary.points and WandbRecogniser().detect(folder):
+            legacy = WandbRecogniser().read(folder, max_bytes=max_bytes)  # the fallback (module docstring)
+            legacy.warnings[:0] = [*run.warnings, f"{f.name} holds no run record: read files/ instead"]
+            return legacy
         info.warnings += run.warnings
         m = _FILE.match(f.name)
         info.run_id = run.run_id or (m.group(1) if m else None)
