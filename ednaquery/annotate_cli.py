@@ -1,7 +1,7 @@
 """``ednaquery tag`` and ``ednaquery note``: the user's tags and notes on runs and configs.
 
-A thin click layer over :mod:`ednaquery.annotations` (sidecar files beside the runs and
-configs, and the store updated at once). Imports only click and the light core.
+A thin click layer over :meth:`ednaquery.api.Index.tag` / :meth:`~ednaquery.api.Index.note`
+(:mod:`ednaquery.annotations`: sidecar files beside the runs and configs, and the store updated at once). Imports only click and the light core.
 """
 from __future__ import annotations
 
@@ -33,18 +33,13 @@ filesystem is the source of truth: they survive a re-index from scratch).""")
 @pass_app
 def tag(app: App, doc_id: str, changes: tuple[str, ...]) -> None:
     """Add (+TAG) or remove (-TAG) tags on a run or config; with no change, print its tags."""
-    from ednaquery.annotations import annotate
-    from ednaquery.documents import doc_tags
-
-    store = app.open_store()
-    doc = store.get(doc_id)
+    ix = app.index()
+    rec = ix.get(doc_id)
     if not changes:
-        tags = doc_tags(doc)
-        click.echo(" ".join(tags) if tags else f"{_short(doc)} has no tags")
+        click.echo(" ".join(rec.tags) if rec.tags else f"{_short(rec.doc)} has no tags")
         return
-    new = annotate(store, doc, tag_changes=changes)
-    shown = doc_tags(dict(doc, annotations=new))
-    click.echo(f"{_short(doc)}: {' '.join(shown) if shown else '(no tags)'}")
+    shown = ix.tag(rec, *changes).tags
+    click.echo(f"{_short(rec.doc)}: {' '.join(shown) if shown else '(no tags)'}")
 
 
 @click.command(epilog="""\b
@@ -63,14 +58,12 @@ Notes are kept in .ednaquery-annotations.json beside the run or config.""")
 @pass_app
 def note(app: App, doc_id: str, text: str | None, edit: bool, clear: bool) -> None:
     """Set the note of a run or config (TEXT, or --edit in $EDITOR); with neither, print it."""
-    from ednaquery.annotations import annotate
-    from ednaquery.documents import doc_note
-
     if sum((text is not None, edit, clear)) > 1:
         raise UsageError("give the note as TEXT, or --edit, or --clear (one of them)")
-    store = app.open_store()
-    doc = store.get(doc_id)
-    current = doc_note(doc) or ""
+    ix = app.index()
+    rec = ix.get(doc_id)
+    doc = rec.doc
+    current = rec.note or ""
     if text is None and not edit and not clear:
         if not current:
             click.echo(f"{_short(doc)} has no note", err=True)
@@ -80,5 +73,5 @@ def note(app: App, doc_id: str, text: str | None, edit: bool, clear: bool) -> No
     if edit:
         edited = click.edit(current, extension=".txt", require_save=False)
         text = current if edited is None else edited.rstrip("\n")
-    new = annotate(store, doc, note="" if clear else text)
-    click.echo(f"{_short(doc)}: " + ("note saved" if new.get("note") else "note removed"))
+    new = ix.note(rec, "" if clear else text)
+    click.echo(f"{_short(doc)}: " + ("note saved" if new.note else "note removed"))

@@ -484,6 +484,38 @@ class Index:
         full = os.path.abspath(os.fspath(path))
         return Results(Record.from_document(d) for d in self.store.history(full))
 
+    def stats(self) -> dict:
+        """What the store holds: documents by kind and state, keys, files, size (``ednaquery stats``)."""
+        return self.store.stats()
+
+    def problems(self, *, warnings: bool = True) -> list[dict[str, Any]]:
+        """Files that could not be indexed and, with ``warnings``, documents indexed with warnings: each
+        ``{"kind": "error"|"warning", "id", "path", "message"}`` (``ednaquery errors``)."""
+        from ednaquery.results import problems
+
+        return problems(self.store, warnings=warnings)
+
+    # ------------------------------------------------------------ tags and notes
+    def _document(self, record_or_id: Record | str) -> dict:
+        return self.store.get(record_or_id.id if isinstance(record_or_id, Record) else record_or_id)
+
+    def tag(self, record_or_id: Record | str, *changes: str) -> Record:
+        """Add (``"+baseline"``) or remove (``"-old"``) the user's tags on a run or config; returns it
+        as it is now. Kept in a sidecar file beside it (:mod:`ednaquery.annotations`) and in the store."""
+        from ednaquery.annotations import annotate
+
+        doc = self._document(record_or_id)
+        new = annotate(self.store, doc, tag_changes=list(changes))
+        return Record.from_document(dict(doc, annotations=new))
+
+    def note(self, record_or_id: Record | str, text: str) -> Record:
+        """Set the user's note on a run or config (``""`` removes it); returns it as it is now."""
+        from ednaquery.annotations import annotate
+
+        doc = self._document(record_or_id)
+        new = annotate(self.store, doc, note=text)
+        return Record.from_document(dict(doc, annotations=new))
+
     # ------------------------------------------------------------ series
     def _run_ids(self, runs: Any) -> list[str]:
         if isinstance(runs, (str, Record)):

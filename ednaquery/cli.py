@@ -193,14 +193,6 @@ def _timeout_option(fn: Any) -> Any:
                         metavar="SECONDS", help="Stop the query after this long (exit status 2); 0: no limit.")(fn)
 
 
-def _index(app: App) -> Any:
-    """The library's :class:`ednaquery.api.Index` over the command's store, settings and aliases: the CLI
-    and a notebook answer through the same code."""
-    from ednaquery.api import Index
-
-    return Index(app.open_store, app.settings, owns_store=False)  # opened on first use, after the query parsed
-
-
 def _hint_unknown_keys(ix: Any, node: Any, quiet: bool) -> None:
     """After nothing matched: one stderr line per query key the index does not have ("did you mean")."""
     if not quiet:
@@ -241,7 +233,7 @@ def find(ctx: click.Context, app: App, query: tuple[str, ...], fmt: str, sort: t
     exit_like_grep(ctx)
     from ednaquery.output import chosen_columns, render
 
-    ix = _index(app)
+    ix = app.index()
     found = ix.find(list(query), sort=list(sort), limit=limit, kind=list(kind), best=best, by=by,
                     minimize=minimize, all_versions=all_versions, aliases=not no_aliases, timeout=timeout)
     docs, columns = found.documents, found.columns
@@ -276,7 +268,7 @@ def count(ctx: click.Context, app: App, query: tuple[str, ...], kind: tuple[str,
           no_aliases: bool, quiet: bool, timeout: float) -> None:
     """Print how many documents match QUERY."""
     exit_like_grep(ctx)
-    ix = _index(app)
+    ix = app.index()
     node = ix.parse(list(query), aliases=not no_aliases)
     n = ix.count(node, kind=list(kind), all_versions=all_versions, timeout=timeout)
     click.echo(str(n))
@@ -334,7 +326,7 @@ def show(app: App, doc_id: str, as_json: bool, as_written: bool) -> None:
     """Show the config (or run) with this id as YAML."""
     from ednaquery.output import dumps_json, to_record
 
-    doc = _index(app).get(doc_id).doc
+    doc = app.index().get(doc_id).doc
     if as_json:
         click.echo(dumps_json(to_record(doc, as_written=as_written)))
         return
@@ -364,7 +356,7 @@ def diff(app: App, old_id: str, new_id: str, as_json: bool, as_written: bool) ->
     from ednaquery.output import dumps_json
     from ednaquery.results import MISSING, diff_documents
 
-    ix = _index(app)
+    ix = app.index()
     a, b = ix.get(old_id).doc, ix.get(new_id).doc
     rows = diff_documents(a, b, as_written=as_written)
     if as_json:
@@ -423,7 +415,7 @@ def keys(app: App, pattern: str | None, limit: int | None, fmt: str) -> None:
     """
     from ednaquery.output import dumps_json, scalar_text
 
-    stats = _index(app).keys(pattern, limit=limit)
+    stats = app.index().keys(pattern, limit=limit)
     if fmt == "json":
         click.echo(dumps_json([{"key": ".".join(s.path), "count": s.count, "types": s.types,
                                 "examples": s.examples} for s in stats]))
@@ -457,7 +449,7 @@ def stats(app: App, as_json: bool) -> None:
     """Show what the store holds: documents by kind and state, keys, files, size."""
     from ednaquery.output import dumps_json
 
-    figures = app.open_store().stats()
+    figures = app.index().stats()
     if as_json:
         click.echo(dumps_json(figures))
         return
@@ -489,9 +481,8 @@ Examples:
 def errors(app: App, warnings: bool, fmt: str) -> None:
     """List files that could not be indexed, and documents indexed with warnings."""
     from ednaquery.output import dumps_json
-    from ednaquery.results import problems
 
-    items = problems(app.open_store(), warnings=warnings)
+    items = app.index().problems(warnings=warnings)
     if fmt == "json":
         click.echo(dumps_json(items))
         if not items:
@@ -527,7 +518,7 @@ def history(app: App, path: str, fmt: str) -> None:
     from ednaquery.results import diff_documents
 
     full = os.path.abspath(path)
-    docs = _index(app).history(full).documents
+    docs = app.index().history(full).documents
     if not docs:
         raise NotFound(f"no versions of {path} are indexed; index its folder with `ednaquery index`")
     if fmt == "ids":

@@ -71,6 +71,14 @@ class App:
             self._store = open_store(s.store, timeout_ms=s.store_timeout_ms, create=create)
         return self._store
 
+    def index(self) -> Any:
+        """The library's :class:`ednaquery.api.Index` over this command's store, settings and aliases, so
+        that the CLI and a notebook answer through the same code; the store opens on first use (after
+        the query parsed, so a bad query is reported as such even when the store is down)."""
+        from ednaquery.api import Index
+
+        return Index(self.open_store, self.settings, owns_store=False)
+
     def use_store(self, uri: str) -> None:
         """Point at another store (a command's own ``--store`` over the group's); settings load again."""
         self.close()

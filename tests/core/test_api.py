@@ -204,3 +204,21 @@ def test_find_to_pandas_and_series_over_the_wire(wire_uri: str, tmp_path: Path, 
     finally:
         store.client.drop_database(db)
         store.close()
+
+
+def test_tags_and_notes_through_the_api_are_searchable(ix: Index) -> None:
+    run = _runs(ix)[0]
+    tagged = ix.tag(run, "+baseline", "+keep")
+    assert {"baseline", "keep"} <= set(tagged.tags)
+    assert ix.find("tags=baseline").ids == [run.id]
+    assert set(ix.tag(run.id[:8], "-keep").tags) >= {"baseline"} and "keep" not in ix.get(run.id).tags
+    assert ix.note(run, "diverged after epoch 2").note == "diverged after epoch 2"
+    assert ix.find("note~diverged").ids == [run.id]
+    frame = ix.find("tags=baseline").to_pandas()
+    assert frame["note"].tolist() == ["diverged after epoch 2"] and "baseline" in frame["tags"][0]
+    assert ix.note(run, "").note is None
+
+
+def test_stats_and_problems(ix: Index, tmp_path: Path) -> None:
+    assert ix.stats()["documents"]["run"]["current"] == 3
+    assert ix.problems() == []
