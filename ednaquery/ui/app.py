@@ -8,7 +8,6 @@ JSON ``{"error": ...}`` with passwords masked, never a traceback.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import time
@@ -32,10 +31,6 @@ from ednaquery.ui.payload import cleaned, config_diff, record_json, series_json
 
 __all__ = ["create_app"]
 
-
-#: tags and notes (ednaquery tag / note), the one write the ui offers; imported by its full name, as
-#: `from ednaquery import annotations` finds the package's own `from __future__ import annotations`
-_annotations: Any = importlib.import_module("ednaquery.annotations")
 
 STATIC = str(files("ednaquery.ui") / "static")
 #: rows a search returns when the page does not say
@@ -301,9 +296,13 @@ def _same_origin(request: Request) -> bool:
 
 
 def _annotate(index: Any, doc_id: str, tags: list[str] | None, note: str | None) -> None:
-    """``+TAG``/``-TAG`` changes and/or a note through :func:`ednaquery.annotations.annotate`: the sidecar
-    beside the run or config first (the source of truth), then the index."""
-    _annotations.annotate(index.store, index.get(doc_id).doc, tag_changes=tags, note=note)
+    """``+TAG``/``-TAG`` changes and/or a note, the one write the ui offers, through the public API
+    (:meth:`ednaquery.api.Index.tag` / :meth:`~ednaquery.api.Index.note`: the sidecar beside the run or
+    config first, the source of truth, then the index)."""
+    if tags:
+        index.tag(doc_id, *tags)
+    if note is not None:
+        index.note(doc_id, note)
 
 
 def _key_text(stat: Any) -> str:
