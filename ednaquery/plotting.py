@@ -40,9 +40,8 @@ def runs_points(docs: Sequence[dict], store: Any = None) -> list[list[Point]]:
     """Every logged value of each run: from the store's series (one query for them all) where it has
     them, else from the run's folder (:func:`run_points`)."""
     stored: dict[str, list[Point]] = {}
-    series = getattr(store, "series", None) if store is not None else None
-    if callable(series) and docs:
-        for run, metric, step, epoch, value in series([d["_id"] for d in docs]):
+    if store is not None and docs:
+        for run, metric, step, epoch, value in store.series([d["_id"] for d in docs]):
             stored.setdefault(run, []).append(Point(metric, step, epoch, value))
     return [stored.get(d["_id"]) or run_points(d) for d in docs]
 
