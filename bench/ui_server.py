@@ -42,7 +42,7 @@ def server_times(ix: Any, run_ids: Sequence[str], reps: int = 20) -> list[tuple[
 
     from ednaquery.ui import create_app
 
-    client = TestClient(create_app(ix))
+    client = TestClient(create_app(ix), base_url="http://127.0.0.1")
     search: list[float] = []
     for q in SEARCHES:
         page = _timed(client, "/", reps)

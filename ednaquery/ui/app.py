@@ -19,6 +19,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -115,8 +116,12 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
-    """The app over ``index`` (an :class:`ednaquery.Index`); ``store_uri``'s passwords never reach a page."""
+def create_app(index: Any, *, store_uri: str | None = None, host: str = "127.0.0.1") -> Starlette:
+    """The app over ``index`` (an :class:`ednaquery.Index`); ``store_uri``'s passwords never reach a page.
+
+    Requests must name this server by a loopback name or by ``host`` in their Host header (a page on a
+    DNS-rebinding domain reaching 127.0.0.1 gets 400); a wildcard ``host`` (0.0.0.0, ::) accepts any.
+    """
     secrets = uri_passwords(store_uri)
     catalogue = _Catalogue(index)
 
@@ -174,7 +179,7 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         except (NotFound, AmbiguousId) as exc:
             return _error(404, str(exc))
         out = record_json(record)
-        folder = runfiles.run_folder(out.get("paths"))
+        folder = runfiles.run_folder(out.get("kind"), out.get("paths"))
         listed = runfiles.list_files(folder) if folder else []
         out["files"] = [{"path": f.path, "size": f.size, "image": f.image} for f in listed]
         out["folder"] = folder
@@ -218,7 +223,8 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         """``/api/file/{id}/{path}``: a file from that run's folder; anything else is 404."""
         try:
             record = index.get(request.path_params["doc_id"])
-            folder = runfiles.run_folder(record_json(record, with_config=False).get("paths"))
+            shown = record_json(record, with_config=False)
+            folder = runfiles.run_folder(shown.get("kind"), shown.get("paths"))
             if folder is None:
                 raise runfiles.FileRefused("no folder")
             real = runfiles.resolve(folder, request.path_params["path"])
@@ -275,7 +281,21 @@ def create_app(index: Any, *, store_uri: str | None = None) -> Starlette:
         Route("/api/annotate/{doc_id}", api_annotate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Headers)], exception_handlers={EdnaError: edna_error})
+    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host)),
+                                                Middleware(_Headers)],
+                     exception_handlers={EdnaError: edna_error})
+
+
+#: the Host header names a loopback server answers to
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """Host header values the app accepts when bound to ``host``: the loopback names and ``host``
+    itself; any (``*``) when it listens on every interface, which ``ednaquery ui`` warns about."""
+    if host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return list(dict.fromkeys([*LOOPBACK_NAMES, host]))
 
 
 def _exists(index: Any, doc_id: str) -> bool:

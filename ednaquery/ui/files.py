@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ednaquery.annotations import run_folder as annotation_run_folder
+
 __all__ = ["IMAGE_TYPES", "FileRefused", "RunFile", "list_files", "resolve", "run_folder"]
 
 #: images shown inline on the run page (confusion matrix, prediction grid, curves)
@@ -31,14 +33,14 @@ class RunFile:
     image: bool
 
 
-def run_folder(paths: list[str] | None) -> str | None:
-    """The folder a run lives in: its first path, or that path's parent when it names a file."""
-    for path in paths or ():
-        if os.path.isdir(path):
-            return os.path.realpath(path)
-        if os.path.isfile(path):
-            return os.path.realpath(os.path.dirname(path))
-    return None
+def run_folder(kind: str | None, paths: list[str] | None) -> str | None:
+    """The real path of an indexed run's folder (:func:`ednaquery.annotations.run_folder`); None for
+    anything else: a config's folder is not the config's to show (it may be a home folder), and an
+    MLflow-db run (``mlflow.db#id``) has no folder of its own."""
+    if kind != "run" or not paths:
+        return None
+    folder = annotation_run_folder(paths)
+    return os.path.realpath(folder) if os.path.isdir(folder) else None
 
 
 def resolve(folder: str, relative: str) -> str:

@@ -62,7 +62,7 @@ def serve(index: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, sto
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     say(f"ednaquery ui: http://{shown}:{bound}/   (Ctrl-C stops it)")
-    config = uvicorn.Config(create_app(index, store_uri=store_uri), log_level="warning", access_log=False,
+    config = uvicorn.Config(create_app(index, store_uri=store_uri, host=host), log_level="warning", access_log=False,
                             lifespan="off")
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -28,7 +28,38 @@ def ix(sweep):
 
 @pytest.fixture(scope="module")
 def client(ix):
-    return TestClient(create_app(ix))
+    return TestClient(create_app(ix), base_url="http://127.0.0.1")
+
+
+def test_a_host_header_that_is_not_loopback_is_refused(sweep, ix):
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example."""
+    for base in ("http://127.0.0.1:8765", "http://localhost:8765"):
+        assert TestClient(create_app(ix), base_url=base).get("/api/status").status_code == 200
+    evil = TestClient(create_app(ix), base_url="http://evil.example:8765")
+    for url in ("/api/status", f"/api/file/{sweep.ids[1]}/config.yaml", "/"):
+        assert evil.get(url).status_code == 400, url
+    # bound to an address of its own, that name works too; on every interface (warned about) any name does
+    assert TestClient(create_app(ix, host="10.1.2.3"), base_url="http://10.1.2.3").get("/api/status").status_code == 200
+    assert TestClient(create_app(ix, host="0.0.0.0"), base_url="http://box.lan").get("/api/status").status_code == 200
+
+
+def test_a_config_folder_is_never_served(tmp_path):
+    """A config in a home-like folder: its neighbours (an ssh key) are not a run's files."""
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
+    (tmp_path / "c.yaml").write_text("model: resnet18\nlr: 0.001\n")
+    db = str(tmp_path / "index.db")
+    assert CliRunner().invoke(main, ["--store", db, "index", str(tmp_path / "c.yaml")]).exit_code == 0
+    index = ednaquery.connect(db)
+    try:
+        cid = index.find("kind=config")[0].id
+        client = TestClient(create_app(index), base_url="http://127.0.0.1")
+        assert client.get(f"/api/file/{cid}/.ssh/id_rsa").status_code == 404
+        assert client.get(f"/api/file/{cid}/c.yaml").status_code == 404
+        body = client.get(f"/api/run/{cid}").json()
+        assert body["files"] == [] and body["folder"] is None
+    finally:
+        index.close()
 
 
 def cli_ids(db: str, *query: str) -> list[str]:
@@ -165,7 +196,8 @@ def test_mongodb_passwords_never_reach_a_page(tmp_path):
     db = str(tmp_path / "index.db")
     assert CliRunner().invoke(main, ["--store", db, "index", str(tmp_path / "runs")]).exit_code == 0
     with ednaquery.connect(db) as index:
-        client = TestClient(create_app(index, store_uri="mongodb://bob:s3cr3tpw@db.example/x"))
+        client = TestClient(create_app(index, store_uri="mongodb://bob:s3cr3tpw@db.example/x"),
+                            base_url="http://127.0.0.1")
         texts = [client.get(p).text for p in ("/api/find?q=model=vit&config=1", "/api/run/20261204-130000-cafe",
                                                "/api/runs?ids=20261204-130000-cafe", "/api/keys?prefix=store")]
     joined = "\n".join(texts)
@@ -230,7 +262,7 @@ def test_tags_and_notes_are_the_one_write(sweep, client, ix):
     assert client.post(url, json={"rm": "-rf"}).status_code == 400
     assert client.post(url, json={"tags": ["bad tag"]}).status_code == 400
     resp = client.post(url, json={"tags": ["+baseline", "+lr-sweep"], "note": "dropout helped"},
-                       headers={"Origin": "http://testserver"})
+                       headers={"Origin": "http://127.0.0.1"})
     assert resp.status_code == 200, resp.text
     assert {"baseline", "lr-sweep"} <= set(resp.json()["tags"]) and resp.json()["note"] == "dropout helped"
     assert [r.id for r in ix.find("tags=baseline")] == [run]
@@ -249,7 +281,8 @@ def test_a_store_that_goes_away_is_a_masked_one_line_503(sweep):
 
         get = count = keys = series_points = find
 
-    client = TestClient(create_app(Down(), store_uri="mongodb://eve:pa55word@db.example/x"))
+    client = TestClient(create_app(Down(), store_uri="mongodb://eve:pa55word@db.example/x"),
+                        base_url="http://127.0.0.1")
     for path in ("/api/find?q=lr<1", "/api/run/abcd", "/api/status", "/api/series?ids=abcd"):
         resp = client.get(path)
         assert resp.status_code == 503, path
