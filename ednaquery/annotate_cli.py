@@ -9,6 +9,7 @@ import click
 
 from ednaquery.clikit import App, pass_app
 from ednaquery.errors import UsageError
+from ednaquery.terminal import printable
 
 __all__ = ["note", "tag"]
 
@@ -36,10 +37,10 @@ def tag(app: App, doc_id: str, changes: tuple[str, ...]) -> None:
     ix = app.index()
     rec = ix.get(doc_id)
     if not changes:
-        click.echo(" ".join(rec.tags) if rec.tags else f"{_short(rec.doc)} has no tags")
+        click.echo(printable(" ".join(rec.tags)) if rec.tags else f"{_short(rec.doc)} has no tags")
         return
     shown = ix.tag(rec, *changes).tags
-    click.echo(f"{_short(rec.doc)}: {' '.join(shown) if shown else '(no tags)'}")
+    click.echo(f"{_short(rec.doc)}: {printable(' '.join(shown)) if shown else '(no tags)'}")
 
 
 @click.command(epilog="""\b
@@ -68,7 +69,7 @@ def note(app: App, doc_id: str, text: str | None, edit: bool, clear: bool) -> No
         if not current:
             click.echo(f"{_short(doc)} has no note", err=True)
             raise click.exceptions.Exit(1)
-        click.echo(current)
+        click.echo("\n".join(printable(line) for line in current.split("\n")))  # its own line breaks stay
         return
     if edit:
         edited = click.edit(current, extension=".txt", require_save=False)

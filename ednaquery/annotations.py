@@ -36,7 +36,9 @@ __all__ = ["SIDECAR", "Annotation", "annotate", "apply_tag_changes", "is_sidecar
 SIDECAR = ".ednaquery-annotations.json"
 RUN_ENTRY = "."
 MAX_NOTE = 20_000
-_TAG = re.compile(r"^[^\s,+\-][^\s,]{0,63}$")
+#: a tag: up to 64 characters, no space, comma or control/direction character, not starting with + or -
+_TAG = re.compile(r"^[^\s,+\-\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+                  r"[^\s,\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]{0,63}$")
 
 Annotation = dict[str, Any]  # {"tags": [str, ...], "note": str}; keys absent when empty
 
@@ -81,7 +83,7 @@ def clean(entry: Any) -> Annotation:
     out: Annotation = {}
     tags = entry.get("tags")
     if isinstance(tags, list):
-        kept = sorted({t for t in tags if isinstance(t, str) and t})
+        kept = sorted({t for t in tags if isinstance(t, str) and _TAG.match(t)})  # hand edits obey the rule too
         if kept:
             out["tags"] = kept
     note = entry.get("note")

@@ -34,6 +34,7 @@ from ednaquery.clikit import (
 )
 from ednaquery.errors import EdnaError
 from ednaquery.plot_cli import plot
+from ednaquery.terminal import printable
 
 __all__ = ["PLUGIN_GROUP", "App", "main", "pass_app"]
 
@@ -197,7 +198,7 @@ def _hint_unknown_keys(ix: Any, node: Any, quiet: bool) -> None:
     """After nothing matched: one stderr line per query key the index does not have ("did you mean")."""
     if not quiet:
         for line in ix.unknown_keys(node):
-            click.echo(line, err=True)
+            click.echo(printable(line), err=True)
 
 
 #: find/count: a first word like -lr or -1 is part of the query, not an unknown option

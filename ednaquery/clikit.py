@@ -23,6 +23,7 @@ import click
 
 from ednaquery.errors import EdnaError, QuerySyntaxError, StoreUnavailable
 from ednaquery.masking import redact
+from ednaquery.terminal import printable
 
 __all__ = [
     "EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_OK", "App", "AppCommand", "AppGroup", "command_app",
@@ -161,7 +162,10 @@ def _uris_in_play(ctx: click.Context | None) -> list[str]:
 
 
 def _echo_masked(text: str, ctx: click.Context | None) -> None:
-    click.echo(redact(text, _uris_in_play(ctx or click.get_current_context(silent=True))), err=True)
+    """Print an error on stderr: passwords masked, control characters in it (from indexed keys, values
+    and paths) escaped line by line, so a query error's caret line keeps its place."""
+    masked = redact(text, _uris_in_play(ctx or click.get_current_context(silent=True)))
+    click.echo("\n".join(printable(line) for line in masked.split("\n")), err=True)
 
 
 def echo_error(message: str, ctx: click.Context | None = None) -> None:

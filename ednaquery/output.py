@@ -170,12 +170,6 @@ def structure(pairs: list[tuple[tuple[str, ...], Any]]) -> Any:
     return {_dotted(p): (vs[0] if len(vs) == 1 else vs) for p, vs in by_path.items()}
 
 
-def matched_values(doc: dict, columns: Sequence[Column]) -> dict[str, Any]:
-    """``{key label: matched value}`` for every column (see :func:`structure`)."""
-    pairs = document_pairs(doc)
-    return {c.label: structure(matched_pairs(doc, c, pairs)) for c in columns}
-
-
 def value_name(path: tuple[str, ...]) -> str:
     """The unique column name of a leaf path in machine formats: reserved fields by name
     (``status``, ``tags``), a run's summary metric as ``val_acc.last``, else the dotted path

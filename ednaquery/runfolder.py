@@ -80,11 +80,6 @@ def is_trainer_run(folder: str | os.PathLike[str]) -> bool:
     return b'"' + RUN_FORMAT.encode() + b'"' in head
 
 
-def summarise_rows(rows: list[dict]) -> dict[str, dict[str, float]]:
-    """Last and best of each metric over epoch rows (only used while summary.json is missing)."""
-    return epoch_summary(rows).result()
-
-
 def epoch_summary(rows: list[dict]) -> MetricsSummary:
     """The epoch rows of ``metrics.jsonl`` summarised (step rows are left out: their ``train_loss``
     is per batch, the epoch rows' an epoch mean; mixed, they would not make one curve)."""

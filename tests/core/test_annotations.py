@@ -235,3 +235,22 @@ def test_a_run_of_an_mlflow_db_is_an_entry_beside_the_db(tmp_path):
     write_annotation(db_run, {"tags": ["baseline"]}, is_run=True)
     assert read_annotation(db_run, is_run=True) == {"tags": ["baseline"]}
     assert read_annotation(str(tmp_path / "mlflow.db"), is_run=True) == {}  # no warning, no entry
+
+
+def test_tags_with_control_or_direction_characters_are_refused_and_dropped_from_hand_edits(tmp_path):
+    """A tag cannot carry a terminal escape (ESC, BEL) or a right-to-left override, typed or hand-edited."""
+    import json
+
+    import pytest as _pytest
+
+    from ednaquery.annotations import SIDECAR, apply_tag_changes, read_annotation
+    from ednaquery.errors import UsageError
+
+    for bad in ("\x1b]0;pwned\x07", "\u202eabc", "a\x9bb"):
+        with _pytest.raises(UsageError):
+            apply_tag_changes([], ["+" + bad])
+    assert apply_tag_changes([], ["+ok-tag"]) == ["ok-tag"]
+    run = tmp_path / "run1"
+    run.mkdir()
+    (run / SIDECAR).write_text(json.dumps({"entries": {".": {"tags": ["good", "\x1b[2Jbad", "\u202eevil"]}}}))
+    assert read_annotation(str(run), is_run=True)["tags"] == ["good"]

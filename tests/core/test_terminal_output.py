@@ -109,3 +109,18 @@ def test_indexer_log_lines_escape_control_characters(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert_clean(err)
     assert "/x/\\x1b]0;pwned\\x07.yaml: bad\\x1b[2J" in err
+
+
+def test_error_and_hint_lines_escape_control_characters(tmp_path):
+    """Query text or an id carrying ESC/BEL reaches stderr escaped (\\x1b), in every error line."""
+    from click.testing import CliRunner
+
+    from ednaquery.cli import main
+
+    (tmp_path / "c.yaml").write_text("model: resnet18\n")
+    db = str(tmp_path / "i.db")
+    assert CliRunner().invoke(main, ["--store", db, "index", str(tmp_path / "c.yaml")]).exit_code == 0
+    syntax = CliRunner().invoke(main, ["--store", db, "find", "mod\x1ble=vit"])
+    assert syntax.exit_code == 2 and "\x1b" not in syntax.output and "\\x1b" in syntax.output
+    bad = CliRunner().invoke(main, ["--store", db, "show", "zz\x1b]0;x\x07zz"])
+    assert bad.exit_code != 0 and "\x1b" not in bad.output and "\x07" not in bad.output
