@@ -108,8 +108,11 @@ def gone_updates(path: str, convert: Callable[[str], list[dict]]) -> list[PathUp
 
 
 def _made_run(path: str, folder: str) -> bool:
-    """True if ``path`` is a file some run layout reads in ``folder``: its loss can end a run there."""
+    """True if ``path`` is a file some run layout reads in ``folder``, or lay in a tool's sub-folder
+    of it (gone, an MLflow metric is no member any more): its loss can end a run there."""
     p, f = Path(path), Path(folder)
+    if p.parent.parent == f and p.parent.name in TOOL_SUBFOLDERS:
+        return True
     for rec in RECOGNISERS:
         try:
             if p in rec.members(f):

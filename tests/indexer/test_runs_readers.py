@@ -106,6 +106,27 @@ def test_a_rescan_drops_a_run_whose_folder_is_no_run_any_more(tmp_path: Path) ->
         store.close()
 
 
+def test_a_rescan_leaves_what_a_fresh_scan_finds_once_an_mlflow_run_loses_its_parts(tmp_path: Path) -> None:
+    def found(root: Path, db: str) -> list[tuple[str, list[str]]]:
+        store = SQLiteStore(db)
+        try:
+            scan(store, [str(root)], workers=1)
+            docs = store.find(compile_query("kind=run or kind=config"), FindOptions(kinds=("config", "run")))
+            return sorted((d["kind"], d["paths"]) for d in docs)
+        finally:
+            store.close()
+
+    root = tmp_path / "runs"
+    shutil.copytree(CORPUS / "mlflow_files", root)
+    run = next(root.glob("mlruns/*/*/params")).parent
+    assert ("run", [str(run)]) in found(root, str(tmp_path / "index.db"))
+    for part in ("params", "metrics", "tags"):
+        shutil.rmtree(run / part)  # meta.yaml stays: no run folder any more
+    clear_cache()
+    again = found(root, str(tmp_path / "index.db"))
+    assert ("run", [str(run)]) not in again and again == found(root, str(tmp_path / "fresh.db"))
+
+
 def test_a_run_that_cannot_be_read_now_keeps_its_document(tmp_path: Path) -> None:
     run = tmp_path / "r1"
     run.mkdir()
