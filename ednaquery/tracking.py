@@ -129,12 +129,22 @@ class _Summary:
 
 
 def _append(path: Path, data: bytes) -> None:
-    """Append ``data`` (whole lines) to ``path``; readers skip a torn last line meanwhile."""
+    """Append ``data`` (whole lines) to ``path``, all or nothing; readers skip a torn last line meanwhile.
+
+    A write that fails part-way (a full disk) is cut back off the file, so the caller can keep
+    the rows and a retry writes each of them once, with no torn line between.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
+        start = os.fstat(fd).st_size  # the one writer of this file: its end stays put until we write
         view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except BaseException:
+            if len(view) < len(data):
+                os.ftruncate(fd, start)  # frees space, so it works on a full disk too
+            raise
     finally:
         os.close(fd)
 

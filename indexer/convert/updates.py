@@ -4,16 +4,18 @@ The store keeps each document at the paths whose conversion yielded it. A run do
 yielded by every file of its run folder, but its path is the folder (or ``mlflow.db#<run id>``):
 :func:`path_updates` puts it there, and leaves the file itself holding only its own documents
 (none, for a file of a run folder). When a file vanishes, :func:`gone_updates` reads its run
-folder again (a run whose folder is gone loses its document; one that lost a file is re-read).
+folder again (a run whose folder is gone, or is no run folder any more, loses its document; one
+that lost a file is re-read).
 The one-shot scan and the daemon both go through here.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ednaquery.store.base import FileState, PathUpdate
-from indexer.convert.runs import TOOL_SUBFOLDERS
+from indexer.convert.runs import RECOGNISERS, TOOL_SUBFOLDERS, recognise_folder
 from indexer.walk import file_state
 
 __all__ = ["dedupe", "gone_updates", "path_updates"]
@@ -55,6 +57,11 @@ def path_updates(path: str, docs: list[dict], state: FileState | None, bodies: S
 
 
 def _settle(folder: str, done: str) -> list[PathUpdate]:
+    return [PathUpdate(p, [], file_state(st)) for p, st in _config_files(folder, done)]
+
+
+def _config_files(folder: str, done: str = "") -> list[tuple[str, os.stat_result]]:
+    """The config-like files of a (once or future) run folder and its tool sub-folders, but ``done``."""
     out = []
     for sub in ("", *TOOL_SUBFOLDERS):
         d = os.path.join(folder, sub) if sub else folder
@@ -71,13 +78,17 @@ def _settle(folder: str, done: str) -> list[PathUpdate]:
             except OSError:
                 continue
             if os.path.isfile(p):
-                out.append(PathUpdate(p, [], file_state(st)))
+                out.append((p, st))
     return out
 
 
 def gone_updates(path: str, convert: Callable[[str], list[dict]]) -> list[PathUpdate]:
     """The updates for a vanished file: it holds nothing, and the folders above it that held a run
-    hold what a fresh read of them gives (nothing, once the run folder is gone)."""
+    hold what a fresh read of them gives (nothing, once the run folder is gone or is no run any more).
+
+    ``convert`` reads a folder or a file. A folder that cannot be read, or is still a run folder
+    by its layout, keeps its run: a read error never deletes a live run.
+    """
     path = os.path.abspath(path)
     out = [PathUpdate(path, [], None)]
     folder = path
@@ -89,7 +100,35 @@ def gone_updates(path: str, convert: Callable[[str], list[dict]]) -> list[PathUp
         docs = [d for d in convert(folder) if _home(d) == folder]
         if docs:  # still a run, one file short
             out.append(PathUpdate(folder, docs, None))
+        elif _made_run(path, folder) and _no_run(folder):  # its run files are gone, the folder stays: the run leaves the store,
+            out.append(PathUpdate(folder, [], None))  # and the configs left in it are configs again
+            for p, st in _config_files(folder):
+                out += path_updates(p, convert(p), file_state(st))
     return out
+
+
+def _made_run(path: str, folder: str) -> bool:
+    """True if ``path`` is a file some run layout reads in ``folder``, or lay in a tool's sub-folder
+    of it (gone, an MLflow metric is no member any more): its loss can end a run there."""
+    p, f = Path(path), Path(folder)
+    if p.parent.parent == f and p.parent.name in TOOL_SUBFOLDERS:
+        return True
+    for rec in RECOGNISERS:
+        try:
+            if p in rec.members(f):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _no_run(folder: str) -> bool:
+    """True if ``folder`` can be read and is no run folder of any layout (a read error proves nothing)."""
+    try:
+        os.listdir(folder)
+    except OSError:
+        return False
+    return recognise_folder(folder) is None
 
 
 def dedupe(updates: list[PathUpdate]) -> list[PathUpdate]:

@@ -1,7 +1,9 @@
 """``ednaquery.start_run``: a run logged from any loop is a run folder ednaquery reads like a trainer run."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 
 import pytest
@@ -113,3 +115,27 @@ def test_a_failed_write_keeps_the_rows_and_run_fields_are_protected(tmp_path):
     doc = run_document(run.dir)
     assert doc["metrics"]["loss"] == {"last": 0.5, "best": 0.5} and doc["info"]["dataset"] == "digits"
     assert len((run.dir / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_write_cut_short_by_a_full_disk_writes_each_row_once(tmp_path, monkeypatch):
+    run = ednaquery.start_run(config={"a": 1}, root=tmp_path, flush_every=3600)
+    for i in range(5):
+        run.log({"loss": 1.0 / (i + 1)}, step=i)
+    real_write = os.write
+    calls = []
+
+    def full_disk(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))  # half the rows, one of them torn
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        run.flush()
+    monkeypatch.setattr(os, "write", real_write)
+    run.log({"loss": 0.1}, step=5)
+    run.finish()
+    rows = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4, 5]
+    assert run_document(run.dir)["metrics"]["loss"]["last"] == 0.1

@@ -63,6 +63,31 @@ def generate(out: Path, lib: str) -> list[dict]:
     return json.loads(line[6:])
 
 
+def test_a_folder_that_stops_being_a_run_leaves_no_run_behind(tmp_path: Path) -> None:
+    root = tmp_path / "watched"
+    run = root / "r1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: resnet18\nlr: 0.1\n")
+    (run / "run.json").write_text('{"run_id": "r1", "status": "finished"}\n')
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "val_acc": 0.5}\n')
+    db = str(tmp_path / "index.db")
+    ix = Indexer(lambda: SQLiteStore(db), [str(root)], debounce=0.05, reconcile_every=None)
+    ix.start()
+    store = SQLiteStore(db)
+    try:
+        def kinds() -> list[tuple[str, list[str]]]:
+            docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
+            return [(d["kind"], d["paths"]) for d in docs]
+
+        assert wait_until(lambda: kinds() == [("run", [str(run)])], timeout=10), kinds()
+        (run / "run.json").unlink()
+        (run / "metrics.jsonl").unlink()  # the folder stays, with only a config in it
+        assert wait_until(lambda: kinds() == [("config", [str(run / "config.yaml")])], timeout=10), kinds()
+    finally:
+        store.close()
+        ix.stop()
+
+
 @pytest.mark.parametrize("lib", sorted(LIBRARIES))
 def test_a_fresh_run_from_each_installed_library_reads_as_its_truth(tmp_path: Path, lib: str) -> None:
     truth = generate(tmp_path, lib)

@@ -79,6 +79,63 @@ def test_a_run_lives_at_its_folder_and_leaves_with_it(tmp_path: Path) -> None:
     assert (str(run), []) in [(u.path, u.docs) for u in gone]
 
 
+def test_a_rescan_drops_a_run_whose_folder_is_no_run_any_more(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    run = root / "r1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: resnet18\n")
+    (run / "run.json").write_text('{"run_id": "r1", "status": "finished"}\n')
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "val_acc": 0.5}\n')
+    store = SQLiteStore(str(tmp_path / "index.db"))
+    try:
+        def kinds() -> list[tuple[str, list[str]]]:
+            docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
+            return [(d["kind"], d["paths"]) for d in docs]
+
+        scan(store, [str(root)], workers=1)
+        assert kinds() == [("run", [str(run)])]
+        (run / "run.json").unlink()
+        (run / "metrics.jsonl").unlink()  # the folder stays, with only a config in it
+        clear_cache()
+        scan(store, [str(root)], workers=1)
+        assert kinds() == [("config", [str(run / "config.yaml")])]
+        shutil.rmtree(run)  # and a folder deleted whole leaves nothing
+        scan(store, [str(root)], workers=1)
+        assert kinds() == []
+    finally:
+        store.close()
+
+
+def test_a_rescan_leaves_what_a_fresh_scan_finds_once_an_mlflow_run_loses_its_parts(tmp_path: Path) -> None:
+    def found(root: Path, db: str) -> list[tuple[str, list[str]]]:
+        store = SQLiteStore(db)
+        try:
+            scan(store, [str(root)], workers=1)
+            docs = store.find(compile_query("kind=run or kind=config"), FindOptions(kinds=("config", "run")))
+            return sorted((d["kind"], d["paths"]) for d in docs)
+        finally:
+            store.close()
+
+    root = tmp_path / "runs"
+    shutil.copytree(CORPUS / "mlflow_files", root)
+    run = next(root.glob("mlruns/*/*/params")).parent
+    assert ("run", [str(run)]) in found(root, str(tmp_path / "index.db"))
+    for part in ("params", "metrics", "tags"):
+        shutil.rmtree(run / part)  # meta.yaml stays: no run folder any more
+    clear_cache()
+    again = found(root, str(tmp_path / "index.db"))
+    assert ("run", [str(run)]) not in again and again == found(root, str(tmp_path / "fresh.db"))
+
+
+def test_a_run_that_cannot_be_read_now_keeps_its_document(tmp_path: Path) -> None:
+    run = tmp_path / "r1"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: resnet18\n")
+    (run / "run.json").write_text('{"run_id": "r1"}\n')
+    gone = gone_updates(str(run / "metrics.jsonl"), lambda path: [])  # a read that failed this time
+    assert [u.path for u in gone] == [str(run / "metrics.jsonl")]
+
+
 def test_ids_of_runs_without_their_own_survive_moving_the_tree(tmp_path: Path) -> None:
     def ids(root: Path) -> dict[str, str]:
         store = SQLiteStore(str(root.parent / "index.db"))
