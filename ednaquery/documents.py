@@ -281,13 +281,15 @@ _leaf = SharedLeaves(_new_leaf).get
 
 
 def is_number_list(value: Any) -> bool:
-    """True for a list longer than ``MAX_LIST_ITEMS`` whose items are all numbers (not bools): it is
-    indexed as a summary (its first ``LIST_SAMPLE`` values and its length at ``KEY.len``), not item by item.
+    """True for a list longer than ``MAX_LIST_ITEMS`` whose items are all numbers (not bools; strings in
+    number syntax such as YAML 1.1's ``1e-3`` count): it is indexed as a summary (its first ``LIST_SAMPLE``
+    values and its length at ``KEY.len``), not item by item.
 
     Decided by looking at the items only (stops at the first non-number), before any leaf is made.
     """
     return (len(value) > MAX_LIST_ITEMS
-            and all(type(v) is int or type(v) is float for v in value))
+            and all(type(v) is int or type(v) is float
+                    or (type(v) is str and v[:1] in _NUMBER_FIRST and parse_number(v) is not None) for v in value))
 
 
 def _list_warning(where: str, value: Any, summary: bool) -> str:
