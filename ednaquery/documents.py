@@ -15,6 +15,11 @@ Size: no document may approach MongoDB's 16 MiB limit. A config (or run info) wh
 over ``MAX_CONFIG_BYTES`` is kept and indexed without its largest values, each replaced by a
 ``"<dropped: 3.2 MB>"`` marker, and the document's warnings say which; leaves are cut after
 ``MAX_LEAVES_BYTES``. The id is always the hash of the whole config.
+
+Lists: a list of over ``MAX_LIST_ITEMS`` numbers is indexed as a summary, its first ``LIST_SAMPLE``
+values at its key and its length at ``KEY.len`` (also when the list itself is dropped for size);
+other long lists by their first ``MAX_LIST_ITEMS`` items. docs/query.md ("Values") says what a user
+can query.
 """
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ Everything that goes wrong raises :class:`ednaquery.errors.LoadError` with a one
 message (with line and column when the parser knows them): syntax errors, binary files
 (NUL bytes, not UTF-8), files over ``max_bytes``, unreadable files and files that vanish
 before they can be read. Recursive aliases and alias "bombs" that expand past
-:data:`MAX_VALUES` values are refused too.
+:data:`MAX_VALUES` values are refused too, and so is a file that holds more values than its parser
+loads in bounded memory (:func:`check_cost`; in JSON a flat list of numbers counts as one value).
 """
 from __future__ import annotations
 

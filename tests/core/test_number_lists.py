@@ -13,8 +13,10 @@ import mongomock
 import pytest
 
 from ednaquery import documents as D
+from ednaquery.keys import KeySpec
 from ednaquery.loaders import load_file
 from ednaquery.query import compile_query
+from ednaquery.store.base import FindOptions, SortKey
 from ednaquery.store.mongo import MongoStore
 from ednaquery.store.sqlite import SQLiteStore
 
@@ -68,6 +70,13 @@ def test_the_summary_answers_queries_on_both_stores(tmp_path: Path, losses_doc: 
         assert ids("losses") == {long_id, short_id}  # the key exists
         assert ids("losses=9") == {long_id, short_id} and ids("losses=7") == {long_id}  # sampled values
         assert ids("losses=3") == set()  # past the sample: not findable
+        assert ids("1000<losses.len<3000000") == ids("len>1000") == {long_id} and ids("!losses") == set()
+        third = D.make_config_document({"lr": 0.3, "losses": [1.5] * 2000}, path=str(tmp_path / "c.json"),
+                                       format="json")
+        store.upsert([third])
+        by_len = store.find(compile_query("losses.len>0"),
+                            FindOptions(sort=[SortKey(KeySpec(("losses", "len")), descending=True)]))
+        assert [d["_id"] for d in by_len] == [long_id, third["_id"]]
     finally:
         store.close()
 
