@@ -15,6 +15,11 @@ Size: no document may approach MongoDB's 16 MiB limit. A config (or run info) wh
 over ``MAX_CONFIG_BYTES`` is kept and indexed without its largest values, each replaced by a
 ``"<dropped: 3.2 MB>"`` marker, and the document's warnings say which; leaves are cut after
 ``MAX_LEAVES_BYTES``. The id is always the hash of the whole config.
+
+Lists: a list of over ``MAX_LIST_ITEMS`` numbers is indexed as a summary, its first ``LIST_SAMPLE``
+values at its key and its length at ``KEY.len`` (also when the list itself is dropped for size);
+other long lists by their first ``MAX_LIST_ITEMS`` items. docs/query.md ("Values") says what a user
+can query.
 """
 from __future__ import annotations
 
@@ -33,7 +38,9 @@ from ednaquery.keys import RESERVED_PREFIX, path_match_keys
 from ednaquery.view_cache import BoundedDict, SharedLeaves, has_shared_section, views_by_section
 
 PATH_SEP = "\x1f"  # joins a leaf's segments into one string (cannot occur in real keys)
-MAX_LIST_ITEMS = 1000  # longer lists are indexed by their first items only (with a warning)
+MAX_LIST_ITEMS = 1000  # longer lists are indexed by their first items only (with a warning)...
+LIST_SAMPLE = 5  # ...except all-number ones: a summary, their first LIST_SAMPLE values and ``KEY.len``
+LIST_LEN = "len"  # the segment under a summarised list's key that holds its length (docs/query.md, Values)
 MAX_LEAVES = 20000  # leaves per document
 MAX_CONFIG_BYTES = 2_000_000  # JSON bytes of a config kept in a document (it may be there twice: as_written)
 MAX_LEAVES_BYTES = 6_000_000  # estimated bytes of a document's leaves (long key paths repeat per leaf)
@@ -278,6 +285,28 @@ _STR_VIEWS: BoundedDict = BoundedDict(20000)  # string value -> (s, w, n), value
 _leaf = SharedLeaves(_new_leaf).get
 
 
+def is_number_list(value: Any) -> bool:
+    """True for a list longer than ``MAX_LIST_ITEMS`` whose items are all numbers (not bools; strings in
+    number syntax such as YAML 1.1's ``1e-3`` count): it is indexed as a summary (its first ``LIST_SAMPLE``
+    values and its length at ``KEY.len``), not item by item.
+
+    Decided by looking at the items only (stops at the first non-number), before any leaf is made.
+    """
+    return (len(value) > MAX_LIST_ITEMS
+            and all(type(v) is int or type(v) is float
+                    or (type(v) is str and v[:1] in _NUMBER_FIRST and parse_number(v) is not None) for v in value))
+
+
+def _list_warning(where: str, value: Any, summary: bool) -> str:
+    """The warning for a list longer than ``MAX_LIST_ITEMS`` (a summary when ``summary``)."""
+    if summary:
+        key = "value" if where == "<root>" else where
+        return (f"list at {where} has {len(value):,} numbers; indexed as a summary: {key}.{LIST_LEN} "
+                f"= {len(value)} and {key} = its first {LIST_SAMPLE} values only (query {key}.{LIST_LEN}; "
+                f"{key}=V finds only a sampled value)")
+    return f"list at {where} has {len(value)} items; only the first {MAX_LIST_ITEMS} are indexed"
+
+
 def flatten_pairs(config: Any, prefix: tuple[str, ...] = (),
                   warnings: list[str] | None = None) -> list[tuple[tuple[str, ...], Any]]:
     """``(path, value)`` for every scalar (and every empty ``{}``/``[]``); list indices are dropped."""
@@ -294,11 +323,13 @@ def flatten_pairs(config: Any, prefix: tuple[str, ...] = (),
         elif isinstance(value, (list, tuple)):
             if not value:
                 out.append((path, []))
+            summary = is_number_list(value)
             if len(value) > MAX_LIST_ITEMS and warnings is not None:
-                warnings.append(f"list at {'.'.join(path) or '<root>'} has {len(value)} items; "
-                                f"only the first {MAX_LIST_ITEMS} are indexed")
-            for v in list(value)[:MAX_LIST_ITEMS]:
+                warnings.append(_list_warning('.'.join(path) or '<root>', value, summary))
+            for v in value[:LIST_SAMPLE if summary else MAX_LIST_ITEMS]:
                 walk(v, path)
+            if summary and len(out) < MAX_LEAVES:
+                out.append(((*(path or ('value',)), LIST_LEN), len(value)))
         else:
             out.append((path or ("value",), value))
 
@@ -334,11 +365,13 @@ def flatten(config: Any, prefix: tuple[str, ...] = (), warnings: list[str] | Non
         elif isinstance(value, (list, tuple)):
             if not value:
                 out.append(_leaf(path or "", []))
+            summary = is_number_list(value)
             if len(value) > MAX_LIST_ITEMS and warnings is not None:
-                warnings.append(f"list at {(path or '').replace(sep, '.') or '<root>'} has {len(value)} items; "
-                                f"only the first {MAX_LIST_ITEMS} are indexed")
-            for v in list(value)[:MAX_LIST_ITEMS]:
+                warnings.append(_list_warning((path or '').replace(sep, '.') or '<root>', value, summary))
+            for v in value[:LIST_SAMPLE if summary else MAX_LIST_ITEMS]:
                 walk(v, path)
+            if summary and len(out) < MAX_LEAVES:
+                out.append(_leaf(("value" if path is None else path) + sep + LIST_LEN, len(value)))
         else:
             out.append(_leaf("value" if path is None else path, value))
 
@@ -520,6 +553,27 @@ def fit_size(value: Any, what: str, warnings: list[str], *, size: int | None = N
     return out
 
 
+def _with_summaries(kept: Any, config: Any) -> Any:
+    """``kept`` (what :func:`fit_size` made of ``config``) with the number lists it dropped put back, to index:
+    such a list is indexed as its small summary (:func:`is_number_list`), though the stored config has its marker.
+
+    ``kept`` is changed in place (it is fit_size's own copy unless it is ``config``).
+    """
+    if kept is config:
+        return kept
+    if isinstance(kept, str) and isinstance(config, (list, tuple)):
+        return config if kept.startswith("<dropped: ") and is_number_list(config) else kept
+    if isinstance(kept, dict) and isinstance(config, dict):
+        for k, v in kept.items():
+            if isinstance(v, (dict, list, str)) and k in config:
+                kept[k] = _with_summaries(v, config[k])
+    elif isinstance(kept, list) and isinstance(config, (list, tuple)) and len(kept) == len(config):
+        for i, v in enumerate(kept):
+            if isinstance(v, (dict, list, str)):
+                kept[i] = _with_summaries(v, config[i])
+    return kept
+
+
 def _leaves_size(leaf: dict) -> int:
     """A generous estimate of one leaf's BSON bytes (field names, types, array index key)."""
     return 64 + len(leaf["p"]) + 2 * len(leaf.get("s") or "")
@@ -581,7 +635,7 @@ def make_config_document(config: Any, *, path: str | None, format: str, size: in
         doc["as_written"] = escape_keys(fit_size(as_written, "the config as written", doc["warnings"]))
     doc["depends_on"] = [os.path.abspath(d) for d in depends_on]
     if views is None:
-        leaves = flatten(kept, warnings=doc["warnings"])
+        leaves = flatten(_with_summaries(kept, config), warnings=doc["warnings"])
     else:
         leaves = views[1]
         doc["warnings"] += views[3]
@@ -650,12 +704,14 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
         if t is list:
             if index and len(leaves) >= MAX_LEAVES:
                 index = False
+            upto, summary = MAX_LIST_ITEMS, False  # items indexed; a summary?
             if index:
                 if not value:
                     leaves.append(_leaf(path or "", []))
                 if len(value) > MAX_LIST_ITEMS:
-                    warns.append(f"list at {(path or '').replace(sep, '.') or '<root>'} has {len(value)} items; "
-                                 f"only the first {MAX_LIST_ITEMS} are indexed")
+                    summary = is_number_list(value)
+                    upto = LIST_SAMPLE if summary else MAX_LIST_ITEMS
+                    warns.append(_list_warning((path or '').replace(sep, '.') or '<root>', value, summary))
             items = []
             canon_l = None
             p = "value" if path is None else path
@@ -669,15 +725,17 @@ def _config_views(config: Any) -> tuple[Any, list[dict], str, list[str]] | None:
                         c = _canonical_float(v)
                     elif tv is str and v[:1] in _NUMBER_FIRST:
                         c = _canonical_str(v)
-                    if index and i < MAX_LIST_ITEMS and len(leaves) < MAX_LEAVES:
+                    if index and i < upto and len(leaves) < MAX_LEAVES:
                         leaves.append(_leaf(p, v))
                 else:
-                    e, c = walk(v, path, index and i < MAX_LIST_ITEMS)
+                    e, c = walk(v, path, index and i < upto)
                 items.append(e)
                 if c is not v:
                     if canon_l is None:
                         canon_l = list(value)
                     canon_l[i] = c
+            if summary and len(leaves) < MAX_LEAVES:
+                leaves.append(_leaf(p + sep + LIST_LEN, len(value)))
             return items, (value if canon_l is None else canon_l)
         c = value
         if t is float:
@@ -720,7 +778,7 @@ def make_run_document(run_id: str, *, config: dict, config_id: str | None, path:
     doc["info"] = escape_keys(fit_size(info or {}, "the run info", doc["warnings"]))
     doc["started_at"] = started_at
     doc["ended_at"] = ended_at
-    doc["leaves"] = (cap_leaves(flatten(kept, warnings=doc["warnings"]), doc["warnings"])
+    doc["leaves"] = (cap_leaves(flatten(_with_summaries(kept, config), warnings=doc["warnings"]), doc["warnings"])
                      + [make_leaf(p, v) for p, v in _run_extra_pairs(doc)])
     return doc
 

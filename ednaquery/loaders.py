@@ -23,7 +23,8 @@ Everything that goes wrong raises :class:`ednaquery.errors.LoadError` with a one
 message (with line and column when the parser knows them): syntax errors, binary files
 (NUL bytes, not UTF-8), files over ``max_bytes``, unreadable files and files that vanish
 before they can be read. Recursive aliases and alias "bombs" that expand past
-:data:`MAX_VALUES` values are refused too.
+:data:`MAX_VALUES` values are refused too, and so is a file that holds more values than its parser
+loads in bounded memory (:func:`check_cost`; in JSON a flat list of numbers counts as one value).
 """
 from __future__ import annotations
 
@@ -57,17 +58,23 @@ MAX_VALUES = 1_000_000
 #: leaves indexed per document stop at 20,000 anyway, so a file this big is an error record, not a hog.
 MAX_YAML_VALUES = 60_000
 #: The same for JSON, whose parser keeps far less per value (a file at the limit peaks near 50 MB).
+#: A flat list of numbers counts as one value: the parser keeps about 8-32 bytes per number, the file
+#: size bounds how many (a 5 MiB file holds at most 2.6M), and it is indexed as one summary
+#: (:func:`ednaquery.documents.is_number_list`).
 MAX_JSON_VALUES = 100_000
+_JSON_NUMBER_LIST = re.compile(r"\[[0-9\s,.eE+\-]*\]")  # a flat list of JSON numbers (or empty)
 
 
 def check_cost(text: str, fmt: str) -> None:
     """Refuse, before parsing, a file that holds more values than its parser can load in bounded memory.
 
     The estimate is an upper bound for what ends up in the config: lines and commas (YAML, TOML;
-    flow collections put several values on a line), commas (JSON).
+    flow collections put several values on a line), commas outside flat lists of numbers (JSON).
     """
     if fmt == "json":
         estimate, limit = text.count(",") + 1, MAX_JSON_VALUES
+        if estimate > limit:  # flat lists of numbers: one value each
+            estimate -= sum(text.count(",", m.start(), m.end()) for m in _JSON_NUMBER_LIST.finditer(text))
     elif fmt in ("yaml", "toml"):
         estimate, limit = text.count("\n") + text.count(","), MAX_YAML_VALUES
     else:

@@ -7,6 +7,7 @@ any JSON-able nested value (ids and leaves may never change for the same content
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -104,6 +105,10 @@ def test_long_lists_and_many_values_warn_the_same() -> None:
     fast = D.flatten(big, warnings=w1)
     ref = [D.make_leaf(p, v) for p, v in D.flatten_pairs(big, warnings=w2)]
     assert fast == ref and w1 == w2 and len(w1) == 2
+    for value in ([2.5] * 1200, {"t": tuple(range(1500))}, {"a": [[1] * 1001, ["x"] * 1001]}):
+        w1, w2 = [], []
+        fast = D.flatten(value, warnings=w1)
+        assert fast == [D.make_leaf(p, v) for p, v in D.flatten_pairs(value, warnings=w2)] and w1 == w2
     assert D.flatten(7) == [D.make_leaf(("value",), 7)] and D.flatten({"": 7})[0]["p"] == ""
 
 
@@ -127,13 +132,47 @@ def test_config_documents_are_the_same_as_built_step_by_step(config: Any, as_wri
 
 def test_config_documents_of_long_lists_and_many_values() -> None:
     for config in ({"a": {"b": list(range(D.MAX_LIST_ITEMS + 5))}, "c": [[1.0] * 30] * 800},
-                   {"x.y": [{"$z": [float("nan"), 2.0]}] * 1200}, [1, 2.5, {"a": None}], 3.0, "text", {}):
+                   {"x.y": [{"$z": [float("nan"), 2.0]}] * 1200}, [1, 2.5, {"a": None}], 3.0, "text", {},
+                   # long number lists: one summary each (nested, at the root, past 64 bits, 1.0 hashed as 1)
+                   {"losses": [0.5, 1.0, "2"] * 700, "m": [{"acc": [2**70, 1.0, float("nan")] * 400}] * 3},
+                   [1.0, -0.0, 3] * 400, {"": [1] * 1001, "tags": ["a"] * 1001}):
         fast = D.make_config_document(config, path=None, format="yaml")
         with step_by_step():
             ref = D.make_config_document(config, path=None, format="yaml")
         fast.pop("indexed_at")
         ref.pop("indexed_at")
         assert same(fast, ref)
+        # ids come from the whole canonical config, never from the leaves
+        text = json.dumps(ref_canonical(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert fast["_id"] == D.config_id(config) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_config_documents_of_a_long_number_list_are_one_summary_on_both_paths() -> None:
+    from ednaquery.loaders import load_text
+    n = D.MAX_LIST_ITEMS * 3
+    for text in ["losses: [" + ", ".join(str(i / 7) for i in range(n)) + "]\nlr: 1e-3\n",
+                 "seed: 1\nlosses:\n" + "".join(f"- {i}\n" for i in range(n)),
+                 "seed: 1\nlosses:\n" + "".join(f"- {i}e-3\n" for i in range(n))]:  # YAML 1.1: strings
+        shared = [load_text(text, "yaml", shared=True).documents[0] for _ in range(2)]
+        with step_by_step():
+            ref = D.make_config_document(load_text(text, "yaml").documents[0], path=None, format="yaml")
+        ref.pop("indexed_at")
+        for config in shared:
+            fast = D.make_config_document(config, path=None, format="yaml")
+            fast.pop("indexed_at")
+            assert same(fast, ref)
+        assert [lf["p"] for lf in ref["leaves"] if lf["p"].startswith("losses")] == \
+            ["losses"] * D.LIST_SAMPLE + ["losses" + D.PATH_SEP + "len"]
+        assert ref["leaves"][-1 if text.startswith("seed") else -2]["n"] == n
+    big = {"losses": [0.25] * 1_100_000, "lr": 0.1}  # over MAX_CONFIG_BYTES: dropped, still summarised
+    fast = D.make_config_document(big, path=None, format="json")
+    with step_by_step():
+        ref = D.make_config_document(big, path=None, format="json")
+    fast.pop("indexed_at")
+    ref.pop("indexed_at")
+    assert same(fast, ref) and fast["config"]["losses"].startswith("<dropped: ")
+    assert [lf.get("n") for lf in fast["leaves"]] == [0.25] * D.LIST_SAMPLE + [1_100_000, 0.1]
+    assert fast["_id"] == D.config_id(big)
 
 
 SWEEP = ("model:\n  name: {model}\n  drop_path_rate: 0.1\n  'a.b': 1.0\nrun:\n  name: run-{i}\n"

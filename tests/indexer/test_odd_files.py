@@ -124,7 +124,8 @@ def test_the_one_shot_scan_records_a_named_pipe(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name, text", [
     ("keys.yaml", "".join(f"k{i:06d}: {i}\n" for i in range(309_000))),  # 4.9 MB, 309k keys
     ("sections.yaml", "".join(f"s{i:05d}:\n  lr: {i}\n" for i in range(99_000))),
-    ("losses.json", '{"losses": [' + ",".join("1" for _ in range(2_570_000)) + "]}"),
+    ("names.json", '{"names": [' + ",".join('"a"' for _ in range(1_300_000)) + "]}"),
+    ("nested.json", '{"losses": [' + ",".join("[1]" for _ in range(1_300_000)) + "]}"),
 ])
 def test_a_file_with_too_many_values_is_an_error_record_before_it_is_parsed(tmp_path: Path, name: str,
                                                                            text: str) -> None:
@@ -138,6 +139,19 @@ def test_a_file_with_too_many_values_is_an_error_record_before_it_is_parsed(tmp_
     assert doc["kind"] == "error"
     assert "values, over the" in doc["error"] and "alias bomb" not in doc["error"]
     assert grown_mb < 100, f"peak RSS grew by {grown_mb:.0f} MB"  # parsed, these took 100-300 MB
+
+
+def test_a_file_of_one_long_number_list_is_indexed_as_a_summary_in_bounded_memory(tmp_path: Path) -> None:
+    import resource
+
+    path = tmp_path / "losses.json"
+    path.write_text('{"losses": [' + ",".join("1" for _ in range(2_570_000)) + "]}")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    [doc] = convert_path(path, max_bytes=10_000_000)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert doc["kind"] == "config" and not any("alias bomb" in w for w in doc["warnings"])
+    assert [lf["p"] for lf in doc["leaves"]] == ["losses"] * 5 + ["losses\x1flen"]
+    assert grown_mb < 100, f"peak RSS grew by {grown_mb:.0f} MB"
 
 
 def _unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
