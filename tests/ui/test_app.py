@@ -135,6 +135,30 @@ def test_diff_treats_equal_numbers_as_equal():
     assert rows["extra"] == [{"missing": True}, 2]
 
 
+def test_diff_names_keys_as_the_api_does(tmp_path):
+    """A key with a dot (%-escaped in the store) shows its real name; a list is one value, as in to_pandas(),
+    and lists of equal numbers are equal."""
+    (tmp_path / "a.yaml").write_text('train:\n  "opt.lr": 0.1\n  aug: [flip, crop]\n  bs: 64\n  lrs: [1e-3, 2]\n')
+    (tmp_path / "b.yaml").write_text('train:\n  "opt.lr": 0.2\n  aug: [flip]\n  bs: 64.0\n  lrs: [0.001, 2.0]\n')
+    db = str(tmp_path / "index.db")
+    assert CliRunner().invoke(main, ["--store", db, "index", str(tmp_path)]).exit_code == 0
+    index = ednaquery.connect(db)
+    try:
+        found = sorted(index.find("kind=config"), key=lambda r: r.path)  # a.yaml, b.yaml
+        ids = [r.id for r in found]
+        assert "opt%2Elr" in found[0].doc["config"]["train"]  # escaped where it is stored
+        client = TestClient(create_app(index), base_url="http://127.0.0.1")
+        body = client.get("/api/diff", params={"ids": ",".join(ids)}).json()
+        rows = {r["key"]: r["values"] for r in body["rows"]}
+        assert rows == {"train.opt.lr": [0.1, 0.2], "train.aug": [["flip", "crop"], ["flip"]]}
+        cli = CliRunner().invoke(main, ["--store", db, "diff", *ids])
+        assert "train.opt.lr" in cli.output and "%2E" not in cli.output
+        pd = pytest.importorskip("pandas")
+        assert set(rows) <= set(index.find("kind=config").to_pandas().columns) and pd is not None
+    finally:
+        index.close()
+
+
 @pytest.mark.parametrize("path", [
     "../secret.txt", "..%2Fsecret.txt", "%2E%2E/secret.txt", "sub/../../secret.txt",
     "/etc/passwd", "%2Fetc%2Fpasswd", "link_out.txt", "", ".", "nosuch.txt",
