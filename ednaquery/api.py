@@ -357,6 +357,12 @@ class Index:
         if self._owns_store and self._store is not None:
             self._store.close()
 
+    def reopen(self) -> Index:
+        """This index on a store connection of its own (same store, settings and aliases), for a thread whose
+        long reads must not hold up this one's queries (the ui's key catalogue); close it when done."""
+        store = self.store.reopen()
+        return Index(store, self.settings, aliases=self.aliases, owns_store=store is not self.store)
+
     # ------------------------------------------------------------ queries
     def parse(self, query: str | Sequence[str] | Node | None, *, aliases: bool = True) -> Node:
         """A query (text, CLI-style words, or an already parsed node) as a parsed, alias-widened node."""

@@ -1,6 +1,7 @@
 """The ui's JSON API through the ASGI test client: what the pages read, and what they must never serve."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 import ednaquery
 from ednaquery.cli import main
+from ednaquery.store.sqlite import SQLiteStore
 from ednaquery.ui import create_app
 from ednaquery.ui.payload import config_diff
 from ednaquery.ui.serve import exposure_warning, serve
@@ -93,6 +95,39 @@ def test_keys_autocomplete_from_the_catalogue(client):
     keys = [k["key"] for k in client.get("/api/keys", params={"prefix": "optim"}).json()["keys"]]
     assert {"optimizer.lr", "optimizer.name", "optimizer.weight_decay"} <= set(keys)
     assert all("optim" in k for k in keys)
+
+
+def test_a_search_is_answered_while_the_key_catalogue_is_read(sweep, monkeypatch):
+    """The catalogue read (seconds on a big index) holds its store connection; a search must not wait for it."""
+    started, release = threading.Event(), threading.Event()
+    real = SQLiteStore.key_stats
+
+    def held_key_stats(self, *args, **kwargs):  # a slow read: inside the store's guard until released
+        return self._guard(lambda: (started.set(), release.wait(30), real(self, *args, **kwargs))[2])
+
+    monkeypatch.setattr(SQLiteStore, "key_stats", held_key_stats)
+    index = ednaquery.connect(sweep.db)
+    app = create_app(index)
+    keys: dict = {}
+    found: dict = {}
+    reader = threading.Thread(target=lambda: keys.update(
+        TestClient(app, base_url="http://127.0.0.1").get("/api/keys", params={"prefix": "optim"}).json()))
+    searcher = threading.Thread(target=lambda: found.update(
+        TestClient(app, base_url="http://127.0.0.1").get("/api/find", params={"q": "lr<1e-3"}).json()))
+    try:
+        reader.start()
+        assert started.wait(10)
+        searcher.start()
+        searcher.join(10)
+        answered_during_read = not searcher.is_alive() and reader.is_alive()
+    finally:
+        release.set()
+        reader.join(30)
+        searcher.join(30)
+        index.close()
+    assert answered_during_read
+    assert [r["id"] for r in found["rows"]] == cli_ids(sweep.db, "lr<1e-3")
+    assert "optimizer.lr" in {k["key"] for k in keys["keys"]}
 
 
 def test_run_page_data_lists_the_folder_files_but_not_a_link_out(sweep, client):
