@@ -25,7 +25,7 @@ from ednaquery.keys import KeySpec, key_matches
 from ednaquery.query.ast import MatchAll, Node
 from ednaquery.store.base import FindOptions, KeyStat, SortKey, Store
 
-__all__ = ["FRAMES_EXTRA", "Index", "Record", "Results", "SeriesPoint", "connect", "require_pandas"]
+__all__ = ["FRAMES_EXTRA", "Index", "Record", "Results", "SeriesPoint", "connect", "flat_config", "require_pandas"]
 
 #: the optional dependency group that brings pandas
 FRAMES_EXTRA = "frames"
@@ -133,10 +133,13 @@ class Record:
         return out
 
 
-def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None, *,
+                escaped: bool = True) -> dict[str, Any]:
     """``{dotted.key: value}`` for a nested config; lists are one value (a cell holds the list).
 
-    Takes a config as the store keeps it too: %-escaped keys are unescaped on the way."""
+    The one rule for a config's key names outside ``diff``: :meth:`Results.to_pandas` columns and the
+    ui's config diff. ``escaped``: the config is as the store keeps it (%-escaped keys are unescaped on
+    the way); pass False for one already unescaped (:attr:`Record.config`), whose keys may hold a ``%``."""
     out = {} if out is None else out
     if not isinstance(config, dict):
         out[prefix or "value"] = config
@@ -144,12 +147,12 @@ def flat_config(config: Any, prefix: str = "", out: dict[str, Any] | None = None
     if not config and prefix:
         out[prefix] = {}
     for k, v in config.items():
-        k = unescape_key(k) if "%" in k else k
+        k = unescape_key(k) if escaped and "%" in k else k
         key = f"{prefix}.{k}" if prefix else k
         if type(v) is dict and v:
-            flat_config(v, key, out)
+            flat_config(v, key, out, escaped=escaped)
         elif type(v) is list:
-            out[key] = unescape_keys(v)
+            out[key] = unescape_keys(v) if escaped else v
         else:
             out[key] = v
     return out
@@ -353,6 +356,12 @@ class Index:
         """Close the store (when this index owns it)."""
         if self._owns_store and self._store is not None:
             self._store.close()
+
+    def reopen(self) -> Index:
+        """This index on a store connection of its own (same store, settings and aliases), for a thread whose
+        long reads must not hold up this one's queries (the ui's key catalogue); close it when done."""
+        store = self.store.reopen()
+        return Index(store, self.settings, aliases=self.aliases, owns_store=store is not self.store)
 
     # ------------------------------------------------------------ queries
     def parse(self, query: str | Sequence[str] | Node | None, *, aliases: bool = True) -> Node:

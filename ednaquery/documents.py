@@ -129,7 +129,12 @@ def _exact_number(value: Any) -> int | float | None:
 
 
 def same_value(a: Any, b: Any) -> bool:
-    """True when two scalars are the same value by the number rule (``"1e-3"`` == 0.001 == 1e-3)."""
+    """True when two values are the same by the number rule (``"1e-3"`` == 0.001 == 1e-3); lists and
+    dicts compare item by item."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     na, nb = _exact_number(a), _exact_number(b)

@@ -178,6 +178,11 @@ class Store(abc.ABC):
         """Every distinct leaf path the store has seen (the key catalogue): for "did you mean" hints."""
         return [k.path for k in self.key_stats(sample=0)]
 
+    def reopen(self) -> Store:
+        """The same store on a connection of its own, for a thread whose long reads must not wait on this
+        one's; this store itself (the default) where one connection serves several threads at once."""
+        return self
+
     @abc.abstractmethod
     def stats(self) -> dict:
         """Totals for ``ednaquery stats``: documents by kind, current/deleted, errors, size."""

@@ -221,6 +221,7 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"cannot open the index at {self.path}: {e}") from None
         except OSError as e:
             raise StoreUnavailable(f"cannot create the index at {self.path}: {e.strerror or e}") from None
+        self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._deadline: float | None = None
         self._guarding = False
@@ -891,6 +892,11 @@ class SQLiteStore(Store):
         with self._lock:
             self._refresh_catalog()
             return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
+
+    def reopen(self) -> SQLiteStore:
+        """A second connection to the same file: this one runs one query at a time (its lock), while WAL
+        lets two connections read at once."""
+        return SQLiteStore(self.path, create=False, busy_timeout_ms=self._busy_timeout_ms)
 
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._refresh_catalog()

@@ -64,7 +64,9 @@ class _Catalogue:
 
     Reading every key of a big index takes a while (its leaves are scanned), so a fresh read runs as
     a background task after a response (the search page's, or a keystroke's, which gets the last
-    catalogue at once); only a request that finds no catalogue at all waits for one.
+    catalogue at once); only a request that finds no catalogue at all waits for one. It reads through
+    :meth:`ednaquery.Index.reopen` (a store connection of its own, opened and closed per read), so the
+    searches answered meanwhile do not wait for it.
     """
 
     def __init__(self, index: Any) -> None:
@@ -83,7 +85,8 @@ class _Catalogue:
             return
         try:
             if self.due():
-                stats = self.index.keys(None)
+                with self.index.reopen() as own:
+                    stats = own.keys(None)
                 self._stats, self._at = stats, time.monotonic()
         finally:
             self._lock.release()

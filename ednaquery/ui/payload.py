@@ -9,11 +9,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ednaquery.api import flat_config
 from ednaquery.documents import same_value
 from ednaquery.masking import redact
-from ednaquery.results import flatten_indexed
 
-__all__ = ["cleaned", "config_diff", "flat_config", "record_json", "series_json"]
+__all__ = ["cleaned", "config_diff", "record_json", "series_json"]
 
 #: record attributes copied to the page (missing ones are left out)
 FIELDS = ("id", "kind", "paths", "status", "config", "metrics", "values", "tags", "note",
@@ -56,9 +56,10 @@ def record_json(record: Any, *, with_config: bool = True) -> dict[str, Any]:
     return out
 
 
-def flat_config(record: Any) -> dict[str, Any]:
-    """``{dotted.key: scalar}`` of a record's config, then ``metrics.NAME.last/best`` for runs."""
-    flat = flatten_indexed(_get(record, "config") or {})
+def _flat(record: Any) -> dict[str, Any]:
+    """``{dotted.key: value}`` of a record's config by the API's rule (:func:`ednaquery.api.flat_config`:
+    the key names of ``to_pandas()`` columns, lists as one value), then ``metrics.NAME.last/best`` for runs."""
+    flat = flat_config(_get(record, "config") or {}, escaped=False)
     for name, entry in (_get(record, "metrics") or {}).items():
         if isinstance(entry, Mapping):
             for k, v in entry.items():
@@ -72,11 +73,12 @@ _ABSENT = object()
 def config_diff(records: Sequence[Any]) -> list[dict[str, Any]]:
     """The keys whose values are not all the same across ``records``: ``[{key, values: [...]}]``.
 
-    Values compare by the number rule (:func:`ednaquery.documents.same_value`: ``"1e-3"`` == 0.001).
+    Keys are named as ``to_pandas()`` names its columns (a list is one value). Values compare by the number
+    rule (:func:`ednaquery.documents.same_value`: ``"1e-3"`` == 0.001, in lists item by item).
     A key a record lacks shows as ``{"missing": true}`` in its place. Keys keep the first
     record's order, then the keys only later records have.
     """
-    flats = [flat_config(r) for r in records]
+    flats = [_flat(r) for r in records]
     order: dict[str, None] = {}
     for flat in flats:
         order.update(dict.fromkeys(flat))

@@ -222,3 +222,14 @@ def test_tags_and_notes_through_the_api_are_searchable(ix: Index) -> None:
 def test_stats_and_problems(ix: Index, tmp_path: Path) -> None:
     assert ix.stats()["documents"]["run"]["current"] == 3
     assert ix.problems() == []
+
+
+def test_reopen_reads_the_same_store_and_closing_it_leaves_this_index_open(ix: Index) -> None:
+    """The ui reads its key catalogue through ``reopen()``; a tag written here is seen there."""
+    run = _runs(ix)[0]
+    ix.tag(run, "+seen")
+    with ix.reopen() as other:
+        assert other.find("tags=seen").ids == [run.id]
+        assert [k.path for k in other.keys(None)] == [k.path for k in ix.keys(None)]
+        assert other.aliases == ix.aliases
+    assert ix.find("tags=seen").ids == [run.id]  # still usable once the reopened index is closed

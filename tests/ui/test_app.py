@@ -1,6 +1,7 @@
 """The ui's JSON API through the ASGI test client: what the pages read, and what they must never serve."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 import ednaquery
 from ednaquery.cli import main
+from ednaquery.store.sqlite import SQLiteStore
 from ednaquery.ui import create_app
 from ednaquery.ui.payload import config_diff
 from ednaquery.ui.serve import exposure_warning, serve
@@ -95,6 +97,39 @@ def test_keys_autocomplete_from_the_catalogue(client):
     assert all("optim" in k for k in keys)
 
 
+def test_a_search_is_answered_while_the_key_catalogue_is_read(sweep, monkeypatch):
+    """The catalogue read (seconds on a big index) holds its store connection; a search must not wait for it."""
+    started, release = threading.Event(), threading.Event()
+    real = SQLiteStore.key_stats
+
+    def held_key_stats(self, *args, **kwargs):  # a slow read: inside the store's guard until released
+        return self._guard(lambda: (started.set(), release.wait(30), real(self, *args, **kwargs))[2])
+
+    monkeypatch.setattr(SQLiteStore, "key_stats", held_key_stats)
+    index = ednaquery.connect(sweep.db)
+    app = create_app(index)
+    keys: dict = {}
+    found: dict = {}
+    reader = threading.Thread(target=lambda: keys.update(
+        TestClient(app, base_url="http://127.0.0.1").get("/api/keys", params={"prefix": "optim"}).json()))
+    searcher = threading.Thread(target=lambda: found.update(
+        TestClient(app, base_url="http://127.0.0.1").get("/api/find", params={"q": "lr<1e-3"}).json()))
+    try:
+        reader.start()
+        assert started.wait(10)
+        searcher.start()
+        searcher.join(10)
+        answered_during_read = not searcher.is_alive() and reader.is_alive()
+    finally:
+        release.set()
+        reader.join(30)
+        searcher.join(30)
+        index.close()
+    assert answered_during_read
+    assert [r["id"] for r in found["rows"]] == cli_ids(sweep.db, "lr<1e-3")
+    assert "optimizer.lr" in {k["key"] for k in keys["keys"]}
+
+
 def test_run_page_data_lists_the_folder_files_but_not_a_link_out(sweep, client):
     body = client.get(f"/api/run/{sweep.ids[0]}").json()
     files = {f["path"]: f for f in body["files"]}
@@ -133,6 +168,30 @@ def test_diff_treats_equal_numbers_as_equal():
     rows = {r["key"]: r["values"] for r in config_diff([a, b])}
     assert set(rows) == {"flag", "extra"}
     assert rows["extra"] == [{"missing": True}, 2]
+
+
+def test_diff_names_keys_as_the_api_does(tmp_path):
+    """A key with a dot (%-escaped in the store) shows its real name; a list is one value, as in to_pandas(),
+    and lists of equal numbers are equal."""
+    (tmp_path / "a.yaml").write_text('train:\n  "opt.lr": 0.1\n  aug: [flip, crop]\n  bs: 64\n  lrs: [1e-3, 2]\n')
+    (tmp_path / "b.yaml").write_text('train:\n  "opt.lr": 0.2\n  aug: [flip]\n  bs: 64.0\n  lrs: [0.001, 2.0]\n')
+    db = str(tmp_path / "index.db")
+    assert CliRunner().invoke(main, ["--store", db, "index", str(tmp_path)]).exit_code == 0
+    index = ednaquery.connect(db)
+    try:
+        found = sorted(index.find("kind=config"), key=lambda r: r.path)  # a.yaml, b.yaml
+        ids = [r.id for r in found]
+        assert "opt%2Elr" in found[0].doc["config"]["train"]  # escaped where it is stored
+        client = TestClient(create_app(index), base_url="http://127.0.0.1")
+        body = client.get("/api/diff", params={"ids": ",".join(ids)}).json()
+        rows = {r["key"]: r["values"] for r in body["rows"]}
+        assert rows == {"train.opt.lr": [0.1, 0.2], "train.aug": [["flip", "crop"], ["flip"]]}
+        cli = CliRunner().invoke(main, ["--store", db, "diff", *ids])
+        assert "train.opt.lr" in cli.output and "%2E" not in cli.output
+        pd = pytest.importorskip("pandas")
+        assert set(rows) <= set(index.find("kind=config").to_pandas().columns) and pd is not None
+    finally:
+        index.close()
 
 
 @pytest.mark.parametrize("path", [
