@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ednaquery.errors import UsageError
-from ednaquery.fsutil import write_atomic
+from ednaquery.fsutil import open_regular, write_atomic
 
 __all__ = ["SIDECAR", "Annotation", "annotate", "apply_tag_changes", "is_sidecar", "read_annotation", "run_folder",
            "sidecar_location", "update_annotation", "write_annotation"]
@@ -65,7 +65,7 @@ def sidecar_location(path: str, *, is_run: bool) -> tuple[str, str]:
 def _read_entries(sidecar: str) -> dict[str, Any]:
     """The entries of a sidecar ({} when absent or unreadable: a broken sidecar never stops indexing)."""
     try:
-        with open(sidecar, encoding="utf-8") as f:
+        with open_regular(sidecar, "r", encoding="utf-8") as f:
             data = json.load(f)
     except (FileNotFoundError, NotADirectoryError):
         return {}

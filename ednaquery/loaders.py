@@ -32,7 +32,6 @@ import datetime as _dt
 import json
 import os
 import re
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from ednaquery.errors import LoadError
+from ednaquery.fsutil import NotRegularFile, open_regular
 from ednaquery.simple_yaml import load_simple
 
 #: File name suffix -> format name understood by :func:`load_text`.
@@ -523,15 +523,6 @@ def read_upto(fh: Any, expected: int, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def special_file_kind(mode: int) -> str | None:
-    """What a path that is neither a regular file nor a folder is (``a named pipe``), else None."""
-    for test, what in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return what
-    return None
-
-
 def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
               format: str | None = None, shared: bool = False) -> LoadResult:
     """Read and parse a config file; the format comes from its extension unless given
@@ -545,23 +536,17 @@ def load_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTE
         raise LoadError(f"unsupported file type {Path(p).suffix or '(no extension)'!r}; "
                         f"known: {', '.join(sorted(FORMATS))}", path=p)
     try:
-        odd = special_file_kind(os.stat(p).st_mode)
-        if odd:  # never opened: opening a device can block or act (a tape rewinds)
-            raise LoadError(f"not a regular file ({odd}); it is not indexed", path=p)
-        # O_NONBLOCK: a named pipe called x.yaml must not hang the reader (it is refused below)
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, "rb", buffering=0) as fh:
+        # a named pipe called x.yaml must not hang the reader, nor a device be opened
+        with open_regular(p, "rb", buffering=0) as fh:
             st = os.fstat(fh.fileno())
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(p)
-            if not stat.S_ISREG(st.st_mode):
-                raise LoadError("not a regular file (a pipe, socket or device); it is not indexed", path=p)
             if st.st_size > max_bytes:
                 raise LoadError(f"file is {st.st_size:,} bytes, over the {max_bytes:,}-byte limit; "
                                 "raise the size limit to index it", path=p)
             data = read_upto(fh, st.st_size + 1, max_bytes + 1)
     except LoadError:
         raise
+    except NotRegularFile as exc:
+        raise LoadError(f"{exc.strerror}; it is not indexed", path=p) from None
     except FileNotFoundError:
         raise LoadError("file vanished before it could be read", path=p) from None
     except PermissionError:

@@ -47,6 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from ednaquery.fsutil import open_regular
 from ednaquery.keys import segment_tokens
 
 __all__ = [
@@ -325,7 +326,7 @@ def iter_jsonl(path: str | os.PathLike[str], warnings: list[str], *,
         return
     bad = 0
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open_regular(path, "r", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 text = line.strip()
                 if not text:
@@ -357,7 +358,7 @@ def read_csv(path: str | os.PathLike[str], summary: MetricsSummary, warnings: li
     if _too_big(path, warnings, MAX_METRICS_BYTES):
         return
     try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        with open_regular(path, "r", newline="", encoding="utf-8", errors="replace") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header:
@@ -393,7 +394,7 @@ def read_mlflow_metric(path: str | os.PathLike[str], name: str, summary: Metrics
         return
     rows: list[tuple[float, float, float]] = []
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open_regular(path, "r", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 parts = line.split()
                 if len(parts) < 2:

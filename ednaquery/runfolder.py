@@ -33,6 +33,7 @@ from ednaquery.annotations import read_annotation
 from ednaquery.documents import config_id as content_id
 from ednaquery.documents import make_run_document
 from ednaquery.errors import LoadError
+from ednaquery.fsutil import open_regular
 from ednaquery.loaders import DEFAULT_MAX_BYTES, load_file
 from ednaquery.metrics import MetricsSummary, Point, finite_number, iter_jsonl
 
@@ -73,7 +74,7 @@ def is_trainer_run(folder: str | os.PathLike[str]) -> bool:
     """True if ``folder`` holds a ``run.json`` written by the bundled trainer."""
     path = Path(folder) / RUN_FILE
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(4096)
     except OSError:
         return False

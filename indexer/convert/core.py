@@ -37,6 +37,7 @@ from typing import Any
 from ednaquery.annotations import is_sidecar, read_annotation
 from ednaquery.documents import config_id, make_config_document, make_error_document, make_run_document
 from ednaquery.errors import LoadError
+from ednaquery.fsutil import special_file_kind
 from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
 from ednaquery.runfolder import document_from
 from ednaquery.store.base import SeriesRow, series_rows
@@ -69,6 +70,9 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
         if is_dir:
             rec = recognise_folder(p)
             return [_run_document(read_run(rec, p, max_bytes=max_bytes), roots, series)] if rec is not None else []
+        odd = _special_kind(p, stat)
+        if odd:  # before any reader opens it: a named pipe would block it for good
+            return [_error(p, f"not a regular file ({odd}); it is not indexed", format_for(p) or "unknown", stat)]
         if is_mlflow_db(p):
             try:
                 return [_run_document(info, roots, series) for info in read_mlflow_db(p)]
@@ -152,6 +156,16 @@ def with_annotation(doc: dict) -> dict:
         if ann:
             doc["annotations"] = ann
     return doc
+
+
+def _special_kind(path: Path, st: os.stat_result | None) -> str | None:
+    """What ``path`` is if it is a named pipe, socket or device (None otherwise, or if it is gone)."""
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+    return special_file_kind(st.st_mode)
 
 
 def _error(path: Path, message: str, fmt: str, stat: os.stat_result | None) -> dict:

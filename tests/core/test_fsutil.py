@@ -1,4 +1,4 @@
-"""Atomic writes (ednaquery.fsutil): a reader sees the old file or the new one, never half of one."""
+"""ednaquery.fsutil: atomic writes (the old file or the new one, never half) and reads that refuse pipes."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ednaquery.fsutil import atomic_file, write_atomic, write_json_atomic
+from ednaquery.fsutil import NotRegularFile, atomic_file, open_regular, write_atomic, write_json_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -30,3 +30,23 @@ def test_text_default_and_private_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(f.stat().st_mode) == 0o600
     write_atomic(tmp_path / "note.txt", "é\n")
     assert (tmp_path / "note.txt").read_bytes() == "é\n".encode()
+
+
+def test_open_regular_reads_a_file_and_refuses_a_pipe_a_device_and_a_folder(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.jsonl"
+    f.write_text("a\nb\n")
+    with open_regular(f, "r", encoding="utf-8") as fh:
+        assert fh.read() == "a\nb\n"
+    (tmp_path / "link").symlink_to(f)  # a symlinked file is read through
+    with open_regular(tmp_path / "link") as fh:
+        assert fh.read() == b"a\nb\n"
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(NotRegularFile, match="named pipe") as exc:
+        open_regular(tmp_path / "pipe")  # no writer: a plain open() would wait for good
+    assert isinstance(exc.value, OSError) and exc.value.filename == str(tmp_path / "pipe")
+    with pytest.raises(NotRegularFile, match="character device"):
+        open_regular("/dev/zero")
+    with pytest.raises(IsADirectoryError):
+        open_regular(tmp_path)
+    with pytest.raises(ValueError):
+        open_regular(f, "w")

@@ -219,3 +219,107 @@ def test_big_files_dropped_at_once_are_written_a_few_megabytes_at_a_time(make_in
         os.replace(tmp, root / f"big{i}.yaml")
     assert wait_until(lambda: len(fake_store.paths()) == 10, 20)
     assert max(fake_store.batches) <= 3, fake_store.batches  # never ten 1 MB files' documents at once
+
+
+def _fifo_tree(root: Path, case: str) -> tuple[Path, Path]:
+    """A watched tree with one named pipe where a run reader (or the sidecar reader) opens a file:
+    (the pipe, the path whose conversion reads it)."""
+    if case == "mlflow.db":
+        (root / "r").mkdir()
+        fifo = root / "r" / "mlflow.db"
+        os.mkfifo(fifo)
+        return fifo, fifo
+    if case == "tensorboard":
+        (root / "tb").mkdir()
+        os.mkfifo(root / "tb" / "events.out.tfevents.1")
+        return root / "tb" / "events.out.tfevents.1", root / "tb"
+    if case == "hydra log":
+        (root / "job" / ".hydra").mkdir(parents=True)
+        (root / "job" / ".hydra" / "config.yaml").write_text("lr: 0.1\n")
+        os.mkfifo(root / "job" / "train.log")
+        return root / "job" / "train.log", root / "job" / ".hydra" / "config.yaml"
+    if case == "wandb":
+        folder = root / "wandb" / "run-20240101_120000-abc123"
+        (folder / "files").mkdir(parents=True)
+        (folder / "files" / "config.yaml").write_text("wandb_version: 1\nlr:\n  desc: null\n  value: 0.01\n")
+        (folder / "files" / "wandb-summary.json").write_text('{"val_acc": 0.5, "_runtime": 3}')
+        os.mkfifo(folder / "run-abc123.wandb")
+        return folder / "run-abc123.wandb", folder
+    if case == "trainer metrics.jsonl":
+        (root / "run").mkdir()
+        (root / "run" / "run.json").write_text(json.dumps({"format": "ednaquery-run", "run_id": "r-1",
+                                                           "status": "running"}))
+        os.mkfifo(root / "run" / "metrics.jsonl")
+        return root / "run" / "metrics.jsonl", root / "run" / "run.json"
+    assert case == "sidecar"
+    (root / "a.yaml").write_text("lr: 0.1\n")
+    os.mkfifo(root / ".ednaquery-annotations.json")
+    return root / ".ednaquery-annotations.json", root / "a.yaml"
+
+
+def _release(fifo: Path) -> None:
+    """Unblock a reader stuck on ``fifo`` (open it for writing and close: the reader sees the end)."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass  # no reader is waiting
+
+
+FIFO_CASES = ["mlflow.db", "tensorboard", "hydra log", "wandb", "trainer metrics.jsonl", "sidecar"]
+
+
+@pytest.mark.parametrize("case", FIFO_CASES)
+def test_converting_around_a_named_pipe_returns_and_reports_it(tmp_path: Path, case: str) -> None:
+    import threading
+
+    fifo, target = _fifo_tree(tmp_path, case)
+    out: dict[str, list[dict]] = {}
+    worker = threading.Thread(target=lambda: out.update(pipe=convert_path(fifo), target=convert_path(target)),
+                              daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():
+        _release(fifo)
+        worker.join(5)
+        pytest.fail(f"converting {fifo.name} or {target.name} blocked on the named pipe")
+    if case == "sidecar":
+        assert out["pipe"] == []  # a sidecar is never a document; the config beside it still is
+        [doc] = out["target"]
+        assert doc["kind"] == "config" and doc["config"] == {"lr": 0.1}
+        return
+    [err] = out["pipe"]
+    assert err["kind"] == "error" and "named pipe" in err["error"], err
+    if target != fifo:
+        [doc] = out["target"]
+        assert doc["kind"] == "run", doc
+
+
+@pytest.mark.parametrize("case", FIFO_CASES)
+def test_ednaquery_index_finishes_with_a_named_pipe_in_the_tree(tmp_path: Path, case: str) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    root.mkdir()
+    fifo, _ = _fifo_tree(root, case)
+    db = tmp_path / "index.db"
+    cmd = [sys.executable, "-c", "from ednaquery.cli import main; main()", "--store", str(db), "index", str(root)]
+    try:
+        res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        _release(fifo)
+        pytest.fail(f"`ednaquery index` hung on the named pipe {fifo.name}")
+    assert res.returncode == 0, res.stderr
+    store = SQLiteStore(db)
+    try:
+        errors = {p: d["error"] for d in store.find(parse("kind=error")) for p in d["paths"]}
+        if case == "sidecar":  # never a document; the config beside it still is
+            [doc] = store.find(parse("kind=config"))
+            assert doc["paths"] == [str(root / "a.yaml")]
+        elif case == "hydra log":  # not a file the walk wants; the job's run is still indexed
+            [doc] = store.find(parse("kind=run"))
+            assert doc["paths"] == [str(root / "job")] and not errors
+        else:
+            assert "named pipe" in errors[str(fifo)], errors
+    finally:
+        store.close()

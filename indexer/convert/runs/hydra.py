@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ednaquery.fsutil import open_regular
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from indexer.convert.runs.base import RunInfo, is_file, load_data, load_run_config
 from indexer.convert.runs.ours import METRIC_NAMES, read_metric_files
@@ -47,7 +48,7 @@ def _job_log(folder: Path, job: str | None) -> Path | None:
 def log_failed(path: Path) -> bool:
     """True if a job log's tail holds an ERROR line or a traceback."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             size = os.fstat(fh.fileno()).st_size
             fh.seek(max(0, size - LOG_TAIL_BYTES))
             tail = fh.read(LOG_TAIL_BYTES).decode("utf-8", "replace")
@@ -65,7 +66,7 @@ def is_multirun_file(path: Path) -> bool:
     if path.name != MULTIRUN_FILE:
         return False
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if fh.read(7) in (b"hydra:\n", b"hydra:\r"):
                 return True
         return any(is_file(path.parent / n / ".hydra" / "config.yaml") for n in os.listdir(path.parent))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ednaquery.fsutil import open_regular
 from ednaquery.loaders import DEFAULT_MAX_BYTES, read_upto
 from ednaquery.metrics import MetricsSummary, read_mlflow_metric
 from indexer.convert.runs.base import RunInfo, is_file, load_data, normalise_status, to_epoch
@@ -37,7 +38,7 @@ def _read_values(folder: Path, info: RunInfo) -> dict[str, str]:
             p = os.path.join(dirpath, fn)
             name = os.path.relpath(p, folder).replace(os.sep, "/")
             try:
-                with open(p, "rb", buffering=0) as fh:
+                with open_regular(p, "rb", buffering=0) as fh:
                     data = read_upto(fh, os.fstat(fh.fileno()).st_size + 1, MAX_PARAM_BYTES + 1)
             except OSError as exc:
                 info.warnings.append(f"{folder.name}/{name} could not be read: {exc.strerror or exc}")

@@ -22,6 +22,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from ednaquery.fsutil import check_regular, open_regular
 from ednaquery.metrics import MetricsSummary
 from indexer.convert.runs.base import RunInfo, normalise_status
 
@@ -49,7 +50,7 @@ def is_mlflow_db(path: Path) -> bool:
     if path.name not in DB_NAMES:
         return False
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(16) == _SQLITE_MAGIC
     except OSError:
         return False
@@ -66,6 +67,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 def read_mlflow_db(path: str | os.PathLike[str]) -> list[RunInfo]:
     """One :class:`RunInfo` per MLflow run in the database (none if it is not an MLflow store)."""
     p = Path(os.path.abspath(path))
+    try:  # sqlite3 would open a named pipe called mlflow.db and wait on it for good
+        check_regular(p, os.stat(p).st_mode)
+    except OSError as exc:
+        raise MlflowDbError(f"cannot open the MLflow database: {exc.strerror or exc}") from exc
     for attempt in range(LOCKED_TRIES):
         try:
             db = _connect(p)

@@ -22,6 +22,7 @@ import struct
 import time
 from pathlib import Path
 
+from ednaquery.fsutil import open_regular
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.metrics import MAX_METRICS_BYTES, MetricsSummary
 from indexer.convert.runs.base import RunInfo, is_file, load_run_config
@@ -94,7 +95,7 @@ def read_event_file(path: str | os.PathLike[str], rows: list[tuple[int | None, f
     name = Path(path).name
     bad = 0
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             size = os.fstat(fh.fileno()).st_size
             if size > limit:
                 warnings.append(f"{name} is over {limit:,} bytes; not read")

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ednaquery.fsutil import open_regular
 from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.metrics import MAX_METRICS_BYTES, MetricsSummary, as_number, is_step_key
 from indexer.convert.runs.base import RunInfo, is_file
@@ -225,7 +226,7 @@ def read_wandb_file(path: str | os.PathLike[str], summary: MetricsSummary, *,
     out = WandbRun()
     deadline = time.monotonic() + MAX_SECONDS
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if fh.read(len(_HEADER)) != _HEADER:
                 out.warnings.append(f"{Path(path).name} is not a W&B run file (no :W&B header)")
                 return out
