@@ -1,6 +1,7 @@
 """Indexer throughput and freshness on the embedded store.
 
 Usage: ``.venv/bin/python bench/index_throughput.py [--sizes 10000,100000] [--writes 200]``
+       ``.venv/bin/python bench/index_throughput.py --runs 10000``
 
 1. One-shot scan (``ednaquery index``'s library call, ``indexer.scan.scan``) of a generated sweep grid
    (models x img sizes x optimizers x schedulers x lrs x seeds, ~40 leaves each): files/s.
@@ -8,10 +9,16 @@ Usage: ``.venv/bin/python bench/index_throughput.py [--sizes 10000,100000] [--wr
    folder: latency from writing a new config to ``find`` returning it, p50/p95 over ``--writes`` writes.
 3. Peak RSS of this process (``ru_maxrss``; it also ran the scan), and RSS of a daemon started in a process
    of its own on the indexed folder, once it watches it (``VmRSS``, and ``VmHWM`` for its start-up peak).
+
+``--runs N`` instead: ``ednaquery index`` in a process of its own on ``N`` trainer-style run folders
+(``sweepgen.write_runs``: 5 files each), and on a config sweep of as many files, measured in the same run:
+files/s and the scan's peak RSS (``ru_maxrss`` of the ``ednaquery`` process, from ``wait4``) of each, and
+the run folders' figures as a ratio of the sweep's.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -24,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweepgen import make_config, write_sweep
+from sweepgen import make_config, write_runs, write_sweep
 
 from ednaquery.query import compile_query
 from ednaquery.store import open_store
@@ -42,7 +49,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000")
     ap.add_argument("--writes", type=int, default=200)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--runs", type=int, default=None, help="scan N trainer run folders (5N files) instead")
     args = ap.parse_args()
+    if args.runs:
+        run_folders(args.runs, args.workers)
+        return
     work = Path(tempfile.mkdtemp(prefix="eq-index-bench-"))
     for n in [int(s) for s in args.sizes.split(",")]:
         folder = work / f"sweep{n}"
@@ -88,6 +99,42 @@ def main() -> None:
         now, peak = daemon_rss(folder, db)
         print(f"daemon alone (its own process) watching {n} files: RSS {now:.0f} MB, {peak:.0f} MB at its peak")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def index_subprocess(folder: Path, db: Path, workers: int | None) -> tuple[float, float, str]:
+    """``ednaquery index`` on ``folder`` in a process of its own: (seconds, its peak RSS in MB, summary line)."""
+    cmd = [sys.executable, "-c", "from ednaquery.cli import main; main()", "--store", str(db), "index", "-q", str(folder)]
+    if workers:
+        cmd[6:6] = ["--workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).resolve().parents[1])
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    secs = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"ednaquery index failed ({proc.returncode}): {out}")
+    return secs, usage.ru_maxrss / 1024, out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def run_folders(n: int, workers: int | None) -> None:
+    """Scan ``n`` run folders and a config sweep of as many files; print files/s and peak RSS of each."""
+    work = Path(tempfile.mkdtemp(prefix="eq-index-bench-"))
+    try:
+        runs, sweep = work / "runs", work / "sweep"
+        write_runs(runs, n)
+        files = sum(len(fs) for _, _, fs in os.walk(runs))
+        write_sweep(sweep, files)
+        figures = {}
+        for name, folder in (("config sweep", sweep), ("run folders", runs)):
+            secs, rss, line = index_subprocess(folder, work / f"{name.split()[0]}.db", workers)
+            figures[name] = (files / secs, rss)
+            print(f"ednaquery index of {files} files ({name}): {files / secs:,.0f} files/s ({secs:.1f} s), "
+                  f"peak RSS {rss:.0f} MB  [{line}]")
+        (rf, rr), (cf, cr) = figures["run folders"], figures["config sweep"]
+        print(f"run folders ({n}) vs config sweep: {rf / cf:.2f}x the files/s, {rr / cr:.2f}x the peak RSS")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 _DAEMON = """

@@ -1,11 +1,13 @@
 """Generate realistic sweep configs (models x img sizes x optimizers x schedulers x lrs x seeds).
 
 Shared by the benchmarks: ``write_sweep(folder, n)`` writes ``n`` nested YAML files of ~40
-leaves each, the way our users' sweep launchers do.
+leaves each, the way our users' sweep launchers do; ``write_runs(folder, n)`` writes ``n`` run folders
+the way our trainer does (5 files each, ~30 epochs of metrics).
 """
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 from pathlib import Path
@@ -58,4 +60,44 @@ def write_sweep(folder: str | os.PathLike, n: int, seed: int = 0) -> list[Path]:
     return out
 
 
-__all__ = ["itertools", "make_config", "write_sweep"]
+RUN_EPOCHS = 30
+
+
+def write_run(folder: Path, i: int, rng: random.Random) -> None:
+    """One trainer-style run folder: config.yaml, run.json, metrics.jsonl, summary.json, val_confusion.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = make_config(i, rng)
+    epochs = RUN_EPOCHS - rng.randrange(5)
+    (folder / "config.yaml").write_text(yaml.dump(cfg, Dumper=yaml.CSafeDumper, sort_keys=False))
+    rows, best = [], 0.0
+    for e in range(1, epochs + 1):
+        acc = min(0.99, 0.3 + 0.6 * (1 - 0.9 ** e) + rng.uniform(-0.02, 0.02))
+        best = max(best, acc)
+        rows.append({"scope": "epoch", "epoch": e, "step": e * 390, "train_loss": round(2.3 * 0.9 ** e, 6),
+                     "val_loss": round(2.1 * 0.92 ** e + 0.1, 6), "val_acc": round(acc, 6),
+                     "lr": 1e-3 * (1 - e / (epochs + 1)), "epoch_time_s": round(rng.uniform(20, 30), 3)})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    last = rows[-1]
+    summary = {"metrics": {k: {"last": last[k], "best": (max if k == "val_acc" else min)(r[k] for r in rows)}
+                           for k in ("train_loss", "val_loss", "val_acc")},
+               "epochs": epochs, "best_epoch": max(rows, key=lambda r: r["val_acc"])["epoch"],
+               "best_metric": "val_acc", "total_time_s": sum(r["epoch_time_s"] for r in rows)}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    run = {"format": "ednaquery-run", "format_version": 1, "run_id": f"20261204-{i:08d}", "status": "completed",
+           "started_at": 1.8e9 + i * 60, "ended_at": 1.8e9 + i * 60 + 900, "host": "gpu-node-3",
+           "device": "cuda:0", "versions": {"torch": "2.5.1", "timm": "1.0.12", "python": "3.11.9"}}
+    (folder / "run.json").write_text(json.dumps(run, indent=2))
+    n = 10
+    cm = [[rng.randrange(0, 20) + (900 if a == b else 0) for b in range(n)] for a in range(n)]
+    (folder / "val_confusion.json").write_text(json.dumps({"labels": [str(c) for c in range(n)], "matrix": cm}))
+
+
+def write_runs(folder: str | os.PathLike, n: int, seed: int = 0) -> None:
+    """Write ``n`` trainer-style run folders under ``folder`` (100 per subfolder, 5 files each)."""
+    rng = random.Random(seed)
+    root = Path(folder)
+    for i in range(n):
+        write_run(root / f"sweep{i // 100:04d}" / f"run{i:06d}", i, rng)
+
+
+__all__ = ["itertools", "make_config", "write_run", "write_runs", "write_sweep"]
