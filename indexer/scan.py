@@ -53,9 +53,11 @@ class ScanReport:
 Converted = tuple[str, list[dict], list[bytes], dict[str, list[SeriesRow]]]
 
 
-def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None, roots: tuple[str, ...] = ()) -> Converted:
+def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None, roots: tuple[str, ...] = (),
+                 memo: dict | None = None) -> Converted:
     series: dict[str, list[SeriesRow]] = {}
-    docs = convert_path(path, max_bytes=max_bytes, is_file=True, roots=roots, series=series)  # files scan() found
+    docs = convert_path(path, max_bytes=max_bytes, is_file=True, roots=roots, series=series,
+                        memo=memo)  # files scan() found
     if not zdict:
         return path, docs, [], series
     return path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs], series
@@ -63,15 +65,30 @@ def _convert_one(path: str, max_bytes: int, zdict: bytes | None = None, roots: t
 
 def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None,
                    roots: tuple[str, ...] = ()) -> list[Converted]:
-    out = [_convert_one(p, max_bytes, zdict, roots) for p in paths]
-    # every file of a run folder carries the run's series; only the last of them in the chunk sends it
-    # back (the store keeps the last one written, and they are the same read of the folder)
-    sent: set[str] = set()
-    for _, _, _, series in reversed(out):
-        for run_id in [r for r in series if r in sent]:
+    # the files of one run folder share its read and its document (convert_path's memo); only the last
+    # of them in the chunk sends the run document and series back: the store keeps the last one written
+    # at the run folder (dedupe), and the others would write the same. Packing happens after, once each.
+    memo: dict = {}
+    out = [_convert_one(p, max_bytes, None, roots, memo) for p in paths]
+    sent: set[int] = set()
+    sent_series: set[str] = set()
+    for path, docs, _, series in reversed(out):
+        for run_id in [r for r in series if r in sent_series]:
             del series[run_id]
-        sent.update(series)
-    return out
+        sent_series.update(series)
+        if any(id(d) in sent for d in docs):
+            docs[:] = [d for d in docs if id(d) not in sent]
+        sent.update(id(d) for d in docs if _home(d) not in (None, path))
+    if not zdict:
+        return out
+    return [(path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs], series)
+            for path, docs, _, series in out]
+
+
+def _home(doc: dict) -> str | None:
+    """The run folder a run document lives at (None for other documents)."""
+    paths = doc.get("paths") or []
+    return paths[0] if doc.get("kind") == "run" and paths else None
 
 
 class _Converter:

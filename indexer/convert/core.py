@@ -42,7 +42,15 @@ from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
 from ednaquery.runfolder import document_from
 from ednaquery.store.base import SeriesRow, series_rows
 from indexer.convert.inherit import resolve
-from indexer.convert.runs import RunInfo, derived_run_id, read_run, recognise_folder, run_folder_of
+from indexer.convert.runs import (
+    Recogniser,
+    RunInfo,
+    derived_run_id,
+    read_run,
+    recognise_folder,
+    run_folder_of,
+    run_signature,
+)
 from indexer.convert.runs.mlflow_sqlite import MlflowDbError, is_mlflow_db, read_mlflow_db
 
 log = logging.getLogger(__name__)
@@ -53,14 +61,17 @@ CONFIG_FORMATS = ("yaml", "json", "toml")
 
 def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
                  stat: os.stat_result | None = None, is_file: bool = False,
-                 roots: Sequence[str] = (), series: dict[str, list[SeriesRow]] | None = None) -> list[dict]:
+                 roots: Sequence[str] = (), series: dict[str, list[SeriesRow]] | None = None,
+                 memo: dict | None = None) -> list[dict]:
     """The documents for one path (file or run folder); never raises for bad input.
 
     ``stat`` is the caller's ``os.stat`` of the path, if it has one (used for the size and
     mtime of error records when the file cannot be opened); ``is_file``: the caller found a
     file there (a walk), so no ``stat`` is needed to tell it from a run folder; ``roots``: the
     watched folders (ids of runs that have none of their own are relative to them); ``series``:
-    a dict that receives the metric series of the runs read (run id -> rows, ``PathUpdate.series``).
+    a dict that receives the metric series of the runs read (run id -> rows, ``PathUpdate.series``);
+    ``memo``: a dict a caller converting many files at once (the scan's chunks) keeps between calls, so that
+    the files of one unchanged run folder share one read and one document (the same object, not a copy).
     """
     p = Path(os.path.abspath(os.fspath(path)))
     try:
@@ -83,7 +94,9 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
             rec, folder = owned
             if rec is None:
                 return []  # a tool's bookkeeping file (MLflow's experiment meta.yaml)
-            return [_run_document(read_run(rec, folder, max_bytes=max_bytes), roots, series)]
+            if memo is None:
+                return [_run_document(read_run(rec, folder, max_bytes=max_bytes), roots, series)]
+            return [_shared_run_document(rec, folder, max_bytes, roots, series, memo)]
         fmt = format_for(p)
         if fmt not in CONFIG_FORMATS:
             return []
@@ -134,6 +147,19 @@ def _run_document(info: RunInfo, roots: Sequence[str], series: dict[str, list[Se
     if series is not None:
         series[doc["_id"]] = series_rows(info.series)
     return doc
+
+
+def _shared_run_document(rec: Recogniser, folder: Path, max_bytes: int, roots: Sequence[str],
+                          series: dict[str, list[SeriesRow]] | None, memo: dict) -> dict:
+    """:func:`_run_document` of the run in ``folder``, reused from ``memo`` while none of its files changed."""
+    key = (rec.name, str(folder), run_signature(rec, folder), tuple(roots), max_bytes)
+    hit = memo.get(key)
+    if hit is None:
+        rows: dict[str, list[SeriesRow]] = {}
+        hit = memo[key] = (_run_document(read_run(rec, folder, max_bytes=max_bytes), roots, rows), rows)
+    if series is not None:
+        series.update(hit[1])
+    return hit[0]
 
 
 def run_info_document(info: RunInfo, roots: Sequence[str] = ()) -> dict:

@@ -75,3 +75,41 @@ def test_pooled_scan_equals_serial_scan(tmp_path: Path, counting) -> None:
     assert pooled.count(compile_query("v=1"), FindOptions(all_versions=True)) == N - 3
     pooled.close()
     serial.close()
+
+
+def _write_runs(root: Path, n: int, version: int) -> None:
+    """``n`` trainer run folders (config, run.json, metrics, summary, a confusion matrix: 5 files each)."""
+    import json
+    for i in range(n):
+        folder = root / f"s{i // 20}" / f"run{i:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(f"model:\n  name: m{i % 3}\noptimizer:\n  lr: {i + 1}e-4\nv: {version}\n")
+        rows = [{"scope": "epoch", "epoch": e, "val_acc": 0.1 * e + i / 1000, "train_loss": 1 / (e + version)}
+                for e in range(1, 6 + i % 4)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "summary.json").write_text(json.dumps(
+            {"metrics": {"val_acc": {"last": rows[-1]["val_acc"], "best": rows[-1]["val_acc"]}}, "epochs": len(rows)}))
+        (folder / "run.json").write_text(json.dumps(
+            {"format": "ednaquery-run", "run_id": f"r{i:03d}", "status": "completed", "started_at": 1.8e9 + i}))
+        (folder / "val_confusion.json").write_text(json.dumps({"matrix": [[i, version], [0, 1]]}))
+
+
+def test_pooled_scan_of_run_folders_equals_serial_scan(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    n = 45  # 225 files: over the pool threshold, and folders straddle the converters' chunks
+    pooled, serial = SQLiteStore(tmp_path / "pooled.db"), SQLiteStore(tmp_path / "serial.db")
+    for version in (1, 2):
+        _write_runs(root, n, version)
+        rep = scan(pooled, [str(root)], workers=2, force=version == 2)
+        scan(serial, [str(root)], workers=1, force=version == 2)
+        assert rep.converted == 5 * n and rep.errors == 0
+        snap = _snapshot(pooled)
+        assert snap == _snapshot(serial)
+        assert sorted(d["_id"] for d in snap.values() if d["kind"] == "run" and d["current"]) == \
+            [f"r{i:03d}" for i in range(n)]
+        ids = [f"r{i:03d}" for i in range(n)]
+        assert pooled.series(ids) == serial.series(ids)
+        assert len(pooled.series(["r007"], ["val_acc"])) == 5 + 7 % 4
+    assert pooled.count(compile_query("v=2"), FindOptions(kinds=("run",))) == n
+    pooled.close()
+    serial.close()

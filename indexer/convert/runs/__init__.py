@@ -38,7 +38,7 @@ RECOGNISERS: list[Recogniser] = [
 ]
 
 __all__ = ["IGNORED", "RECOGNISERS", "TOOL_SUBFOLDERS", "Recogniser", "RunInfo", "clear_cache", "derived_run_id",
-           "read_run", "recognise_folder", "run_folder_of"]
+           "read_run", "recognise_folder", "run_folder_of", "run_signature"]
 
 #: sub-folders a tool keeps inside its run folder: files in them belong to the run above
 TOOL_SUBFOLDERS = frozenset({".hydra", "files", "params", "metrics", "tags", "artifacts", "checkpoints"})
@@ -91,7 +91,8 @@ def recognise_folder(folder: str | Path) -> Recogniser | None:
     return None
 
 
-def _signature(rec: Recogniser, folder: Path) -> tuple:
+def run_signature(rec: Recogniser, folder: Path) -> tuple:
+    """(path, size, mtime_ns, inode) of each file ``rec`` reads in ``folder``: a run changed if this did."""
     sig = []
     for p in rec.members(folder):
         try:
@@ -110,7 +111,7 @@ def read_run(rec: Recogniser, folder: Path, *, max_bytes: int = DEFAULT_MAX_BYTE
     file it holds.
     """
     key = (rec.name, str(folder))
-    sig = _signature(rec, folder)
+    sig = run_signature(rec, folder)
     with _lock:
         hit = _cache.get(key)
         if hit is not None and hit[0] == sig:
