@@ -196,28 +196,29 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
                 continue
             if not os.path.isdir(root):
                 raise FileNotFoundError(f"no such file or folder: {root}")
-            known = store.file_states(root)
+            known = store.file_states(root)  # what the walk finds is taken out: the rest was not found
 
             def found_file(path: str, state: FileState, known: dict[str, FileState] = known) -> None:
                 states[path] = state
-                if force or known.get(path) != state:
+                if known.pop(path, None) != state or force:
                     convert(path)
                 else:
                     report.unchanged += 1
 
-            found = walk(root, pfilter, on_file=found_file)
+            found = walk(root, pfilter, on_file=found_file, keep_files=False)
             report.unreadable.update(found.unreadable)
-            gone += [p for p in known if p not in found.files and p not in found.unreadable
+            gone += [p for p in known if p not in found.unreadable
                      and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
             unreadable += [unreadable_update(f, why) for f, why in found.unreadable.items()
                            if f not in known and f != root]
         report.seen = len(states)
         # configs that inherit from a changed or removed file must be converted again
-        queued = set(todo)
         # files beside a changed annotations sidecar: their tags and notes changed
-        folders = {os.path.dirname(p) for p in todo + gone if is_sidecar(p)}
+        folders = {os.path.dirname(p) for p in (*todo, *gone) if is_sidecar(p)}
         beside = [p for p in states if folders and os.path.dirname(p) in folders and not is_sidecar(p)]
-        for dep in [*store.dependants(todo + gone), *beside]:
+        again = [*store.dependants(todo + gone), *beside]
+        queued = set(todo) if again else set()
+        for dep in again:
             if dep in states and dep not in queued:
                 queued.add(dep)
                 convert(dep)

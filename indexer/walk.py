@@ -53,10 +53,11 @@ def unreadable_update(folder: str, why: str) -> PathUpdate:
 
 def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
          should_stop: Callable[[], bool] | None = None,
-         on_file: Callable[[str, FileState], None] | None = None) -> WalkResult:
+         on_file: Callable[[str, FileState], None] | None = None, keep_files: bool = True) -> WalkResult:
     """Walk ``top`` (a root, or a folder below ``root``) and return the wanted files in it.
 
-    ``on_file(path, state)`` hears of each file as it is found (a scan converts meanwhile)."""
+    ``on_file(path, state)`` hears of each file as it is found (a scan converts meanwhile);
+    ``keep_files=False`` leaves ``files`` empty, so that memory does not grow with the files found."""
     root = root or top
     result = WalkResult()
     base = rel_parts(root, top)
@@ -105,7 +106,9 @@ def walk(top: str, pfilter: PathFilter, *, root: str | None = None,
                     st = entry.stat()  # through a symlinked file
                     if stat.S_ISDIR(st.st_mode):
                         continue  # a symlinked folder: never followed
-                    state = result.files[entry.path] = file_state(st)
+                    state = file_state(st)
+                    if keep_files:
+                        result.files[entry.path] = state
                 except OSError:  # vanished, dangling link, link loop: not a file we can index
                     continue
                 if on_file is not None:

@@ -39,7 +39,7 @@ def series_rows(points: Iterable[Point]) -> list[SeriesRow]:
     return list(map(tuple, points))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileState:
     """What the reconcile walk compares: a file changed if any of these differ."""
 

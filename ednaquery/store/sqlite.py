@@ -72,6 +72,7 @@ PROBE_MAX_ROWS = 1000
 #: ... for at most this many thousand SQLite VM steps (about 15 ms here) before building the match set
 PROBE_BUDGET = 500
 _CACHE_SIZE = -65536  # KiB of page cache per connection
+_MMAP_SIZE = 1 << 30  # bytes of the file read through a memory map
 _TYPE_CODE = {"null": T_NULL, "num": T_NUM, "str": T_STR, "empty": T_EMPTY}
 _CODE_TYPE = {T_NULL: "null", T_FALSE: "bool", T_TRUE: "bool", T_NUM: "num", T_STR: "str", T_EMPTY: "empty"}
 
@@ -210,7 +211,7 @@ class SQLiteStore(Store):
                     self.db.execute("PRAGMA journal_mode=WAL")
                     self.db.execute("PRAGMA synchronous=NORMAL")
                     self.db.execute(f"PRAGMA cache_size={_CACHE_SIZE}")
-                    self.db.execute("PRAGMA mmap_size=1073741824")  # cold CLI reads straight from the page cache
+                    self.db.execute(f"PRAGMA mmap_size={_MMAP_SIZE}")  # cold CLI reads straight from the page cache
                     self._init_schema()
                     break
                 except sqlite3.OperationalError as e:
@@ -660,15 +661,23 @@ class SQLiteStore(Store):
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk_load', ?)", (bulk_marker(),))
         here = str(self.path.resolve())
         LOADING_HERE.add(here)
+        # pages read through the memory map count in the writer's RSS (up to the whole file while the
+        # indexes are built): read them into the bounded page cache instead while loading
+        with self._lock:
+            self.db.execute("PRAGMA mmap_size=0")
         try:
-            yield
-        except BaseException:
-            with contextlib.suppress(Exception):  # the error that stopped the load is the one to see
-                self._create_bulk_indexes()
-            raise
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(Exception):  # the error that stopped the load is the one to see
+                    self._create_bulk_indexes()
+                raise
+            finally:
+                LOADING_HERE.discard(here)
+            self._create_bulk_indexes()
         finally:
-            LOADING_HERE.discard(here)
-        self._create_bulk_indexes()
+            with self._lock, contextlib.suppress(Exception):
+                self.db.execute(f"PRAGMA mmap_size={_MMAP_SIZE}")
 
     def _create_bulk_indexes(self) -> None:
         # SQLite sorts an index's entries in memory-sized runs, in worker threads when allowed,
