@@ -49,7 +49,6 @@ from indexer.convert.runs import (
     read_run,
     recognise_folder,
     run_folder_of,
-    run_signature,
 )
 from indexer.convert.runs.mlflow_sqlite import MlflowDbError, is_mlflow_db, read_mlflow_db
 
@@ -151,8 +150,9 @@ def _run_document(info: RunInfo, roots: Sequence[str], series: dict[str, list[Se
 
 def _shared_run_document(rec: Recogniser, folder: Path, max_bytes: int, roots: Sequence[str],
                           series: dict[str, list[SeriesRow]] | None, memo: dict) -> dict:
-    """:func:`_run_document` of the run in ``folder``, reused from ``memo`` while none of its files changed."""
-    key = (rec.name, str(folder), run_signature(rec, folder), tuple(roots), max_bytes)
+    """:func:`_run_document` of the run in ``folder``, read once per ``memo`` (a caller's few files at once:
+    a run file that changes meanwhile was stat-ed before, so the next scan sees it changed and reads it again)."""
+    key = (rec.name, str(folder), tuple(roots), max_bytes)
     hit = memo.get(key)
     if hit is None:
         rows: dict[str, list[SeriesRow]] = {}
