@@ -7,6 +7,7 @@ files beside a changed annotations sidecar), and marks files that disappeared as
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,7 @@ BATCH = 500  # files per store.apply (one transaction)
 CHUNK = 64  # files per task sent to a converter process
 IN_FLIGHT = 32  # chunks queued or converting per pool process (enough to last through the walk and a batch write)
 POOL_MIN = 200  # files worth starting a process pool for
+STREAM_AFTER = 20_000  # files waiting to be converted before the scan writes while it walks
 
 
 @dataclass
@@ -128,19 +130,16 @@ class _Converter:
             chunk = self.backlog.popleft()
             self.pending.append([self.pool.submit(_convert_chunk, chunk, self.max_bytes, self.zdict(), self.roots), chunk, None])
 
-    def results(self) -> Iterator[Converted]:
-        """Every added file's path, documents and (from the pool) packed bodies, in order;
-        once, after the last :meth:`add`."""
-        if self.waiting:
-            self.backlog.append(self.waiting)
-            self.waiting = []
-        self._fill()
+    def queued(self) -> int:
+        """Files added and not handed back yet."""
+        return (len(self.backlog) + len(self.pending)) * CHUNK + len(self.waiting)
+
+    def _take(self) -> list[Converted]:
+        """The oldest chunk's results (converting the last unstarted chunk here while the pool works on it)."""
         if self.pool is None:
-            for chunk in self.backlog:
-                yield from (_convert_one(p, self.max_bytes, None, self.roots) for p in chunk)
-            return
+            return [_convert_one(p, self.max_bytes, None, self.roots) for p in self.backlog.popleft()]
         pending = self.pending
-        while pending:
+        while True:
             head = pending[0]
             if head[2] is None and not head[0].done():
                 spare = next((s for s in reversed(pending) if s[2] is None and s[0].cancel()), None)
@@ -149,7 +148,21 @@ class _Converter:
                     continue
             pending.popleft()
             self._fill()
-            yield from head[2] if head[2] is not None else head[0].result()
+            return head[2] if head[2] is not None else head[0].result()
+
+    def drain(self, keep: int) -> Iterator[Converted]:
+        """Results of the oldest added files, in order, until no more than ``keep`` files wait (the
+        walk goes on adding: what waits is bounded, so memory does not grow with the files found)."""
+        while (self.backlog or self.pending) and self.queued() > keep:
+            yield from self._take()
+
+    def results(self) -> Iterator[Converted]:
+        """The results of every file added and not drained yet, in order; after the last :meth:`add`."""
+        if self.waiting:
+            self.backlog.append(self.waiting)
+            self.waiting = []
+        self._fill()
+        yield from self.drain(0)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -163,85 +176,120 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
     pfilter = pfilter or PathFilter()
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     report = ScanReport()
-    todo: list[str] = []
     unreadable: list[PathUpdate] = []  # error records for folders the walk cannot list
-    states: dict[str, FileState] = {}
+    inflight: dict[str, FileState] = {}  # added for converting, not written yet
+    unchanged: dict[str, FileState] = {}  # found unchanged (a base file or a sidecar beside them may have changed)
     gone: list[str] = []
+    folders: set[str] = set()  # folders of changed or removed annotations sidecars
+    again: set[str] = set()  # configs that inherit from a changed or removed file
     abs_roots = tuple(os.path.abspath(r) for r in roots)
     conv = _Converter(max_bytes, workers, store.body_dictionary, abs_roots)
-    done = 0
+    done = converted = 0
+    batch: list[PathUpdate] = []
+    batch_paths: list[str] = []  # converted files in ``batch`` whose dependants are looked up
+    loads = contextlib.ExitStack()  # the store's bulk load, once entered
+    loading = False
 
-    def convert(path: str) -> None:
-        nonlocal done
-        todo.append(path)
-        if len(todo) == 1 and store.takes_packed_bodies and store.body_dictionary() is None:
+    def write(results: Iterator[Converted], *, dependants: bool = True) -> None:
+        nonlocal done, batch, batch_paths
+        for path, docs, bodies, series in results:
+            report.count(path, docs)
+            batch.extend(path_updates(path, docs, inflight.pop(path), bodies, series=series))
+            if dependants:
+                batch_paths.append(path)
+            if len(batch) >= BATCH:
+                flush()
+
+    def flush() -> None:
+        nonlocal done, batch, batch_paths
+        if batch_paths:  # unchanged files' deps are those of before the scan, whenever they are looked up
+            again.update(d for d in store.dependants(batch_paths) if d not in inflight)
+        store.apply(dedupe(batch))
+        done += len(batch)
+        batch, batch_paths = [], []
+        if progress:
+            progress(done, max(done, converted + len(gone)))
+
+    def convert(path: str, state: FileState) -> None:
+        nonlocal done, converted, loading
+        if path in inflight:
+            return  # found twice (overlapping roots) while in flight
+        inflight[path] = state
+        converted += 1
+        if is_sidecar(path):
+            folders.add(os.path.dirname(path))
+        if converted == 1 and store.takes_packed_bodies and store.body_dictionary() is None:
             # a new store makes its zlib dictionary from the first document written: write one now,
             # so that the converters can pack every other body
             path, docs, _, series = _convert_one(path, max_bytes, None, abs_roots)
             report.count(path, docs)
-            store.apply(path_updates(path, docs, states[path], series=series))
+            again.update(store.dependants([path]))
+            store.apply(path_updates(path, docs, inflight.pop(path), series=series))
             done = 1
-        else:
-            conv.add(path)
+            return
+        conv.add(path)
+        if conv.queued() > STREAM_AFTER:  # a big scan: write as the walk goes on, the store set for a big load
+            if not loading:
+                loads.enter_context(store.bulk_load(converted))
+                loading = True
+            write(conv.drain(STREAM_AFTER // 2))
 
     try:
-        for root in roots:
-            root = os.path.abspath(root)
-            if os.path.isfile(root):
-                states[root] = file_state(os.stat(root))
-                if force or store.file_states(os.path.dirname(root)).get(root) != states[root]:
-                    convert(root)
-                else:
-                    report.unchanged += 1
-                continue
-            if not os.path.isdir(root):
-                raise FileNotFoundError(f"no such file or folder: {root}")
-            known = store.file_states(root)  # what the walk finds is taken out: the rest was not found
+        with loads:
+            for root in roots:
+                root = os.path.abspath(root)
+                if os.path.isfile(root):
+                    state = file_state(os.stat(root))
+                    report.seen += 1
+                    if force or store.file_states(os.path.dirname(root)).get(root) != state:
+                        convert(root, state)
+                    else:
+                        unchanged[root] = state
+                        report.unchanged += 1
+                    continue
+                if not os.path.isdir(root):
+                    raise FileNotFoundError(f"no such file or folder: {root}")
+                known = store.file_states(root)  # what the walk finds is taken out: the rest was not found
 
-            def found_file(path: str, state: FileState, known: dict[str, FileState] = known) -> None:
-                states[path] = state
-                if known.pop(path, None) != state or force:
-                    convert(path)
-                else:
-                    report.unchanged += 1
+                def found_file(path: str, state: FileState, known: dict[str, FileState] = known) -> None:
+                    report.seen += 1
+                    if known.pop(path, None) != state or force:
+                        convert(path, state)
+                    else:
+                        unchanged[path] = state
+                        report.unchanged += 1
 
-            found = walk(root, pfilter, on_file=found_file, keep_files=False)
-            report.unreadable.update(found.unreadable)
-            gone += [p for p in known if p not in found.unreadable
-                     and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
-            unreadable += [unreadable_update(f, why) for f, why in found.unreadable.items()
-                           if f not in known and f != root]
-        report.seen = len(states)
-        # configs that inherit from a changed or removed file must be converted again
-        # files beside a changed annotations sidecar: their tags and notes changed
-        folders = {os.path.dirname(p) for p in (*todo, *gone) if is_sidecar(p)}
-        beside = [p for p in states if folders and os.path.dirname(p) in folders and not is_sidecar(p)]
-        again = [*store.dependants(todo + gone), *beside]
-        queued = set(todo) if again else set()
-        for dep in again:
-            if dep in states and dep not in queued:
-                queued.add(dep)
-                convert(dep)
-                report.unchanged -= 1
-        total = len(todo) + len(gone)
-        batch: list[PathUpdate] = []
-        with store.bulk_load(len(todo)):  # the embedded store indexes a big first scan faster
-            for path, docs, bodies, series in conv.results():
-                report.count(path, docs)
-                batch.extend(path_updates(path, docs, states[path], bodies, series=series))
-                if len(batch) >= BATCH:
-                    store.apply(dedupe(batch))
-                    done += len(batch)
-                    batch = []
-                    if progress:
-                        progress(done, total)
+                found = walk(root, pfilter, on_file=found_file, keep_files=False)
+                report.unreadable.update(found.unreadable)
+                gone += [p for p in known if p not in found.unreadable
+                         and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
+                unreadable += [unreadable_update(f, why) for f, why in found.unreadable.items()
+                               if f not in known and f != root]
+            if not loading:  # the embedded store indexes a big first scan faster
+                loads.enter_context(store.bulk_load(conv.queued() + len(batch)))
+            write(conv.results())
+            if batch_paths:
+                again.update(store.dependants(batch_paths))
+                batch_paths = []
+            # configs that inherit from a changed or removed file, and files beside a changed
+            # annotations sidecar (their tags and notes changed), must be converted again
+            again.update(store.dependants(gone))
+            folders.update(os.path.dirname(p) for p in gone if is_sidecar(p))
+            beside = [p for p in unchanged if folders and os.path.dirname(p) in folders and not is_sidecar(p)]
+            for dep in [*sorted(again), *beside]:
+                if dep in unchanged:
+                    convert(dep, unchanged.pop(dep))
+                    report.unchanged -= 1
+            write(conv.results(), dependants=False)
             for p in gone:
                 batch += gone_updates(p, lambda folder: convert_path(folder, max_bytes=max_bytes, roots=abs_roots))
             batch += unreadable
             report.removed = len(gone)
             store.apply(dedupe(batch))
+            done += len(batch)
     finally:
         conv.close()
+    total = max(done, converted + len(gone))
     if progress:
         progress(total, total)
     return report

@@ -113,3 +113,47 @@ def test_pooled_scan_of_run_folders_equals_serial_scan(tmp_path: Path) -> None:
     assert pooled.count(compile_query("v=2"), FindOptions(kinds=("run",))) == n
     pooled.close()
     serial.close()
+
+
+def test_big_scan_writes_as_it_walks_and_still_follows_base_files(tmp_path: Path, monkeypatch) -> None:
+    """Past ``STREAM_AFTER`` waiting files the scan writes while it walks (memory does not grow with the
+    tree); the store ends up as a scan that writes at the end leaves it, and a changed base file
+    still re-converts the unchanged configs that inherit from it, wherever the walk finds them."""
+    import indexer.scan as scan_mod
+
+    root = tmp_path / "tree"
+    _write_runs(root / "runs", 30, 1)
+    _write_sweep(root / "sweep", 1)
+    (root / "base").mkdir()
+    (root / "base" / "base.yaml").write_text("optimizer:\n  lr: 0.1\n")
+    for i in range(5):  # inheriting configs before and after the base file in walk order
+        for sub in ("a", "z"):
+            (root / sub).mkdir(exist_ok=True)
+            (root / sub / f"child{i}.yaml").write_text(f"_BASE_: ../base/base.yaml\nchild: {i}\n")
+    ref = SQLiteStore(tmp_path / "ref.db")
+    scan(ref, [str(root)], workers=1)
+    monkeypatch.setattr(scan_mod, "STREAM_AFTER", 64)
+    monkeypatch.setattr(scan_mod, "BATCH", 50)
+    streamed = SQLiteStore(tmp_path / "streamed.db")
+    written_when_walked = []
+    real_walk = scan_mod.walk
+
+    def walk(*args, **kwargs):
+        found = real_walk(*args, **kwargs)
+        written_when_walked.append(streamed.count(compile_query(""), FindOptions(kinds=("config", "run", "error"))))
+        return found
+    monkeypatch.setattr(scan_mod, "walk", walk)
+    rep = scan(streamed, [str(root)], workers=2)
+    assert rep.converted == 5 * 30 + N + 1 + 10 and rep.errors == 1
+    assert written_when_walked[0] > 100  # written while walking
+    assert _snapshot(streamed) == _snapshot(ref)
+    (root / "base" / "base.yaml").write_text("optimizer:\n  lr: 0.5\n")
+    _write_sweep(root / "sweep", 2)  # enough changed files to write while walking again
+    for store in (ref, streamed):
+        rep = scan(store, [str(root)], workers=2 if store is streamed else 1)
+        assert rep.converted == N + 1 + 10 and rep.unchanged == 5 * 30
+        children = store.find(compile_query("optimizer.lr=0.5 child"))  # a/ and z/ hold the same 5 configs
+        assert len(children) == 5 and all(len(d["paths"]) == 2 for d in children)
+    assert _snapshot(streamed) == _snapshot(ref)
+    ref.close()
+    streamed.close()
