@@ -4,6 +4,10 @@ Walks the roots, skips files whose (size, mtime_ns, inode) the store already has
 the rest in a small process pool (YAML parsing is CPU-bound and PyYAML holds the GIL),
 writes them in batched transactions, re-converts configs whose base files changed (and the
 files beside a changed annotations sidecar), and marks files that disappeared as gone. Bad files become error records; the scan goes on.
+Past ``STREAM_AFTER`` files waiting to be converted it writes while it walks, and it keeps no list of the
+files it converted (only the states of unchanged ones, which a changed base file or sidecar may send back
+to the converters), so a first scan's memory does not grow with the tree. The files of one run folder in a
+converter's chunk share one read of the folder and one run document.
 """
 from __future__ import annotations
 
