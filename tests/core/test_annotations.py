@@ -20,6 +20,7 @@ from ednaquery.store import open_store
 from ednaquery.store.base import FindOptions
 from ednaquery.store.mongo import MongoStore
 from indexer.scan import scan
+from tests.support.folders import scanned_store
 
 RUN_ID = "20261122-221530-3fa9"
 
@@ -42,18 +43,8 @@ def make_tree(root: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("EDNAQUERY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     cfg, run = make_tree(tmp_path / "exp")
-    db = str(tmp_path / "index.db")
-    store = open_store(db)
-    try:
-        scan(store, [str(tmp_path / "exp")], workers=0)
-    finally:
-        store.close()
-    monkeypatch.chdir(tmp_path)
+    db = scanned_store(tmp_path, monkeypatch, tmp_path / "exp")
 
     def eq(*args: str):
         return CliRunner().invoke(main, ["--store", db, *args], catch_exceptions=False)

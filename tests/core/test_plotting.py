@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,8 +12,7 @@ from ednaquery.cli import main
 from ednaquery.documents import make_run_document
 from ednaquery.metrics import Point
 from ednaquery.plotting import legend_labels, matching_curves, run_points
-from ednaquery.store import open_store
-from indexer.scan import scan
+from tests.support.folders import scanned_store
 
 pytest.importorskip("matplotlib")
 
@@ -35,19 +33,9 @@ def make_run(root: Path, run_id: str, lr: float, accs: list[float]) -> Path:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("EDNAQUERY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     runs = [make_run(tmp_path / "exp", f"20261204-10{i}000-aa0{i}", lr, [0.5, 0.6 + i / 10, 0.7 + i / 10])
             for i, lr in enumerate((0.1, 0.01, 0.001))]
-    db = str(tmp_path / "index.db")
-    store = open_store(db)
-    try:
-        scan(store, [str(tmp_path / "exp")], workers=0)
-    finally:
-        store.close()
-    monkeypatch.chdir(tmp_path)
+    db = scanned_store(tmp_path, monkeypatch, tmp_path / "exp")
     return {"db": db, "runs": runs, "tmp": tmp_path}
 
 

@@ -63,6 +63,12 @@ def generate(out: Path, lib: str) -> list[dict]:
     return json.loads(line[6:])
 
 
+def resnet_kinds(store: SQLiteStore) -> list[tuple[str, list[str]]]:
+    """``(kind, paths)`` of the configs and runs whose model is resnet18."""
+    docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
+    return [(d["kind"], d["paths"]) for d in docs]
+
+
 def test_a_folder_that_stops_being_a_run_leaves_no_run_behind(tmp_path: Path) -> None:
     root = tmp_path / "watched"
     run = root / "r1"
@@ -76,8 +82,7 @@ def test_a_folder_that_stops_being_a_run_leaves_no_run_behind(tmp_path: Path) ->
     store = SQLiteStore(db)
     try:
         def kinds() -> list[tuple[str, list[str]]]:
-            docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
-            return [(d["kind"], d["paths"]) for d in docs]
+            return resnet_kinds(store)
 
         assert wait_until(lambda: kinds() == [("run", [str(run)])], timeout=10), kinds()
         (run / "run.json").unlink()
@@ -132,8 +137,7 @@ def test_a_config_written_before_its_folder_became_a_run_is_no_config_after(tmp_
     store = SQLiteStore(db)
     try:
         def kinds() -> list[tuple[str, list[str]]]:
-            docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
-            return [(d["kind"], d["paths"]) for d in docs]
+            return resnet_kinds(store)
 
         (run / "config.yaml").write_text("model: resnet18\nlr: 0.1\n")
         assert wait_until(lambda: kinds() == [("config", [str(run / "config.yaml")])], timeout=10)

@@ -1,14 +1,17 @@
 """Index a folder of config files into a store the way the indexer does, without the indexer."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from ednaquery.documents import make_config_document, make_error_document
 from ednaquery.errors import LoadError
 from ednaquery.loaders import format_for, load_file
-from ednaquery.store import FileState, PathUpdate
+from ednaquery.store import FileState, PathUpdate, open_store
+from indexer.scan import scan
 
-__all__ = ["EXAMPLES", "index_folder"]
+__all__ = ["EXAMPLES", "index_folder", "scanned_store"]
 
 #: the bundled example configs
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -31,3 +34,23 @@ def index_folder(store, root: Path) -> int:
         updates.append(PathUpdate(str(path), docs, FileState(st.st_size, st.st_mtime_ns, st.st_ino)))
     store.apply(updates)
     return len(updates)
+
+
+def scanned_store(tmp_path: Path, monkeypatch: Any, tree: Path) -> str:
+    """``tree`` scanned into ``tmp_path/index.db`` the way ``ednaquery index`` does, with no
+    ``EDNAQUERY_*`` setting or user config file in play and ``tmp_path`` the working folder; the db path."""
+    from ednaquery.store import open_store
+    from indexer.scan import scan  # tests may import the indexer; the package under test stays one-way
+
+    for name in list(os.environ):
+        if name.startswith("EDNAQUERY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    db = str(tmp_path / "index.db")
+    store = open_store(db)
+    try:
+        scan(store, [str(tree)], workers=0)
+    finally:
+        store.close()
+    monkeypatch.chdir(tmp_path)
+    return db
