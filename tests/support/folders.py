@@ -1,4 +1,4 @@
-"""Index a folder of config files into a store the way the indexer does, without the indexer."""
+"""Folders indexed for tests: configs written as the indexer would (without it), or a tree scanned by it."""
 from __future__ import annotations
 
 import os
@@ -39,9 +39,6 @@ def index_folder(store, root: Path) -> int:
 def scanned_store(tmp_path: Path, monkeypatch: Any, tree: Path) -> str:
     """``tree`` scanned into ``tmp_path/index.db`` the way ``ednaquery index`` does, with no
     ``EDNAQUERY_*`` setting or user config file in play and ``tmp_path`` the working folder; the db path."""
-    from ednaquery.store import open_store
-    from indexer.scan import scan  # tests may import the indexer; the package under test stays one-way
-
     for name in list(os.environ):
         if name.startswith("EDNAQUERY_"):
             monkeypatch.delenv(name)
