@@ -364,3 +364,36 @@ def test_a_short_training_run_on_a_generated_folder_learns(tmp_path: Path) -> No
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     accs = [r["val_acc"] for r in rows if r.get("scope") == "epoch" and "val_acc" in r]
     assert accs[-1] >= 0.8  # three colours: chance is 1/3
+
+
+# ------------------------------------------------------------------ trainer cache ls / rm
+
+
+def test_cache_ls_and_rm(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trainer import cli as trainer_cli
+
+    cache_dir = tmp_path / "cache"
+    make_folder(tmp_path / "a", fmt="png")
+    make_folder(tmp_path / "b", fmt="png", seed=1)
+    kept = open_cache(spec_for(tmp_path / "a"), cache_dir, workers=1)  # stays open: in use
+    other = open_cache(spec_for(tmp_path / "b"), cache_dir, workers=1)
+    other.close()
+    run = CliRunner().invoke
+    res = run(trainer_cli.main, ["cache", "ls", "--dir", str(cache_dir), "--json"])
+    assert res.exit_code == 0
+    listed = json.loads(res.output)
+    assert {e["key"] for e in listed} == {kept.folder.name, other.folder.name}
+    assert all(e["images"] == 12 and e["bytes"] > 0 for e in listed)
+    res = run(trainer_cli.main, ["cache", "rm", "--dir", str(cache_dir)])
+    assert res.exit_code == 2 and "--all" in res.output
+    res = run(trainer_cli.main, ["cache", "rm", "--dir", str(cache_dir), other.folder.name[:8]])
+    assert res.exit_code == 0 and f"removed {other.folder.name}" in res.output
+    res = run(trainer_cli.main, ["cache", "rm", "--dir", str(cache_dir), "--all"])
+    assert res.exit_code == 1 and "in use" in res.output  # the open cache is left alone
+    assert [e.key for e in list_caches(cache_dir)] == [kept.folder.name]
+    kept.close()
+    res = run(trainer_cli.main, ["cache", "rm", "--dir", str(cache_dir), "--all"])
+    assert res.exit_code == 0 and list_caches(cache_dir) == []
+    assert "no prepared caches" in run(trainer_cli.main, ["cache", "ls", "--dir", str(cache_dir)]).output
