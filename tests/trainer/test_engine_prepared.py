@@ -54,7 +54,7 @@ def pil_reference(path: Path, short: int) -> np.ndarray:
         th, tw = stored_dims(im.size[1], im.size[0], short)
         if (th, tw) != (im.size[1], im.size[0]):
             im = im.resize((tw, th), Image.BICUBIC)
-        return np.asarray(im).transpose(2, 0, 1)
+        return np.asarray(im)
 
 
 # ------------------------------------------------------------------ the cache
@@ -70,7 +70,7 @@ def test_cache_round_trips_the_pixels_aspect_preserved(tmp_path: Path) -> None:
         ref = pil_reference(path, 32)
         assert stored.dtype == np.uint8 and stored.shape == ref.shape
         assert np.array_equal(stored, ref), path
-        h, w = stored.shape[1:]
+        h, w = stored.shape[:2]
         with Image.open(path) as im:
             ow, oh = im.size
         assert min(h, w) == 32  # short side at the stored size
@@ -85,7 +85,7 @@ def test_large_jpegs_use_dct_scaling_within_a_grey_level(tmp_path: Path) -> None
     Image.fromarray(big).save(path, quality=95)
     stored = decode_stored(path, 64, 3)
     ref = pil_reference(path, 64)
-    assert stored.shape == ref.shape == (3, 64, 80)
+    assert stored.shape == ref.shape == (64, 80, 3)
     assert np.abs(stored.astype(int) - ref).mean() < 2.0
 
 
@@ -133,7 +133,7 @@ def test_a_killed_build_is_never_trusted_and_the_next_run_rebuilds(tmp_path: Pat
     deadline = time.time() + 60
     shard = None
     while time.time() < deadline and proc.poll() is None:
-        shards = list(cache_dir.glob(".tmp-*/shard0000.bin"))
+        shards = list(cache_dir.glob(".tmp-*/part000-000.bin"))
         if shards and shards[0].stat().st_size > 0:
             shard = shards[0]
             break
@@ -155,7 +155,7 @@ def test_a_folder_without_its_marker_is_rebuilt(tmp_path: Path) -> None:
     images = open_cache(spec, tmp_path / "cache", workers=1)
     images.close()
     (images.folder / cache_mod.MARKER).unlink()
-    (images.folder / "shard0000.bin").write_bytes(b"\0" * 10)  # garbage that must not be read
+    (images.folder / "part000-000.bin").write_bytes(b"\0" * 10)  # garbage that must not be read
     again = open_cache(spec, tmp_path / "cache", workers=1)
     assert np.array_equal(again[0], pil_reference(spec.files[0], 32))
 
@@ -264,16 +264,20 @@ def test_colour_jitter_matches_torchvision_per_image() -> None:
 
     from trainer.engine.device_augment import _jitter
 
-    x = torch.rand(3, 3, 8, 8) * 255
+    g = torch.Generator().manual_seed(0)
+    x = 100 + torch.rand(3, 3, 8, 8, generator=g) * 50  # mid-range: no step clips
     f = torch.tensor([[1.2, 0.8, 1.3, 0.05], [0.7, 1.1, 0.6, -0.08], [1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
-    ours = _jitter(x, f, [0, 1, 2, 3]) / 255
-    for i in range(3):
-        ref = x[i] / 255
-        ref = TF.adjust_brightness(ref, float(f[i, 0]))
-        ref = TF.adjust_contrast(ref, float(f[i, 1]))
-        ref = TF.adjust_saturation(ref, float(f[i, 2]))
-        ref = TF.adjust_hue(ref, float(f[i, 3]))
-        assert torch.allclose(ours[i], ref, atol=1e-4)
+    steps = [lambda im, v: TF.adjust_brightness(im, v), lambda im, v: TF.adjust_contrast(im, v),
+             lambda im, v: TF.adjust_saturation(im, v), lambda im, v: TF.adjust_hue(im, v)]
+    for order in ([0, 1, 2, 3], [2, 3, 1, 0], [1, 0, 3, 2]):
+        ours = _jitter(x.contiguous(memory_format=torch.channels_last), f, order) / 255
+        for i in range(3):
+            ref = x[i] / 255
+            for k in order:
+                ref = steps[k](ref, float(f[i, k]))
+            assert torch.allclose(ours[i], ref, atol=1e-4), (order, i)
+    wild = _jitter(torch.rand(2, 3, 8, 8, generator=g) * 255, torch.tensor([[1.4, 1.4, 1.4, 0.1]] * 2), [0, 1, 2, 3])
+    assert wild.min() >= 0 and wild.max() <= 255
 
 
 # ------------------------------------------------------------------ through build_data
@@ -397,3 +401,13 @@ def test_cache_ls_and_rm(tmp_path: Path) -> None:
     res = run(trainer_cli.main, ["cache", "rm", "--dir", str(cache_dir), "--all"])
     assert res.exit_code == 0 and list_caches(cache_dir) == []
     assert "no prepared caches" in run(trainer_cli.main, ["cache", "ls", "--dir", str(cache_dir)]).output
+
+
+def test_an_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
+    from trainer.errors import DataError
+
+    make_folder(tmp_path / "imgs", fmt="png")
+    (tmp_path / "imgs" / "c0" / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"cannot decode .*broken.png"):
+        open_cache(spec_for(tmp_path / "imgs"), tmp_path / "cache", workers=2)
+    assert list_caches(tmp_path / "cache") == [] and not list((tmp_path / "cache").glob(".tmp-*"))

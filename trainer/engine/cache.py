@@ -6,9 +6,10 @@ antialiasing (timm's default interpolation), the size rounded as torchvision's `
 with the default stored size an image is exactly what timm's eval transform resizes it to. JPEGs
 at least 4x the stored size are decoded with DCT scaling first (``Image.draft``, 2-8x faster),
 which leaves them within about a grey level of a full decode.
-The pixels lie channel-first in shard files of up to :data:`SHARD_BYTES`, read through
-``np.memmap``; ``index.npz`` gives each image's shard, byte offset, shape, label and relative path
-(the layout of FFCV's ``.beton`` files, without the compression). Reading an image is a slice.
+The pixels lie channel-last (``[H, W, C]``, as decoded) in shard files of up to :data:`SHARD_BYTES`,
+one series per build process (each decodes a slice of the folder straight into its own shards),
+read through ``np.memmap``; ``index.npz`` gives each image's shard, byte offset, shape, label and
+relative path (the layout of FFCV's ``.beton`` files, without the compression). Reading an image is a slice.
 
 The key is a hash of the folder's content (relative paths, sizes, mtimes, labels), the size
 settings and :data:`FORMAT_VERSION`; any change makes a new key, so a stale cache is never read.
@@ -16,7 +17,8 @@ Building is crash-safe: everything is written into a ``.tmp-*`` folder, the ``CO
 last, then the folder is renamed to its key in one step; a folder without the marker is never
 trusted. An exclusive ``flock`` on ``<key>.build`` makes one process build while the others (DDP
 ranks, parallel runs) wait; users hold a shared ``flock`` on ``<key>.lock``, so eviction and
-``trainer cache rm`` skip a cache in use. Total size is capped: the least recently used whole caches are evicted.
+``trainer cache rm`` skip a cache in use. Total size is capped: the least recently used whole
+caches are evicted.
 """
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ import fcntl
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +77,7 @@ def stored_dims(h: int, w: int, short_side: int) -> tuple[int, int]:
 
 
 def decode_stored(path: str | Path, short_side: int, channels: int) -> np.ndarray:
-    """One image as stored in the cache: uint8 ``[C, H, W]``, downscaled to ``short_side``."""
+    """One image as stored in the cache: uint8 ``[H, W, C]`` with short side ``short_side``."""
     from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
@@ -93,11 +96,7 @@ def decode_stored(path: str | Path, short_side: int, channels: int) -> np.ndarra
         raise DataError(f"cannot decode {path}: {exc}") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-
-def _decode_job(job: tuple[str, int, int]) -> np.ndarray:
-    return decode_stored(*job)
+    return np.ascontiguousarray(arr)
 
 
 # ------------------------------------------------------------------ keys and folders
@@ -153,7 +152,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class PreparedImages:
-    """A published cache opened for reading: ``images[i]`` is a ``[C, H, W]`` uint8 view of a memmap."""
+    """A published cache opened for reading: ``images[i]`` is an ``[H, W, C]`` uint8 view of a memmap."""
 
     def __init__(self, folder: Path, lock: Any = None) -> None:
         self.folder = Path(folder)
@@ -161,9 +160,10 @@ class PreparedImages:
         with np.load(self.folder / INDEX, allow_pickle=False) as z:
             self.shard = z["shard"].astype(np.int64)
             self.offset = z["offset"].astype(np.int64)
-            self.shapes = z["shape"].astype(np.int64)  # [N, 3]: C, H, W
+            self.shapes = z["shape"].astype(np.int64)  # [N, 3]: H, W, C
             self.labels = z["label"].astype(np.int64)
             self.relpaths = [str(p) for p in z["relpath"]]
+            self.shard_names = [str(p) for p in z["names"]]
         self.meta = json.loads((self.folder / MARKER).read_text())
         self._maps: dict[int, np.memmap] | None = None
         try:
@@ -184,14 +184,14 @@ class PreparedImages:
             self._maps = {}
         m = self._maps.get(shard)
         if m is None:
-            m = np.memmap(self.folder / f"shard{shard:04d}.bin", dtype=np.uint8, mode="r")
+            m = np.memmap(self.folder / self.shard_names[shard], dtype=np.uint8, mode="r")
             self._maps[shard] = m
         return m
 
     def __getitem__(self, i: int) -> np.ndarray:
-        c, h, w = (int(v) for v in self.shapes[i])
+        h, w, c = (int(v) for v in self.shapes[i])
         off = int(self.offset[i])
-        return self._map(int(self.shard[i]))[off:off + c * h * w].reshape(c, h, w)
+        return self._map(int(self.shard[i]))[off:off + h * w * c].reshape(h, w, c)
 
     def close(self) -> None:
         self._maps = None
@@ -203,48 +203,94 @@ class PreparedImages:
 # ------------------------------------------------------------------ building
 
 
-def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int) -> None:
-    n = len(spec.files)
+def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Path, part: int) -> None:
+    """Decode ``paths`` into shard files ``part-<part>-<j>.bin`` of ``folder`` plus ``part-<part>.npz``.
+
+    One build process runs this for its slice of the folder: the pixels go straight to its own
+    shards (nothing crosses processes). It stops if its parent dies (a killed build).
+    """
+    parent = os.getppid()
+    n = len(paths)
     shard = np.zeros(n, np.int32)
     offset = np.zeros(n, np.int64)
     shape = np.zeros((n, 3), np.int32)
-    jobs = [(str(p), spec.short_side, spec.channels) for p in spec.files]
-    t0 = time.perf_counter()
-
-    def decoded() -> Iterator[np.ndarray]:
-        if workers <= 1:
-            yield from map(_decode_job, jobs)
-            return
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers) as pool:
-            yield from pool.imap(_decode_job, jobs, chunksize=max(1, min(64, n // (workers * 8) or 1)))
-
-    cur, pos, fh = 0, 0, open(tmp / "shard0000.bin", "wb")  # noqa: SIM115 - rotated in the loop
+    names = [f"part{part:03d}-000.bin"]
+    pos, fh = 0, open(folder / names[0], "wb")  # noqa: SIM115 - rotated in the loop
     try:
-        for i, arr in enumerate(decoded()):
-            size = arr.nbytes
-            if pos and pos + size > SHARD_BYTES:
-                fh.flush()
+        for i, path in enumerate(paths):
+            if i % 64 == 0 and os.getppid() != parent:
+                raise SystemExit(1)
+            arr = decode_stored(path, short_side, channels)
+            if pos and pos + arr.nbytes > SHARD_BYTES:
                 os.fsync(fh.fileno())
                 fh.close()
-                cur, pos = cur + 1, 0
-                fh = open(tmp / f"shard{cur:04d}.bin", "wb")  # noqa: SIM115
-            fh.write(arr.tobytes())
-            shard[i], offset[i], shape[i] = cur, pos, arr.shape
-            pos += size
+                names.append(f"part{part:03d}-{len(names):03d}.bin")
+                pos, fh = 0, open(folder / names[-1], "wb")  # noqa: SIM115
+            fh.write(arr.data)
+            shard[i], offset[i], shape[i] = len(names) - 1, pos, arr.shape
+            pos += arr.nbytes
         fh.flush()
         os.fsync(fh.fileno())
     finally:
         fh.close()
+    with open(folder / f"part{part:03d}.npz", "wb") as f:
+        np.savez(f, shard=shard, offset=offset, shape=shape, names=np.array(names, dtype=str))
+
+
+def _run_parts(spec: CacheSpec, tmp: Path, workers: int) -> int:
+    """Decode the folder in ``workers`` slices; several slices run as ``python -m trainer.engine.cache_build``."""
+    files = [str(p) for p in spec.files]
+    bounds = np.linspace(0, len(files), workers + 1).astype(int)
+    if workers <= 1:
+        write_part(files, spec.short_side, spec.channels, tmp, 0)
+        return 1
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    procs = []
+    for k in range(workers):
+        job = tmp / f"part{k:03d}.json"
+        job.write_text(json.dumps({"paths": files[bounds[k]:bounds[k + 1]], "short_side": spec.short_side,
+                                   "channels": spec.channels, "folder": str(tmp), "part": k}))
+        procs.append(subprocess.Popen([sys.executable, "-m", "trainer.engine.cache_build", str(job)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errors = []
+    try:
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                errors.append((err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if errors:
+        raise DataError(errors[0].removeprefix("trainer.errors.DataError: "))
+    return workers
+
+
+def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int) -> None:
+    t0 = time.perf_counter()
+    parts = _run_parts(spec, tmp, max(1, min(workers, len(spec.files) // 16 or 1)))
+    shard, offset, shape, names = [], [], [], []
+    for k in range(parts):
+        with np.load(tmp / f"part{k:03d}.npz") as z:
+            shard.append(z["shard"] + len(names))
+            offset.append(z["offset"])
+            shape.append(z["shape"])
+            names.extend(str(v) for v in z["names"])
+    for f in [*tmp.glob("part*.npz"), *tmp.glob("part*.json")]:
+        f.unlink()
+    n = len(spec.files)
     rel = np.array([spec.relpath(p) for p in spec.files], dtype=str)
     with open(tmp / INDEX, "wb") as f:
-        np.savez(f, shard=shard, offset=offset, shape=shape, label=np.asarray(spec.labels, np.int64), relpath=rel)
+        np.savez(f, shard=np.concatenate(shard), offset=np.concatenate(offset), shape=np.concatenate(shape),
+                 names=np.array(names, dtype=str), label=np.asarray(spec.labels, np.int64), relpath=rel)
         f.flush()
         os.fsync(f.fileno())
     (tmp / LAST_USED).touch()
-    meta = {"key": key, "format": FORMAT_VERSION, "images": n, "shards": cur + 1, "short_side": spec.short_side,
+    meta = {"key": key, "format": FORMAT_VERSION, "images": n, "shards": len(names), "short_side": spec.short_side,
             "channels": spec.channels, "root": str(spec.root), "created": time.time(),
-            "build_s": round(time.perf_counter() - t0, 3), "workers": workers}
+            "build_s": round(time.perf_counter() - t0, 3), "processes": parts}
     with open(tmp / MARKER, "w") as f:  # written last: its presence means every byte above is on disk
         json.dump(meta, f)
         f.flush()

@@ -8,7 +8,8 @@ The prepared pipeline (:mod:`trainer.engine.prepared`) splits an augmentation in
   per-image flags and factors for the other augmentations. A batch is therefore augmented the same
   way whichever worker loads it, and a resumed run repeats it.
 - :func:`apply_params` (on the device, the GPU when there is one): flips, colour jitter (brightness,
-  contrast, saturation, hue, in one random order per batch), gamma, RGB shift, channel shuffle,
+  contrast, saturation, hue, in one random order per batch; the affine three folded into one
+  per-image colour matrix), gamma, RGB shift, channel shuffle,
   Gaussian blur, noise and random erasing, each as a few batched tensor operations on float images
   in 0..255. Normalisation follows in :meth:`trainer.engine.loop.Trainer.prepare`.
 
@@ -198,23 +199,57 @@ def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tens
     return torch.stack(out, 1)
 
 
+def _affine(x: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per-image colour transform ``y = M x + t`` (``M`` [B, C, C], ``t`` [B, C]) in one pass, clamped."""
+    b, c, h, w = x.shape
+    xv = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view for channels-last batches
+    y = torch.baddbmm(t[:, None, :], xv, m.transpose(1, 2))
+    return y.view(b, h, w, c).permute(0, 3, 1, 2).clamp_(0, 255)
+
+
 def _jitter(x: torch.Tensor, f: torch.Tensor, order: list[int]) -> torch.Tensor:
-    """torchvision's ColorJitter on 0..255 floats, per-image factors ``f`` [B, 4], one order per batch."""
-    b = x.shape[0]
+    """torchvision's ColorJitter on 0..255 floats: per-image factors ``f`` [B, 4], one order per batch.
+
+    Brightness, contrast and saturation are affine in the colour, so a run of them is folded into one
+    3x3 matrix and offset per image and applied in a single pass (the contrast's grey mean follows
+    from the channel means); hue (through HSV) splits the runs. The result is clamped to 0..255 after
+    each run rather than after each step: identical to torchvision unless a step pushes a value
+    outside 0..255 and a later one brings it back.
+    """
+    b, c = x.shape[:2]
+    dev, dt = x.device, x.dtype
+    f = f.to(device=dev, dtype=dt)
+    grey = torch.tensor(GREY if c == 3 else (1.0,), device=dev, dtype=dt)
+    eye = torch.eye(c, device=dev, dtype=dt).expand(b, c, c)
+    m, t = eye.clone(), torch.zeros(b, c, device=dev, dtype=dt)
+    mu: torch.Tensor | None = None
+    pending = False
     for k in order:
-        col = f[:, k].to(x.dtype).view(b, 1, 1, 1)
-        if k == 0 and bool((f[:, 0] != 1).any()):
-            x = (x * col).clamp_(0, 255)
-        elif k == 1 and bool((f[:, 1] != 1).any()):
-            mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
-            x = (col * x + (1 - col) * mean).clamp_(0, 255)
-        elif k == 2 and bool((f[:, 2] != 1).any()) and x.shape[1] == 3:
-            x = (col * x + (1 - col) * _grey(x)).clamp_(0, 255)
-        elif k == 3 and bool((f[:, 3] != 0).any()) and x.shape[1] == 3:
-            h, s, v = _rgb_to_hsv(x / 255.0)
-            h = torch.remainder(h + col[:, 0], 1.0)
-            x = _hsv_to_rgb(h, s, v) * 255.0
-    return x
+        col = f[:, k]
+        if k == 3:
+            if c == 3 and bool((col != 0).any()):
+                if pending:
+                    x, m, t, mu, pending = _affine(x, m, t), eye.clone(), torch.zeros_like(t), None, False
+                h, s, v = _rgb_to_hsv(x / 255.0)
+                h = torch.remainder(h + col.view(b, 1, 1), 1.0)
+                x = _hsv_to_rgb(h, s, v) * 255.0
+                mu = None
+            continue
+        if not bool((col != 1).any()) or (k == 2 and c != 3):
+            continue
+        if k == 0:
+            m, t = m * col.view(b, 1, 1), t * col.view(b, 1)
+        elif k == 1:
+            if mu is None:
+                mu = x.mean(dim=(2, 3))
+            mean_grey = ((m @ mu[:, :, None]).squeeze(2) + t) @ grey  # the current image's grey mean
+            m = m * col.view(b, 1, 1)
+            t = t * col.view(b, 1) + ((1 - col) * mean_grey).view(b, 1)
+        else:
+            a = col.view(b, 1, 1) * eye + (1 - col).view(b, 1, 1) * grey.view(1, 1, c).expand(b, c, c)
+            m, t = a @ m, (a @ t[:, :, None]).squeeze(2)
+        pending = True
+    return _affine(x, m, t) if pending else x
 
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:

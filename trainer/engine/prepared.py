@@ -10,8 +10,9 @@
 3. :class:`DeviceLoader`, in the training process, moves the buffer to the device, resizes each crop
    to ``img_size`` there (antialiased bicubic, as timm) and applies the rest of the augmentation batched
    (:func:`~trainer.engine.device_augment.apply_params`). With ``data.crop_resize: workers`` (the
-   default on a CPU-only machine) the workers resize instead, so the main process keeps its cores for
-   the model and the batch crosses processes at its final size.
+   default on a CPU-only machine) the workers resize and flip instead (uint8, channels-last: torch's
+   fastest CPU resize), so the main process keeps its cores for the model and the batch crosses
+   processes at its final size.
 
 Batches come out as float ``[B, C, H, W]`` in 0..255 on the device; the loop normalises them.
 """
@@ -94,16 +95,16 @@ class PreparedBatch:
         return self
 
     def crops_on(self, device: torch.device, out_hw: tuple[int, int]) -> torch.Tensor:
-        """Float ``[B, C, H, W]`` (0..255) on ``device``: the crops resized to ``out_hw`` there if needed."""
+        """Float ``[B, C, H, W]`` (0..255, channels-last) on ``device``, the crops resized there if needed."""
         if self.resized:
             return self.pixels.to(device, non_blocking=True).float()
         flat = self.pixels.to(device, non_blocking=True)
         b, c = len(self), self.channels
-        out = torch.empty((b, c, *out_hw), device=device, dtype=torch.float32)
+        out = torch.empty((b, c, *out_hw), device=device, dtype=torch.float32, memory_format=torch.channels_last)
         pos = 0
         for i, (h, w) in enumerate(self.sizes.tolist()):
-            img = flat[pos:pos + c * h * w].view(1, c, h, w).float()
-            pos += c * h * w
+            img = flat[pos:pos + h * w * c].view(1, h, w, c).permute(0, 3, 1, 2).float()
+            pos += h * w * c
             out[i] = img[0] if (h, w) == tuple(out_hw) else resize(img, out_hw)[0]
         return out
 
@@ -130,7 +131,7 @@ class PreparedDataset(Dataset):
     def boxes(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Crop boxes (top, left, height, width) in stored pixels: random-resized-crop or timm's centre crop."""
         shapes = self.images.shapes[rows]
-        h, w = shapes[:, 1], shapes[:, 2]
+        h, w = shapes[:, 0], shapes[:, 1]
         centre = eval_boxes(h, w, self.out_hw, self.crop_pct)
         rrc = self.aug.get("random_resized_crop") if self.train else None
         if rrc is None:
@@ -146,23 +147,28 @@ class PreparedDataset(Dataset):
         rng = np.random.default_rng(seed)
         boxes = self.boxes(rows, rng)
         params = sample_params(self.aug, len(rows), self.channels, self.out_hw, rng) if self.train else {}
-        crops = [self.images[int(r)][:, t:t + h, l:l + w] for r, (t, l, h, w) in zip(rows, boxes.tolist())]
-        if self.resize_in_worker:
-            out = torch.empty((len(crops), self.channels, *self.out_hw), dtype=torch.uint8)
+        crops = [self.images[int(r)][t:t + h, l:l + w] for r, (t, l, h, w) in zip(rows, boxes.tolist())]
+        sizes = torch.from_numpy(boxes[:, 2:].copy())
+        if self.resize_in_worker:  # the whole geometry here: crop, resize, flips (free while copying)
+            hflip, vflip = params.pop("hflip", None), params.pop("vflip", None)
+            out = torch.empty((len(crops), self.channels, *self.out_hw), dtype=torch.uint8,
+                              memory_format=torch.channels_last)
             for i, crop in enumerate(crops):
-                c = torch.from_numpy(np.ascontiguousarray(crop))
-                out[i] = c if tuple(c.shape[1:]) == self.out_hw else resize(c[None], self.out_hw)[0]
-            batch = PreparedBatch(out, torch.from_numpy(boxes[:, 2:].copy()), True, params, self.channels)
-        else:
-            total = sum(c.size for c in crops)
-            flat = np.empty(total, np.uint8)
-            pos = 0
-            for crop in crops:
-                flat[pos:pos + crop.size].reshape(crop.shape)[...] = crop
-                pos += crop.size
-            batch = PreparedBatch(torch.from_numpy(flat), torch.from_numpy(boxes[:, 2:].copy()), False, params,
-                                  self.channels)
-        return batch, self.labels[torch.from_numpy(idx)]
+                if hflip is not None and hflip[i]:
+                    crop = crop[:, ::-1]
+                if vflip is not None and vflip[i]:
+                    crop = crop[::-1]
+                c = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]  # a contiguous, writable copy
+                out[i] = c[0] if tuple(c.shape[2:]) == self.out_hw else resize(c, self.out_hw)[0]
+            return PreparedBatch(out, sizes, True, params, self.channels), self.labels[torch.from_numpy(idx)]
+        total = sum(c.size for c in crops)
+        flat = np.empty(total, np.uint8)
+        pos = 0
+        for crop in crops:
+            flat[pos:pos + crop.size].reshape(crop.shape)[...] = crop
+            pos += crop.size
+        return (PreparedBatch(torch.from_numpy(flat), sizes, False, params, self.channels),
+                self.labels[torch.from_numpy(idx)])
 
 
 class DeviceLoader:
