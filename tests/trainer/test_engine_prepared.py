@@ -269,13 +269,14 @@ def test_colour_jitter_matches_torchvision_per_image() -> None:
     f = torch.tensor([[1.2, 0.8, 1.3, 0.05], [0.7, 1.1, 0.6, -0.08], [1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
     steps = [lambda im, v: TF.adjust_brightness(im, v), lambda im, v: TF.adjust_contrast(im, v),
              lambda im, v: TF.adjust_saturation(im, v), lambda im, v: TF.adjust_hue(im, v)]
-    for order in ([0, 1, 2, 3], [2, 3, 1, 0], [1, 0, 3, 2]):
-        ours = _jitter(x.contiguous(memory_format=torch.channels_last), f, order) / 255
+    for order, layout in (([0, 1, 2, 3], torch.channels_last), ([2, 3, 1, 0], torch.contiguous_format),
+                          ([1, 0, 3, 2], torch.channels_last), ([1, 2, 0, 3], torch.contiguous_format)):
+        ours = _jitter(x.contiguous(memory_format=layout), f, order) / 255
         for i in range(3):
             ref = x[i] / 255
             for k in order:
                 ref = steps[k](ref, float(f[i, k]))
-            assert torch.allclose(ours[i], ref, atol=1e-4), (order, i)
+            assert torch.allclose(ours[i], ref, atol=1e-4), (order, layout, i)
     wild = _jitter(torch.rand(2, 3, 8, 8, generator=g) * 255, torch.tensor([[1.4, 1.4, 1.4, 0.1]] * 2), [0, 1, 2, 3])
     assert wild.min() >= 0 and wild.max() <= 255
 
@@ -411,3 +412,14 @@ def test_an_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cannot decode .*broken.png"):
         open_cache(spec_for(tmp_path / "imgs"), tmp_path / "cache", workers=2)
     assert list_caches(tmp_path / "cache") == [] and not list((tmp_path / "cache").glob(".tmp-*"))
+
+
+def test_the_gpu_script_runs_in_smoke_mode_on_the_cpu() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, str(repo / "bench" / "gpu_pipeline.py"), "--smoke"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = [line for line in res.stdout.splitlines() if line.startswith("| ")]
+    assert len(table) == 8 and "images/s" in table[0] and "share of ceiling" in table[0]
+    assert any("crop_resize device, epoch 2" in line for line in table)

@@ -202,6 +202,9 @@ def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tens
 def _affine(x: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Per-image colour transform ``y = M x + t`` (``M`` [B, C, C], ``t`` [B, C]) in one pass, clamped."""
     b, c, h, w = x.shape
+    if x.is_contiguous():  # [B, C, HW]: the long dimension last suits the CPU's matrix kernels
+        y = torch.baddbmm(t[:, :, None], m, x.view(b, c, h * w))
+        return y.view(b, c, h, w).clamp_(0, 255)
     xv = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view for channels-last batches
     y = torch.baddbmm(t[:, None, :], xv, m.transpose(1, 2))
     return y.view(b, h, w, c).permute(0, 3, 1, 2).clamp_(0, 255)

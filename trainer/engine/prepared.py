@@ -10,9 +10,9 @@
 3. :class:`DeviceLoader`, in the training process, moves the buffer to the device, resizes each crop
    to ``img_size`` there (antialiased bicubic, as timm) and applies the rest of the augmentation batched
    (:func:`~trainer.engine.device_augment.apply_params`). With ``data.crop_resize: workers`` (the
-   default on a CPU-only machine) the workers resize and flip instead (uint8, channels-last: torch's
-   fastest CPU resize), so the main process keeps its cores for the model and the batch crosses
-   processes at its final size.
+   default on a CPU-only machine) the workers resize and flip instead (uint8, from channels-last
+   crops: torch's fastest CPU resize), so the main process keeps its cores for the model and the
+   batch crosses processes at its final size.
 
 Batches come out as float ``[B, C, H, W]`` in 0..255 on the device; the loop normalises them.
 """
@@ -151,8 +151,7 @@ class PreparedDataset(Dataset):
         sizes = torch.from_numpy(boxes[:, 2:].copy())
         if self.resize_in_worker:  # the whole geometry here: crop, resize, flips (free while copying)
             hflip, vflip = params.pop("hflip", None), params.pop("vflip", None)
-            out = torch.empty((len(crops), self.channels, *self.out_hw), dtype=torch.uint8,
-                              memory_format=torch.channels_last)
+            out = torch.empty((len(crops), self.channels, *self.out_hw), dtype=torch.uint8)  # NCHW: the CPU's
             for i, crop in enumerate(crops):
                 if hflip is not None and hflip[i]:
                     crop = crop[:, ::-1]
