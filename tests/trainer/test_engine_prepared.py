@@ -417,7 +417,7 @@ def test_an_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_the_gpu_script_runs_in_smoke_mode_on_the_cpu() -> None:
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CUDA_VISIBLE_DEVICES": ""}
-    res = subprocess.run([sys.executable, str(repo / "bench" / "gpu_pipeline.py"), "--smoke"], env=env,
+    res = subprocess.run([sys.executable, str(repo / "bench" / "gpu_pipeline.py"), "--smoke"], check=False, env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     table = [line for line in res.stdout.splitlines() if line.startswith("| ")]
