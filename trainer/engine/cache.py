@@ -1,9 +1,10 @@
 """The prepared image cache: each image of a folder decoded once, stored aspect-preserving as uint8.
 
 A cache holds every image of an ``imagefolder:`` dataset, decoded in parallel across the cores
-available to the process and resized so that its short side is the stored size: PIL bicubic with
-antialiasing (timm's default interpolation), the size rounded as torchvision's ``Resize(int)``, so
-with the default stored size an image is exactly what timm's eval transform resizes it to. JPEGs
+available to the process and resized so that its short side is the stored size: antialiased
+bicubic (timm's default interpolation; torch's uint8 kernel, within 0.01 grey level of PIL's), the
+size rounded as torchvision's ``Resize(int)``, so with the default stored size an image is what
+timm's eval transform resizes it to. JPEGs
 at least 4x the stored size are decoded with DCT scaling first (``Image.draft``, 2-8x faster),
 which leaves them within about a grey level of a full decode.
 The pixels lie channel-last (``[H, W, C]``, as decoded) in shard files of up to :data:`SHARD_BYTES`,
@@ -77,7 +78,13 @@ def stored_dims(h: int, w: int, short_side: int) -> tuple[int, int]:
 
 
 def decode_stored(path: str | Path, short_side: int, channels: int) -> np.ndarray:
-    """One image as stored in the cache: uint8 ``[H, W, C]`` with short side ``short_side``."""
+    """One image as stored in the cache: uint8 ``[H, W, C]`` with short side ``short_side``.
+
+    Decoded by PIL, resized by torch's antialiased bicubic on uint8 (the same filter as PIL's
+    bicubic, within 0.01 grey level on average, and 3x faster than ``Image.resize``).
+    """
+    import torch
+    import torch.nn.functional as F
     from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
@@ -86,16 +93,15 @@ def decode_stored(path: str | Path, short_side: int, channels: int) -> np.ndarra
             th, tw = stored_dims(im.size[1], im.size[0], short_side)
             if (th, tw) != (im.size[1], im.size[0]):
                 im.draft(mode, (2 * tw, 2 * th))  # JPEG >= 4x the target: DCT-domain downscaling first
-                im = im.convert(mode)
-                if im.size != (tw, th):
-                    im = im.resize((tw, th), Image.BICUBIC)
-            else:
-                im = im.convert(mode)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im.convert(mode), dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot decode {path}: {exc}") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    if arr.shape[:2] != (th, tw):
+        x = torch.from_numpy(arr).permute(2, 0, 1)[None]  # channels-last: torch's fast uint8 path
+        arr = F.interpolate(x, size=(th, tw), mode="bicubic", antialias=True, align_corners=False)[0]
+        arr = arr.permute(1, 2, 0).numpy()
     return np.ascontiguousarray(arr)
 
 
@@ -115,7 +121,7 @@ class CacheSpec:
     def key(self) -> str:
         """Hash of the folder's content (relative paths, sizes, mtimes, labels) and the size settings."""
         h = hashlib.sha256(f"ednaquery-prepared v{FORMAT_VERSION} short={self.short_side} "
-                           f"channels={self.channels} resize=pil-bicubic-draft\n".encode())
+                           f"channels={self.channels} resize=torch-bicubic-aa-draft\n".encode())
         for path, label in zip(self.files, self.labels, strict=True):
             st = path.stat()
             h.update(f"{self.relpath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{int(label)}\n".encode())

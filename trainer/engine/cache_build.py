@@ -15,6 +15,9 @@ from trainer.engine.cache import write_part
 
 def main(argv: list[str]) -> int:
     """Run the job described by the JSON file ``argv[0]``."""
+    import torch
+
+    torch.set_num_threads(1)  # one build process per core
     job = json.loads(Path(argv[0]).read_text())
     write_part(job["paths"], job["short_side"], job["channels"], Path(job["folder"]), job["part"])
     return 0
