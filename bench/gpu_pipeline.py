@@ -161,7 +161,7 @@ def ours(folder: Path, args: argparse.Namespace, device: torch.device, tmp: Path
     for e in list_caches(tmp / "cache"):
         if e.key not in built:  # this run built it: the first epoch's decoding, timed on its own
             meta = json.loads((e.path / "COMPLETE").read_text())
-            rows.append({"name": f"our cache build ({meta['images']} images, {meta['processes']} processes)",
+            rows.append({"name": f"our cache build ({meta['images']} images, {meta['threads']} threads)",
                          "ips": meta["images"] / meta["build_s"], "t0": meta["created"] - meta["build_s"],
                          "t1": meta["created"], "wait": None})
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():

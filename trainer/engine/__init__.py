@@ -10,5 +10,5 @@ the one call), :mod:`~trainer.engine.runs` (the run folder's files), :mod:`~trai
 and :mod:`~trainer.engine.progress`. The modules import torch only where they need it.
 """
 
-__all__ = ["augment", "cache", "cache_build", "config", "data", "device_augment", "distributed", "loop", "model", "optim", "plots",
+__all__ = ["augment", "cache", "config", "data", "device_augment", "distributed", "loop", "model", "optim", "plots",
            "prepared", "progress", "runner", "runs"]

@@ -8,7 +8,7 @@ timm's eval transform resizes it to. JPEGs
 at least 4x the stored size are decoded with DCT scaling first (``Image.draft``, 2-8x faster),
 which leaves them within about a grey level of a full decode.
 The pixels lie channel-last (``[H, W, C]``, as decoded) in shard files of up to :data:`SHARD_BYTES`,
-one series per build process (each decodes a slice of the folder straight into its own shards),
+one series per build thread (each decodes a slice of the folder straight into its own shards),
 read through ``np.memmap``; ``index.npz`` gives each image's shard, byte offset, shape, label and
 relative path (the layout of FFCV's ``.beton`` files, without the compression). Reading an image is a slice.
 
@@ -29,8 +29,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -212,10 +210,8 @@ class PreparedImages:
 def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Path, part: int) -> None:
     """Decode ``paths`` into shard files ``part-<part>-<j>.bin`` of ``folder`` plus ``part-<part>.npz``.
 
-    One build process runs this for its slice of the folder: the pixels go straight to its own
-    shards (nothing crosses processes). It stops if its parent dies (a killed build).
+    One build thread runs this for its slice of the folder: the pixels go straight to its own shards.
     """
-    parent = os.getppid()
     n = len(paths)
     shard = np.zeros(n, np.int32)
     offset = np.zeros(n, np.int64)
@@ -224,8 +220,6 @@ def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Pat
     pos, fh = 0, open(folder / names[0], "wb")  # noqa: SIM115 - rotated in the loop
     try:
         for i, path in enumerate(paths):
-            if i % 64 == 0 and os.getppid() != parent:
-                raise SystemExit(1)
             arr = decode_stored(path, short_side, channels)
             if pos and pos + arr.nbytes > SHARD_BYTES:
                 os.fsync(fh.fileno())
@@ -244,33 +238,21 @@ def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Pat
 
 
 def _run_parts(spec: CacheSpec, tmp: Path, workers: int) -> int:
-    """Decode the folder in ``workers`` slices; several slices run as ``python -m trainer.engine.cache_build``."""
+    """Decode the folder in ``workers`` slices at once, one thread each.
+
+    Threads, not processes: PIL's decoder and torch's resize release the GIL, so the slices run on
+    separate cores with no interpreter to start (a process per core cost more than a small folder's
+    whole build) and nothing forked from a training process that holds locks in other threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     files = [str(p) for p in spec.files]
     bounds = np.linspace(0, len(files), workers + 1).astype(int)
-    if workers <= 1:
-        write_part(files, spec.short_side, spec.channels, tmp, 0)
-        return 1
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    procs = []
-    for k in range(workers):
-        job = tmp / f"part{k:03d}.json"
-        job.write_text(json.dumps({"paths": files[bounds[k]:bounds[k + 1]], "short_side": spec.short_side,
-                                   "channels": spec.channels, "folder": str(tmp), "part": k}))
-        procs.append(subprocess.Popen([sys.executable, "-m", "trainer.engine.cache_build", str(job)], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-    errors = []
-    try:
-        for proc in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:
-                errors.append((err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    if errors:
-        raise DataError(errors[0].removeprefix("trainer.errors.DataError: "))
+    with ThreadPoolExecutor(workers, thread_name_prefix="cache-build") as pool:
+        futures = [pool.submit(write_part, files[bounds[k]:bounds[k + 1]], spec.short_side, spec.channels, tmp, k)
+                   for k in range(workers)]
+        for f in futures:
+            f.result()  # the first slice's error, if any (DataError: cannot decode ...)
     return workers
 
 
@@ -284,7 +266,7 @@ def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int) -> None:
             offset.append(z["offset"])
             shape.append(z["shape"])
             names.extend(str(v) for v in z["names"])
-    for f in [*tmp.glob("part*.npz"), *tmp.glob("part*.json")]:
+    for f in tmp.glob("part*.npz"):
         f.unlink()
     n = len(spec.files)
     rel = np.array([spec.relpath(p) for p in spec.files], dtype=str)
@@ -296,7 +278,7 @@ def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int) -> None:
     (tmp / LAST_USED).touch()
     meta = {"key": key, "format": FORMAT_VERSION, "images": n, "shards": len(names), "short_side": spec.short_side,
             "channels": spec.channels, "root": str(spec.root), "created": time.time(),
-            "build_s": round(time.perf_counter() - t0, 3), "processes": parts}
+            "build_s": round(time.perf_counter() - t0, 3), "threads": parts}
     with open(tmp / MARKER, "w") as f:  # written last: its presence means every byte above is on disk
         json.dump(meta, f)
         f.flush()
