@@ -187,6 +187,9 @@ def schema() -> None:
 from trainer.store_cli import register  # the store commands: launch, queue, worker, ls, sweep...
 
 register(main)
+from trainer.tools_cli import register as register_tools  # eval, predict, export, tune
+
+register_tools(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +52,7 @@ from trainer.engine.optim import (
     needs_create_graph,
 )
 from trainer.engine.progress import NullProgress
+from trainer.engine.stats import DeviceMonitor, LoaderWait, cpu_rss_mb, synchronize
 from trainer.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -101,16 +100,6 @@ def resolve_amp(spec: bool | str, device: torch.device) -> torch.dtype | None:
     if spec == "fp16":
         return torch.float16
     return torch.bfloat16  # True or "bf16"
-
-
-def cpu_rss_mb() -> float:
-    """Resident memory of this process now (MB); peak RSS where /proc is missing."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def seed_everything(seed: int) -> None:
@@ -207,6 +196,9 @@ class Trainer:
                                        steps_per_epoch=self.updates_per_epoch, base_lr=cfg.optimizer.lr)
         mean, std = mean_std or normalization(cfg.data.mean, cfg.data.std, data.channels)
         mean, std = normalization(mean, std, data.channels)
+        # what a prediction needs to feed the model as training did (saved in every checkpoint)
+        self.preprocess = {"img_size": list(data.img_size), "channels": data.channels,
+                           "mean": list(mean), "std": list(std)}
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
         weights = class_weights(cfg.loss.class_weights, data.train_labels,
@@ -265,7 +257,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.float64)
         seen = acc_seen = 0
-        wait = 0.0
+        wait = LoaderWait(dev)  # run statistics: the time the device waited for the loader
         batch = self.batch_in_epoch
         log_every = self.cfg.train.log_every_steps
         self.progress.start_epoch(epoch + 1, self.cfg.train.epochs, total, batch)
@@ -275,12 +267,12 @@ class Trainer:
         start = time.perf_counter()
         it = iter(loader)
         while True:
-            t0 = time.perf_counter()
+            t0 = wait.begin()
             try:
                 x, y = next(it)
             except StopIteration:
                 break
-            wait += time.perf_counter() - t0
+            wait.got_batch(t0)
             n = y.shape[0]
             x = self.prepare(x)
             y = y.to(dev, non_blocking=True)
@@ -331,14 +323,14 @@ class Trainer:
                     batch, loss=(p["loss_sum"] + running) / max(1, s),
                     acc=(p["correct"] + float(correct)) / (p["acc_seen"] + acc_seen) if acc_seen else None,
                     ips=s * self.dist.world_size / elapsed if elapsed > 0 else None)
+            wait.step_queued()
         if vote is not None:
             vote.result()  # every rank waits for its last vote: the next collective starts from a clean slate
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        synchronize(dev)
         elapsed = time.perf_counter() - start
         # all ranks together: sums of losses and counts, the slowest rank's times
         cur = self.dist.reduce_stats({"loss_sum": float(loss_sum), "correct": float(correct), "seen": seen,
-                                      "acc_seen": acc_seen, "wait_s": wait, "time_s": elapsed},
+                                      "acc_seen": acc_seen, "wait_s": wait.total_s(), "time_s": elapsed},
                                      maximum=("wait_s", "time_s"))
         if self.ddp is not None and not math.isfinite(cur["loss_sum"]):
             raise _diverged(cur["loss_sum"], epoch)
@@ -449,11 +441,24 @@ class Trainer:
         ``on_epoch(row)`` gets each epoch's metrics; ``on_step_row(row)`` the every-N-steps rows;
         ``on_step(step)`` runs after every optimizer update (heartbeats, tests).
         """
+        # run statistics: each epoch's wall clock runs from the previous epoch's row to this one's, so
+        # epoch_time_s adds up to the wall time and images_per_s agrees with it (trainer.engine.stats)
+        monitor = DeviceMonitor(self.device).start()
+        try:
+            return self._fit(monitor, on_epoch, on_step_row, on_step)
+        finally:
+            monitor.stop()
+
+    def _fit(self, monitor: DeviceMonitor, on_epoch: Callable[[dict[str, Any]], None] | None,
+             on_step_row: Callable[[dict[str, Any]], None] | None, on_step: Callable[[int], None] | None
+             ) -> FitResult:
         t = self.cfg.train
         es = t.early_stopping
         best_mode = metric_mode(t.best_metric)
+        clock = time.perf_counter()
         while self.epochs_done < t.epochs:
             epoch = self.epochs_done
+            carried = float(self.partial["time_s"]) if self.partial else 0.0  # resumed mid-epoch
             stats, finished = self.train_epoch(epoch, on_step_row, on_step)
             if not finished:
                 self.save_checkpoint("last.pt")
@@ -468,11 +473,15 @@ class Trainer:
             eval_start = time.perf_counter()
             if self.epochs_done % t.eval_every == 0 or last:
                 row.update(self.evaluate().metrics)
-            train_time = stats["time_s"]
-            row.update({"lr": stats["lr"], "epoch_time_s": train_time + time.perf_counter() - eval_start,
-                        "images_per_s": stats["seen"] / train_time if train_time > 0 else None,
+            now = time.perf_counter()
+            train_time, wall = stats["time_s"], now - clock + carried
+            clock = now
+            row.update({"lr": stats["lr"], "epoch_time_s": wall, "train_time_s": train_time,
+                        "eval_time_s": now - eval_start,
+                        "images_per_s": stats["seen"] / wall if wall > 0 else None,
+                        "train_images_per_s": stats["seen"] / train_time if train_time > 0 else None,
                         "data_wait_frac": stats["wait_s"] / train_time if train_time > 0 else None,
-                        "cpu_rss_mb": cpu_rss_mb()})
+                        "cpu_rss_mb": cpu_rss_mb(), **monitor.window()})
             if self.device.type == "cuda":
                 row["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
             row["time"] = time.time()
@@ -533,6 +542,7 @@ class Trainer:
             "config": to_dict(self.cfg),
             "world_size": self.dist.world_size,
             "class_names": list(self.data.class_names),
+            "preprocess": dict(self.preprocess),
         }
         if self.dist.enabled:
             state["rng_ranks"] = self.dist.gather(rng_state())
@@ -580,7 +590,8 @@ class Trainer:
             return None
         return self._save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "best",
                            "model": self.model.state_dict(), "best": dict(self.best),
-                           "config": to_dict(self.cfg), "class_names": list(self.data.class_names)},
+                           "config": to_dict(self.cfg), "class_names": list(self.data.class_names),
+                           "preprocess": dict(self.preprocess)},
                           "best.pt")
 
 

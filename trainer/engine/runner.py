@@ -195,6 +195,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     from trainer.engine.model import build_model, check_forward, model_mean_std, param_count
     from trainer.engine.plots import plot_run
     from trainer.engine.progress import make_progress
+    from trainer.engine.stats import inference_stats
 
     run_dir = Path(run_dir)
     t0 = time.time()
@@ -291,6 +292,8 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                 exit_code = 130
             if main:
                 _save_artefacts(trainer, run_dir)
+                if status == "completed":  # latency_ms, flops... on the run's device (trainer.engine.stats)
+                    writer.update(**inference_stats(trainer))
     except KeyboardInterrupt:
         status, stop_reason, exit_code = "interrupted", "aborted", 130
         error = "aborted by a second Ctrl-C; the last checkpoint is from before it"
