@@ -203,6 +203,9 @@ def _apply(resolved: Any, key: str, value: Any, store_uri: str | None, app: Any,
     if output is not None:
         write_atomic(output, yaml.safe_dump(derived.config, sort_keys=False, default_flow_style=None))
         click.echo(f"wrote {output} ({key}={value})", err=True)
+    if derived is resolved:
+        click.echo(f"the config already has {key}={value}; nothing new to index")
+        return
     own = app is None
     app = app or command_app(store_uri)
     try:

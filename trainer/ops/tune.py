@@ -17,7 +17,8 @@ The suggestion (``rule``):
 A size fits when a few full training steps (forward, backward, optimizer update) run at it
 without running out of memory (:class:`TrainStepProbe`, on the config's device); the answer
 is the largest fit less ``margin`` (10%), rounded down to a multiple of 8, because memory
-fragments and evaluation, checkpoints or a second process need room too. Images/s are
+fragments and evaluation, checkpoints or a second process need room too (when ``max_batch``
+fits, no limit was seen and the answer is ``max_batch`` itself). Images/s are
 measured at every size that fits. The probe is injectable, so tests fake the memory limit.
 """
 from __future__ import annotations
@@ -217,18 +218,14 @@ def search_batch_size(probe: Callable[[int], BatchTrial], *, start: int = 2, max
         raise UsageError(f"even a batch of {start} does not fit on this device "
                          f"({trials[-1].error or 'out of memory'}); use a smaller model or data.img_size")
     if bad is not None:
-        step = max(1, min(multiple, good // 8))
-        while bad - good > step:
+        while bad - good > 1:
             mid = (good + bad) // 2
-            if mid >= step:
-                mid -= mid % step
-            if mid <= good:
-                break
             if attempt(mid):
                 good = mid
             else:
                 bad = mid
-    return BatchFinding(trials, good, _with_margin(good, margin, multiple), margin, bad is None, bad)
+    answer = good if bad is None else _with_margin(good, margin, multiple)  # at --max: no limit seen, no margin
+    return BatchFinding(trials, good, answer, margin, bad is None, bad)
 
 
 class TrainStepProbe:
