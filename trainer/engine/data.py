@@ -26,7 +26,7 @@ import gzip
 import logging
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainer.engine.augment import build_mixup, build_transform
 from trainer.engine.config import TrainerConfig
+from trainer.engine.sampling import imbalance_subset, weighted_draw
 from trainer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -177,8 +178,10 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
     """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
-                 max_batches: int | None = None, rank: int = 0, world_size: int = 1, even: bool = True) -> None:
+                 max_batches: int | None = None, rank: int = 0, world_size: int = 1, even: bool = True,
+                 draw: Callable[[int, int], list[int]] | None = None) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.draw = draw  # data.sampler (trainer.engine.sampling): draw(epoch, count) -> the epoch's order
         self.rank, self.world_size, self.even = rank, world_size, even
         if world_size == 1:
             self.local_n = n
@@ -210,6 +213,9 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
 
     def _shard(self, epoch: int) -> list[int]:
         """This rank's indices for ``epoch``, in order."""
+        if self.draw is not None:  # weighted: one order for all ranks, rank r takes its r-th block
+            size = self.local_n
+            return self.draw(epoch, size * self.world_size)[self.rank * size:(self.rank + 1) * size]
         if self.world_size == 1:
             return self._order(epoch)
         if not self.even:  # exact split: rank r takes items r, r+W, r+2W... of the order
@@ -489,6 +495,7 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         raise DataError(f"{d.dataset}: labels outside 0..{num_classes - 1}")
 
     keep = stratified_fraction(train.labels, d.fraction)
+    keep = keep[imbalance_subset(train.labels[keep], d.imbalance, names)]  # data.imbalance (sampling.py)
     if len(keep) < len(train.labels):
         train = RawSplit(train.images[keep] if train.images is not None else None,
                          [train.paths[i] for i in keep.tolist()] if train.paths is not None else None,
@@ -515,7 +522,8 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
 
     train_sampler = EpochBatchSampler(len(train.labels), d.batch_size, shuffle=True, drop_last=True,
                                       seed=cfg.train.seed, max_batches=cfg.train.max_steps_per_epoch,
-                                      rank=rank, world_size=world_size, even=True)
+                                      rank=rank, world_size=world_size, even=True,
+                                      draw=weighted_draw(d, train.labels, num_classes, cfg.train.seed))
     val_sampler = EpochBatchSampler(len(val.labels), d.eval_batch_size or d.batch_size, shuffle=False,
                                     drop_last=False, seed=0, rank=rank, world_size=world_size, even=False)
 
