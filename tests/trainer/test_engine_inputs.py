@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from trainer.engine.augment import build_transform
-from trainer.engine.config import FEATURES, load_config
+from trainer.engine.config import FEATURES, apply_overrides, load_config
 from trainer.engine.data import EpochBatchSampler, build_data
 from trainer.engine.features import FeatureStack, feature_channels
 from trainer.engine.filters import clahe, median_blur
@@ -127,6 +127,15 @@ def test_imbalance_names_an_unknown_class() -> None:
                          ["cat", "dog"])
 
 
+def test_input_options_from_overrides() -> None:
+    raw = apply_overrides({"model": {"name": "test_resnet"}},
+                          ["data.sampler=weights", "data.sampler_weights=[1, 2]", "data.features=[rgb, sobel]",
+                           "data.imbalance.ratio=0.1", "data.imbalance.classes=[cat]"])
+    d = load_config(raw).data
+    assert (d.sampler, d.sampler_weights, d.features) == ("weights", [1.0, 2.0], ["rgb", "sobel"])
+    assert (d.imbalance.ratio, d.imbalance.classes, d.imbalance.seed) == (0.1, ["cat"], 0)
+
+
 @pytest.mark.parametrize("data, fragment", [
     ({"sampler": "balance"}, "did you mean 'balanced'"),
     ({"sampler": "weights"}, "data.sampler_weights: sampler: weights needs"),
@@ -137,6 +146,7 @@ def test_imbalance_names_an_unknown_class() -> None:
     ({"features": ["rgb", "sobol"]}, "did you mean 'sobel'"),
     ({"features": ["fft", "fft"]}, "fft listed twice"),
     ({"features": []}, "an empty list"),
+    ({"augment": {"median_blur": {"kernel": 3}}}, "did you mean 'kernel_size'"),
 ])
 def test_input_options_have_one_line_errors(data: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -161,6 +171,9 @@ def test_each_feature_has_its_documented_channel_count_and_is_normalised() -> No
         if name not in ("rgb", "gray"):  # derived features: standardised per image and channel
             assert out.mean(dim=(-2, -1)).abs().max() < 1e-4, name
             assert (out.std(dim=(-2, -1), unbiased=False) - 1).abs().max() < 1e-3, name
+    stack = FeatureStack(list(DOCUMENTED_CHANNELS), None, None)
+    exported = torch.export.export(stack, (x,)).module()  # it can sit in front of an exported model
+    assert torch.allclose(exported(x.flip(0)), stack(x.flip(0)))
     grey = FeatureStack(["rgb", "gray"], [0.5], [0.25], torch.device("cpu"))(torch.full((1, 1, 4, 4), 255.0))
     assert torch.allclose(grey, torch.full((1, 4, 4, 4), 2.0))  # (1 - 0.5) / 0.25, greyscale repeated for rgb
 

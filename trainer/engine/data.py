@@ -174,7 +174,9 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
     :class:`torch.utils.data.DistributedSampler` from the same permutation a single process
     would use: ``even=True`` (training) pads the shards to equal length so every rank runs
     the same number of batches; ``even=False`` (validation) splits exactly, so the ranks
-    together see every image once. Batch seeds differ between ranks.
+    together see every image once. Batch seeds differ between ranks. With ``draw`` (a weighted
+    ``data.sampler``, :mod:`trainer.engine.sampling`) the epoch's order is ``draw(epoch, count)``
+    instead, one order for all ranks, of which rank r takes the r-th contiguous block.
     """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,

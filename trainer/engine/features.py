@@ -97,20 +97,25 @@ def standardize(f: torch.Tensor) -> torch.Tensor:
     return (f - mean) / (std + STANDARDIZE_EPS)
 
 
-class FeatureStack:
-    """Turns a float batch (0..255, the images' channels) into the normalised ``data.features`` stack."""
+class FeatureStack(torch.nn.Module):
+    """Turns a float batch (0..255, the images' channels) into the normalised ``data.features`` stack.
+
+    A module without parameters (mean/std are buffers), so it moves with ``.to(device)`` and
+    ``torch.export`` can put it in front of a model in an exported artefact.
+    """
 
     def __init__(self, names: list[str], mean: list[float] | tuple[float, ...] | None,
-                 std: list[float] | tuple[float, ...] | None, device: torch.device) -> None:
+                 std: list[float] | tuple[float, ...] | None, device: torch.device | None = None) -> None:
+        super().__init__()
         self.names = list(names)
         self.channels = feature_channels(self.names, 0)
         m3, s3 = normalization(mean, std, 3)
         m1, s1 = normalization(mean, std, 1)
-        self.rgb_mean = torch.tensor(m3, device=device).view(1, 3, 1, 1) * 255.0
-        self.rgb_std = torch.tensor(s3, device=device).view(1, 3, 1, 1) * 255.0
+        self.register_buffer("rgb_mean", torch.tensor(m3, device=device).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("rgb_std", torch.tensor(s3, device=device).view(1, 3, 1, 1) * 255.0)
         self.gray_mean, self.gray_std = m1[0] * 255.0, s1[0] * 255.0
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         g = gray(x)
         g01 = g / 255.0

@@ -22,6 +22,7 @@ Validation is never touched.
 from __future__ import annotations
 
 import difflib
+import logging
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from trainer.engine.config import DataConfig, ImbalanceConfig
 from trainer.errors import ConfigError
 
 __all__ = ["WeightedDraw", "class_shares", "imbalance_subset", "quotas", "weighted_draw"]
+
+log = logging.getLogger(__name__)
 
 DRAW_SALT = 7_777  # weighted orders differ from the unweighted permutation of the same (seed, epoch)
 
@@ -100,7 +103,9 @@ def weighted_draw(d: DataConfig, labels: torch.Tensor, num_classes: int, seed: i
     """The training order's draw for ``data.sampler`` (None for ``none``: plain shuffling)."""
     if d.sampler == "none":
         return None
-    return WeightedDraw(labels, class_shares(labels, num_classes, d.sampler, d.sampler_weights), seed)
+    shares = class_shares(labels, num_classes, d.sampler, d.sampler_weights)
+    log.info("sampler %s: class shares %s", d.sampler, " ".join(f"{s:.3f}" for s in shares.tolist()))
+    return WeightedDraw(labels, shares, seed)
 
 
 def _class_index(spec: int | str, names: list[str]) -> int:
