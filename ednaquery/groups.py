@@ -33,6 +33,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ednaquery.annotations import read_annotation
 from ednaquery.documents import make_group_document
 from ednaquery.errors import LoadError
 from ednaquery.fsutil import open_regular, write_json_atomic
@@ -122,7 +123,8 @@ def write_group(path: str | os.PathLike[str], record: dict) -> None:
 
 
 def group_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
-    """The ``kind=group`` document of a ``group.json`` (its path is the file)."""
+    """The ``kind=group`` document of a ``group.json`` (its path is the file), with the user's tags and note
+    from its annotations sidecar (:mod:`ednaquery.annotations`): the indexer and the trainer make the same one."""
     p = os.path.abspath(path)
     record = read_group(p, max_bytes=max_bytes)
     members = [m for m in record["members"] if isinstance(m, dict)]
@@ -136,8 +138,12 @@ def group_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
     status = group_status(members)
     updated = finite_number(record.get("updated_at"))
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    return make_group_document(
+    doc = make_group_document(
         record["group_id"], config=config, config_id=record.get("config_id"), path=p, status=status,
         metrics=aggregate(members), info=info, members=members, started_at=finite_number(record.get("created_at")),
         ended_at=updated if status in ("completed", "failed") else None, format=GROUP_FORMAT,
         mtime=os.stat(p).st_mtime)
+    ann = read_annotation(p, is_run=False)  # the user's tags and note, whichever writer indexes it
+    if ann:
+        doc["annotations"] = ann
+    return doc

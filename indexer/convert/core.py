@@ -93,7 +93,7 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
                 return [_error(p, str(exc), "mlflow", stat)]
         if is_group_file(p):  # a group of runs (k-fold, bagging): one kind=group document
             try:
-                return [with_annotation(group_document(p, max_bytes=max_bytes))]
+                return [group_document(p, max_bytes=max_bytes)]
             except LoadError as exc:
                 return [_error(p, exc.detail, "json", stat)]
         owned = run_folder_of(p)

@@ -29,3 +29,21 @@ def test_a_broken_group_file_is_an_error_record_not_a_crash(tmp_path: Path) -> N
     other.parent.mkdir()
     other.write_text('{"model": "resnet18"}')
     assert [d["kind"] for d in convert_path(other)] == ["config"]
+
+
+def test_a_tagged_group_keeps_its_tag_whoever_reindexes_it(tmp_path: Path) -> None:
+    from ednaquery.annotations import annotate
+    from ednaquery.documents import doc_tags
+    from ednaquery.groups import group_document
+    from ednaquery.store.sqlite import SQLiteStore
+
+    path = tmp_path / "bag-1" / "group.json"
+    write_group(path, {"group_id": "bag-1", "method": "bag", "n": 1, "config": {}, "members": []})
+    store = SQLiteStore(tmp_path / "index.db")
+    try:
+        store.upsert([group_document(path)])
+        annotate(store, store.get("bag-1"), tag_changes=["+baseline"])
+        assert doc_tags(group_document(path)) == ["baseline"]  # the trainer's re-index keeps it
+        assert doc_tags(convert_path(path)[0]) == ["baseline"]  # and so does the indexer's
+    finally:
+        store.close()
