@@ -120,11 +120,12 @@ def bag(target: str, overrides: tuple[str, ...], n: int, seed: int, dry_run: boo
 Examples:
   trainer group cv-20261204-2215               # a group id prefix: members and mean/std
   trainer group cv-20261204-2215 --refresh     # recompute it from its runs now
+  trainer group cv-20261204-2215 --refresh --dry-run   # what the refresh would give; nothing written
   trainer group runs/cv-20261204-221530-3fa9 --json""")
 @click.argument("group")
 @click.option("--refresh", is_flag=True,
               help="Recompute the members' runs and the mean/std now (workers do it after each member).")
-@click.option("--dry-run", is_flag=True, help="With --refresh: show the group as it is; rewrite nothing.")
+@click.option("--dry-run", is_flag=True, help="With --refresh: show what the refresh gives; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the group file's JSON.")
 @_runs_root_option
 @_store_option
@@ -139,10 +140,10 @@ def group_cmd(group: str, refresh: bool, dry_run: bool, as_json: bool, runs_root
     try:
         store = app.open_store(create=True)
         path = find_group_file(store, group, _runs_root(app, runs_root))
-        if refresh and not dry_run:
+        if refresh:
             q = open_jobs(store)
             try:
-                record = refresh_group(store, path, queue=q)
+                record = refresh_group(store, path, queue=q, dry_run=dry_run)
             finally:
                 q.close()
         else:

@@ -167,6 +167,11 @@ def test_a_member_relaunched_by_hand_counts_after_a_refresh(env):
     # fold 0 launched by hand: the group takes its run
     fold0 = plan.members[0].config.config_id
     _cli(env, "launch", fold0, "--quiet", "--runs-root", str(env / "runs"))
+    before = path.read_bytes()
+    preview = _cli(env, "group", plan.group_id, "--refresh", "--dry-run", "--json", "--runs-root",
+                   str(env / "runs")).output
+    assert [m["status"] for m in json.loads(preview)["members"]] == ["completed", "cancelled"]
+    assert path.read_bytes() == before  # a dry run writes nothing
     _cli(env, "group", plan.group_id, "--refresh", "--runs-root", str(env / "runs"))
     record = read_group(path)
     assert [m["status"] for m in record["members"]] == ["completed", "cancelled"]

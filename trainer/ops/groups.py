@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from ednaquery.errors import EdnaError, NotFound, UsageError
-from ednaquery.groups import GROUP_FILE, group_document, member_value, read_group, write_group
+from ednaquery.groups import (
+    GROUP_FILE,
+    aggregate,
+    group_document,
+    group_status,
+    member_value,
+    read_group,
+    write_group,
+)
 from ednaquery.store.base import FileState, FindOptions, PathUpdate, SortKey, Store
 from trainer.errors import ConfigError
 from trainer.ops.launch import ResolvedConfig, derive, override_strings, resolve_target
@@ -210,36 +218,47 @@ def _member_run(store: Store, row: dict, since: float | None) -> dict | None:
     return max(pool, key=lambda d: str(d["_id"]))  # run ids sort by start time
 
 
+def _update_members(store: Store, record: dict, finished: dict | None, queue: Any) -> None:
+    """Each member's run, status and metric values, from the store (and the job queue), in place."""
+    since = record.get("created_at")
+    for row in record["members"]:
+        if finished and row.get("job_id") and row["job_id"] == finished.get("job_id"):
+            row["run_id"] = finished.get("run_id") or row.get("run_id")
+            if not row["run_id"]:
+                row["status"] = finished.get("status") or row.get("status")
+        job = None
+        if queue is not None and row.get("job_id"):
+            with contextlib.suppress(EdnaError):
+                job = queue.get(row["job_id"])
+                row["run_id"] = row.get("run_id") or job.run_id
+        run = _member_run(store, row, since)
+        if run is not None:
+            row["run_id"] = run["_id"]
+            row["status"] = run.get("status") or "unknown"
+            row["metrics"] = {name: x for name, summary in (run.get("metrics") or {}).items()
+                              if (x := member_value(summary)) is not None}
+        elif job is not None:
+            row["status"] = job.status
+
+
 def refresh_group(store: Store, path: str | os.PathLike[str], *, finished: dict | None = None,
-                  queue: Any = None) -> dict:
+                  queue: Any = None, dry_run: bool = False) -> dict:
     """Recompute a group from its members' runs and rewrite (and index) its file; returns the record.
 
     ``finished`` (``{"job_id", "run_id", "status"}``) is the member job that just ended (the worker
     knows its run even when the store does not); ``queue`` lets members without a run take their
-    job's state (queued, running, failed before any run, cancelled).
+    job's state (queued, running, failed before any run, cancelled). ``dry_run``: return the
+    recomputed record (status, mean and std included) and write nothing.
     """
     p = Path(os.path.abspath(path))
+    if dry_run:
+        record = read_group(p)
+        _update_members(store, record, finished, queue)
+        members = record["members"]
+        return dict(record, status=group_status(members), metrics=aggregate(members))
     with _locked(p):
         record = read_group(p)
-        since = record.get("created_at")
-        for row in record["members"]:
-            if finished and row.get("job_id") and row["job_id"] == finished.get("job_id"):
-                row["run_id"] = finished.get("run_id") or row.get("run_id")
-                if not row["run_id"]:
-                    row["status"] = finished.get("status") or row.get("status")
-            job = None
-            if queue is not None and row.get("job_id"):
-                with contextlib.suppress(EdnaError):
-                    job = queue.get(row["job_id"])
-                    row["run_id"] = row.get("run_id") or job.run_id
-            run = _member_run(store, row, since)
-            if run is not None:
-                row["run_id"] = run["_id"]
-                row["status"] = run.get("status") or "unknown"
-                row["metrics"] = {name: x for name, summary in (run.get("metrics") or {}).items()
-                                  if (x := member_value(summary)) is not None}
-            elif job is not None:
-                row["status"] = job.status
+        _update_members(store, record, finished, queue)
         record["updated_at"] = time.time()
         write_group(p, record)
     index_group(store, p)
