@@ -297,7 +297,8 @@ def _config_yaml(doc: dict, as_written: bool) -> str:
     if doc.get("kind") in ("run", "group"):
         lines.append(f"# status: {doc.get('status')}")
         if doc.get("config_id"):
-            lines.append(f"# config: {doc['config_id']}")
+            label = "base config" if doc.get("kind") == "group" else "config"
+            lines.append(f"# {label}: {doc['config_id']}")
         for name, summary in (doc.get("metrics") or {}).items():
             parts = " ".join(f"{k}={scalar_text(v)}" for k, v in (summary or {}).items())
             lines.append(f"# metric {name}: {parts}")

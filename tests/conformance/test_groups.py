@@ -127,3 +127,25 @@ def test_an_unknown_kind_names_group(index):
     ix, _ = index
     with pytest.raises(UsageError, match="the kinds are config, run, group, error; did you mean 'group'"):
         ix.find("kind=gruop")
+
+
+def test_cli_lists_and_shows_groups(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ednaquery.cli import main
+
+    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
+    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    ids = _write(tmp_path)
+    store = open_store(str(tmp_path / "g.db"))
+    store.upsert([group_document(tmp_path / gid / "group.json") for gid in ids.values()])
+    store.close()
+    db = ["--store", str(tmp_path / "g.db")]
+    found = CliRunner().invoke(main, [*db, "find", "--kind", "group", "val_acc.mean>0.9", "--format", "ids"])
+    assert found.exit_code == 0, found.output
+    assert sorted(found.output.split()) == sorted([ids["steady"], ids["vit"]])
+    shown = CliRunner().invoke(main, [*db, "show", ids["vit"]])
+    assert shown.exit_code == 0, shown.output
+    assert "# kind: group" in shown.output and "# status: running" in shown.output
+    assert f"# member fold=2: run {_run_id(2, 2)} running" in shown.output
