@@ -86,7 +86,7 @@ class Record:
 
     @cached_property
     def metrics(self) -> dict[str, dict[str, float]]:
-        """``{metric: {"last": x, "best": y}}`` (runs; empty otherwise)."""
+        """``{metric: {"last": x, "best": y}}`` (runs), ``{metric: {"mean": x, "std": y}}`` (groups); empty otherwise."""
         return unescape_keys(self.doc.get("metrics") or {})
 
     @cached_property

@@ -17,7 +17,7 @@ __all__ = ["KINDS", "check_kinds", "describe_unknown", "unknown_keys"]
 
 #: the kinds of document a store holds (``kind=...``); a ``group`` is a cross-validation or bagging
 #: group of runs (mean and std of its runs' metrics, see :mod:`ednaquery.groups`)
-KINDS = ("config", "run", "group", "error")
+KINDS = ("config", "run", "error", "group")
 
 
 def unknown_keys(node: Node, paths: Sequence[tuple[str, ...]]) -> list[KeySpec]:

@@ -125,7 +125,7 @@ def test_best_across_groups_compares_means(index):
 
 def test_an_unknown_kind_names_group(index):
     ix, _ = index
-    with pytest.raises(UsageError, match="the kinds are config, run, group, error; did you mean 'group'"):
+    with pytest.raises(UsageError, match="the kinds are config, run, error, group; did you mean 'group'"):
         ix.find("kind=gruop")
 
 
