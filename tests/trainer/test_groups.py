@@ -176,3 +176,29 @@ def test_a_member_relaunched_by_hand_counts_after_a_refresh(env):
     record = read_group(path)
     assert [m["status"] for m in record["members"]] == ["completed", "cancelled"]
     assert record["metrics"]["val_acc"]["std"] == 0.0 and record["members"][0]["run_id"]
+
+
+def test_a_member_that_fails_before_any_run_marks_the_group_failed(env):
+    import threading
+
+    from ednaquery.errors import EdnaError
+    from trainer.ops.groups import after_member, submit
+
+    store = SQLiteStore(env / "index.db")
+    try:
+        plan = plan_bag(store, str(env / "base.yaml"), n=1)
+        q = open_jobs(store)
+        path, _ = submit(plan, store=store, queue=q, runs_root=env / "runs")
+        job = q.claim("w1")
+
+        def broken(job, stop, started):
+            raise EdnaError("config no longer valid")
+
+        with pytest.raises(EdnaError):
+            after_member(broken, store, runs_root=env / "runs")(job, threading.Event(), lambda rid: None)
+        record = read_group(path)
+        assert record["status"] == "failed" and record["members"][0]["status"] == "failed"
+        assert store.get(plan.group_id)["status"] == "failed"  # indexed as it changed
+        q.close()
+    finally:
+        store.close()

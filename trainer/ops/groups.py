@@ -306,7 +306,7 @@ def after_member(run_job: Callable[..., Any], store: Store, *, runs_root: str | 
 
         try:
             outcome = run_job(job, stop, note)
-        except EdnaError:  # a bad member (its config no longer valid): the group says it failed
+        except Exception:  # a bad member (its config no longer valid, a crash): the group says it failed
             _refresh_after(store, job, "failed", run_id[-1] if run_id else None, stop, runs_root)
             raise
         _refresh_after(store, job, outcome.status, outcome.run_id or (run_id[-1] if run_id else None), stop,
