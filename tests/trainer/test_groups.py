@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from ednaquery.api import Index
+from ednaquery.cli import main as ednaquery_main
 from ednaquery.groups import read_group
 from ednaquery.store.sqlite import SQLiteStore
 from trainer.cli import main
@@ -125,8 +126,8 @@ def test_cv_group_metrics_are_the_mean_of_its_fold_runs(env):
     shown = _cli(env, "group", gid[:-2], "--refresh", "--runs-root", str(env / "runs")).output
     assert "completed" in shown and "fold 2" in shown and "val_acc: mean" in shown
     assert read_group(path)["metrics"] == record["metrics"]
-    found = CliRunner().invoke(__import__("ednaquery.cli", fromlist=["main"]).main,
-                               ["--store", str(env / "index.db"), "find", "kind=group", "--format", "json"])
+    found = CliRunner().invoke(ednaquery_main, ["--store", str(env / "index.db"), "find", "kind=group",
+                                                "--format", "json"])
     assert found.exit_code == 0, found.output
     assert [d["id"] for d in json.loads(found.output)] == [gid]
 
