@@ -133,6 +133,9 @@ class DataConfig:
     sampler_weights: list[float] | None = None
     imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
     features: list[str] | None = None
+    folds: int | None = None
+    fold: int | None = None
+    bootstrap: int | None = None
 
 
 @dataclass
@@ -276,6 +279,11 @@ DOCS: dict[str, str] = {
     "data.imbalance.seed": "which images the subset keeps (independent of train.seed)",
     "data.features": "input channels computed on the device: a list of " + " | ".join(FEATURES)
                      + "; null = the image as loaded",
+    "data.folds": "k-fold cross-validation: split the training set into K stratified folds (seed-independent); "
+                  "null = off. The dataset's own validation/test split is never in a fold",
+    "data.fold": "with data.folds: which fold (0..K-1) is this run's validation set; the other folds train",
+    "data.bootstrap": "bagging: train on a bootstrap sample of the training set drawn with this seed (with "
+                      "replacement, same size); out-of-bag indices go to the run's split.json. null = off",
     "optimizer.name": "optimizer name (see `trainer optimizers`); sgd = momentum SGD, nesterov only if asked",
     "optimizer.lr": "learning rate",
     "optimizer.weight_decay": "weight decay (not applied to biases and norm layers)",
@@ -598,6 +606,18 @@ def _validate_inputs(d: DataConfig) -> None:
         dup = sorted({n for n in d.features if d.features.count(n) > 1})
         if dup:
             raise ConfigError(f"data.features: {', '.join(dup)} listed twice")
+def _check_resampling(d: DataConfig) -> None:
+    """``data.folds``/``data.fold`` go together (fold in 0..K-1); ``data.bootstrap`` is a seed >= 0."""
+    if d.folds is not None and d.folds < 2:
+        raise ConfigError(f"data.folds: k-fold needs at least 2 folds, got {d.folds}")
+    if d.folds is not None and d.fold is None:
+        raise ConfigError(f"data.fold: data.folds is {d.folds}, so data.fold must say which fold validates "
+                          f"(0..{d.folds - 1}); `trainer cv` queues them all")
+    if d.fold is not None and d.folds is None:
+        raise ConfigError("data.fold: needs data.folds (the number of folds), e.g. data.folds: 5")
+    if d.folds is not None and d.fold is not None and not 0 <= d.fold < d.folds:
+        raise ConfigError(f"data.fold: must be in 0..{d.folds - 1} for data.folds: {d.folds}, got {d.fold}")
+    _check_positive("data.bootstrap", d.bootstrap, allow_zero=True)
 
 
 def _validate(cfg: TrainerConfig) -> None:
@@ -639,6 +659,7 @@ def _validate(cfg: TrainerConfig) -> None:
     for key, vec in (("data.mean", d.mean), ("data.std", d.std)):
         if vec is not None and len(vec) not in (1, 3):
             raise ConfigError(f"{key}: expected 1 or 3 values, got {vec!r}")
+    _check_resampling(d)
     aug = normalize_augment(d.augment)
     if ("mixup" in aug or "cutmix" in aug) and d.batch_size % 2:
         raise ConfigError(f"data.batch_size: mixup/cutmix need an even batch size, got {d.batch_size}")

@@ -276,6 +276,41 @@ def stratified_fraction(labels: torch.Tensor, fraction: float) -> torch.Tensor:
     return torch.as_tensor(np.sort(np.array(keep, dtype=np.int64)))
 
 
+def _subset(split: RawSplit, idx: np.ndarray) -> RawSplit:
+    """The images ``idx`` (repeats allowed) of a split."""
+    t = torch.as_tensor(idx, dtype=torch.long)
+    return RawSplit(split.images[t] if split.images is not None else None,
+                    [split.paths[i] for i in idx.tolist()] if split.paths is not None else None, split.labels[t])
+
+
+def resample_training(train: RawSplit, val: RawSplit, d: Any, *, origin: torch.Tensor | None = None
+                      ) -> tuple[RawSplit, RawSplit, dict | None]:
+    """``data.folds``/``data.fold`` and ``data.bootstrap`` applied to the training split
+    (:mod:`trainer.engine.folds`): a fold's validation images replace ``val``, never the other way.
+
+    Returns the new (train, val) and the ``split.json`` record, whose indices are positions in
+    the dataset's training split before ``data.fraction`` (``origin`` maps them back); None
+    without folds or bootstrap.
+    """
+    from trainer.engine.folds import select
+
+    try:
+        sel = select(train.labels.numpy(), folds=d.folds, fold=d.fold, bootstrap=d.bootstrap)
+    except ValueError as exc:
+        raise ConfigError(f"data.folds: {exc}") from None
+    if sel is None:
+        return train, val, None
+    new_val = _subset(train, sel.val) if sel.val is not None else val
+    new_train = _subset(train, sel.train)
+    if origin is not None and len(origin) == len(train.labels):
+        back = origin.numpy()
+        sel.train, sel.val = back[sel.train], back[sel.val] if sel.val is not None else None
+        sel.oob = back[sel.oob] if sel.oob is not None else None
+    about = {"dataset": d.dataset, "fraction": d.fraction,
+             "indices": "positions in the dataset's training split, before data.fraction"}
+    return new_train, new_val, sel.record(len(train.labels), about)
+
+
 def load_digits(val_split: float) -> tuple[RawSplit, RawSplit, list[str]]:
     """scikit-learn's 8x8 digits as uint8, split into train/val."""
     from sklearn.datasets import load_digits as _sk_digits
@@ -426,6 +461,8 @@ class DataBundle:
     pin_memory: bool
     in_memory: bool
     on_device: bool = False
+    #: ``split.json`` for a k-fold or bootstrap run (:func:`resample_training`), else None
+    split: dict | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -502,6 +539,7 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         train = RawSplit(train.images[keep] if train.images is not None else None,
                          [train.paths[i] for i in keep.tolist()] if train.paths is not None else None,
                          train.labels[keep])
+    train, val, split = resample_training(train, val, d, origin=keep)
 
     transform = build_transform(d.augment, size=hw, channels=channels)
     mixup = build_mixup(d.augment, num_classes=cfg.model.num_classes or num_classes,
@@ -552,6 +590,7 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         pin_memory=pin,
         in_memory=in_memory,
         on_device=on_device,
+        split=split,
     )
     if bundle.steps_per_epoch == 0:
         raise ConfigError(f"data.batch_size: {d.batch_size} leaves no training batch "

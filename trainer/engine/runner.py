@@ -39,6 +39,7 @@ from ednaquery.documents import new_run_id
 from ednaquery.errors import EdnaError
 from ednaquery.fsutil import write_atomic
 from trainer.engine.config import TrainerConfig, default_keys, load_config, to_dict
+from trainer.engine.folds import write_split
 from trainer.engine.runs import (
     RunSnapshot,
     RunWriter,
@@ -256,6 +257,8 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                 torch.set_float32_matmul_precision("high")
             seed_everything(cfg.train.seed + dist.rank)  # DDP: own dropout/mixup streams; weights come from rank 0
             data = build_data(cfg, device=device, rank=dist.rank, world_size=dist.world_size)
+            if main and data.split is not None:  # k-fold / bootstrap: which images it trained and validated on
+                write_split(run_dir, data.split)
             in_chans = feature_channels(cfg.data.features, data.channels)  # data.features: the stack's
             model = build_model(cfg.model, num_classes=data.num_classes, in_chans=in_chans,
                                 img_size=data.img_size)
