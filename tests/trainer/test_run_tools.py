@@ -245,3 +245,27 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path: Path) -> None:
 def test_every_new_command_has_an_example(command: list[str]) -> None:
     res = invoke([*command, "--help"])
     assert res.exit_code == 0 and "Example" in res.output and f"trainer {' '.join(command)} " in res.output
+
+
+def test_a_features_run_predicts_and_exports_as_it_trained(tmp_path: Path) -> None:
+    from trainer.engine.runner import run_training
+    from trainer.ops.export import export_run
+
+    cfg = {"model": {"name": "test_resnet"},
+           "data": {"dataset": "digits", "img_size": 16, "batch_size": 32, "fraction": 0.25,
+                    "features": ["gray", "sobel"]},
+           "optimizer": {"name": "adamw", "lr": 3e-3}, "train": {"epochs": 1, "device": "cpu"}}
+    result = run_training(cfg, tmp_path / "run", quiet=True, plots=False, handle_signals=False)
+    assert result.status == "completed", result.error
+    run = restore_run(tmp_path / "run")
+    assert run.preprocess.features == ("gray", "sobel") and run.preprocess.in_chans == 2
+    # the trainer's own predictions on the holdout images (one epoch: best.pt is the last model)
+    with np.load(tmp_path / "run" / "holdout.npz") as h:
+        images, preds = torch.from_numpy(h["images"]), h["preds"]
+    assert run.probabilities(images).argmax(1).tolist() == preds.tolist()
+    path, _ = export_run(run, "onnx", tmp_path / "digits.onnx")
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {"images": images.float().numpy()})[0]
+    assert np.allclose(got, run.probabilities(images).numpy(), atol=1e-4)

@@ -40,13 +40,11 @@ class InferenceModel(torch.nn.Module):
 
     def __init__(self, run: RestoredRun) -> None:
         super().__init__()
+        self.prepare = run.preprocess.input_module().to(run.device)  # mean/std, or the data.features stack
         self.model = run.model
-        p = run.preprocess
-        self.register_buffer("mean", torch.tensor(p.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(p.std, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model((images - self.mean) / self.std).float().softmax(1)
+        return self.model(self.prepare(images)).float().softmax(1)
 
 
 def sidecar(run: RestoredRun, fmt: str, artefact: Path) -> dict[str, Any]:
@@ -59,7 +57,8 @@ def sidecar(run: RestoredRun, fmt: str, artefact: Path) -> dict[str, Any]:
         "input": {"name": "images", "dtype": "float32", "layout": "NCHW",
                   "shape": ["batch", p.channels, p.img_size[0], p.img_size[1]], "range": [0, 255],
                   "channels": "greyscale" if p.channels == 1 else "RGB",
-                  "normalisation": "inside the model ((x / 255 - mean) / std)"},
+                  "normalisation": ("inside the model: the data.features stack " + "+".join(p.features)
+                                    if p.features else "inside the model ((x / 255 - mean) / std)")},
         "output": {"name": "probabilities", "shape": ["batch", len(run.class_names)],
                    "meaning": "softmax probabilities; column i is class_names[i]"},
     }

@@ -26,39 +26,78 @@ import torch
 
 from ednaquery.errors import NotFound, UsageError
 
-__all__ = ["Preprocess", "RestoredRun", "image_files", "read_images", "resolve_run", "restore_run"]
+__all__ = ["Normalize", "Preprocess", "RestoredRun", "image_files", "read_images", "resolve_run", "restore_run"]
 
 #: the native channel count of the datasets that are not folders of colour images
 _NATIVE_CHANNELS = {"digits": 1, "fashion_mnist": 1}
 
 
+def _floats(values: Any) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in values) if values else None
+
+
+class Normalize(torch.nn.Module):
+    """0..255 pixels -> ``(x / 255 - mean) / std`` per channel (mean/std as buffers: exportable)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """How an image becomes model input: resize to ``img_size``, ``channels`` (1 grey, 3 RGB),
-    then ``(x / 255 - mean) / std`` per channel."""
+    """How an image becomes model input: resize to ``img_size``, ``channels`` (1 grey, 3 RGB), then
+    ``(x / 255 - mean) / std`` per channel, or, for a ``data.features`` run, its feature stack
+    (:class:`trainer.engine.features.FeatureStack` with the mean/std training gave it)."""
 
     img_size: tuple[int, int]
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    features: tuple[str, ...] | None = None
+    feature_mean: tuple[float, ...] | None = None
+    feature_std: tuple[float, ...] | None = None
+
+    @property
+    def in_chans(self) -> int:
+        """The model's input channels (the feature stack's, else the images')."""
+        from trainer.engine.features import feature_channels
+
+        return feature_channels(list(self.features) if self.features else None, self.channels)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (checkpoints, sidecar files)."""
-        return {"img_size": list(self.img_size), "channels": self.channels, "mean": list(self.mean),
-                "std": list(self.std)}
+        d: dict[str, Any] = {"img_size": list(self.img_size), "channels": self.channels, "mean": list(self.mean),
+                             "std": list(self.std)}
+        if self.features:
+            d.update(features=list(self.features), feature_mean=list(self.feature_mean or []) or None,
+                     feature_std=list(self.feature_std or []) or None)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocess:
         """The inverse of :meth:`as_dict`."""
         size = d["img_size"]
         hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-        return cls(hw, int(d["channels"]), tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]))
+        features = tuple(str(f) for f in d["features"]) if d.get("features") else None
+        return cls(hw, int(d["channels"]), _floats(d["mean"]) or (), _floats(d["std"]) or (), features,
+                   _floats(d.get("feature_mean")), _floats(d.get("feature_std")))
+
+    def input_module(self) -> torch.nn.Module:
+        """A module: float pixels 0..255 ``[B, channels, H, W]`` -> the model's input ``[B, in_chans, H, W]``."""
+        if self.features:
+            from trainer.engine.features import FeatureStack
+
+            return FeatureStack(list(self.features), self.feature_mean, self.feature_std)
+        return Normalize(self.mean, self.std)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[B, C, H, W]`` -> the float input the model was trained on."""
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1) * 255.0
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1) * 255.0
-        return (images.float() - mean) / std
+        """uint8 (or 0..255 float) ``[B, C, H, W]`` -> the input the model was trained on."""
+        return self.input_module().to(images.device)(images.float())
 
 
 @dataclass
@@ -79,8 +118,9 @@ class RestoredRun:
     def logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Model outputs for uint8 images ``[N, C, H, W]`` (already at the preprocessing size), on the CPU."""
         outs = []
+        prepare = self.preprocess.input_module().to(self.device)
         for i in range(0, images.shape[0], batch_size):
-            x = self.preprocess.normalize(images[i:i + batch_size].to(self.device))
+            x = prepare(images[i:i + batch_size].to(self.device).float())
             outs.append(self.model(x).float().cpu())
         if not outs:
             return torch.zeros((0, len(self.class_names)))
@@ -124,18 +164,25 @@ def _load(path: Path) -> dict[str, Any]:
     return state
 
 
+def _channels(cfg: Any) -> int:
+    return cfg.data.channels or _NATIVE_CHANNELS.get(cfg.data.dataset, 3)
+
+
 def _rebuilt_preprocess(cfg: Any, model: torch.nn.Module) -> Preprocess:
-    """The preprocessing of a checkpoint saved without one, computed as training computed it."""
+    """The preprocessing of a checkpoint saved without one, computed as the Trainer computes it."""
     from trainer.engine.data import normalization
     from trainer.engine.model import model_mean_std
 
     d = cfg.data
-    native = _NATIVE_CHANNELS.get(d.dataset, 3)
-    channels = d.channels or native
+    channels = _channels(cfg)
     mean_std = None if d.mean or d.std else model_mean_std(model)
     mean, std = mean_std or normalization(d.mean, d.std, channels)
     mean, std = normalization(mean, std, channels)
-    return Preprocess(tuple(cfg.img_hw), channels, tuple(mean), tuple(std))
+    features = getattr(d, "features", None)
+    raw_mean, raw_std = mean_std or (d.mean, d.std)
+    return Preprocess(tuple(cfg.img_hw), channels, tuple(mean), tuple(std),
+                      tuple(features) if features else None, _floats(raw_mean) if features else None,
+                      _floats(raw_std) if features else None)
 
 
 def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
@@ -161,9 +208,13 @@ def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.pretrained = None  # the checkpoint has the weights; the original file may be elsewhere
     saved = state.get("preprocess")
-    hw = tuple(saved["img_size"]) if saved else tuple(cfg.img_hw)
-    channels = int(saved["channels"]) if saved else (cfg.data.channels or _NATIVE_CHANNELS.get(cfg.data.dataset, 3))
-    model = build_model(model_cfg, num_classes=len(class_names), in_chans=channels, img_size=hw)
+    if saved:
+        in_chans, hw = Preprocess.from_dict(saved).in_chans, Preprocess.from_dict(saved).img_size
+    else:
+        from trainer.engine.features import feature_channels
+
+        in_chans, hw = feature_channels(getattr(cfg.data, "features", None), _channels(cfg)), tuple(cfg.img_hw)
+    model = build_model(model_cfg, num_classes=len(class_names), in_chans=in_chans, img_size=hw)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
