@@ -269,3 +269,28 @@ def test_a_features_run_predicts_and_exports_as_it_trained(tmp_path: Path) -> No
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["probabilities"], {"images": images.float().numpy()})[0]
     assert np.allclose(got, run.probabilities(images).numpy(), atol=1e-4)
+
+
+def test_eval_split_test_needs_no_data_where_the_dataset_has_a_test_split(tmp_path: Path) -> None:
+    from tests.trainer.test_engine_data import write_idx
+    from trainer.engine.runner import run_training
+
+    rng = np.random.RandomState(0)
+    fm = tmp_path / "fashion"
+    fm.mkdir()
+    for prefix, n in (("train", 48), ("t10k", 30)):  # Fashion-MNIST's layout, tiny
+        write_idx(fm / f"{prefix}-images-idx3-ubyte.gz", rng.randint(0, 256, (n, 28, 28)))
+        write_idx(fm / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    cfg = {"model": {"name": "test_resnet"},
+           "data": {"dataset": "fashion_mnist", "root": str(fm), "img_size": 16, "batch_size": 16},
+           "train": {"epochs": 1, "device": "cpu"}}
+    assert run_training(cfg, tmp_path / "run", quiet=True, plots=False, handle_signals=False).status == "completed"
+    res = invoke(["eval", str(tmp_path / "run"), "--split", "test", "--no-record", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["images"] == 30 and "t10k" in out["data"] and 0 <= out["metrics"]["test_acc"] <= 1
+    # digits has no test split: the command says what to give instead
+    digits = {**cfg, "data": {"dataset": "digits", "img_size": 16, "batch_size": 64, "fraction": 0.1}}
+    assert run_training(digits, tmp_path / "d", quiet=True, plots=False, handle_signals=False).status == "completed"
+    res = invoke(["eval", str(tmp_path / "d"), "--no-record"])
+    assert res.exit_code == 2 and "digits has no test split; give --data imagefolder:PATH" in res.output
