@@ -34,11 +34,10 @@ def _restore(run: str, store_uri: str | None, device: str | None, *, need_store:
     """(the restored run, the open App or None): RUN as a folder, else through the store."""
     from trainer.ops.restore import resolve_run, restore_run
 
-    app = None
-    if need_store or not os.path.isdir(run):
-        app = command_app(store_uri)
+    is_folder = os.path.isdir(run)
+    app = command_app(store_uri) if need_store or not is_folder else None
     try:
-        folder = resolve_run(run, app.open_store(create=True) if app is not None else None)
+        folder = resolve_run(run, None if is_folder else app.open_store(create=True))
         return restore_run(folder, device=_device(device)), app
     except BaseException:
         if app is not None:
@@ -80,10 +79,12 @@ Exit status: 0 evaluated, 2 bad input (unknown run, no best.pt, unreadable data)
 def eval_cmd(run: str, data: str | None, split: str, batch_size: int | None, device: str | None,
              no_record: bool, as_json: bool, store_uri: str | None) -> None:
     """Evaluate RUN's best.pt on held-out images; record the metrics and the confusion matrix in the run."""
-    from trainer.ops.evaluate import evaluate, record
+    from trainer.ops.evaluate import check_recordable, evaluate, record
 
     restored, app = _restore(run, store_uri, device, need_store=not no_record)
     try:
+        if not no_record:
+            check_recordable(restored)
         report = evaluate(restored, data=data, split=split, batch_size=batch_size)
         files = [] if no_record else record(restored, report, app.open_store(create=True))
     finally:

@@ -224,7 +224,12 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path: Path) -> None:
     bad.write_text("not an image")
     no_best = tmp_path / "no-best"
     shutil.copytree(trained["run_dir"], no_best, ignore=shutil.ignore_patterns("*.pt"))
+    running = tmp_path / "running"
+    shutil.copytree(trained["run_dir"], running)
+    state = json.loads((running / "run.json").read_text())
+    (running / "run.json").write_text(json.dumps({**state, "status": "running"}))
     cases = [
+        (["eval", str(running), "--data", f"imagefolder:{trained['data']}"], "is still running"),
         (["predict", str(tmp_path / "nowhere"), image], "no run"),
         (["--store", trained["db"], "predict", "19990101-000000-dead", image], "no run"),
         (["predict", str(no_best), image], "has no best.pt"),

@@ -32,7 +32,7 @@ from ednaquery.errors import UsageError
 from ednaquery.fsutil import write_atomic, write_json_atomic
 from trainer.ops.restore import RestoredRun, read_images
 
-__all__ = ["EvalReport", "evaluate", "metric_prefix", "record"]
+__all__ = ["EvalReport", "check_recordable", "evaluate", "metric_prefix", "record"]
 
 SPLITS = ("test", "val")
 IMAGEFOLDER = "imagefolder:"
@@ -194,15 +194,20 @@ def evaluate(run: RestoredRun, *, data: str | None = None, split: str = "test",
     return EvalReport(split, source, metrics, matrix, list(run.class_names), seen)
 
 
+def check_recordable(run: RestoredRun) -> None:
+    """UsageError for a run whose files are still being rewritten (status running)."""
+    if (_read_json(run.run_dir / "run.json") or {}).get("status") == "running":
+        raise UsageError(f"run {run.run_id} is still running (its files are being rewritten); "
+                         f"evaluate it when it has ended, or use --no-record")
+
+
 def record(run: RestoredRun, report: EvalReport, store: Any = None) -> list[Path]:
     """Write the report into the run folder (atomically) and re-index the run in ``store`` if given."""
     from trainer.engine.plots import plot_confusion, run_title
 
     run_dir = run.run_dir
+    check_recordable(run)
     status = _read_json(run_dir / "run.json") or {}
-    if status.get("status") == "running":
-        raise UsageError(f"run {run.run_id} is still running (its files are being rewritten); "
-                         f"evaluate it when it has ended")
     summary = _read_json(run_dir / "summary.json") or {"metrics": {}}
     metrics = summary.setdefault("metrics", {})
     for name, value in report.metrics.items():
