@@ -7,9 +7,10 @@ subsets), :mod:`~trainer.engine.features` (engineered input channels), :mod:`~tr
 models), :mod:`~trainer.engine.optim` (optimizers and schedules), :mod:`~trainer.engine.loop`
 (the training loop), :mod:`~trainer.engine.distributed` (the loop's view of DDP: rank, world
 size, collectives), :mod:`~trainer.engine.runner` (:func:`~trainer.engine.runner.run_training`,
-the one call), :mod:`~trainer.engine.runs` (the run folder's files), :mod:`~trainer.engine.plots`
+the one call), :mod:`~trainer.engine.runs` (the run folder's files), :mod:`~trainer.engine.stats`
+(run statistics: loader wait, NVML sampling, latency, FLOPs), :mod:`~trainer.engine.plots`
 and :mod:`~trainer.engine.progress`. The modules import torch only where they need it.
 """
 
 __all__ = ["augment", "config", "data", "distributed", "features", "filters", "loop", "model", "optim", "plots",
-           "progress", "runner", "runs", "sampling"]
+           "progress", "runner", "runs", "sampling", "stats"]

@@ -60,6 +60,7 @@ class LoaderWait:
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
+        self.device = device
         self.host_s = 0.0
         self._pairs: list[tuple[Any, Any]] = []
         self._step_end: Any = None
@@ -74,14 +75,14 @@ class LoaderWait:
             self.host_s += time.perf_counter() - t0
             return
         ready = torch.cuda.Event(enable_timing=True)
-        ready.record()
+        ready.record(torch.cuda.current_stream(self.device))  # the training device's stream, not cuda:0's
         self._pairs.append((self._step_end, ready))
 
     def step_queued(self) -> None:
         """Call when a step's work has been queued on the device."""
         if self.cuda:
             self._step_end = torch.cuda.Event(enable_timing=True)
-            self._step_end.record()
+            self._step_end.record(torch.cuda.current_stream(self.device))
 
     def total_s(self) -> float:
         """The epoch's wait so far; on CUDA this synchronises (call it once, at the epoch's end)."""

@@ -5,6 +5,11 @@ resume), :mod:`~trainer.ops.jobs` (the job queue), :mod:`~trainer.ops.worker` (c
 queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs) and :mod:`~trainer.ops.groups`
 (k-fold and bagging groups of runs). Their ``trainer`` commands are in :mod:`trainer.store_cli`
 and :mod:`trainer.groups_cli`.
+
+A trained run: :mod:`~trainer.ops.restore` (a run folder back as config, model, class list and
+preprocessing: the one loader of a run's best.pt), :mod:`~trainer.ops.evaluate` (``trainer eval``),
+:mod:`~trainer.ops.predict` and :mod:`~trainer.ops.export`; :mod:`~trainer.ops.tune` (lr range
+test, batch-size finder). Their commands are in :mod:`trainer.tools_cli`.
 """
 
-__all__ = ["groups", "jobs", "launch", "sweep", "worker"]
+__all__ = ["evaluate", "export", "groups", "jobs", "launch", "predict", "restore", "sweep", "tune", "worker"]

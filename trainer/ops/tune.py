@@ -242,6 +242,8 @@ class TrainStepProbe:
 
         self.cfg, self.steps = cfg, max(1, steps)
         self.device = resolve_device(device or cfg.train.device)
+        if self.device.type == "cuda" and not cfg.train.deterministic:
+            torch.backends.cudnn.benchmark = True  # as training runs (trainer.engine.runner): same kernels, same memory
         seed_everything(cfg.train.seed)
         data = build_data(cfg, device_type=self.device.type)  # channels and classes, as training sees them
         model = build_model(cfg.model, num_classes=data.num_classes, in_chans=data.channels,
