@@ -689,3 +689,6 @@ def register(group: click.Group) -> None:
     for cmd in COMMANDS:
         if cmd.name not in group.commands or cmd is plot:  # plot by run id replaces the folder-only one
             group.add_command(cmd)
+    from trainer.ensemble_cli import ensemble  # trainer ensemble (trainer/ops/ensemble.py)
+
+    group.add_command(ensemble)

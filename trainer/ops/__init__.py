@@ -6,4 +6,4 @@ queued jobs) and :mod:`~trainer.ops.sweep` (grid plans to jobs). Their ``trainer
 are in :mod:`trainer.store_cli`.
 """
 
-__all__ = ["jobs", "launch", "sweep", "worker"]
+__all__ = ["combine", "ensemble", "jobs", "launch", "sweep", "worker"]
