@@ -211,22 +211,24 @@ def _copy_member(env, src_id: str, store: SQLiteStore, new_id: str, *, data: dic
     return new_id
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    ({"data": {"img_size": 12}}, "members disagree on the input size"),
-    ({"data": {"channels": 3}}, "members disagree on the input channels"),
-    ({"class_names": [f"c{i}" for i in range(10)]}, "members disagree on the classes"),
+@pytest.mark.parametrize(("first", "edit", "message", "dry_run_sees_it"), [
+    ({}, {"data": {"img_size": 12}}, "members disagree on the input size", True),
+    ({"data": {"channels": 1}}, {"data": {"channels": 3}}, "members disagree on the input channels", True),
+    ({}, {"data": {"channels": 3}}, "members disagree on the input channels", False),  # digits' own: 1
+    ({}, {"class_names": [f"c{i}" for i in range(10)]}, "members disagree on the classes", True),
 ])
-def test_members_that_differ_are_refused_in_one_line_and_nothing_is_written(env, tmp_path, edit, message):
+def test_members_that_differ_are_refused_in_one_line_and_nothing_is_written(env, tmp_path, first, edit, message,
+                                                                           dry_run_sees_it):
     db = str(tmp_path / "own.db")
     store = SQLiteStore(db)
     try:
-        _copy_member(env, env["ids"][0], store, "20990101-000000-aaaa")
+        _copy_member(env, env["ids"][0], store, "20990101-000000-aaaa", **first)
         _copy_member(env, env["ids"][1], store, "20990101-000000-bbbb", **edit)
     finally:
         store.close()
-    for extra in ((), ("--dry-run",)):
-        res = CliRunner().invoke(_main(), ["--store", db, "ensemble", "model=test_resnet",
-                                                           "--runs-root", str(env["out"]), *extra])
+    for extra in ((), ("--dry-run",)) if dry_run_sees_it else ((),):
+        res = CliRunner().invoke(_main(), ["--store", db, "ensemble", "model=test_resnet", "-q",
+                                           "--runs-root", str(env["out"]), *extra])
         assert res.exit_code == 2, res.output
         assert res.stderr.startswith("error: " + message) and res.stderr.count("\n") == 1, res.stderr
         assert _written(env["out"]) == []
@@ -241,7 +243,7 @@ def test_members_validated_on_other_images_are_refused(env, tmp_path):
     finally:
         store.close()
     res = CliRunner().invoke(_main(), ["--store", db, "ensemble", "model=test_resnet", "-q",
-                                                       "--runs-root", str(env["out"])])
+                                       "--runs-root", str(env["out"])])
     assert res.exit_code == 2 and "validated on different images" in res.stderr, res.stderr
     assert _written(env["out"]) == []
 

@@ -147,10 +147,10 @@ def check_compatible(members: list[Member]) -> None:
         if m.img_hw != first.img_hw:
             raise UsageError(f"members disagree on the input size: {first.run_id} has data.img_size "
                              f"{_hw(first.img_hw)}, {m.run_id} has {_hw(m.img_hw)}")
-        if m.data.get("channels") != first.data.get("channels") or m.data.get("dataset") != first.data.get("dataset"):
-            raise UsageError(f"members disagree on the input channels: {first.run_id} has data.channels "
-                             f"{first.data.get('channels') or 'native'} of {first.data.get('dataset')}, {m.run_id} "
-                             f"has {m.data.get('channels') or 'native'} of {m.data.get('dataset')}")
+        a, b = first.data.get("channels"), m.data.get("channels")
+        if a is not None and b is not None and a != b:  # a dataset's native count is checked once it is loaded
+            raise UsageError(f"members disagree on the input channels: {first.run_id} has data.channels {a}, "
+                             f"{m.run_id} has {b}")
 
 
 def _short(names: list[str]) -> str:
@@ -297,6 +297,7 @@ def evaluate_members(plan: EnsemblePlan, *, device: str | None = None,
     """Run every member over its validation (and test) images; refuse members that saw other images."""
     from trainer.engine.config import load_config
     from trainer.engine.loop import device_name, resolve_device
+    from trainer.errors import ConfigError
 
     dev = resolve_device(device or "auto")
     cache: dict[str, Any] = {}
@@ -306,8 +307,17 @@ def evaluate_members(plan: EnsemblePlan, *, device: str | None = None,
     names: list[str] | None = None
     first = plan.members[0]
     bundle = None
+    channels: int | None = None
     for m in plan.members:
-        bundle = _data_for(load_config(m.config), cache)
+        try:
+            bundle = _data_for(load_config(m.config), cache)
+        except ConfigError as exc:
+            raise ConfigError(f"run {m.run_id}: {exc}") from None
+        if channels is None:
+            channels = bundle.channels
+        elif bundle.channels != channels:
+            raise UsageError(f"members disagree on the input channels: {first.run_id} takes {channels}, "
+                             f"{m.run_id} takes {bundle.channels}")
         loaded = load_run_model(m.run_dir, in_chans=bundle.channels, device=dev)
         if names is None:
             names = loaded.class_names
