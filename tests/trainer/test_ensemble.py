@@ -142,6 +142,8 @@ def test_mean_of_three_is_the_mean_of_the_members_softmax_and_is_indexed(env):
         assert doc["_id"] == folder.name and doc["status"] == "completed"
         assert doc["metrics"]["val_acc_gain"]["last"] == pytest.approx(acc - best_member)
         assert doc["info"]["ensemble"]["combine"] == "mean"
+        # val_acc compares accuracies only (no gain is stored under a val_acc key)
+        assert store.find(parse(["kind=run", f"members={env['ids'][0]}", "val_acc<0.5"]), FindOptions()) == []
     finally:
         store.close()
     from ednaquery.cli import main as ednaquery_main

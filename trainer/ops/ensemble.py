@@ -12,7 +12,7 @@
 3. :func:`write_ensemble_run`: a combination of :mod:`trainer.ops.combine` (mean, weighted, vote,
    stacking) is scored and written as a run folder through :class:`trainer.engine.runs.RunWriter`
    (atomic files) and indexed (:class:`trainer.recorder.RunRecorder`): ``members: [run ids]`` and
-   ``ensemble: {combine, best_member, gain, ...}`` in run.json, the usual metrics (``val_acc``,
+   ``ensemble: {combine, best_member, val_loss_delta, ...}`` in run.json, the usual metrics (``val_acc``,
    ``val_loss``, ``val_top5``, ``test_*``) plus ``val_acc_gain`` (ensemble minus its best member,
    the member with the highest validation accuracy), and ``predictions.npz`` (the members' and
    the ensemble's class probabilities).
@@ -420,18 +420,18 @@ def write_ensemble_run(store: Store | None, plan: EnsemblePlan, out: MemberOutpu
         metrics.update(scores(test, out.test_labels, prefix="test"))
     best = int(np.argmax(member_acc))  # the first of equals
     best_scores = out.member_scores[best]
-    gain = {"val_acc": metrics["val_acc"] - best_scores["val_acc"],
-            "val_loss": best_scores["val_loss"] - metrics["val_loss"]}  # positive: the ensemble is better
+    # gains are metrics (val_acc_gain: ensemble minus best member); no info key is named like a metric
+    # (a `gain: {val_acc: ..}` leaf would answer `val_acc>0.9` queries)
+    row: dict[str, Any] = {"scope": "epoch", "epoch": 1, "step": 0, **metrics,
+                           "val_acc_gain": metrics["val_acc"] - best_scores["val_acc"]}
     if "test_acc" in metrics and "test_acc" in best_scores:
-        gain["test_acc"] = metrics["test_acc"] - best_scores["test_acc"]
-    row: dict[str, Any] = {"scope": "epoch", "epoch": 1, "step": 0, **metrics, "val_acc_gain": gain["val_acc"]}
-    if "test_acc" in gain:
-        row["test_acc_gain"] = gain["test_acc"]
+        row["test_acc_gain"] = metrics["test_acc"] - best_scores["test_acc"]
     info: dict[str, Any] = {"combine": method, "query": " ".join(plan.query), "by": plan.by, "top": plan.top,
                             "member_val_acc": member_acc,
                             "member_val_loss": [s["val_loss"] for s in out.member_scores],
                             "best_member": out.members[best].run_id, "best_member_val_acc": best_scores["val_acc"],
-                            "gain": gain}
+                            "best_member_val_loss": best_scores["val_loss"],
+                            "val_loss_delta": metrics["val_loss"] - best_scores["val_loss"]}  # < 0: better
     if "weights" in details:
         info["weights"] = details["weights"]
     if "folds" in details:
