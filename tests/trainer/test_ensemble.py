@@ -275,3 +275,32 @@ def test_a_query_with_fewer_than_two_runs_is_refused(env):
     assert res.exit_code == 2 and "at least 2 completed runs" in res.output
     res = trainer(env, "ensemble", *QUERY, "--top", "1")
     assert res.exit_code == 2  # click: K >= 2
+
+
+def test_a_test_split_is_scored_and_stacking_scores_it_with_a_meta_learner_fitted_on_all_validation(
+        env, monkeypatch):
+    """digits has no test split: one is simulated (the validation images again) to follow that path."""
+    from sklearn.linear_model import LogisticRegression
+
+    import trainer.engine.data as data_mod
+
+    real = data_mod.build_data
+
+    def with_test_split(cfg, **kw):
+        bundle = real(cfg, **kw)
+        bundle.test_loader = bundle.val_loader
+        return bundle
+
+    monkeypatch.setattr(data_mod, "build_data", with_test_split)
+    res = trainer(env, "ensemble", *QUERY, "--combine", "mean", "--combine", "stacking", "--runs-root",
+                  str(env["out"]), "-q")
+    assert res.exit_code == 0, res.output
+    by_method = {_run_json(f)["ensemble"]["combine"]: f for f in _written(env["out"])}
+    mean = json.loads((by_method["mean"] / "summary.json").read_text())["metrics"]
+    assert mean["test_acc"]["last"] == pytest.approx(mean["val_acc"]["last"])  # the same images
+    assert "test_acc_gain" in mean and _run_json(by_method["mean"])["test_size"] == 359
+    saved = np.load(by_method["stacking"] / "predictions.npz")
+    labels = saved["labels"]
+    x = np.log(np.clip(saved["member_probs"], 1e-12, None)).transpose(1, 0, 2).reshape(len(labels), -1)
+    meta = LogisticRegression(max_iter=2000).fit(x, labels)  # all the validation rows, and only them
+    assert np.allclose(saved["test_probs"], meta.predict_proba(x), atol=1e-6)
