@@ -272,7 +272,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(env):
 
 def test_a_query_with_fewer_than_two_runs_is_refused(env):
     res = trainer(env, "ensemble", "model=no_such_model", "--runs-root", str(env["out"]))
-    assert res.exit_code == 2 and "at least 2 completed runs" in res.output
+    assert res.exit_code == 2 and "at least 2 completed trainer runs" in res.output
     res = trainer(env, "ensemble", *QUERY, "--top", "1")
     assert res.exit_code == 2  # click: K >= 2
 

@@ -1,7 +1,7 @@
 """``trainer ensemble``: combine trained runs into an ensemble run, indexed like any run.
 
 1. :func:`plan_ensemble`: the runs a query finds (the query language of docs/query.md, as
-   ``trainer ls``), completed and not themselves ensembles, ranked by a metric (``--by``, the
+   ``trainer ls``), completed runs of this trainer that are not themselves ensembles, ranked by a metric (``--by``, the
    best-epoch value), the top K kept. Members must agree on class list, image size and channels
    (else :class:`~ednaquery.errors.UsageError`, one line, exit 2) and each needs its ``best.pt``.
 2. :func:`evaluate_members`: each member's model is rebuilt from its run folder's ``config.yaml``
@@ -33,6 +33,7 @@ from ednaquery.documents import config_id as content_id
 from ednaquery.documents import new_run_id, unescape_keys
 from ednaquery.errors import UsageError
 from ednaquery.metrics import direction, finite_number
+from ednaquery.runfolder import RUN_FORMAT
 from ednaquery.store.base import Store
 from trainer.ops.combine import COMBINES, combine, scores, stack_folds
 
@@ -83,14 +84,15 @@ class EnsemblePlan:
     by: str
     top: int | None
     folds: int
-    skipped: int = 0  # runs the query found that cannot be members (not completed, or ensembles)
+    skipped: int = 0  # runs the query found that cannot be members (not completed, another tool's, ensembles)
 
     def describe(self) -> list[str]:
         """The plan as lines (``--dry-run``)."""
         q = " ".join(self.query) or "(all runs)"
         top = f"top {self.top} " if self.top else ""
         lines = [f"members: {len(self.members)} run(s) from {q!r}, {top}by {self.by}"
-                 + (f" ({self.skipped} other match(es) skipped: not completed, or ensembles)" if self.skipped else "")]
+                 + (f" ({self.skipped} other match(es) skipped: not completed, another tool's, or ensembles)"
+                    if self.skipped else "")]
         for m in self.members:
             score = f"{m.score:.4f}" if m.score is not None else "-"
             lines.append(f"  {m.run_id}  {m.model_name}  {self.by} {score}  {m.run_dir}")
@@ -172,7 +174,8 @@ def plan_ensemble(store: Store, query: list[str], *, combines: list[str], by: st
     if folds < 2:
         raise UsageError("--folds must be 2 or more")
     docs = find_member_docs(store, query)
-    usable = [d for d in docs if d.get("status") == "completed" and not _is_ensemble(d)]
+    usable = [d for d in docs if d.get("status") == "completed" and d.get("format") == RUN_FORMAT
+              and not _is_ensemble(d)]
     skipped = len(docs) - len(usable)
     lower = direction(by) == "min"
     ranked = sorted(usable, key=lambda d: (_score(d, by) is None,
@@ -180,8 +183,9 @@ def plan_ensemble(store: Store, query: list[str], *, combines: list[str], by: st
     chosen = ranked[:top] if top else ranked
     if len(chosen) < 2:
         q = " ".join(query) or "(all runs)"
-        raise UsageError(f"an ensemble needs at least 2 completed runs; {q!r} finds {len(chosen)}"
-                         + (f" ({skipped} not completed or ensembles)" if skipped else ""))
+        raise UsageError(f"an ensemble needs at least 2 completed trainer runs; {q!r} finds {len(chosen)}"
+                         + (f" ({skipped} other match(es): not completed, another tool's, or ensembles)"
+                            if skipped else ""))
     members = [_read_folder(d["_id"], find_run_folder(store, d["_id"], runs_root), _score(d, by)) for d in chosen]
     check_compatible(members)
     return EnsemblePlan(query=list(query), members=members, combines=list(dict.fromkeys(combines)), by=by,
