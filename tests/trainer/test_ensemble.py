@@ -134,6 +134,8 @@ def test_mean_of_three_is_the_mean_of_the_members_softmax_and_is_indexed(env):
         loss = float(np.mean(-np.log(expected[np.arange(len(labels)), labels])))
         assert summary["val_loss"]["last"] == pytest.approx(loss, rel=1e-6)
         assert "val_top5" in summary
+        confusion = json.loads((folder / "val_confusion.json").read_text())["matrix"]
+        assert np.trace(confusion) == round(acc * len(labels)) and np.sum(confusion) == len(labels)
         best_member = max(np.mean(p.argmax(1) == labels) for p in member_probs)
         assert summary["val_acc_gain"]["last"] == pytest.approx(acc - best_member)
 

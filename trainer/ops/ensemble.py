@@ -14,8 +14,8 @@
    (atomic files) and indexed (:class:`trainer.recorder.RunRecorder`): ``members: [run ids]`` and
    ``ensemble: {combine, best_member, val_loss_delta, ...}`` in run.json, the usual metrics (``val_acc``,
    ``val_loss``, ``val_top5``, ``test_*``) plus ``val_acc_gain`` (ensemble minus its best member,
-   the member with the highest validation accuracy), and ``predictions.npz`` (the members' and
-   the ensemble's class probabilities).
+   the member with the highest validation accuracy), ``predictions.npz`` (the members' and
+   the ensemble's class probabilities) and ``val_confusion.json`` (for ``trainer plot``).
 """
 from __future__ import annotations
 
@@ -406,6 +406,15 @@ def _save_predictions(path: Path, out: MemberOutputs, probs: np.ndarray, test: n
         np.savez_compressed(fh, **arrays)
 
 
+def _save_confusion(path: Path, out: MemberOutputs, probs: np.ndarray) -> None:
+    """val_confusion.json as a trained run has it (``trainer plot`` draws the confusion matrix from it)."""
+    from ednaquery.fsutil import write_atomic
+
+    c = len(out.class_names)
+    matrix = np.bincount(out.labels * c + probs.argmax(1), minlength=c * c).reshape(c, c)
+    write_atomic(path, json.dumps({"class_names": out.class_names, "epoch": 1, "matrix": matrix.tolist()}) + "\n")
+
+
 def write_ensemble_run(store: Store | None, plan: EnsemblePlan, out: MemberOutputs, method: str, *,
                        runs_root: Path, started_at: float | None = None) -> EnsembleResult:
     """Combine ``out`` by ``method``, score it, write the ensemble run folder and index it."""
@@ -453,6 +462,7 @@ def write_ensemble_run(store: Store | None, plan: EnsemblePlan, out: MemberOutpu
                   img_size=list(out.img_size), channels=out.channels, device=out.device,
                   device_name=out.device_name, **environment_info())
     _save_predictions(run_dir / PREDICTIONS_FILE, out, probs, test, details.get("fold"))
+    _save_confusion(run_dir / "val_confusion.json", out, probs)
     row["time"] = time.time()
     writer.add_metrics(row)
     ended = time.time()
