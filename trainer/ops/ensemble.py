@@ -56,13 +56,14 @@ class Member:
 
     run_id: str
     run_dir: Path
-    config: dict[str, Any]
+    config: dict[str, Any]  # config.yaml as written
+    cfg: Any  # the same, validated: a TrainerConfig
     score: float | None  # the --by metric's best value, from the store
     class_names: list[str] | None
 
     @property
     def model_name(self) -> str:
-        return str((self.config.get("model") or {}).get("name", ""))
+        return str(self.cfg.model.name)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -70,8 +71,7 @@ class Member:
 
     @property
     def img_hw(self) -> tuple[int, int]:
-        s = self.data.get("img_size", 32)
-        return (int(s), int(s)) if isinstance(s, int) else (int(s[0]), int(s[1]))
+        return self.cfg.img_hw
 
 
 @dataclass
@@ -101,8 +101,8 @@ class EnsemblePlan:
         m0 = self.members[0]
         h, w = m0.img_hw
         classes = f"{len(m0.class_names)} classes" if m0.class_names else "classes from best.pt"
-        lines.append(f"data: {m0.data.get('dataset')} validation split (and its test set where the dataset has "
-                     f"one), {h}x{w}, channels {m0.data.get('channels') or 'native'}, {classes}; "
+        lines.append(f"data: {m0.cfg.data.dataset} validation split (and its test set where the dataset has "
+                     f"one), {h}x{w}, channels {m0.cfg.data.channels or 'native'}, {classes}; "
                      f"each member's own data config and normalisation")
         return lines
 
@@ -126,15 +126,21 @@ def _is_ensemble(doc: dict) -> bool:
 
 
 def _read_folder(run_id: str, run_dir: Path, score: float | None) -> Member:
+    from trainer.engine.config import load_config
     from trainer.engine.runs import load_run
+    from trainer.errors import ConfigError
 
     if not (run_dir / "best.pt").is_file():
         raise UsageError(f"run {run_id} has no best.pt in {run_dir}; it cannot be an ensemble member")
     snap = load_run(run_dir)
     if not snap.config:
         raise UsageError(f"run {run_id} has no config.yaml in {run_dir}")
+    try:
+        cfg = load_config(snap.config)
+    except ConfigError as exc:
+        raise ConfigError(f"run {run_id}: {exc}") from None
     names = snap.info.get("class_names")
-    return Member(run_id=run_id, run_dir=run_dir, config=snap.config, score=score,
+    return Member(run_id=run_id, run_dir=run_dir, config=snap.config, cfg=cfg, score=score,
                   class_names=[str(n) for n in names] if isinstance(names, list) else None)
 
 
@@ -149,7 +155,7 @@ def check_compatible(members: list[Member]) -> None:
         if m.img_hw != first.img_hw:
             raise UsageError(f"members disagree on the input size: {first.run_id} has data.img_size "
                              f"{_hw(first.img_hw)}, {m.run_id} has {_hw(m.img_hw)}")
-        a, b = first.data.get("channels"), m.data.get("channels")
+        a, b = first.cfg.data.channels, m.cfg.data.channels
         if a is not None and b is not None and a != b:  # a dataset's native count is checked once it is loaded
             raise UsageError(f"members disagree on the input channels: {first.run_id} has data.channels {a}, "
                              f"{m.run_id} has {b}")
@@ -299,9 +305,7 @@ def _data_for(cfg: Any, cache: dict[str, Any]) -> Any:
 def evaluate_members(plan: EnsemblePlan, *, device: str | None = None,
                      say: Any = None) -> MemberOutputs:
     """Run every member over its validation (and test) images; refuse members that saw other images."""
-    from trainer.engine.config import load_config
     from trainer.engine.loop import device_name, resolve_device
-    from trainer.errors import ConfigError
 
     dev = resolve_device(device or "auto")
     cache: dict[str, Any] = {}
@@ -313,10 +317,7 @@ def evaluate_members(plan: EnsemblePlan, *, device: str | None = None,
     bundle = None
     channels: int | None = None
     for m in plan.members:
-        try:
-            bundle = _data_for(load_config(m.config), cache)
-        except ConfigError as exc:
-            raise ConfigError(f"run {m.run_id}: {exc}") from None
+        bundle = _data_for(m.cfg, cache)
         if channels is None:
             channels = bundle.channels
         elif bundle.channels != channels:
