@@ -2,8 +2,10 @@
 
 :mod:`~trainer.ops.launch` (resolve a config id or file, derive with overrides, launch and
 resume), :mod:`~trainer.ops.jobs` (the job queue), :mod:`~trainer.ops.worker` (claims and runs
-queued jobs) and :mod:`~trainer.ops.sweep` (grid plans to jobs). Their ``trainer`` commands
-are in :mod:`trainer.store_cli`.
+queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs), :mod:`~trainer.ops.groups`
+(k-fold and bagging groups of runs) and :mod:`~trainer.ops.ensemble` (ensembles of runs, combined by
+:mod:`~trainer.ops.combine`). Their ``trainer`` commands are in :mod:`trainer.store_cli`,
+:mod:`trainer.groups_cli` and :mod:`trainer.ensemble_cli`.
 """
 
-__all__ = ["combine", "ensemble", "jobs", "launch", "sweep", "worker"]
+__all__ = ["combine", "ensemble", "groups", "jobs", "launch", "sweep", "worker"]
