@@ -306,3 +306,29 @@ def test_a_test_split_is_scored_and_stacking_scores_it_with_a_meta_learner_fitte
     x = np.log(np.clip(saved["member_probs"], 1e-12, None)).transpose(1, 0, 2).reshape(len(labels), -1)
     meta = LogisticRegression(max_iter=2000).fit(x, labels)  # all the validation rows, and only them
     assert np.allclose(saved["test_probs"], meta.predict_proba(x), atol=1e-6)
+
+
+def test_a_member_trained_on_feature_channels_is_fed_its_own_stack(env, tmp_path):
+    from trainer.ops.launch import launch
+
+    db = str(tmp_path / "own.db")
+    store = SQLiteStore(db)
+    try:
+        plain = _copy_member(env, env["ids"][0], store, "20990101-000000-aaaa")
+        featured = launch(str(env["root"] / "tiny.yaml"), ["train.seed=5", "data.features=[gray,sobel]"],
+                          store=store, runs_root=tmp_path / "runs", quiet=True, handle_signals=False)
+        assert featured.status == "completed", featured.error
+    finally:
+        store.close()
+    res = CliRunner().invoke(_main(), ["--store", db, "ensemble", "model=test_resnet", "-q",
+                                       "--runs-root", str(env["out"])])
+    assert res.exit_code == 0, res.output
+    [folder] = _written(env["out"])
+    run = _run_json(folder)
+    store = SQLiteStore(db)
+    try:
+        recorded = {m: store.get(m)["metrics"]["val_acc"]["best"] for m in (plain, featured.run_id)}
+    finally:
+        store.close()
+    # each member scores on the shared validation images what its own run recorded: inputs made its way
+    assert run["ensemble"]["member_val_acc"] == pytest.approx([recorded[m] for m in run["members"]])

@@ -211,10 +211,17 @@ class LoadedModel:
     mean: Any  # torch tensor [1, C, 1, 1], on the 0..255 scale
     std: Any
     amp_dtype: Any
+    features: Any = None  # data.features: the input stack that replaces mean/std (trainer.engine.features)
+
+    def prepare(self, x: Any) -> Any:
+        """uint8 images -> the model's input, as the run's Trainer.prepare made it."""
+        x = x.float()
+        return self.features(x) if self.features is not None else x.sub_(self.mean).div_(self.std)
 
 
 def load_run_model(run_dir: Path, *, in_chans: int, device: Any) -> LoadedModel:
-    """Rebuild a run's model from ``config.yaml`` + ``best.pt`` with the run's own input normalisation.
+    """Rebuild a run's model from ``config.yaml`` + ``best.pt`` with the run's own input normalisation
+    (``in_chans``: the images' channels; a ``data.features`` stack makes the model's own).
 
     (Small on purpose; ``trainer eval``/``predict`` may grow the same helper: one of them should stay.)
     """
@@ -222,6 +229,7 @@ def load_run_model(run_dir: Path, *, in_chans: int, device: Any) -> LoadedModel:
 
     from trainer.engine.config import load_config
     from trainer.engine.data import normalization
+    from trainer.engine.features import build_features, feature_channels
     from trainer.engine.loop import load_checkpoint, resolve_amp
     from trainer.engine.model import build_model, model_mean_std
     from trainer.engine.runs import load_run
@@ -234,16 +242,19 @@ def load_run_model(run_dir: Path, *, in_chans: int, device: Any) -> LoadedModel:
     if not names:
         raise UsageError(f"{run_dir / 'best.pt'} names no classes; it is not a trainer checkpoint")
     model_cfg = replace(cfg.model, pretrained=None)  # the weights come from best.pt, not from a file
-    model = build_model(model_cfg, num_classes=len(names), in_chans=in_chans, img_size=cfg.img_hw)
+    model = build_model(model_cfg, num_classes=len(names), in_chans=feature_channels(cfg.data.features, in_chans),
+                        img_size=cfg.img_hw)
     model.load_state_dict(state["model"])
     model.eval().to(device)
-    mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)  # as trainer.engine.runner
+    # as trainer.engine.runner and the Trainer: the model's normalisation unless the config names one
+    mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
     mean, std = mean_std or normalization(cfg.data.mean, cfg.data.std, in_chans)
     mean, std = normalization(mean, std, in_chans)
     return LoadedModel(cfg=cfg, model=model, class_names=names,
                        mean=torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0,
                        std=torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0,
-                       amp_dtype=resolve_amp(cfg.train.amp, device))
+                       amp_dtype=resolve_amp(cfg.train.amp, device),
+                       features=build_features(cfg.data.features, mean_std or (cfg.data.mean, cfg.data.std), device))
 
 
 def predict_probs(loaded: LoadedModel, loader: Any, device: Any) -> tuple[np.ndarray, np.ndarray, str]:
@@ -263,7 +274,7 @@ def predict_probs(loaded: LoadedModel, loader: Any, device: Any) -> tuple[np.nda
         for x, y in loader:
             digest.update(x.cpu().numpy().tobytes())
             digest.update(y.cpu().numpy().tobytes())
-            x = x.to(device).float().sub_(loaded.mean).div_(loaded.std)
+            x = loaded.prepare(x.to(device))
             with autocast:
                 out = loaded.model(x)
             probs.append(torch.softmax(out.double(), dim=1).cpu().numpy())
