@@ -238,12 +238,14 @@ def test_members_that_differ_are_refused_in_one_line_and_nothing_is_written(env,
         assert _written(env["out"]) == []
 
 
-def test_members_validated_on_other_images_are_refused(env, tmp_path):
+@pytest.mark.parametrize("data", [{"val_split": 0.3}, {"folds": 5, "fold": 1}],
+                         ids=["val_split", "cross-validation-fold"])
+def test_members_validated_on_other_images_are_refused(env, tmp_path, data):
     db = str(tmp_path / "own.db")
     store = SQLiteStore(db)
     try:
         _copy_member(env, env["ids"][0], store, "20990101-000000-aaaa")
-        _copy_member(env, env["ids"][1], store, "20990101-000000-bbbb", data={"val_split": 0.3})
+        _copy_member(env, env["ids"][1], store, "20990101-000000-bbbb", data=data)
     finally:
         store.close()
     res = CliRunner().invoke(_main(), ["--store", db, "ensemble", "model=test_resnet", "-q",
