@@ -230,3 +230,59 @@ def test_best_metric_accepts_the_new_metrics() -> None:
     cfg = load_config(tiny(loss={"terms": [{"name": "ce"}, {"name": "focal"}]},
                            train={"best_metric": "val_loss_focal"}))
     assert cfg.train.best_metric == "val_loss_focal"
+
+
+# ---------------------------------------------------------------- DDP: the metrics of the whole validation set
+
+_RANK_SCRIPT = """
+import json, sys
+from pathlib import Path
+from trainer.engine.distributed import init_from_env, shutdown
+from trainer.engine.runner import run_training
+ctx = init_from_env("cpu")
+for name, cfg in json.loads(sys.argv[1]).items():
+    r = run_training(cfg, Path(sys.argv[2]) / name, dist=ctx, quiet=True, plots=False, handle_signals=False)
+    assert r.status == "completed", r.error
+shutdown(ctx)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_log_the_knn_accuracy_of_the_whole_validation_set(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from trainer.engine.loop import load_checkpoint
+    from trainer.engine.model import model_mean_std
+
+    configs = {  # evaluate_task's two DDP paths: summed loss sums, embeddings gathered on rank 0
+        "embedding": tiny(task="embedding", loss={"terms": [{"name": "triplet"}, {"name": "supcon"}]},
+                          train={"epochs": 1, "max_steps_per_epoch": 3, "device": "cpu"}),
+    }
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK_SCRIPT)
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        procs.append(subprocess.Popen([sys.executable, str(script), json.dumps(configs), str(tmp_path)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    for name, raw in configs.items():
+        logged = read_metrics(tmp_path / name / "metrics.jsonl")[-1]
+        cfg = load_config(raw)
+        data = build_data(cfg)
+        model = build_task_model(cfg, num_classes=data.num_classes, in_chans=data.channels, img_size=data.img_size)
+        trainer = Trainer(cfg, data, model, device=torch.device("cpu"), mean_std=model_mean_std(model))
+        trainer.model.load_state_dict(load_checkpoint(tmp_path / name / "last.pt")["model"])
+        alone = trainer.evaluate().metrics
+        assert logged["val_knn_acc"] == pytest.approx(alone["val_knn_acc"])
+        # in-batch losses depend on which images share a batch (each rank batches its own shard): counted once
+        assert {"val_loss", "val_loss_triplet", "val_loss_supcon"} <= set(logged)
+        assert logged["val_loss"] == pytest.approx(logged["val_loss_triplet"] + logged["val_loss_supcon"])

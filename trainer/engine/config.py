@@ -290,7 +290,7 @@ DOCS: dict[str, str] = {
                        "no gradient outside) into head.range",
     "head.range": "regression: [low, high] for sigmoid/clamp; null = [0, 1]",
     "head.embed_dim": "embedding: size of the projection head's output (L2-normalised)",
-    "data.dataset": "digits | fashion_mnist | fake | imagefolder:<path>",
+    "data.dataset": "digits | fashion_mnist | fake | synthetic_regression | imagefolder:<path>",
     "data.root": "folder holding the dataset's files (fashion_mnist's idx .gz files); null = the default",
     "data.img_size": "image size: an int (square) or [height, width]",
     "data.channels": "1 (greyscale) or 3 (RGB); null = the dataset's own",
@@ -299,7 +299,8 @@ DOCS: dict[str, str] = {
     "data.workers": "data loader worker processes; null = auto (0 for in-memory data without per-image "
                     "augmentation, else up to 8)",
     "data.pin_memory": "pin host memory for GPU copies; null = on with CUDA",
-    "data.fraction": "fraction of the training set to use (0 < f <= 1), stratified by class",
+    "data.fraction": "fraction of the training set to use (0 < f <= 1), stratified by class (regression: a "
+                     "seeded random subset)",
     "data.val_split": "validation fraction for datasets without their own split (digits, imagefolder)",
     "data.fake_samples": "fake dataset: number of training images (validation: a quarter of it)",
     "data.mean": "normalisation mean per channel (0..1); null = the model's pretrained config's (else ImageNet's)",
@@ -338,7 +339,7 @@ DOCS: dict[str, str] = {
     "scheduler.max_lr": "cyclic/onecycle: peak lr; null = optimizer.lr",
     "scheduler.cyclic_mode": "cyclic: triangular | triangular2 | exp_range",
     "scheduler.pct_start": "onecycle: fraction of the steps spent increasing the lr",
-    "scheduler.metric": f"plateau: metric to watch ({_METRICS})",
+    "scheduler.metric": f"plateau: metric to watch ({_METRICS}; any name train.best_metric takes)",
     "scheduler.mode": "plateau: min | max | auto (max for accuracies, min for losses)",
     "scheduler.patience": "plateau: evaluations without improvement before the lr is cut",
     "scheduler.threshold": "plateau: relative improvement that counts",
@@ -377,7 +378,7 @@ DOCS: dict[str, str] = {
     "train.knn_k": "embedding: neighbours of the k-NN accuracy (val_knn_acc, leave-one-out on the validation "
                    "set)",
     "train.early_stopping.patience": "evaluations without improvement before stopping; null = off",
-    "train.early_stopping.metric": f"metric to watch ({_METRICS})",
+    "train.early_stopping.metric": f"metric to watch ({_METRICS}; any name train.best_metric takes)",
     "train.early_stopping.min_delta": "smallest change that counts as an improvement",
 }
 """One line of documentation for every leaf key of the schema (docs/trainer-config.md mirrors it)."""
@@ -428,6 +429,8 @@ def _type_name(tp: Any) -> str:
         return f"list of {_type_name(arg)}"
     if origin is dict or tp is dict:
         return "mapping"
+    if dataclasses.is_dataclass(tp):  # list entries such as loss.terms' {name, weight}
+        return "{" + ", ".join(f.name for f in dataclasses.fields(tp)) + "}"
     return {int: "integer", float: "number", bool: "boolean", str: "string"}.get(tp, getattr(tp, "__name__",
                                                                                               str(tp)))
 
