@@ -215,6 +215,9 @@ def test_supcon_trains() -> None:
     ({"task": "regression", "data": {"dataset": "synthetic_regression"}, "train": {"best_metric": "val_acc"}},
      "train.best_metric: 'val_acc' is not one of"),
     ({"task": "embedding", "data": {"augment": {"mixup": True}}}, "only for classification"),
+    ({"task": "regression", "data": {"dataset": "synthetic_regression", "sampler": "balanced"}},
+     "data.sampler: balanced balances classes; regression has none"),
+    ({"data": {"targets": "t.csv"}}, "data.targets: a targets CSV is for task: regression"),
 ])
 def test_config_errors_are_one_line_and_name_the_key(over: dict, message: str) -> None:
     with pytest.raises(ConfigError) as exc:

@@ -2,8 +2,9 @@
 
 :mod:`~trainer.ops.launch` (resolve a config id or file, derive with overrides, launch and
 resume), :mod:`~trainer.ops.jobs` (the job queue), :mod:`~trainer.ops.worker` (claims and runs
-queued jobs) and :mod:`~trainer.ops.sweep` (grid plans to jobs). Their ``trainer`` commands
-are in :mod:`trainer.store_cli`.
+queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs) and :mod:`~trainer.ops.groups`
+(k-fold and bagging groups of runs). Their ``trainer`` commands are in :mod:`trainer.store_cli`
+and :mod:`trainer.groups_cli`.
 """
 
-__all__ = ["jobs", "launch", "sweep", "worker"]
+__all__ = ["groups", "jobs", "launch", "sweep", "worker"]
