@@ -116,7 +116,7 @@ def build_task_model(cfg: TrainerConfig, *, num_classes: int, in_chans: int, img
         features = int(backbone(torch.zeros(1, in_chans, *img_size)).flatten(1).shape[1])
     backbone.train(was_training)
     head = cfg.head
-    rng = tuple(head.range) if head.range is not None else (0.0, 1.0)
+    rng = (head.range[0], head.range[1]) if head.range is not None else (0.0, 1.0)
     return HeadModel(backbone, TaskHead(features, num_outputs(cfg, num_classes), hidden=list(head.hidden),
                                         norm=head.norm, dropout=cfg.model.drop_rate, activation=head.activation,
-                                        value_range=rng, normalize=cfg.task == "embedding"))  # type: ignore[arg-type]
+                                        value_range=rng, normalize=cfg.task == "embedding"))

@@ -171,10 +171,10 @@ class Objective:
         if len(self.terms) == 1 and not self.log_terms:
             return self.terms[0][2](out, target)
         parts = {key: fn(out, target) for key, _w, fn in self.terms}
-        total = sum(w * parts[key] for key, w, _fn in self.terms)
+        total = torch.stack([w * parts[key] for key, w, _fn in self.terms]).sum()
         if tally is not None and self.log_terms:
             tally.add(parts, target.shape[0])
-        return total  # type: ignore[return-value]
+        return total
 
 
 def _loss_fn(name: str, cfg: TrainerConfig, weight: torch.Tensor | None, num_classes: int,
