@@ -2,9 +2,10 @@
 
 :mod:`~trainer.ops.launch` (resolve a config id or file, derive with overrides, launch and
 resume), :mod:`~trainer.ops.jobs` (the job queue), :mod:`~trainer.ops.worker` (claims and runs
-queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs) and :mod:`~trainer.ops.groups`
-(k-fold and bagging groups of runs). Their ``trainer`` commands are in :mod:`trainer.store_cli`
-and :mod:`trainer.groups_cli`.
+queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs), :mod:`~trainer.ops.groups`
+(k-fold and bagging groups of runs) and :mod:`~trainer.ops.ensemble` (ensembles of runs, combined by
+:mod:`~trainer.ops.combine`). Their ``trainer`` commands are in :mod:`trainer.store_cli`,
+:mod:`trainer.groups_cli` and :mod:`trainer.ensemble_cli`.
 
 A trained run: :mod:`~trainer.ops.restore` (a run folder back as config, model, class list and
 preprocessing: the one loader of a run's best.pt), :mod:`~trainer.ops.evaluate` (``trainer eval``),
@@ -12,4 +13,5 @@ preprocessing: the one loader of a run's best.pt), :mod:`~trainer.ops.evaluate` 
 test, batch-size finder). Their commands are in :mod:`trainer.tools_cli`.
 """
 
-__all__ = ["evaluate", "export", "groups", "jobs", "launch", "predict", "restore", "sweep", "tune", "worker"]
+__all__ = ["combine", "ensemble", "evaluate", "export", "groups", "jobs", "launch", "predict", "restore", "sweep",
+           "tune", "worker"]
