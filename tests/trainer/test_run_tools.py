@@ -299,3 +299,22 @@ def test_eval_split_test_needs_no_data_where_the_dataset_has_a_test_split(tmp_pa
     assert run_training(digits, tmp_path / "d", quiet=True, plots=False, handle_signals=False).status == "completed"
     res = invoke(["eval", str(tmp_path / "d"), "--no-record"])
     assert res.exit_code == 2 and "digits has no test split; give --data imagefolder:PATH" in res.output
+
+
+def test_a_run_with_a_task_head_restores_and_other_tasks_are_refused(tmp_path: Path) -> None:
+    from trainer.engine.runner import run_training
+
+    base = {"model": {"name": "test_resnet"},
+            "data": {"dataset": "digits", "img_size": 16, "batch_size": 32, "fraction": 0.25},
+            "optimizer": {"name": "adamw", "lr": 3e-3}, "train": {"epochs": 1, "device": "cpu"}}
+    head = {**base, "head": {"hidden": [16], "norm": "batch"}}
+    assert run_training(head, tmp_path / "head", quiet=True, plots=False, handle_signals=False).status == "completed"
+    run = restore_run(tmp_path / "head")
+    with np.load(tmp_path / "head" / "holdout.npz") as h:  # one epoch: best.pt is the model that predicted these
+        assert run.probabilities(torch.from_numpy(h["images"])).argmax(1).tolist() == h["preds"].tolist()
+    reg = {**base, "task": "regression", "data": {"dataset": "synthetic_regression", "channels": 1,
+                                                   "fake_samples": 64, "img_size": 16, "batch_size": 32}}
+    assert run_training(reg, tmp_path / "reg", quiet=True, plots=False, handle_signals=False).status == "completed"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "x.png")
+    res = invoke(["predict", str(tmp_path / "reg"), str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "is a regression run" in res.output

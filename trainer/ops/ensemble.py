@@ -208,53 +208,27 @@ class LoadedModel:
     cfg: Any  # TrainerConfig
     model: Any  # torch.nn.Module, eval mode, on its device
     class_names: list[str]
-    mean: Any  # torch tensor [1, C, 1, 1], on the 0..255 scale
-    std: Any
+    inputs: Any  # torch.nn.Module: 0..255 pixels -> the model's input (mean/std or the data.features stack)
     amp_dtype: Any
-    features: Any = None  # data.features: the input stack that replaces mean/std (trainer.engine.features)
 
     def prepare(self, x: Any) -> Any:
         """uint8 images -> the model's input, as the run's Trainer.prepare made it."""
-        x = x.float()
-        return self.features(x) if self.features is not None else x.sub_(self.mean).div_(self.std)
+        return self.inputs(x.float())
 
 
 def load_run_model(run_dir: Path, *, in_chans: int, device: Any) -> LoadedModel:
-    """Rebuild a run's model from ``config.yaml`` + ``best.pt`` with the run's own input normalisation
-    (``in_chans``: the images' channels; a ``data.features`` stack makes the model's own).
+    """A run's best.pt through :func:`trainer.ops.restore.restore_run` (the one loader of a run's model),
+    checked against the ensemble's images (``in_chans``: their channels)."""
+    from trainer.engine.loop import resolve_amp
+    from trainer.ops.restore import restore_run
 
-    (Small on purpose; ``trainer eval``/``predict`` may grow the same helper: one of them should stay.)
-    """
-    import torch
-
-    from trainer.engine.config import load_config
-    from trainer.engine.data import normalization
-    from trainer.engine.features import build_features, feature_channels
-    from trainer.engine.loop import load_checkpoint, resolve_amp
-    from trainer.engine.model import build_model, model_mean_std
-    from trainer.engine.runs import load_run
-
-    run_dir = Path(run_dir)
-    state = load_checkpoint(run_dir / "best.pt")
-    raw = load_run(run_dir).config or state.get("config")
-    cfg = load_config(raw)
-    names = [str(n) for n in state.get("class_names") or []]
-    if not names:
-        raise UsageError(f"{run_dir / 'best.pt'} names no classes; it is not a trainer checkpoint")
-    model_cfg = replace(cfg.model, pretrained=None)  # the weights come from best.pt, not from a file
-    model = build_model(model_cfg, num_classes=len(names), in_chans=feature_channels(cfg.data.features, in_chans),
-                        img_size=cfg.img_hw)
-    model.load_state_dict(state["model"])
-    model.eval().to(device)
-    # as trainer.engine.runner and the Trainer: the model's normalisation unless the config names one
-    mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
-    mean, std = mean_std or normalization(cfg.data.mean, cfg.data.std, in_chans)
-    mean, std = normalization(mean, std, in_chans)
-    return LoadedModel(cfg=cfg, model=model, class_names=names,
-                       mean=torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0,
-                       std=torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0,
-                       amp_dtype=resolve_amp(cfg.train.amp, device),
-                       features=build_features(cfg.data.features, mean_std or (cfg.data.mean, cfg.data.std), device))
+    run = restore_run(run_dir, device=device)
+    if run.preprocess.channels != in_chans:
+        raise UsageError(f"run {run.run_id} was trained on {run.preprocess.channels}-channel images, "
+                         f"the ensemble's have {in_chans}")
+    return LoadedModel(cfg=run.cfg, model=run.model, class_names=run.class_names,
+                       inputs=run.preprocess.input_module().to(device), amp_dtype=resolve_amp(run.cfg.train.amp,
+                                                                                             run.device))
 
 
 def predict_probs(loaded: LoadedModel, loader: Any, device: Any) -> tuple[np.ndarray, np.ndarray, str]:

@@ -121,7 +121,7 @@ class RestoredRun:
         prepare = self.preprocess.input_module().to(self.device)
         for i in range(0, images.shape[0], batch_size):
             x = prepare(images[i:i + batch_size].to(self.device).float())
-            outs.append(self.model(x).float().cpu())
+            outs.append(self.model(x).float()[:, :len(self.class_names)].cpu())  # model.num_classes may be more
         if not outs:
             return torch.zeros((0, len(self.class_names)))
         return torch.cat(outs)
@@ -178,7 +178,7 @@ def _rebuilt_preprocess(cfg: Any, model: torch.nn.Module) -> Preprocess:
     mean_std = None if d.mean or d.std else model_mean_std(model)
     mean, std = mean_std or normalization(d.mean, d.std, channels)
     mean, std = normalization(mean, std, channels)
-    features = getattr(d, "features", None)
+    features = d.features
     raw_mean, raw_std = mean_std or (d.mean, d.std)
     return Preprocess(tuple(cfg.img_hw), channels, tuple(mean), tuple(std),
                       tuple(features) if features else None, _floats(raw_mean) if features else None,
@@ -190,7 +190,7 @@ def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
     """Load ``checkpoint`` of the run in ``run_dir``: config, model (eval mode, on ``device``), classes,
     preprocessing. Raises UsageError (one line, exit 2) for a missing or unreadable checkpoint."""
     from trainer.engine.config import load_config
-    from trainer.engine.model import build_model
+    from trainer.engine.heads import build_task_model
     from trainer.errors import ConfigError
 
     run_dir = Path(run_dir)
@@ -199,22 +199,21 @@ def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
         cfg = load_config(state["config"])
     except ConfigError as exc:
         raise UsageError(f"{run_dir / checkpoint}: its config no longer validates: {exc}") from None
-    task = getattr(cfg, "task", "classification")
-    if task not in (None, "classification"):
-        raise UsageError(f"run {run_dir.name} is a {task} run; eval, predict and export handle classification")
+    if cfg.task != "classification":
+        raise UsageError(f"run {run_dir.name} is a {cfg.task} run; eval, predict and export handle classification")
     class_names = [str(c) for c in state.get("class_names") or []]
     if not class_names:
         raise UsageError(f"{run_dir / checkpoint} holds no class list; it cannot name its predictions")
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.pretrained = None  # the checkpoint has the weights; the original file may be elsewhere
+    built = copy.deepcopy(cfg)
+    built.model.pretrained = None  # the checkpoint has the weights; the original file may be elsewhere
     saved = state.get("preprocess")
     if saved:
         in_chans, hw = Preprocess.from_dict(saved).in_chans, Preprocess.from_dict(saved).img_size
     else:
         from trainer.engine.features import feature_channels
 
-        in_chans, hw = feature_channels(getattr(cfg.data, "features", None), _channels(cfg)), tuple(cfg.img_hw)
-    model = build_model(model_cfg, num_classes=len(class_names), in_chans=in_chans, img_size=hw)
+        in_chans, hw = feature_channels(cfg.data.features, _channels(cfg)), tuple(cfg.img_hw)
+    model = build_task_model(built, num_classes=len(class_names), in_chans=in_chans, img_size=hw)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
