@@ -62,8 +62,9 @@ Examples:
   trainer eval 20261122-221530 --split val --json
   ednaquery find kind=run 'test_acc>0.9'
 \b
-Records test_loss, test_acc, test_top5, test_balanced_acc, test_macro_f1 in the run
-(summary.json, re-indexed: searchable like val_acc) and writes confusion_matrix_test.png.
+Records test_loss, test_acc, test_top5, test_balanced_acc, test_macro_f1, per-class
+test_recall_<class>... in the run (summary.json, re-indexed: searchable like val_acc) and
+writes confusion_matrix_test.png.
 Exit status: 0 evaluated, 2 bad input (unknown run, no best.pt, unreadable data).""")
 @click.argument("run")
 @click.option("--data", default=None, metavar="imagefolder:PATH",

@@ -123,7 +123,9 @@ def test_eval_records_searchable_test_metrics_and_the_confusion_matrix(trained) 
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["images"] == 5 * len(CLASSES) and out["metrics"]["test_acc"] > 0.9
-    assert set(out["metrics"]) == {"test_loss", "test_acc", "test_top5", "test_balanced_acc", "test_macro_f1"}
+    assert {"test_loss", "test_acc", "test_top5", "test_softmax_std", "test_balanced_acc", "test_macro_f1",
+            "test_recall_Zilla", "test_precision_10"} <= set(out["metrics"])
+    assert out["metrics"]["test_softmax_std"] > 0.1  # not one constant prediction
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metrics"]["test_acc"]["last"] == out["metrics"]["test_acc"]
     assert summary["metrics"]["val_acc"]["best"] > 0.9  # the training's metrics are untouched

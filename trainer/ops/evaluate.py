@@ -7,9 +7,10 @@ or its validation split (``--split val``). Folder class names are matched to the
 checkpoint's class list **by name**, never by position; a class the model does not know
 is an error.
 
-Recorded in the run folder, every file replaced atomically: the metrics ``<split>_loss``,
-``<split>_acc``, ``<split>_top5`` (more than 5 classes), ``<split>_balanced_acc`` and
-``<split>_macro_f1`` go into ``summary.json`` (searchable like ``val_acc``:
+Recorded in the run folder, every file replaced atomically: the metrics ``test_loss``,
+``test_acc``, ``test_top5`` (more than 5 classes), ``test_softmax_std``, ``test_balanced_acc``,
+``test_macro_f1`` and per-class ``test_recall_<class>``/``test_precision_<class>`` (as the
+validation's, :mod:`trainer.engine.evalmetrics`) go into ``summary.json`` (searchable like ``val_acc``:
 ``ednaquery find kind=run 'test_acc>0.9'``), what was evaluated into ``run.json``'s
 ``eval.<split>``, the matrix into ``test_confusion.json`` and ``confusion_matrix_test.png``.
 ``--split val`` records under ``eval_val_*`` (``eval_val_confusion.json``...) so the training's
@@ -150,19 +151,6 @@ def _source(run: RestoredRun, data: str | None, split: str, batch_size: int) -> 
 # ------------------------------------------------------------------ evaluate and record
 
 
-def _class_scores(confusion: np.ndarray) -> tuple[float, float]:
-    """(balanced accuracy, macro-F1) over the classes that have images."""
-    tp = np.diag(confusion).astype(float)
-    support = confusion.sum(1).astype(float)
-    predicted = confusion.sum(0).astype(float)
-    present = support > 0
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(recall[present].mean()), float(f1[present].mean())
-
-
 def evaluate(run: RestoredRun, *, data: str | None = None, split: str = "test",
              batch_size: int | None = None) -> EvalReport:
     """Evaluate ``run``'s model on ``split`` of ``data`` (or of its own dataset); nothing is written."""
@@ -172,10 +160,15 @@ def evaluate(run: RestoredRun, *, data: str | None = None, split: str = "test",
     source, _, batches = _source(run, data, split, bs)
     c = len(run.class_names)
     confusion = torch.zeros(c * c, dtype=torch.long)
+    p_sum = torch.zeros(c, dtype=torch.float64)
+    p_sq = torch.zeros(c, dtype=torch.float64)
     loss_sum = top5 = 0.0
     seen = 0
     for x, y in batches:
         logits = run.logits(x, bs)
+        p = logits.softmax(1).double()
+        p_sum += p.sum(0)
+        p_sq += (p * p).sum(0)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         pred = logits.argmax(1)
         if c > 5:
@@ -184,13 +177,17 @@ def evaluate(run: RestoredRun, *, data: str | None = None, split: str = "test",
         seen += int(y.shape[0])
     if seen == 0:
         raise UsageError(f"{source}: no images to evaluate")
+    from trainer.engine.evalmetrics import classification_metrics
+
     matrix = confusion.view(c, c).numpy()
-    p = metric_prefix(split)
-    balanced, macro_f1 = _class_scores(matrix)
-    metrics = {f"{p}loss": loss_sum / seen, f"{p}acc": float(np.trace(matrix)) / seen}
+    prefix = metric_prefix(split)
+    metrics = {f"{prefix}loss": loss_sum / seen, f"{prefix}acc": float(np.trace(matrix)) / seen}
     if c > 5:
-        metrics[f"{p}top5"] = top5 / seen
-    metrics.update({f"{p}balanced_acc": balanced, f"{p}macro_f1": macro_f1})
+        metrics[f"{prefix}top5"] = top5 / seen
+    mean = p_sum / seen  # as val_softmax_std: near 0 when the model predicts the same for every image
+    metrics[f"{prefix}softmax_std"] = float((p_sq / seen - mean * mean).clamp(min=0.0).sqrt().mean())
+    metrics.update(classification_metrics(matrix, run.class_names, per_class_max=run.cfg.train.per_class_metrics,
+                                          prefix=prefix))
     return EvalReport(split, source, metrics, matrix, list(run.class_names), seen)
 
 
