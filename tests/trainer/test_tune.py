@@ -66,12 +66,12 @@ def test_lr_suggestion_rules_on_a_known_curve() -> None:
 
 
 def _oom_above(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every model built from now on raises torch.OutOfMemoryError on a batch larger than ``limit``."""
-    import trainer.engine.model as model_module
+    """Every timm model created from now on raises torch.OutOfMemoryError on a batch larger than ``limit``."""
+    import timm
 
-    real = model_module.build_model
+    real = timm.create_model
 
-    def build(*args, **kwargs):
+    def create(*args, **kwargs):
         model = real(*args, **kwargs)
 
         def check(_module, inputs):
@@ -81,7 +81,7 @@ def _oom_above(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
         model.register_forward_pre_hook(check)
         return model
 
-    monkeypatch.setattr(model_module, "build_model", build)
+    monkeypatch.setattr(timm, "create_model", create)  # build_model looks it up at every call
 
 
 def test_the_batch_size_answer_trains_without_running_out_of_memory(env, monkeypatch) -> None:
@@ -130,3 +130,14 @@ def test_the_lr_range_test_suggests_an_lr_where_the_loss_falls(env) -> None:
 def test_tune_refuses_an_unknown_config(env) -> None:
     res = CliRunner().invoke(main, ["--store", env["db"], "tune", "lr", "nosuchid"], catch_exceptions=False)
     assert res.exit_code != 0 and res.output.startswith("error: ") and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("over", [{"data": {**TINY["data"], "features": ["gray", "sobel", "fft"]}},
+                                  {"task": "regression", "data": {"dataset": "synthetic_regression", "channels": 1,
+                                                                   "fake_samples": 64, "img_size": 16}}])
+def test_the_batch_probe_trains_features_and_other_tasks(over: dict) -> None:
+    from trainer.engine.config import load_config
+    from trainer.ops.tune import TrainStepProbe
+
+    trial = TrainStepProbe(load_config({**TINY, **over}), steps=1)(4)
+    assert trial.fits and trial.images_per_s > 0

@@ -78,6 +78,24 @@ def suggest_lr(lrs: list[float], smoothed: list[float], rule: str = "steepest") 
     return lrs[i], min_lr
 
 
+def _fresh_trainer(cfg: Any, dev: torch.device, **data_kw: Any) -> Any:
+    """Data, a fresh model and a :class:`trainer.engine.loop.Trainer` built as ``run_training`` builds them."""
+    from trainer.engine.data import build_data
+    from trainer.engine.features import feature_channels
+    from trainer.engine.heads import build_task_model
+    from trainer.engine.loop import Trainer, seed_everything
+    from trainer.engine.model import model_mean_std
+
+    if dev.type == "cuda" and not cfg.train.deterministic:
+        torch.backends.cudnn.benchmark = True  # as training runs (trainer.engine.runner): same kernels, same memory
+    seed_everything(cfg.train.seed)
+    data = build_data(cfg, **data_kw)
+    in_chans = feature_channels(cfg.data.features, data.channels)
+    model = build_task_model(cfg, num_classes=data.num_classes, in_chans=in_chans, img_size=data.img_size)
+    mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
+    return Trainer(cfg, data, model, device=dev, mean_std=mean_std)
+
+
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)  # layer decay scales groups (timm)
@@ -87,9 +105,7 @@ def lr_range_test(cfg: Any, *, start_lr: float = 1e-7, end_lr: float = 10.0, ste
                   beta: float = 0.98, diverge: float = 4.0, rule: str = "steepest",
                   device: str | None = None) -> LrFinding:
     """Run the range test for ``cfg`` (a TrainerConfig) on a fresh model; nothing is written."""
-    from trainer.engine.data import build_data
-    from trainer.engine.loop import Trainer, resolve_device, seed_everything
-    from trainer.engine.model import build_model, model_mean_std
+    from trainer.engine.loop import resolve_device
 
     if not 0 < start_lr < end_lr:
         raise UsageError("--start-lr must be above 0 and below --end-lr")
@@ -98,11 +114,8 @@ def lr_range_test(cfg: Any, *, start_lr: float = 1e-7, end_lr: float = 10.0, ste
     if rule not in RULES:
         raise UsageError(f"--rule: {rule!r} is not one of {', '.join(RULES)}")
     dev = resolve_device(device or cfg.train.device)
-    seed_everything(cfg.train.seed)
-    data = build_data(cfg, device=dev)
-    model = build_model(cfg.model, num_classes=data.num_classes, in_chans=data.channels, img_size=data.img_size)
-    mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
-    trainer = Trainer(cfg, data, model, device=dev, mean_std=mean_std)
+    trainer = _fresh_trainer(cfg, dev, device=dev)
+    data = trainer.data
     opt = trainer.optimizer
     factor = (end_lr / start_lr) ** (1.0 / (steps - 1))
     lrs: list[float] = []
@@ -229,28 +242,22 @@ def search_batch_size(probe: Callable[[int], BatchTrial], *, start: int = 2, max
 
 
 class TrainStepProbe:
-    """Tries a batch size with real training steps on random images of the config's shape.
+    """Tries a batch size with real training steps on random images of the config's shape (targets drawn
+    from the training set's, so regression and embedding configs work too).
 
     One model and optimizer serve every trial; after a failure the gradients and the
     allocator's cache are freed before the next size.
     """
 
     def __init__(self, cfg: Any, *, device: str | None = None, steps: int = 3) -> None:
-        from trainer.engine.data import build_data
-        from trainer.engine.loop import Trainer, resolve_device, seed_everything
-        from trainer.engine.model import build_model, model_mean_std
+        from trainer.engine.loop import resolve_device
 
         self.cfg, self.steps = cfg, max(1, steps)
         self.device = resolve_device(device or cfg.train.device)
-        if self.device.type == "cuda" and not cfg.train.deterministic:
-            torch.backends.cudnn.benchmark = True  # as training runs (trainer.engine.runner): same kernels, same memory
-        seed_everything(cfg.train.seed)
-        data = build_data(cfg, device_type=self.device.type)  # channels and classes, as training sees them
-        model = build_model(cfg.model, num_classes=data.num_classes, in_chans=data.channels,
-                            img_size=data.img_size)
-        mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
-        self.trainer = Trainer(cfg, data, model, device=self.device, mean_std=mean_std)
-        self.channels, self.hw, self.classes = data.channels, data.img_size, data.num_classes
+        # the data only for its shapes and targets: kept on the host (device_type), batches are random images
+        self.trainer = _fresh_trainer(cfg, self.device, device_type=self.device.type)
+        data = self.trainer.data
+        self.channels, self.hw, self.labels = data.channels, data.img_size, data.train_labels
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         t = self.trainer
@@ -275,7 +282,7 @@ class TrainStepProbe:
         cuda = self.device.type == "cuda"
         try:
             x = torch.randint(0, 256, (batch, self.channels, *self.hw), dtype=torch.uint8, generator=g)
-            y = torch.randint(0, self.classes, (batch,), generator=g).to(self.device)
+            y = self.labels[torch.randint(0, len(self.labels), (batch,), generator=g)].to(self.device)  # any task
             if cuda:
                 torch.cuda.reset_peak_memory_stats(self.device)
             self.trainer.net.train()
