@@ -501,12 +501,8 @@ class Trainer:
             eval_start = time.perf_counter()
             if self.epochs_done % t.eval_every == 0 or last:
                 row.update(self.evaluate().metrics)
-            now = time.perf_counter()
-            train_time, wall = stats["time_s"], now - clock + carried
-            clock = now
-            row.update({"lr": stats["lr"], "epoch_time_s": wall, "train_time_s": train_time,
-                        "eval_time_s": now - eval_start,
-                        "images_per_s": stats["seen"] / wall if wall > 0 else None,
+            train_time = stats["time_s"]
+            row.update({"lr": stats["lr"], "train_time_s": train_time, "eval_time_s": time.perf_counter() - eval_start,
                         "train_images_per_s": stats["seen"] / train_time if train_time > 0 else None,
                         "data_wait_frac": stats["wait_s"] / train_time if train_time > 0 else None,
                         "cpu_rss_mb": cpu_rss_mb(), **monitor.window()})
@@ -528,6 +524,10 @@ class Trainer:
                 else:
                     self.early_bad += 1
                     stop_early = self.early_bad >= es.patience
+            # the epoch's wall clock stops here, best.pt written: the next epoch's starts (see fit)
+            now = time.perf_counter()
+            wall, clock = now - clock + carried, now
+            row.update({"epoch_time_s": wall, "images_per_s": stats["seen"] / wall if wall > 0 else None})
             log.info("epoch %d/%d %s", self.epochs_done, t.epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in row.items()
                               if isinstance(v, float) and k not in ("time",)))
