@@ -185,8 +185,10 @@ def schema() -> None:
 
 
 from trainer.store_cli import register  # the store commands: launch, queue, worker, ls, sweep...
+from trainer.sweep_cli import sweep as sweep_command
 
 register(main)
+main.add_command(sweep_command)  # grid, random, bayes and --around sweeps
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,8 +2,11 @@
 
 :mod:`~trainer.ops.launch` (resolve a config id or file, derive with overrides, launch and
 resume), :mod:`~trainer.ops.jobs` (the job queue), :mod:`~trainer.ops.worker` (claims and runs
-queued jobs) and :mod:`~trainer.ops.sweep` (grid plans to jobs). Their ``trainer`` commands
-are in :mod:`trainer.store_cli`.
+queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs), :mod:`~trainer.ops.search`
+(random and bayes sweeps through Optuna, with :mod:`~trainer.ops.space` for their distributions,
+:mod:`~trainer.ops.prune` for early stopping, :mod:`~trainer.ops.around` for perturbing a known
+run and :mod:`~trainer.ops.sweep_report` for status and plots). Their ``trainer`` commands are in
+:mod:`trainer.store_cli` and :mod:`trainer.sweep_cli`.
 """
 
-__all__ = ["jobs", "launch", "sweep", "worker"]
+__all__ = ["around", "jobs", "launch", "prune", "search", "space", "sweep", "sweep_report", "worker"]
