@@ -53,7 +53,7 @@ Trials are runs labelled sweep=<id> trial=N: `ednaquery find kind=run sweep=<id>
 @click.option("--around", "around", metavar="QUERY_OR_RUN", default=None,
               help="Perturb the best run this query finds (or this run id) on --keys; queue it as one sweep.")
 @click.option("--keys", default=None, metavar="KEY,...",
-              help="--around: the keys to vary (default lr,weight_decay; shorthands as for `trainer launch`).")
+              help="--around: the keys to vary (default lr; shorthands as for `trainer launch`, e.g. lr,img_size).")
 @click.option("--factor", type=float, default=2.0, show_default=True,
               help="--around: numbers vary between value/FACTOR and value*FACTOR (log-scale).")
 @click.option("--n", "n_trials", type=click.IntRange(min=1), default=8, show_default=True,

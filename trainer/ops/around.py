@@ -33,7 +33,7 @@ from trainer.ops.space import config_key
 
 __all__ = ["around_spec", "best_run", "img_step", "perturb"]
 
-DEFAULT_KEYS = "lr,weight_decay"
+DEFAULT_KEYS = "lr"
 MAX_POINTS = 1000
 
 
@@ -121,11 +121,15 @@ def perturb(config: dict, keys: list[str], *, factor: float, n: int, runs: list[
     """``n`` param sets around ``config``'s values of ``keys``, and the space they span."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+    from trainer.engine.config import load_config, to_dict
+
+    full = to_dict(load_config(config))  # keys the config leaves to their defaults have their values
     rng = random.Random(seed)
     makers: dict[str, Any] = {}
     space: dict[str, Any] = {}
     for key in keys:
         v = _get(config, key)
+        v = _get(full, key) if v is None else v
         if v is None:
             raise UsageError(f"--keys: the run's config has no {key}")
         if isinstance(v, (bool, str)):
@@ -155,7 +159,7 @@ def perturb(config: dict, keys: list[str], *, factor: float, n: int, runs: list[
             raise UsageError(f"--keys: {key} holds {type(v).__name__}, not a number or a name")
     points: list[dict[str, Any]] = []
     seen: set[str] = set()
-    centre = repr({k: _get(config, k) for k in keys})
+    centre = repr({k: _get(config, k) if _get(config, k) is not None else _get(full, k) for k in keys})
     tries = 0
     while len(points) < n and tries < n * 50:
         tries += 1
