@@ -109,6 +109,60 @@ def test_dry_run_prints_the_plan_and_writes_nothing(env):
     assert open_jobs(store).list() == []
 
 
+def test_asha_rungs_are_rebuilt_from_a_trials_epoch_values():
+    from trainer.ops.prune import make_pruner, rung_records
+
+    asha = make_pruner({"name": "asha"})  # rungs at epochs 1, 2, 4, 8...
+    assert rung_records(asha, {1: .5, 2: .6, 3: .7, 4: .8}) == {"completed_rung_0": .5, "completed_rung_1": .6,
+                                                                "completed_rung_2": .8}
+    assert rung_records(asha, {1: .5, 2: .6}, before=2) == {"completed_rung_0": .5}  # epoch 2 is being judged
+    assert rung_records(make_pruner({"name": "asha", "reduction_factor": 3}), {1: .1, 2: .2, 3: .3}) == \
+        {"completed_rung_0": .1, "completed_rung_1": .3}
+    assert rung_records(asha, {2: .4}) == {"completed_rung_0": .4, "completed_rung_1": .4}  # evaluated every 2
+
+
+def test_pruners_judge_a_trial_against_its_siblings_in_the_store(env):
+    from ednaquery.documents import make_run_document
+    from trainer.ops.prune import TrialPruner
+
+    tmp, store = env
+    for n, curve in enumerate([[.5, .6, .7, .8], [.4, .5, .6, .7], [.6, .7, .8, .9], [.3, .4, .5, .6]]):
+        rid = f"20261204-12000{n}-abcd"
+        store.upsert([make_run_document(rid, config=BASE, config_id=None, path=str(tmp / rid), status="completed",
+                                        metrics={"val_acc": {"last": curve[-1], "best": curve[-1]}},
+                                        info={"sweep": "sw-test", "trial": n, "epochs_done": 4})])
+        store.replace_series({rid: [("val_acc", None, e + 1, v) for e, v in enumerate(curve)]})
+
+    def verdicts(name: str, value: float) -> str | None:
+        judge = TrialPruner(store, {"id": "sw-test", "trial": 4, "metric": "val_acc", "goal": "max",
+                                    "early_stop": {"name": name}})
+        snap = type("Snap", (), {"row": {"epoch": 1, "val_acc": value}, "run_id": "20261204-120004-abcd",
+                                 "config": {"train": {"epochs": 4}}})()
+        return judge(snap)
+
+    for name in ("asha", "median"):
+        assert verdicts(name, 0.1) == "pruned", name
+        assert verdicts(name, 0.65) is None, name
+    assert verdicts("hyperband", 0.1) in ("pruned", None)  # its bracket may not stop anything at epoch 1
+    assert verdicts("hyperband", 0.65) is None
+
+
+def test_budget_in_trials_and_minutes():
+    from trainer.ops.jobs import Job
+    from trainer.ops.launch import ResolvedConfig
+    from trainer.ops.search import SearchSpec, Trial, budget_left
+
+    spec = SearchSpec(base=ResolvedConfig(config=BASE, config_id="c" * 64, doc={}), method="random",
+                      metric="val_acc", goal="max", space={}, trials=5, minutes=10)
+    trials = [Trial(number=i, params={}, job=Job(id=f"j{i}", config_id="c", created_at=1000.0 + i), state="failed")
+              for i in range(3)]
+    assert budget_left(spec, [], 0.0) == 5
+    assert budget_left(spec, trials, 1000.0 + 599) == 2  # failed trials count
+    assert budget_left(spec, trials, 1000.0 + 600) == 0  # ten minutes after the first trial was queued
+    spec.trials = None
+    assert budget_left(spec, trials, 1500.0) > 100
+
+
 def test_every_command_form_has_help_with_examples():
     res = CliRunner().invoke(main, ["sweep", "--help"])
     assert res.exit_code == 0

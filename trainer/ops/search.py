@@ -241,9 +241,8 @@ class Trial:
 
 
 def sweep_jobs(queue: JobQueue, sweep_id: str) -> list[Job]:
-    """The jobs of a sweep's trials, by trial number (cancelled ones left out)."""
-    jobs = [j for j in queue.list() if (j.options.get("sweep") or {}).get("id") == sweep_id
-            and j.status != "cancelled"]
+    """The jobs of a sweep's trials, by trial number (a cancelled one counts as a failed trial)."""
+    jobs = [j for j in queue.list() if (j.options.get("sweep") or {}).get("id") == sweep_id]
     return sorted(jobs, key=lambda j: int(j.options["sweep"]["trial"]))
 
 

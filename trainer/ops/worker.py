@@ -124,7 +124,7 @@ def _settle(queue: JobQueue, job: Job, worker_id: str, outcome: Outcome, stoppin
         log.warning("job %s was taken from this worker before it finished; its result is in run %s",
                     job.id, outcome.run_id)
         return "lost"
-    return status
+    return "pruned" if outcome.status == "pruned" else status
 
 
 def run_one(queue: JobQueue, job: Job, run_job: RunJob, *, worker_id: str, heartbeat: float,
