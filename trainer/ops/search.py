@@ -122,10 +122,9 @@ def trial_job_id(sweep_id: str, number: int) -> str:
 # ------------------------------------------------------------------ reading a sweep file
 
 
-def _budget(value: Any, where: str) -> tuple[int | None, float | None]:
+def _budget(value: Any, where: str, method: str) -> tuple[int | None, float | None]:
     if isinstance(value, bool) or value is None:
-        raise UsageError(f"{where}: a {where.split(':')[-1].strip() or 'search'} sweep needs `budget:` "
-                         "({trials: N} and/or {minutes: M})")
+        raise UsageError(f"{where}: a {method} sweep needs `budget:` ({{trials: N}} and/or {{minutes: M}})")
     if isinstance(value, int):
         value = {"trials": value}
     if not isinstance(value, dict) or not value or set(value) - {"trials", "minutes"}:
@@ -196,7 +195,7 @@ def search_spec(grid: dict, *, store: Store, base_dir: str | os.PathLike[str] = 
         raise UsageError(f"{where}: method must be one of {', '.join(METHODS)}, not {method!r}")
     metric = str(grid.get("metric") or "val_acc")
     goal = goal_for(metric, grid.get("goal"), where)
-    trials, minutes = _budget(grid.get("budget"), f"{where}: {method}")
+    trials, minutes = _budget(grid.get("budget"), where, method)
     early_stop = parse_early_stop(grid.get("early_stop"), where)
     seed = grid.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
