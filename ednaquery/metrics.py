@@ -51,11 +51,23 @@ from ednaquery.fsutil import open_regular
 from ednaquery.keys import segment_tokens
 
 __all__ = [
-    "MAX_METRICS_BYTES", "MAX_POINTS", "STEP_KEYS", "Direction", "MetricsSummary", "Point", "as_number", "direction", "finite_number",
-    "is_step_key", "iter_jsonl", "read_csv", "read_json_metrics", "read_jsonl", "read_mlflow_metric",
+    "MAX_METRICS_BYTES", "MAX_POINTS", "STEP_KEYS", "SUMMARY_PICKS", "Direction", "MetricsSummary", "Point",
+    "as_number", "direction", "finite_number", "is_step_key", "iter_jsonl", "read_csv", "read_json_metrics",
+    "read_jsonl", "read_mlflow_metric", "summary_rank",
 ]
 
 Direction = Literal["min", "max"]
+
+#: the summary leaves ``--best METRIC`` scores a document by, in order of preference: a run's
+#: best epoch, its last epoch, a group's mean over its runs (:mod:`ednaquery.groups`); any other
+#: number under the key comes after them (:func:`summary_rank`)
+SUMMARY_PICKS = ("best", "last", "mean")
+
+
+def summary_rank(leaf: str) -> int:
+    """Where a metric leaf named ``leaf`` stands for ``--best``: 0 best, 1 last, 2 mean, 3 anything else."""
+    name = leaf.lower()
+    return SUMMARY_PICKS.index(name) if name in SUMMARY_PICKS else len(SUMMARY_PICKS)
 
 #: Metric files bigger than this are not read (a warning says so).
 MAX_METRICS_BYTES = 200_000_000

@@ -1,8 +1,8 @@
 """The store-facing ``trainer`` commands: launch, queue, worker, jobs, cancel, ls, status, resume, plot.
 
-A thin click layer over :mod:`trainer.ops.launch`, :mod:`trainer.ops.jobs`, :mod:`trainer.ops.worker` and
-:mod:`trainer.ops.sweep` (``trainer sweep`` itself is in :mod:`trainer.sweep_cli`). :func:`register` attaches the commands to the engine's ``trainer`` group
-(which has a ``--store`` of its own); every command also takes ``--store`` itself.
+A thin click layer over :mod:`trainer.ops.launch`, :mod:`trainer.ops.jobs` and :mod:`trainer.ops.worker`
+(``trainer sweep`` is in :mod:`trainer.sweep_cli`). :func:`register` attaches the commands to the engine's
+``trainer`` group (which has a ``--store`` of its own); every command also takes ``--store`` itself.
 The store comes from ``--store``, else ``EDNAQUERY_STORE``, else the config file, else the
 embedded default (see ``ednaquery config``). Torch is imported only by commands that train.
 """
@@ -645,3 +645,6 @@ def register(group: click.Group) -> None:
     for cmd in COMMANDS:
         if cmd.name not in group.commands or cmd is plot:  # plot by run id replaces the folder-only one
             group.add_command(cmd)
+    from trainer.groups_cli import register as register_groups
+
+    register_groups(group)  # cv, bag, group: k-fold and bagging groups of runs

@@ -1,7 +1,9 @@
 """The training engine: a config in, a run folder out; it never touches the store.
 
 :mod:`~trainer.engine.config` (the config schema), :mod:`~trainer.engine.data` and
-:mod:`~trainer.engine.augment` (datasets and transforms), :mod:`~trainer.engine.model` (timm
+:mod:`~trainer.engine.augment` (datasets and transforms), :mod:`~trainer.engine.sampling` (weighted batch order, imbalanced
+subsets), :mod:`~trainer.engine.features` (engineered input channels), :mod:`~trainer.engine.filters`
+(median blur, CLAHE), :mod:`~trainer.engine.model` (timm
 models), :mod:`~trainer.engine.optim` (optimizers and schedules), :mod:`~trainer.engine.loop`
 (the training loop), :mod:`~trainer.engine.distributed` (the loop's view of DDP: rank, world
 size, collectives), :mod:`~trainer.engine.runner` (:func:`~trainer.engine.runner.run_training`,
@@ -9,5 +11,5 @@ the one call), :mod:`~trainer.engine.runs` (the run folder's files), :mod:`~trai
 and :mod:`~trainer.engine.progress`. The modules import torch only where they need it.
 """
 
-__all__ = ["augment", "config", "data", "distributed", "loop", "model", "optim", "plots", "progress",
-           "runner", "runs"]
+__all__ = ["augment", "config", "data", "distributed", "features", "filters", "loop", "model", "optim", "plots",
+           "progress", "runner", "runs", "sampling"]

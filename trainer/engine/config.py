@@ -60,9 +60,16 @@ AUGMENTATIONS: dict[str, dict[str, Any]] = {
     "random_erase": {"p": 0.25, "scale": [0.02, 0.33]},
     "mixup": {"p": 1.0, "alpha": 0.8},
     "cutmix": {"p": 1.0, "alpha": 1.0},
+    "clahe": {"p": 0.5, "clip_limit": [1.0, 4.0], "tile_grid": 8},
+    "median_blur": {"p": 0.2, "kernel_size": 3},
 }
 RGB_ONLY_AUGMENTATIONS = ("hue_saturation", "rgb_shift", "channel_shuffle")
 BATCH_AUGMENTATIONS = ("mixup", "cutmix")
+# data.sampler: how training batches draw their classes (trainer.engine.sampling)
+SAMPLERS = ("none", "balanced", "sqrt", "weights")
+# data.features: input feature -> channels it adds to the stack (trainer.engine.features)
+FEATURES: dict[str, int] = {"rgb": 3, "gray": 1, "sobel": 1, "sobel_xy": 2, "fft": 1, "wavelet": 4,
+                            "scalespace": 3}
 
 # Short override names: ``epochs=5`` means ``train.epochs=5``.
 SHORTHANDS = {
@@ -96,6 +103,15 @@ class ModelConfig:
 
 
 @dataclass
+class ImbalanceConfig:
+    """``data.imbalance:`` a reproducibly imbalanced training subset (validation untouched)."""
+
+    ratio: float | None = None
+    classes: list[int | str] | None = None
+    seed: int = 0
+
+
+@dataclass
 class DataConfig:
     """``data:`` dataset, image size, batching and augmentation."""
 
@@ -113,6 +129,13 @@ class DataConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     augment: dict[str, Any] = field(default_factory=dict)
+    sampler: str = "none"
+    sampler_weights: list[float] | None = None
+    imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
+    features: list[str] | None = None
+    folds: int | None = None
+    fold: int | None = None
+    bootstrap: int | None = None
 
 
 @dataclass
@@ -246,6 +269,21 @@ DOCS: dict[str, str] = {
     "data.mean": "normalisation mean per channel (0..1); null = the model's pretrained config's (else ImageNet's)",
     "data.std": "normalisation std per channel (0..1); null = the model's pretrained config's (else ImageNet's)",
     "data.augment": "augmentations by name: a probability, true, or a mapping of parameters",
+    "data.sampler": "class mix of training batches: none (the data's own) | balanced (equal classes) | sqrt "
+                    "(shares ~ sqrt of class counts) | weights (shares ~ data.sampler_weights)",
+    "data.sampler_weights": "sampler: weights: one relative share per class, in class order, e.g. [1, 1, 4]",
+    "data.imbalance.ratio": "keep this fraction (0 < r <= 1) of the training images of data.imbalance.classes; "
+                            "null = off",
+    "data.imbalance.classes": "classes (names or indices) cut to the ratio; null = a long tail: class i keeps "
+                              "ratio^(i/(C-1))",
+    "data.imbalance.seed": "which images the subset keeps (independent of train.seed)",
+    "data.features": "input channels computed on the device: a list of " + " | ".join(FEATURES)
+                     + "; null = the image as loaded",
+    "data.folds": "k-fold cross-validation: split the training set into K stratified folds (seed-independent); "
+                  "null = off. The dataset's own validation/test split is never in a fold",
+    "data.fold": "with data.folds: which fold (0..K-1) is this run's validation set; the other folds train",
+    "data.bootstrap": "bagging: train on a bootstrap sample of the training set drawn with this seed (with "
+                      "replacement, same size); out-of-bag indices go to the run's split.json. null = off",
     "optimizer.name": "optimizer name (see `trainer optimizers`); sgd = momentum SGD, nesterov only if asked",
     "optimizer.lr": "learning rate",
     "optimizer.weight_decay": "weight decay (not applied to biases and norm layers)",
@@ -537,6 +575,51 @@ def parse_device(device: str) -> str:
     raise ConfigError(f"train.device: {device!r} is not auto, cpu, cuda or cuda:N")
 
 
+def _validate_inputs(d: DataConfig) -> None:
+    """data.sampler, data.sampler_weights, data.imbalance and data.features."""
+    _check_choice("data.sampler", d.sampler, SAMPLERS)
+    if d.sampler == "weights":
+        w = d.sampler_weights
+        if not w or any(v < 0 or math.isnan(v) for v in w) or sum(w) <= 0:
+            raise ConfigError(f"data.sampler_weights: sampler: weights needs a list of non-negative per-class "
+                              f"shares with a positive sum, e.g. [1, 1, 4]; got {_show(w)}")
+    elif d.sampler_weights is not None:
+        raise ConfigError(f"data.sampler_weights: only used with data.sampler: weights "
+                          f"(data.sampler is {d.sampler!r})")
+    im = d.imbalance
+    if im.ratio is not None and not 0.0 < im.ratio <= 1.0:
+        raise ConfigError(f"data.imbalance.ratio: must be in (0, 1], got {im.ratio}")
+    if im.classes is not None:
+        if im.ratio is None:
+            raise ConfigError("data.imbalance.classes: set data.imbalance.ratio too (e.g. ratio: 0.05)")
+        if not im.classes:
+            raise ConfigError("data.imbalance.classes: an empty list; name classes or use null (a long tail)")
+        for c in im.classes:
+            if isinstance(c, int) and c < 0:
+                raise ConfigError(f"data.imbalance.classes: class index must be >= 0, got {c}")
+    if d.features is not None:
+        if not d.features:
+            raise ConfigError(f"data.features: an empty list; use null (the image) or some of "
+                              f"{', '.join(FEATURES)}")
+        for name in d.features:
+            _check_choice("data.features", name, list(FEATURES))
+        dup = sorted({n for n in d.features if d.features.count(n) > 1})
+        if dup:
+            raise ConfigError(f"data.features: {', '.join(dup)} listed twice")
+def _check_resampling(d: DataConfig) -> None:
+    """``data.folds``/``data.fold`` go together (fold in 0..K-1); ``data.bootstrap`` is a seed >= 0."""
+    if d.folds is not None and d.folds < 2:
+        raise ConfigError(f"data.folds: k-fold needs at least 2 folds, got {d.folds}")
+    if d.folds is not None and d.fold is None:
+        raise ConfigError(f"data.fold: data.folds is {d.folds}, so data.fold must say which fold validates "
+                          f"(0..{d.folds - 1}); `trainer cv` queues them all")
+    if d.fold is not None and d.folds is None:
+        raise ConfigError("data.fold: needs data.folds (the number of folds), e.g. data.folds: 5")
+    if d.folds is not None and d.fold is not None and not 0 <= d.fold < d.folds:
+        raise ConfigError(f"data.fold: must be in 0..{d.folds - 1} for data.folds: {d.folds}, got {d.fold}")
+    _check_positive("data.bootstrap", d.bootstrap, allow_zero=True)
+
+
 def _validate(cfg: TrainerConfig) -> None:
     if cfg.version > SCHEMA_VERSION or cfg.version < 1:
         raise ConfigError(f"version: this trainer reads config version {SCHEMA_VERSION}, got {cfg.version}")
@@ -576,9 +659,11 @@ def _validate(cfg: TrainerConfig) -> None:
     for key, vec in (("data.mean", d.mean), ("data.std", d.std)):
         if vec is not None and len(vec) not in (1, 3):
             raise ConfigError(f"{key}: expected 1 or 3 values, got {vec!r}")
+    _check_resampling(d)
     aug = normalize_augment(d.augment)
     if ("mixup" in aug or "cutmix" in aug) and d.batch_size % 2:
         raise ConfigError(f"data.batch_size: mixup/cutmix need an even batch size, got {d.batch_size}")
+    _validate_inputs(d)
     if d.channels == 1:
         for name in RGB_ONLY_AUGMENTATIONS:
             if name in aug:

@@ -26,7 +26,7 @@ import gzip
 import logging
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainer.engine.augment import build_mixup, build_transform
 from trainer.engine.config import TrainerConfig
+from trainer.engine.sampling import imbalance_subset, weighted_draw
 from trainer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -173,12 +174,16 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
     :class:`torch.utils.data.DistributedSampler` from the same permutation a single process
     would use: ``even=True`` (training) pads the shards to equal length so every rank runs
     the same number of batches; ``even=False`` (validation) splits exactly, so the ranks
-    together see every image once. Batch seeds differ between ranks.
+    together see every image once. Batch seeds differ between ranks. With ``draw`` (a weighted
+    ``data.sampler``, :mod:`trainer.engine.sampling`) the epoch's order is ``draw(epoch, count)``
+    instead, one order for all ranks, of which rank r takes the r-th contiguous block.
     """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
-                 max_batches: int | None = None, rank: int = 0, world_size: int = 1, even: bool = True) -> None:
+                 max_batches: int | None = None, rank: int = 0, world_size: int = 1, even: bool = True,
+                 draw: Callable[[int, int], list[int]] | None = None) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.draw = draw  # data.sampler (trainer.engine.sampling): draw(epoch, count) -> the epoch's order
         self.rank, self.world_size, self.even = rank, world_size, even
         if world_size == 1:
             self.local_n = n
@@ -210,6 +215,9 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
 
     def _shard(self, epoch: int) -> list[int]:
         """This rank's indices for ``epoch``, in order."""
+        if self.draw is not None:  # weighted: one order for all ranks, rank r takes its r-th block
+            size = self.local_n
+            return self.draw(epoch, size * self.world_size)[self.rank * size:(self.rank + 1) * size]
         if self.world_size == 1:
             return self._order(epoch)
         if not self.even:  # exact split: rank r takes items r, r+W, r+2W... of the order
@@ -266,6 +274,41 @@ def stratified_fraction(labels: torch.Tensor, fraction: float) -> torch.Tensor:
         rng.shuffle(idx)
         keep.extend(idx[:max(1, round(len(idx) * fraction))])
     return torch.as_tensor(np.sort(np.array(keep, dtype=np.int64)))
+
+
+def _subset(split: RawSplit, idx: np.ndarray) -> RawSplit:
+    """The images ``idx`` (repeats allowed) of a split."""
+    t = torch.as_tensor(idx, dtype=torch.long)
+    return RawSplit(split.images[t] if split.images is not None else None,
+                    [split.paths[i] for i in idx.tolist()] if split.paths is not None else None, split.labels[t])
+
+
+def resample_training(train: RawSplit, val: RawSplit, d: Any, *, origin: torch.Tensor | None = None
+                      ) -> tuple[RawSplit, RawSplit, dict | None]:
+    """``data.folds``/``data.fold`` and ``data.bootstrap`` applied to the training split
+    (:mod:`trainer.engine.folds`): a fold's validation images replace ``val``, never the other way.
+
+    Returns the new (train, val) and the ``split.json`` record, whose indices are positions in
+    the dataset's training split before ``data.fraction`` (``origin`` maps them back); None
+    without folds or bootstrap.
+    """
+    from trainer.engine.folds import select
+
+    try:
+        sel = select(train.labels.numpy(), folds=d.folds, fold=d.fold, bootstrap=d.bootstrap)
+    except ValueError as exc:
+        raise ConfigError(f"data.folds: {exc}") from None
+    if sel is None:
+        return train, val, None
+    new_val = _subset(train, sel.val) if sel.val is not None else val
+    new_train = _subset(train, sel.train)
+    if origin is not None and len(origin) == len(train.labels):
+        back = origin.numpy()
+        sel.train, sel.val = back[sel.train], back[sel.val] if sel.val is not None else None
+        sel.oob = back[sel.oob] if sel.oob is not None else None
+    about = {"dataset": d.dataset, "fraction": d.fraction,
+             "indices": "positions in the dataset's training split, before data.fraction"}
+    return new_train, new_val, sel.record(len(train.labels), about)
 
 
 def load_digits(val_split: float) -> tuple[RawSplit, RawSplit, list[str]]:
@@ -418,6 +461,8 @@ class DataBundle:
     pin_memory: bool
     in_memory: bool
     on_device: bool = False
+    #: ``split.json`` for a k-fold or bootstrap run (:func:`resample_training`), else None
+    split: dict | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -489,10 +534,12 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         raise DataError(f"{d.dataset}: labels outside 0..{num_classes - 1}")
 
     keep = stratified_fraction(train.labels, d.fraction)
+    keep = keep[imbalance_subset(train.labels[keep], d.imbalance, names)]  # data.imbalance (sampling.py)
     if len(keep) < len(train.labels):
         train = RawSplit(train.images[keep] if train.images is not None else None,
                          [train.paths[i] for i in keep.tolist()] if train.paths is not None else None,
                          train.labels[keep])
+    train, val, split = resample_training(train, val, d, origin=keep)
 
     transform = build_transform(d.augment, size=hw, channels=channels)
     mixup = build_mixup(d.augment, num_classes=cfg.model.num_classes or num_classes,
@@ -515,7 +562,8 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
 
     train_sampler = EpochBatchSampler(len(train.labels), d.batch_size, shuffle=True, drop_last=True,
                                       seed=cfg.train.seed, max_batches=cfg.train.max_steps_per_epoch,
-                                      rank=rank, world_size=world_size, even=True)
+                                      rank=rank, world_size=world_size, even=True,
+                                      draw=weighted_draw(d, train.labels, num_classes, cfg.train.seed))
     val_sampler = EpochBatchSampler(len(val.labels), d.eval_batch_size or d.batch_size, shuffle=False,
                                     drop_last=False, seed=0, rank=rank, world_size=world_size, even=False)
 
@@ -542,6 +590,7 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         pin_memory=pin,
         in_memory=in_memory,
         on_device=on_device,
+        split=split,
     )
     if bundle.steps_per_epoch == 0:
         raise ConfigError(f"data.batch_size: {d.batch_size} leaves no training batch "

@@ -46,6 +46,7 @@ from ednaquery.fsutil import atomic_file
 from trainer.engine.config import TrainerConfig, to_dict
 from trainer.engine.data import DataBundle, class_weights, normalization
 from trainer.engine.distributed import SINGLE, DistContext, PendingVote
+from trainer.engine.features import build_features
 from trainer.engine.optim import (
     build_optimizer,
     build_schedule,
@@ -209,6 +210,8 @@ class Trainer:
         mean, std = normalization(mean, std, data.channels)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        # data.features (features.py): the stack replaces the plain mean/std normalisation in prepare()
+        self.features = build_features(cfg.data.features, mean_std or (cfg.data.mean, cfg.data.std), device)
         weights = class_weights(cfg.loss.class_weights, data.train_labels,
                                 cfg.model.num_classes or data.num_classes)
         self.loss_weights = weights.to(device) if weights is not None else None
@@ -234,9 +237,9 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 batch on the host -> normalised float batch on the device."""
+        """uint8 batch on the host -> normalised float batch (or data.features stack) on the device."""
         x = x.to(self.device, non_blocking=True).float()
-        x = x.sub_(self.mean).div_(self.std)
+        x = self.features(x) if self.features is not None else x.sub_(self.mean).div_(self.std)
         return x.contiguous(memory_format=self.memory_format) if self.channels_last else x
 
     def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from ednaquery.documents import new_run_id
 from ednaquery.errors import EdnaError
 from ednaquery.fsutil import write_atomic
 from trainer.engine.config import TrainerConfig, default_keys, load_config, to_dict
+from trainer.engine.folds import write_split
 from trainer.engine.runs import (
     RunSnapshot,
     RunWriter,
@@ -195,6 +196,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
 
     from trainer.engine.data import build_data
     from trainer.engine.distributed import SINGLE
+    from trainer.engine.features import feature_channels
     from trainer.engine.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
     from trainer.engine.model import build_model, check_forward, model_mean_std, param_count
     from trainer.engine.plots import plot_run
@@ -260,9 +262,12 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
                 torch.set_float32_matmul_precision("high")
             seed_everything(cfg.train.seed + dist.rank)  # DDP: own dropout/mixup streams; weights come from rank 0
             data = build_data(cfg, device=device, rank=dist.rank, world_size=dist.world_size)
-            model = build_model(cfg.model, num_classes=data.num_classes, in_chans=data.channels,
+            if main and data.split is not None:  # k-fold / bootstrap: which images it trained and validated on
+                write_split(run_dir, data.split)
+            in_chans = feature_channels(cfg.data.features, data.channels)  # data.features: the stack's
+            model = build_model(cfg.model, num_classes=data.num_classes, in_chans=in_chans,
                                 img_size=data.img_size)
-            check_forward(model, in_chans=data.channels, img_size=data.img_size, name=cfg.model.name)
+            check_forward(model, in_chans=in_chans, img_size=data.img_size, name=cfg.model.name)
             mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
             trainer = Trainer(cfg, data, model, device=device, run_dir=run_dir, stop=stop, progress=progress,
                               mean_std=mean_std, dist=dist)

@@ -222,4 +222,6 @@ def launch_runner(store: Any, *, runs_root: Path, quiet: bool = True, device: st
                                    on_start=lambda run_id, _dir: started(run_id), labels=labels, on_epoch=on_epoch)
         return Outcome(res.status, res.run_id, res.error)
 
-    return run_job
+    from trainer.ops.groups import after_member
+
+    return after_member(run_job, store, runs_root=runs_root)  # a k-fold/bagging member refreshes its group
