@@ -110,9 +110,14 @@ def sweep(args: tuple[str, ...], dry_run: bool, around: str | None, keys: str | 
         opts = {"device": device} if device else None
         if around is not None:
             from trainer.ops.around import around_spec
+            from trainer.ops.jobs import open_jobs
 
-            spec, centre = around_spec(app.store, around, keys=keys, factor=factor, n=n_trials, metric=metric,
-                                       early_stop=early_stop)
+            q = open_jobs(app.store)
+            try:
+                spec, centre = around_spec(app.store, around, keys=keys, factor=factor, n=n_trials, metric=metric,
+                                           early_stop=early_stop, queue=q)
+            finally:
+                q.close()
             click.echo(f"around run {centre['_id']} (config {spec.base.config_id[:12]})", err=True)
             _search(app, spec, dry_run=dry_run, parallel=parallel or len(spec.points or []), no_work=no_work,
                     no_wait=no_wait, runs_root=runs_root, poll_interval=poll_interval, heartbeat=heartbeat,

@@ -80,7 +80,12 @@ def test_around_perturbs_only_the_chosen_keys_of_the_best_run(env):
         assert j.options["sweep"]["params"] == {"optimizer.lr": cfg["optimizer.lr"],
                                                 "data.img_size": cfg["data.img_size"]}
     assert changed == {"optimizer.lr", "data.img_size"}
-    # the same command is the same sweep: nothing more is queued
+    # a trial that beats the centre does not move it: the same command is the same sweep, nothing more is queued
+    j = jobs[0]
+    cfg = original_config(store.get(j.config_id))
+    store.upsert([make_run_document("20261204-110000-abcd", config=cfg, config_id=j.config_id, path=str(tmp / "r"),
+                                    status="completed", metrics={"val_acc": {"last": 0.99, "best": 0.99}},
+                                    info={"sweep": j.options["sweep"]["id"], "trial": 0})])
     again = _run(tmp, "--around", "dataset=digits model=test_resnet", "--keys", "lr,img_size", "--n", "6",
                  "--no-work", "--no-wait")
     assert again.exit_code == 0, again.output

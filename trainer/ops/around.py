@@ -60,9 +60,11 @@ def img_step(config: dict, size: int) -> int:
     return 1
 
 
-def best_run(store: Store, target: str, metric: str, goal: str) -> tuple[dict, list[dict]]:
-    """The run ``target`` names (an id prefix) or the best by ``metric`` among those its query finds,
-    and the runs found (the neighbours of categorical values come from them)."""
+def best_run(store: Store, target: str, metric: str, goal: str,
+             exclude_sweeps: set[str] | frozenset[str] = frozenset()) -> tuple[dict, list[dict]]:
+    """The run ``target`` names (an id prefix) or the best by ``metric`` among those its query finds
+    (leaving out the trials of ``exclude_sweeps``), and the runs found (the neighbours of
+    categorical values come from them)."""
     from ednaquery.query.parser import parse
     from ednaquery.store.base import FindOptions
 
@@ -76,7 +78,8 @@ def best_run(store: Store, target: str, metric: str, goal: str) -> tuple[dict, l
             if doc.get("kind") != "run":
                 raise UsageError(f"{target!r} is a {doc.get('kind')}, not a run; give a run id or a query")
             return doc, [doc]
-    runs = store.find(parse(words), FindOptions(kinds=("run",)))
+    runs = [d for d in store.find(parse(words), FindOptions(kinds=("run",)))
+            if (d.get("info") or {}).get("sweep") not in exclude_sweeps]
     scored = [(v, d) for d in runs if (v := trial_value(d, metric, goal)) is not None]
     if not scored:
         raise NotFound(f"no run with a {metric} matches {target!r}; `trainer ls {target}` lists what it finds")
@@ -174,15 +177,26 @@ def perturb(config: dict, keys: list[str], *, factor: float, n: int, runs: list[
     return points, space
 
 
+def earlier_sweeps(queue: Any, origin: dict[str, Any]) -> set[str]:
+    """The ids of ``--around`` sweeps queued by the same command (their trials never move its centre)."""
+    return {str(b["id"]) for j in queue.list() if (b := j.options.get("sweep") or {}).get("around") == origin}
+
+
 def around_spec(store: Store, target: str, *, keys: str | None, factor: float, n: int, metric: str = "val_acc",
-                goal: str | None = None, early_stop: Any = None) -> tuple[SearchSpec, dict]:
-    """The :class:`SearchSpec` of an ``--around`` sweep, and the centre run."""
+                goal: str | None = None, early_stop: Any = None, queue: Any = None) -> tuple[SearchSpec, dict]:
+    """The :class:`SearchSpec` of an ``--around`` sweep, and the centre run.
+
+    The same command gives the same sweep, so it resumes: the trials of an earlier sweep queued by
+    it (found in ``queue``) are left out when the best run is chosen.
+    """
     if factor <= 1:
         raise UsageError("--factor must be above 1 (2 means between half and twice each value)")
     if not 1 <= n <= MAX_POINTS:
         raise UsageError(f"--n must be between 1 and {MAX_POINTS}")
     goal = goal_for(metric, goal, "--around")
-    centre, runs = best_run(store, target, metric, goal)
+    origin = {"target": target, "keys": keys or DEFAULT_KEYS, "factor": factor, "n": n, "metric": metric,
+              "goal": goal, "early_stop": early_stop or "none"}
+    centre, runs = best_run(store, target, metric, goal, earlier_sweeps(queue, origin) if queue else set())
     base = _centre_config(store, centre)
     chosen = [config_key(k.strip()) for k in (keys or DEFAULT_KEYS).split(",") if k.strip()]
     if not chosen:
@@ -192,5 +206,5 @@ def around_spec(store: Store, target: str, *, keys: str | None, factor: float, n
         raise UsageError("--around: no perturbation differs from the run itself; raise --factor or add --keys")
     spec = SearchSpec(base=base, method="around", metric=metric, goal=goal, space=space,
                       early_stop=parse_early_stop(early_stop, "--early-stop"), trials=len(points),
-                      name=f"around {centre['_id']}", points=points)
+                      name=f"around {centre['_id']}", points=points, origin=origin)
     return spec, centre

@@ -84,6 +84,8 @@ class SearchSpec:
     name: str | None = None
     #: ``around``: the params of each trial, in order (no sampler)
     points: list[dict[str, Any]] | None = None
+    #: ``around``: the command's arguments (kept in every trial's block, not part of the id)
+    origin: dict[str, Any] | None = None
     source: str | None = None
     sweep_id: str = ""
 
@@ -97,7 +99,8 @@ class SearchSpec:
 
         return {"id": self.sweep_id, "trial": number, "params": params, "method": self.method,
                 "metric": self.metric, "goal": self.goal, "early_stop": self.early_stop, "name": self.name,
-                "base": self.base.config_id, "space": {k: distribution_to_json(d) for k, d in self.space.items()}}
+                "base": self.base.config_id, "space": {k: distribution_to_json(d) for k, d in self.space.items()},
+                **({"around": self.origin} if self.origin is not None else {})}
 
 
 def _canonical(obj: Any) -> str:
