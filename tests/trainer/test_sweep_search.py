@@ -133,16 +133,17 @@ def test_pruners_judge_a_trial_against_its_siblings_in_the_store(env):
                                         info={"sweep": "sw-test", "trial": n, "epochs_done": 4})])
         store.replace_series({rid: [("val_acc", None, e + 1, v) for e, v in enumerate(curve)]})
 
-    def verdicts(name: str, value: float) -> str | None:
+    def verdicts(name: str, value: float, epoch: int = 1) -> str | None:
         judge = TrialPruner(store, {"id": "sw-test", "trial": 4, "metric": "val_acc", "goal": "max",
                                     "early_stop": {"name": name}})
-        snap = type("Snap", (), {"row": {"epoch": 1, "val_acc": value}, "run_id": "20261204-120004-abcd",
+        snap = type("Snap", (), {"row": {"epoch": epoch, "val_acc": value}, "run_id": "20261204-120004-abcd",
                                  "config": {"train": {"epochs": 4}}})()
         return judge(snap)
 
     for name in ("asha", "median"):
         assert verdicts(name, 0.1) == "pruned", name
         assert verdicts(name, 0.65) is None, name
+        assert verdicts(name, 0.1, epoch=4) is None, name  # the last epoch: nothing left to save
     assert verdicts("hyperband", 0.1) in ("pruned", None)  # its bracket may not stop anything at epoch 1
     assert verdicts("hyperband", 0.65) is None
 

@@ -136,8 +136,10 @@ class TrialPruner:
             return None
         epoch = int(row["epoch"])
         self.values[epoch] = float(value)
+        max_epochs = int(((getattr(snap, "config", None) or {}).get("train") or {}).get("epochs") or 0) or None
+        if max_epochs is not None and epoch >= max_epochs:
+            return None  # the last epoch: nothing left to save
         try:
-            max_epochs = int(((snap.config or {}).get("train") or {}).get("epochs") or 0) or None
             pruned = self.decide(snap.run_id, epoch, max_epochs)
         except Exception as exc:  # noqa: BLE001 - a pruner that cannot decide must not fail the run
             log.warning("sweep %s trial %d: no pruning decision at epoch %d: %s", self.sweep.get("id"),
