@@ -173,6 +173,7 @@ def optimizers(as_json: bool) -> None:
 @main.command(epilog="Example: trainer schema | grep optimizer")
 def schema() -> None:
     """Every config key with its type, default and meaning."""
+    from rich.markup import escape
     from rich.table import Table
 
     from trainer.engine.config import SCHEMA_VERSION, schema_docs
@@ -180,7 +181,7 @@ def schema() -> None:
     table = Table("key", "type", "default", "meaning", title=f"trainer config, version {SCHEMA_VERSION}",
                   box=None)
     for key, tp, default, doc in schema_docs():
-        table.add_row(key, tp, "null" if default is None else repr(default), doc)
+        table.add_row(key, tp, "null" if default is None else escape(repr(default)), escape(doc))  # [h, w] is text
     _console().print(table)
 
 

@@ -648,3 +648,6 @@ def register(group: click.Group) -> None:
     from trainer.groups_cli import register as register_groups
 
     register_groups(group)  # cv, bag, group: k-fold and bagging groups of runs
+    from trainer.ensemble_cli import ensemble  # trainer ensemble (trainer/ops/ensemble.py)
+
+    group.add_command(ensemble)

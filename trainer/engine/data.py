@@ -267,6 +267,9 @@ def stratified_fraction(labels: torch.Tensor, fraction: float) -> torch.Tensor:
     if fraction >= 1.0:
         return torch.arange(len(labels))
     rng = np.random.RandomState(SPLIT_SEED + 1)
+    if labels.is_floating_point():  # regression targets: a seeded random subset, nested the same way
+        order = rng.permutation(len(labels))
+        return torch.as_tensor(np.sort(order[:max(1, round(len(labels) * fraction))]).astype(np.int64))
     lab = labels.numpy()
     keep = []
     for c in np.unique(lab):
@@ -437,6 +440,97 @@ def make_fake(n_train: int, num_classes: int, hw: tuple[int, int], channels: int
     return split(n_train), split(max(num_classes, n_train // 4)), [f"class{i}" for i in range(num_classes)]
 
 
+# ------------------------------------------------------------------ regression targets
+
+
+def make_synthetic_regression(n_train: int, hw: tuple[int, int], channels: int
+                              ) -> tuple[RawSplit, RawSplit, list[str]]:
+    """Synthetic regression: each image blends two fixed smooth patterns by its target t in [0, 1], plus noise."""
+    g = torch.Generator().manual_seed(4321)
+    a, b = F.interpolate(torch.rand(2, channels, 4, 4, generator=g), size=hw, mode="bilinear",
+                         align_corners=False)
+
+    def split(n: int) -> RawSplit:
+        t = torch.rand(n, generator=g)
+        noise = torch.rand(n, channels, *hw, generator=g)
+        x = (0.8 * (t.view(-1, 1, 1, 1) * a + (1 - t.view(-1, 1, 1, 1)) * b) + 0.2 * noise) * 255.0
+        return RawSplit(x.round_().clamp_(0, 255).to(torch.uint8), None, t.view(-1, 1))
+
+    return split(n_train), split(max(8, n_train // 4)), ["target"]
+
+
+def find_targets_csv(folder: Path, targets: str | None) -> Path:
+    """``data.targets``, else ``<folder>/targets.csv``, else ``<folder>.csv`` beside the folder."""
+    if targets:
+        path = Path(targets).expanduser()
+        if not path.is_file():
+            raise DataError(f"data.targets: {path} not found")
+        return path
+    for path in (folder / "targets.csv", folder.with_name(folder.name + ".csv")):
+        if path.is_file():
+            return path
+    raise DataError(f"regression: no targets CSV for {folder}: put targets.csv (columns path, target...) in it, "
+                    f"{folder.name}.csv beside it, or set data.targets")
+
+
+def load_regression_folder(path: str, targets: str | None, val_split: float
+                           ) -> tuple[RawSplit, RawSplit, list[str]]:
+    """Images of a folder with numeric targets from a CSV: ``path,target...`` (paths relative to the folder).
+
+    The header names the targets (one output each). A ``split`` column (train/val) fixes the split;
+    without it a seeded random ``val_split`` of the rows is held out.
+    """
+    import csv
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"imagefolder: {root} is not a folder")
+    csv_path = find_targets_csv(root, targets)
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2 or len(rows[0]) < 2:
+        raise DataError(f"{csv_path}: expected a header (path, target...) and at least one row")
+    header = [h.strip() for h in rows[0]]
+    split_col = header.index("split") if "split" in header else None
+    target_cols = [i for i in range(1, len(header)) if i != split_col]
+    if not target_cols:
+        raise DataError(f"{csv_path}: no target column after the path column")
+    paths: list[Path] = []
+    values: list[list[float]] = []
+    is_val: list[bool] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{csv_path}:{line}: {len(row)} fields, the header has {len(header)}")
+        file = root / row[0].strip()
+        if not file.is_file():
+            raise DataError(f"{csv_path}:{line}: image {file} not found")
+        try:
+            values.append([float(row[i]) for i in target_cols])
+        except ValueError:
+            raise DataError(f"{csv_path}:{line}: targets must be numbers, got {[row[i] for i in target_cols]}"
+                            ) from None
+        paths.append(file)
+        if split_col is not None:
+            kind = row[split_col].strip().lower()
+            if kind not in ("train", "val", "valid", "validation"):
+                raise DataError(f"{csv_path}:{line}: split must be train or val, got {row[split_col]!r}")
+            is_val.append(kind != "train")
+    y = torch.tensor(values, dtype=torch.float32)
+    if split_col is not None:
+        va = np.flatnonzero(np.array(is_val))
+        tr = np.flatnonzero(~np.array(is_val))
+    else:
+        order = np.random.RandomState(SPLIT_SEED).permutation(len(paths))
+        n_val = max(1, round(len(paths) * val_split))
+        va, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if len(tr) == 0 or len(va) == 0:
+        raise DataError(f"{csv_path}: no images for training or for validation")
+    return (RawSplit(None, [paths[i] for i in tr], y[tr]), RawSplit(None, [paths[i] for i in va], y[va]),
+            [header[i] for i in target_cols])
+
+
 # ------------------------------------------------------------------ the bundle
 
 
@@ -472,6 +566,13 @@ class DataBundle:
 
 def _native(cfg: TrainerConfig) -> tuple[RawSplit, RawSplit, list[str], int]:
     d = cfg.data
+    if d.dataset == "synthetic_regression":
+        channels = d.channels or 3
+        tr, va, names = make_synthetic_regression(d.fake_samples, cfg.img_hw, channels)
+        return tr, va, names, channels
+    if cfg.task == "regression" and d.dataset.startswith("imagefolder:"):
+        tr, va, names = load_regression_folder(d.dataset[len("imagefolder:"):], d.targets, d.val_split)
+        return tr, va, names, 3
     if d.dataset == "digits":
         tr, va, names = load_digits(d.val_split)
         return tr, va, names, 1
@@ -530,7 +631,8 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
     if cfg.model.num_classes is not None and cfg.model.num_classes < num_classes:
         raise ConfigError(f"model.num_classes: {cfg.model.num_classes} is fewer than the "
                           f"{num_classes} classes of {d.dataset}")
-    if int(train.labels.max()) >= num_classes or int(val.labels.max()) >= num_classes:
+    if not train.labels.is_floating_point() and (int(train.labels.max()) >= num_classes
+                                                 or int(val.labels.max()) >= num_classes):
         raise DataError(f"{d.dataset}: labels outside 0..{num_classes - 1}")
 
     keep = stratified_fraction(train.labels, d.fraction)

@@ -46,7 +46,9 @@ from ednaquery.fsutil import atomic_file
 from trainer.engine.config import TrainerConfig, to_dict
 from trainer.engine.data import DataBundle, class_weights, normalization
 from trainer.engine.distributed import SINGLE, DistContext, PendingVote
+from trainer.engine.evalmetrics import ClassificationExtras, evaluate_task
 from trainer.engine.features import build_features
+from trainer.engine.losses import TermTally, build_objective
 from trainer.engine.optim import (
     build_optimizer,
     build_schedule,
@@ -165,7 +167,7 @@ class EvalResult:
     """One pass over the validation set."""
 
     metrics: dict[str, float]
-    confusion: np.ndarray
+    confusion: np.ndarray | None  # None for regression and embedding
 
 
 class Trainer:
@@ -217,6 +219,11 @@ class Trainer:
         self.loss_weights = weights.to(device) if weights is not None else None
         self.mixup = data.mixup
         self.num_classes = cfg.model.num_classes or data.num_classes
+        # task: the loss (trainer.engine.losses) and what evaluation adds (trainer.engine.evalmetrics)
+        self.task = cfg.task
+        self.objective = build_objective(cfg, weight=self.loss_weights, num_classes=self.num_classes,
+                                         mixup=self.mixup is not None)
+        self.train_terms = TermTally()
         # progress through training
         self.epochs_done = 0
         self.step = 0
@@ -243,9 +250,8 @@ class Trainer:
         return x.contiguous(memory_format=self.memory_format) if self.channels_last else x
 
     def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with class weights; label smoothing here unless mixup already applied it."""
-        smoothing = 0.0 if self.mixup is not None else self.cfg.loss.label_smoothing
-        return F.cross_entropy(logits.float(), target, weight=self.loss_weights, label_smoothing=smoothing)
+        """The configured loss (trainer.engine.losses; ce: class weights, smoothing unless mixup applied it)."""
+        return self.objective(logits, target, self.train_terms)
 
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -302,7 +308,7 @@ class Trainer:
             batch += 1
             loss_sum += loss.detach().double() * n
             seen += n
-            if not mixed:
+            if not mixed and self.task == "classification":
                 correct += (out.detach().argmax(1) == y).sum().double()
                 acc_seen += n
             if batch % self.accum == 0 or batch == total:
@@ -389,11 +395,20 @@ class Trainer:
     def evaluate(self) -> EvalResult:
         """Loss, top-1 and (with more than 5 classes) top-5 accuracy and the confusion matrix on val.
 
+        Plus balanced accuracy, macro-F1, per-class recall/precision and the softmax spread; regression
+        and embedding runs log their own metrics instead (all in :mod:`trainer.engine.evalmetrics`).
+
         With DDP each rank evaluates its shard with rank 0's weights and buffers, and the sums
         are all-reduced: the metrics are those of the whole validation set, on every rank.
         """
         self.dist.broadcast_buffers(self.model)
         self.eval_net.eval()
+        if self.task != "classification":  # regression, embedding: trainer.engine.evalmetrics
+            result = EvalResult(evaluate_task(self), None)
+            self.eval_net.train()
+            self.last_eval = result
+            return result
+        extras = ClassificationExtras(self.num_classes, self.device, self.objective)
         c = self.num_classes
         dev = self.device
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
@@ -408,6 +423,7 @@ class Trainer:
             with self.autocast():
                 out = self.eval_net(x)
             out = out.float()
+            extras.add(out, y)
             loss_sum += F.cross_entropy(out, y, reduction="sum").double()
             pred = out.argmax(1)
             top1 += (pred == y).sum().double()
@@ -424,7 +440,10 @@ class Trainer:
         metrics = {"val_loss": float(loss_sum) / max(1, seen), "val_acc": float(top1) / max(1, seen)}
         if c > 5:
             metrics["val_top5"] = float(top5) / max(1, seen)
-        result = EvalResult(metrics, confusion.view(c, c).cpu().numpy())
+        matrix = confusion.view(c, c).cpu().numpy()
+        metrics.update(extras.result(matrix, list(self.data.class_names), self.cfg.train.per_class_metrics,
+                                     self.dist))
+        result = EvalResult(metrics, matrix)
         self.last_eval = result
         return result
 
@@ -468,6 +487,7 @@ class Trainer:
                                    "train_loss": stats["loss_sum"] / max(1, stats["seen"])}
             if stats["acc_seen"]:
                 row["train_acc"] = stats["correct"] / stats["acc_seen"]
+            row.update(self.train_terms.means("train_loss_", self.dist))  # loss.terms, each alone
             last = self.epochs_done == t.epochs
             eval_start = time.perf_counter()
             if self.epochs_done % t.eval_every == 0 or last:

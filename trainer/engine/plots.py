@@ -55,12 +55,14 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, *, title: str = "") -> P
         if xs:
             axes[0].plot(xs, ys, marker="o", ms=3, label=label)
     axes[0].set_title("loss")
-    for key, label in (("train_acc", "train"), ("val_acc", "val"), ("val_top5", "val top-5")):
+    for key, label in (("train_acc", "train"), ("val_acc", "val"), ("val_top5", "val top-5"),
+                       ("val_knn_acc", "val k-NN"), ("val_r2", "val R²")):  # embedding, regression runs
         xs, ys = _series(epochs, key)
         if xs:
             axes[1].plot(xs, ys, marker="o", ms=3, label=label)
-    axes[1].set_title("accuracy")
-    axes[1].set_ylim(0, 1.02)
+    r2 = _series(epochs, "val_r2")[1]
+    axes[1].set_title("R²" if r2 else "accuracy")
+    axes[1].set_ylim(max(-1.0, min([0.0, *r2])), 1.02)  # R² goes below 0 early on (shown down to -1)
     xs, ys = _series(epochs, "lr")
     if xs:
         axes[2].plot(xs, ys, marker="o", ms=3, color="tab:green")

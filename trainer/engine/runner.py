@@ -151,11 +151,11 @@ def _describe_failure(exc: BaseException) -> str:
 def _save_artefacts(trainer: Any, run_dir: Path) -> None:
     """val_confusion.json and holdout.npz: what the pictures are drawn from."""
     data = trainer.data
-    if trainer.last_eval is not None:
+    if trainer.last_eval is not None and trainer.last_eval.confusion is not None:
         write_atomic(run_dir / "val_confusion.json", json.dumps({
             "class_names": list(data.class_names), "epoch": trainer.epochs_done,
             "matrix": trainer.last_eval.confusion.tolist()}) + "\n")
-    if len(data.holdout_labels):
+    if len(data.holdout_labels) and trainer.task == "classification":
         preds = trainer.predict(data.holdout_images)
         tmp = run_dir / ".holdout.npz.tmp"
         with open(tmp, "wb") as f:
@@ -197,8 +197,9 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
     from trainer.engine.data import build_data
     from trainer.engine.distributed import SINGLE
     from trainer.engine.features import feature_channels
+    from trainer.engine.heads import build_task_model
     from trainer.engine.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
-    from trainer.engine.model import build_model, check_forward, model_mean_std, param_count
+    from trainer.engine.model import check_forward, model_mean_std, param_count
     from trainer.engine.plots import plot_run
     from trainer.engine.progress import make_progress
 
@@ -265,8 +266,8 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
             if main and data.split is not None:  # k-fold / bootstrap: which images it trained and validated on
                 write_split(run_dir, data.split)
             in_chans = feature_channels(cfg.data.features, data.channels)  # data.features: the stack's
-            model = build_model(cfg.model, num_classes=data.num_classes, in_chans=in_chans,
-                                img_size=data.img_size)
+            model = build_task_model(cfg, num_classes=data.num_classes, in_chans=in_chans,
+                                     img_size=data.img_size)
             check_forward(model, in_chans=in_chans, img_size=data.img_size, name=cfg.model.name)
             mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
             trainer = Trainer(cfg, data, model, device=device, run_dir=run_dir, stop=stop, progress=progress,

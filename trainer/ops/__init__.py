@@ -5,9 +5,11 @@ resume), :mod:`~trainer.ops.jobs` (the job queue), :mod:`~trainer.ops.worker` (c
 queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs), :mod:`~trainer.ops.search`
 (random and bayes sweeps through Optuna, with :mod:`~trainer.ops.space` for their distributions,
 :mod:`~trainer.ops.prune` for early stopping, :mod:`~trainer.ops.around` for perturbing a known
-run and :mod:`~trainer.ops.sweep_report` for status and plots) and :mod:`~trainer.ops.groups`
-(k-fold and bagging groups of runs). Their ``trainer`` commands are in :mod:`trainer.store_cli`,
-:mod:`trainer.sweep_cli` and :mod:`trainer.groups_cli`.
+run and :mod:`~trainer.ops.sweep_report` for status and plots), :mod:`~trainer.ops.groups`
+(k-fold and bagging groups of runs) and :mod:`~trainer.ops.ensemble` (ensembles of runs, combined by
+:mod:`~trainer.ops.combine`). Their ``trainer`` commands are in :mod:`trainer.store_cli`,
+:mod:`trainer.sweep_cli`, :mod:`trainer.groups_cli` and :mod:`trainer.ensemble_cli`.
 """
 
-__all__ = ["around", "groups", "jobs", "launch", "prune", "search", "space", "sweep", "sweep_report", "worker"]
+__all__ = ["around", "combine", "ensemble", "groups", "jobs", "launch", "prune", "search", "space", "sweep",
+           "sweep_report", "worker"]
