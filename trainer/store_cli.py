@@ -23,6 +23,7 @@ import click
 from ednaquery.clikit import EXIT_ERROR, EXIT_NOTHING, command_app, echo_error, store_option
 from ednaquery.errors import UsageError
 from ednaquery.terminal import printable
+from trainer.ops.query import find_runs
 
 # ------------------------------------------------------------------ plumbing
 
@@ -422,19 +423,6 @@ def cancel(job_ids: tuple[str, ...], store_uri: str | None) -> None:
 
 
 # ------------------------------------------------------------------ ls / status
-
-
-def find_runs(store: Any, query: Sequence[str] = (), *, status: str | None = None,
-              limit: int | None = None) -> list[dict]:
-    """Run documents, newest first (run ids sort by start time), filtered by an ednaquery query."""
-    from ednaquery.keys import KeySpec
-    from ednaquery.query.parser import parse
-    from ednaquery.store.base import FindOptions, SortKey
-
-    words = list(query) + ([f"status={status}"] if status else [])
-    node = parse(words)
-    return store.find(node, FindOptions(kinds=("run",), sort=[SortKey(KeySpec(("id",)), descending=True)],
-                                        limit=limit))
 
 
 @click.command(name="ls", epilog="""\b

@@ -1,8 +1,8 @@
 """What the trainer does with the store: train what it names and index the run as it goes.
 
 :mod:`~trainer.ops.launch` (resolve a config id or file, derive with overrides, launch and
-resume), :mod:`~trainer.ops.jobs` (the job queue), :mod:`~trainer.ops.worker` (claims and runs
-queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs), :mod:`~trainer.ops.search`
+resume), :mod:`~trainer.ops.query` (runs a query finds), :mod:`~trainer.ops.jobs` (the job queue),
+:mod:`~trainer.ops.worker` (claims and runs queued jobs), :mod:`~trainer.ops.sweep` (grid plans to jobs), :mod:`~trainer.ops.search`
 (random and bayes sweeps through Optuna, with :mod:`~trainer.ops.space` for their distributions,
 :mod:`~trainer.ops.prune` for early stopping, :mod:`~trainer.ops.around` for perturbing a known
 run and :mod:`~trainer.ops.sweep_report` for status and plots), :mod:`~trainer.ops.groups`
@@ -11,5 +11,5 @@ run and :mod:`~trainer.ops.sweep_report` for status and plots), :mod:`~trainer.o
 :mod:`trainer.sweep_cli`, :mod:`trainer.groups_cli` and :mod:`trainer.ensemble_cli`.
 """
 
-__all__ = ["around", "combine", "ensemble", "groups", "jobs", "launch", "prune", "search", "space", "sweep",
-           "sweep_report", "worker"]
+__all__ = ["around", "combine", "ensemble", "groups", "jobs", "launch", "prune", "query", "search", "space",
+           "sweep", "sweep_report", "worker"]

@@ -65,8 +65,7 @@ def best_run(store: Store, target: str, metric: str, goal: str,
     """The run ``target`` names (an id prefix) or the best by ``metric`` among those its query finds
     (leaving out the trials of ``exclude_sweeps``), and the runs found (the neighbours of
     categorical values come from them)."""
-    from ednaquery.query.parser import parse
-    from ednaquery.store.base import FindOptions
+    from trainer.ops.query import find_runs
 
     words = shlex.split(target)
     if len(words) == 1 and not re.search(r"[=<>~!]", words[0]):
@@ -78,8 +77,7 @@ def best_run(store: Store, target: str, metric: str, goal: str,
             if doc.get("kind") != "run":
                 raise UsageError(f"{target!r} is a {doc.get('kind')}, not a run; give a run id or a query")
             return doc, [doc]
-    runs = [d for d in store.find(parse(words), FindOptions(kinds=("run",)))
-            if (d.get("info") or {}).get("sweep") not in exclude_sweeps]
+    runs = [d for d in find_runs(store, words) if (d.get("info") or {}).get("sweep") not in exclude_sweeps]
     scored = [(v, d) for d in runs if (v := trial_value(d, metric, goal)) is not None]
     if not scored:
         raise NotFound(f"no run with a {metric} matches {target!r}; `trainer ls {target}` lists what it finds")

@@ -102,10 +102,9 @@ def epoch_values(points: list[tuple]) -> dict[str, dict[int, float]]:
 
 def sweep_runs(store: Store, sweep_id: str) -> list[dict]:
     """The run documents labelled with this sweep (``sweep=<id>``), any status."""
-    from ednaquery.query.parser import parse
-    from ednaquery.store.base import FindOptions
+    from trainer.ops.query import find_runs
 
-    return store.find(parse([f"sweep={sweep_id}"]), FindOptions(kinds=("run",)))
+    return find_runs(store, [f"sweep={sweep_id}"])
 
 
 def latest_per_trial(runs: list[dict]) -> dict[int, dict]:
