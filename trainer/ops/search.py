@@ -56,14 +56,13 @@ from trainer.ops.prune import (
     sweep_runs,
     trial_value,
 )
+from trainer.ops.sweep import SWEEP_TAG, resolve_base
 
 __all__ = ["METHODS", "SearchSpec", "Trial", "drive", "load_search", "load_trials", "search_spec", "summary"]
 
 log = logging.getLogger(__name__)
 
 METHODS = ("grid", "random", "bayes")
-SEARCH_METHODS = ("random", "bayes", "around")
-SWEEP_TAG = "sweep"
 FILE_KEYS = ("base", "axes", "name", "description", "method", "metric", "goal", "budget", "early_stop", "seed")
 TRIAL_STATES = ("queued", "running", "complete", "pruned", "failed")
 
@@ -187,7 +186,6 @@ def search_spec(grid: dict, *, store: Store, base_dir: str | os.PathLike[str] = 
                 index_base: bool = True) -> SearchSpec:
     """A random/bayes sweep file's mapping -> its checked :class:`SearchSpec` (nothing queued)."""
     from trainer.ops.space import parse_space
-    from trainer.ops.sweep import resolve_base
 
     where = source or "sweep"
     unknown = sorted(set(grid) - set(FILE_KEYS))
