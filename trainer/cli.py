@@ -186,10 +186,11 @@ def schema() -> None:
 
 
 from trainer.store_cli import register  # the store commands: launch, queue, worker, ls, sweep...
-
-register(main)
+from trainer.sweep_cli import sweep as sweep_command
 from trainer.tools_cli import register as register_tools  # eval, predict, export, tune
 
+register(main)
+main.add_command(sweep_command)  # grid, random, bayes and --around sweeps
 register_tools(main)
 
 

@@ -144,7 +144,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class FitResult:
     """How ``fit()`` ended."""
 
-    status: str  # completed | interrupted
+    status: str  # completed | interrupted | what an on_epoch stop request said (e.g. pruned)
     stop_reason: str | None
     epochs_done: int
     steps: int
@@ -465,7 +465,8 @@ class Trainer:
             on_step: Callable[[int], None] | None = None) -> FitResult:
         """Train from where the trainer stands to ``train.epochs``; see the module docstring.
 
-        ``on_epoch(row)`` gets each epoch's metrics; ``on_step_row(row)`` the every-N-steps rows;
+        ``on_epoch(row)`` gets each epoch's metrics; a truthy answer (a status word such as ``pruned``)
+        ends the run after that epoch with a checkpoint; ``on_step_row(row)`` the every-N-steps rows;
         ``on_step(step)`` runs after every optimizer update (heartbeats, tests).
         """
         # run statistics: each epoch's wall clock runs from the previous epoch's row to this one's, so
@@ -531,13 +532,18 @@ class Trainer:
             log.info("epoch %d/%d %s", self.epochs_done, t.epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in row.items()
                               if isinstance(v, float) and k not in ("time",)))
-            if on_epoch is not None:
-                on_epoch(row)
+            # a callback may end the run here: its truthy answer is the run's final status (e.g. "pruned")
+            request = on_epoch(row) if on_epoch is not None else None
             self.progress.end_epoch(row)
-            stopping = self.dist.vote(self.stop.is_set())[0]  # with DDP: every rank decides the same
+            # with DDP: every rank decides the same
+            stopping, requested = self.dist.vote(self.stop.is_set(), bool(request))
             every = t.checkpoint_every
-            if (every and self.epochs_done % every == 0) or last or stop_early or stopping:
+            if (every and self.epochs_done % every == 0) or last or stop_early or stopping or requested:
                 self.save_checkpoint("last.pt")
+            if requested and not last:
+                word = str(request or "stopped")
+                log.info("stopped after epoch %d: %s", self.epochs_done, word)
+                return FitResult(word, word, self.epochs_done, self.step, dict(self.best))
             if stop_early:
                 log.info("early stopping: %s did not improve for %d evaluations", es.metric, es.patience)
                 return FitResult("completed", "early_stopping", self.epochs_done, self.step, dict(self.best))

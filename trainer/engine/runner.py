@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Callback = Callable[[RunSnapshot], None]
+#: an ``on_epoch`` callback; a truthy answer (a status word such as ``pruned``) ends the run after that epoch
+EpochCallback = Callable[[RunSnapshot], "str | None"]
 
 
 @dataclass
@@ -62,7 +64,7 @@ class RunResult:
 
     run_id: str
     run_dir: Path
-    status: str  # completed | failed | interrupted
+    status: str  # completed | failed | interrupted | pruned (what an on_epoch stop request said)
     summary: dict[str, Any]
     error: str | None = None
     exit_code: int = 0
@@ -171,19 +173,21 @@ def _ddp_info(dist: DistContext, cfg: TrainerConfig) -> dict[str, Any]:
             "global_batch_size": cfg.data.batch_size * dist.world_size}
 
 
-def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback | None = None,
+def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCallback | None = None,
                  on_status: Callback | None = None, resume_from: Path | None = None, quiet: bool = False,
                  run_id: str | None = None, config_id: str | None = None,
                  stop: threading.Event | None = None, handle_signals: bool = True,
                  plots: bool = True, on_step: Callable[[int], None] | None = None,
-                 dist: DistContext | None = None) -> RunResult:
+                 dist: DistContext | None = None, labels: dict[str, Any] | None = None) -> RunResult:
     """Train ``cfg`` into ``run_dir``; never raises for a failed run (see ``RunResult.status``).
 
     ``resume_from`` is a checkpoint (``last.pt``) or a run folder holding one; resuming in the
     same folder continues the same run (same run id, metrics after the checkpoint dropped).
     ``stop`` lets a caller request a clean stop from another thread; ``handle_signals`` turns
     SIGTERM/SIGINT into such a request (main thread only). ``on_epoch``/``on_status`` get a
-    :class:`RunSnapshot` after every epoch / every run.json change; ``on_step(step)`` runs after
+    :class:`RunSnapshot` after every epoch / every run.json change; an ``on_epoch`` that answers a
+    status word (``pruned``) ends the run after that epoch with that status. ``labels`` are extra
+    run.json fields (``{"sweep": id, "trial": 3}``: searchable as ``sweep=id``). ``on_step(step)`` runs after
     every optimizer update (cheap: for heartbeats). ``dist`` is this process's place in a DDP
     group (:func:`trainer.engine.distributed.init_from_env`); ranks other than 0 write nothing and
     call no callbacks.
@@ -224,9 +228,10 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     previous_time = float(writer.run.get("total_time_s") or 0.0)
     last_row: dict[str, Any] | None = None
 
-    def emit(callback: Callback | None) -> None:
+    def emit(callback: Callable[[RunSnapshot], Any] | None) -> Any:
         if callback is not None and main:
-            callback(snapshot(writer.run, run_dir, resolved, summary, last_row))
+            return callback(snapshot(writer.run, run_dir, resolved, summary, last_row))
+        return None
 
     writer.on_status = lambda _run: emit(on_status)
     writer.attach_log()
@@ -240,7 +245,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
             writer.update(run_id=run_id, config_id=config_id, status="running",
                           started_at=writer.run.get("started_at") or t0, ended_at=None, error=None,
                           attempts=attempts, resumed_from=str(checkpoint) if checkpoint else None,
-                          default_keys=default_keys(resolved),
+                          default_keys=default_keys(resolved), **(labels or {}),
                           **(environment_info() if main else {}))
             if cfg.train.threads > 0:
                 torch.set_num_threads(cfg.train.threads)
@@ -283,13 +288,13 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
             log.info("run %s: %s on %s, %d parameters, %d train / %d val images", run_id, cfg.model.name,
                      cfg.data.dataset, param_count(model), data.train_size, data.val_size)
 
-            def epoch_done(row: dict[str, Any]) -> None:
+            def epoch_done(row: dict[str, Any]) -> Any:
                 nonlocal summary, last_row
                 writer.add_metrics(row)
                 last_row = row
                 summary = writer.write_summary({"status": "running"}, best_metric=best_metric)
                 writer.update(epochs_done=row["epoch"], step=row["step"])
-                emit(on_epoch)
+                return emit(on_epoch)
 
             with progress:
                 result = trainer.fit(on_epoch=epoch_done, on_step_row=writer.add_metrics, on_step=on_step)

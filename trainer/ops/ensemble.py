@@ -109,10 +109,9 @@ class EnsemblePlan:
 
 def find_member_docs(store: Store, query: list[str]) -> list[dict]:
     """Run documents an ednaquery query finds (docs/query.md; the same search as ``trainer ls``)."""
-    from ednaquery.query.parser import parse
-    from ednaquery.store.base import FindOptions
+    from trainer.ops.query import find_runs
 
-    return store.find(parse(list(query)), FindOptions(kinds=("run",)))
+    return find_runs(store, query)
 
 
 def _score(doc: dict, by: str) -> float | None:
