@@ -162,7 +162,7 @@ def trainer_run(args: argparse.Namespace, device: str) -> tuple[float, float, fl
         row = read_metrics(Path(tmp) / "run" / "metrics.jsonl")[-1]
     # steps inside epoch 2 only (the first one would include the end of epoch 1)
     steps = [stamps[s] - stamps[s - 1] for s in range(args.steps + 2, 2 * args.steps + 1)]
-    return row["images_per_s"], args.batch_size / statistics.median(steps), row["data_wait_frac"]
+    return row["train_images_per_s"], args.batch_size / statistics.median(steps), row["data_wait_frac"]
 
 
 def main() -> None:

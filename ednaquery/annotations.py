@@ -175,8 +175,8 @@ def run_folder(paths: Sequence[str]) -> str:
 def _targets(doc: dict) -> list[tuple[str, bool]]:
     """``(path, is_run)`` of every place on disk the document lives (all the files of a config)."""
     kind = doc.get("kind")
-    if kind not in ("run", "config"):
-        raise UsageError(f"{doc['_id'][:12]} is an {kind} record; only runs and configs take tags and notes")
+    if kind not in ("run", "config", "group"):
+        raise UsageError(f"{doc['_id'][:12]} is an {kind} record; only runs, configs and groups take tags and notes")
     paths = doc.get("paths") or []
     if not paths:
         raise UsageError(f"{doc['_id'][:12]} is no longer on disk (deleted or an old version); "

@@ -23,6 +23,7 @@ from ednaquery.documents import doc_note, doc_tags, original_config, parse_numbe
 from ednaquery.errors import QuerySyntaxError, UsageError
 from ednaquery.keys import KeySpec, key_matches
 from ednaquery.query.ast import MatchAll, Node
+from ednaquery.query.suggest import KINDS as _KINDS
 from ednaquery.store.base import FindOptions, KeyStat, SortKey, Store
 
 __all__ = ["FRAMES_EXTRA", "Index", "Record", "Results", "SeriesPoint", "connect", "flat_config", "require_pandas"]
@@ -30,7 +31,7 @@ __all__ = ["FRAMES_EXTRA", "Index", "Record", "Results", "SeriesPoint", "connect
 #: the optional dependency group that brings pandas
 FRAMES_EXTRA = "frames"
 #: the kinds a document can be (``kind=`` of :meth:`Index.find`)
-KINDS = ("config", "run", "error")
+KINDS = _KINDS
 
 
 def require_pandas() -> Any:
@@ -85,7 +86,7 @@ class Record:
 
     @cached_property
     def metrics(self) -> dict[str, dict[str, float]]:
-        """``{metric: {"last": x, "best": y}}`` (runs; empty otherwise)."""
+        """``{metric: {"last": x, "best": y}}`` (runs), ``{metric: {"mean": x, "std": y}}`` (groups); empty otherwise."""
         return unescape_keys(self.doc.get("metrics") or {})
 
     @cached_property

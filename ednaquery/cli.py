@@ -34,6 +34,7 @@ from ednaquery.clikit import (
 )
 from ednaquery.errors import EdnaError
 from ednaquery.plot_cli import plot
+from ednaquery.query.suggest import KINDS
 from ednaquery.terminal import printable
 
 __all__ = ["PLUGIN_GROUP", "App", "main", "pass_app"]
@@ -178,6 +179,7 @@ Examples:
   ednaquery find lr:lt:1e-3 model=vit           # ... or spell them out
   ednaquery find kind=run 'val_acc>0.9' --sort=-val_acc --limit 5
   ednaquery find kind=run --best val_acc --by model
+  ednaquery find kind=group 'val_acc.mean>0.9' --best val_acc   # k-fold / bagging groups by mean
   ednaquery find img_size=224 --format json | jq '.[].paths'
   ednaquery find kind=run --columns model,optimizer.lr,val_acc --format csv
 \b
@@ -210,7 +212,7 @@ _QUERY_WORDS = {"ignore_unknown_options": True}
 @_format_option()
 @click.option("--sort", "sort", multiple=True, metavar="KEY", help="Sort by KEY; -KEY for descending (repeatable).")
 @click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N", help="Show at most N results.")
-@click.option("--kind", multiple=True, type=click.Choice(["config", "run", "error"]),
+@click.option("--kind", multiple=True, type=click.Choice(list(KINDS)),
               help="Only documents of this kind (repeatable; default config and run).")
 @click.option("--all-versions", is_flag=True, help="Include old versions of edited files and deleted files.")
 @click.option("--no-aliases", is_flag=True, help="Match keys exactly as typed (lr does not find learning_rate).")
@@ -257,7 +259,7 @@ Examples:
 \b
 Exit status: 0 when the count is above 0, 1 when it is 0, 2 on error.""", context_settings=_QUERY_WORDS)
 @click.argument("query", nargs=-1)
-@click.option("--kind", multiple=True, type=click.Choice(["config", "run", "error"]),
+@click.option("--kind", multiple=True, type=click.Choice(list(KINDS)),
               help="Only documents of this kind (repeatable; default config and run).")
 @click.option("--all-versions", is_flag=True, help="Include old versions and deleted files.")
 @click.option("--no-aliases", is_flag=True, help="Match keys exactly as typed.")
@@ -292,13 +294,17 @@ def _config_yaml(doc: dict, as_written: bool) -> str:
         lines.append(f"# was at: {p}")
     if not doc.get("current", True):
         lines.append("# state: " + ("deleted" if doc.get("deleted") else "old version"))
-    if doc.get("kind") == "run":
+    if doc.get("kind") in ("run", "group"):
         lines.append(f"# status: {doc.get('status')}")
         if doc.get("config_id"):
-            lines.append(f"# config: {doc['config_id']}")
+            label = "base config" if doc.get("kind") == "group" else "config"
+            lines.append(f"# {label}: {doc['config_id']}")
         for name, summary in (doc.get("metrics") or {}).items():
             parts = " ".join(f"{k}={scalar_text(v)}" for k, v in (summary or {}).items())
             lines.append(f"# metric {name}: {parts}")
+    for m in doc.get("members") or []:  # a group's runs
+        label = " ".join(f"{k}={m[k]}" for k in ("fold", "bootstrap") if m.get(k) is not None)
+        lines.append(f"# member {label}: run {m.get('run_id') or '-'} {m.get('status') or 'queued'}".rstrip())
     if doc.get("derived_from"):
         lines.append(f"# derived from: {doc['derived_from']} with {' '.join(doc.get('overrides') or [])}".rstrip())
     if as_written and "as_written" not in doc:

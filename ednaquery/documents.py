@@ -392,7 +392,7 @@ def document_pairs(doc: dict) -> list[tuple[tuple[str, ...], Any]]:
     Used to show the matched values of a result (original case), whatever the backend stored.
     """
     pairs = flatten_pairs(unescape_keys(doc.get("config", {})))
-    if doc.get("kind") == "run":
+    if doc.get("kind") in ("run", "group"):
         pairs += _run_extra_pairs(doc)
     pairs += [(leaf_path(lf), v) for lf, v in _reserved_pairs(doc)]
     return pairs
@@ -788,15 +788,37 @@ def make_run_document(run_id: str, *, config: dict, config_id: str | None, path:
     return doc
 
 
+def make_group_document(group_id: str, *, config: dict, config_id: str | None, path: str, status: str,
+                        metrics: dict[str, dict[str, float]], info: dict, members: list[dict],
+                        started_at: float | None = None, ended_at: float | None = None,
+                        format: str = "group", warnings: Sequence[str] = (), mtime: float | None = None) -> dict:
+    """A group document (cross-validation folds, bagging members): the base config's leaves, each metric's
+    ``mean``/``std`` over the member runs, ``group.*`` facts (method, size, run ids), and the members."""
+    doc = _base("group", group_id, path, format, None, mtime, warnings)
+    kept = fit_size(config, "the group's config", doc["warnings"])
+    doc["config"] = escape_keys(kept)
+    doc["config_id"] = config_id
+    doc["status"] = status
+    doc["metrics"] = escape_keys({str(k): dict(v) for k, v in metrics.items()})
+    doc["info"] = escape_keys(fit_size(info, "the group info", doc["warnings"]))
+    doc["members"] = escape_keys(fit_size(members, "the group members", doc["warnings"]))
+    doc["started_at"] = started_at
+    doc["ended_at"] = ended_at
+    doc["leaves"] = (cap_leaves(flatten(_with_summaries(kept, config), warnings=doc["warnings"]), doc["warnings"])
+                     + [make_leaf(p, v) for p, v in _run_extra_pairs(doc)])
+    return doc
+
+
 def _run_extra_pairs(doc: dict) -> list[tuple[tuple[str, ...], Any]]:
-    """Leaves a run has beside its config: metrics (last/best), timing, run info, config id."""
+    """Leaves a run (or group) has beside its config: metrics (last/best; a group's mean/std), timing,
+    its info (under ``run.``, a group's under ``group.``), config id."""
     started, ended = doc.get("started_at"), doc.get("ended_at")
     timing = {"started_at": started, "ended_at": ended,
               "duration_s": (ended - started) if started is not None and ended is not None else None}
     pairs = flatten_pairs(unescape_keys(doc.get("metrics") or {}), prefix=("metrics",))
     pairs += flatten_pairs({k: v for k, v in timing.items() if v is not None}, prefix=("timing",))
     if doc.get("info"):
-        pairs += flatten_pairs(unescape_keys(doc["info"]), prefix=("run",))
+        pairs += flatten_pairs(unescape_keys(doc["info"]), prefix=("group" if doc.get("kind") == "group" else "run",))
     if doc.get("config_id"):
         pairs.append((("config_id",), doc["config_id"]))
     return pairs

@@ -27,6 +27,9 @@ but letters and digits, and on camelCase: ``val/acc@5`` -> val, acc, 5):
 - a **rate** ``<what>_per_<unit>`` is judged by ``<what>`` (``loss_per_token``: min,
   ``time_per_step``: min); if that says nothing and the unit is a time (``s``, ``sec``,
   ``second``, ``min``, ``hour``), it is a throughput: ``images_per_s`` is max;
+- a **per-class score** ``<split>_<score>_<class>`` (split ``train``/``val``/``test``, score
+  ``recall``/``precision``/``f1``, as the trainer logs ``val_recall_<class>``) is a score whatever
+  the class is called: ``val_recall_Times_New_Roman`` is max, though ``times`` alone is a time;
 - **otherwise** (``lr``, ``grad_norm``, ``throughput``, ``cpu_rss_mb``) the direction is
   unknown (None): a summary keeps only ``last``, no ``best``; ``--best`` maximises.
 
@@ -51,11 +54,23 @@ from ednaquery.fsutil import open_regular
 from ednaquery.keys import segment_tokens
 
 __all__ = [
-    "MAX_METRICS_BYTES", "MAX_POINTS", "STEP_KEYS", "Direction", "MetricsSummary", "Point", "as_number", "direction", "finite_number",
-    "is_step_key", "iter_jsonl", "read_csv", "read_json_metrics", "read_jsonl", "read_mlflow_metric",
+    "MAX_METRICS_BYTES", "MAX_POINTS", "STEP_KEYS", "SUMMARY_PICKS", "Direction", "MetricsSummary", "Point",
+    "as_number", "direction", "finite_number", "is_step_key", "iter_jsonl", "read_csv", "read_json_metrics",
+    "read_jsonl", "read_mlflow_metric", "summary_rank",
 ]
 
 Direction = Literal["min", "max"]
+
+#: the summary leaves ``--best METRIC`` scores a document by, in order of preference: a run's
+#: best epoch, its last epoch, a group's mean over its runs (:mod:`ednaquery.groups`); any other
+#: number under the key comes after them (:func:`summary_rank`)
+SUMMARY_PICKS = ("best", "last", "mean")
+
+
+def summary_rank(leaf: str) -> int:
+    """Where a metric leaf named ``leaf`` stands for ``--best``: 0 best, 1 last, 2 mean, 3 anything else."""
+    name = leaf.lower()
+    return SUMMARY_PICKS.index(name) if name in SUMMARY_PICKS else len(SUMMARY_PICKS)
 
 #: Metric files bigger than this are not read (a warning says so).
 MAX_METRICS_BYTES = 200_000_000
@@ -94,6 +109,9 @@ _MAX_NUMBERED = re.compile(r"^(top|acc|ap|map|ar|mar|f|hit|hits|recall|precision
 _TIME_UNITS = frozenset({"s", "sec", "secs", "second", "seconds", "min", "minute", "minutes", "h", "hour",
                          "hours", "ms"})
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+#: ``<split>_<score>_<class>``: per-class scores, judged by the score, never by the class's name
+_SPLITS = frozenset({"train", "val", "valid", "validation", "test"})
+_PER_CLASS_SCORES = frozenset({"recall", "precision", "f1"})
 
 #: Columns (whole names, any case) that index a series rather than measure something.
 STEP_KEYS = frozenset({
@@ -119,6 +137,8 @@ def _by_tokens(tokens: list[str]) -> Direction | None:
 def direction(name: str) -> Direction | None:
     """``"min"`` or ``"max"`` (which way is better) for a metric name, None if unknown (module docstring)."""
     tokens = [t for part in _NON_ALNUM.split(name) if part for t in segment_tokens(part)]
+    if len(tokens) >= 3 and tokens[0] in _SPLITS and tokens[1] in _PER_CLASS_SCORES:
+        return "max"
     if "per" in tokens:
         i = tokens.index("per")
         found = _by_tokens(tokens[:i])

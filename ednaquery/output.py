@@ -301,8 +301,8 @@ def cell_text(column: Column, hits: list[tuple[tuple[str, ...], Any]]) -> str:
     if isinstance(value, dict):
         return value_text(value)
     path = hits[0][0]
-    if len(path) > 2 and path[0] == "metrics" and path[-1] in ("last", "best"):
-        return f"{path[-1]}={value_text(value)}"  # a run's summary: say which one matched
+    if len(path) > 2 and path[0] == "metrics" and path[-1] in ("last", "best", "mean", "std"):
+        return f"{path[-1]}={value_text(value)}"  # a run's (or group's) summary: say which one matched
     seg = matched_segment(column.key, path)
     typed = column.key.segments[-1]
     if column.key.every and seg is not None and not seg.startswith(RESERVED_PREFIX):
@@ -380,13 +380,15 @@ def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = F
         "tags": doc_tags(doc),
         "note": doc_note(doc),
     }
-    if doc.get("kind") == "run":
+    if doc.get("kind") in ("run", "group"):
         for name in ("status", "config_id", "metrics"):
             rec[name] = doc.get(name)
         for name in ("started_at", "ended_at"):
             rec[name] = iso_time(doc.get(name))
         if doc.get("info"):
             rec["info"] = original_config({"config": doc["info"]})
+        if doc.get("kind") == "group":
+            rec["members"] = original_config({"config": doc.get("members") or []})
     if doc.get("kind") == "error":
         rec["error"] = doc.get("error")
     rec["config"] = original_config(doc, as_written=as_written)
@@ -440,8 +442,8 @@ def _table_rows(docs: Sequence[dict], columns: Sequence[Column], cwd: str | None
         if not doc.get("current", True):
             path += " [deleted]" if doc.get("deleted") else " [old]"
         kind = doc.get("kind", "")
-        if kind == "run" and doc.get("status"):
-            kind = f"run:{doc['status']}"
+        if kind in ("run", "group") and doc.get("status"):
+            kind = f"{kind}:{doc['status']}"
         pairs = document_pairs(doc) if shown else []
         cells = []
         for c in shown:

@@ -12,7 +12,7 @@ from typing import Any
 from ednaquery.documents import number_view, original_config, same_value
 from ednaquery.errors import UsageError
 from ednaquery.keys import KeySpec, group_leaf, key_matches, matched_tail
-from ednaquery.metrics import direction
+from ednaquery.metrics import SUMMARY_PICKS, direction
 from ednaquery.output import Column, matched_pairs, structure, value_text
 from ednaquery.query.ast import MatchAll, Node
 from ednaquery.query.describe import key_text
@@ -33,12 +33,13 @@ def lower_is_better(metric: KeySpec | str) -> bool:
 
 def metric_value(doc: dict, metric: Column, minimize: bool) -> float | None:
     """The number a document scores on ``metric``: among the leaves the key matches, a run's
-    ``best`` summary if it has one, else ``last``, else any numeric leaf; the best of them."""
+    ``best`` summary if it has one, else ``last``, else a group's ``mean``, else any numeric leaf
+    (:data:`ednaquery.metrics.SUMMARY_PICKS`); the best of them."""
     nums = [(p, number_view(v)) for p, v in matched_pairs(doc, metric)]
     nums = [(p, n) for p, n in nums if n is not None and not math.isnan(n)]
     if not nums:
         return None
-    for pick in ("best", "last"):
+    for pick in SUMMARY_PICKS:
         chosen = [n for p, n in nums if p and p[-1].lower() == pick]
         if chosen:
             return min(chosen) if minimize else max(chosen)

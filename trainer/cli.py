@@ -174,6 +174,7 @@ def optimizers(as_json: bool) -> None:
 @main.command(epilog="Example: trainer schema | grep optimizer")
 def schema() -> None:
     """Every config key with its type, default and meaning."""
+    from rich.markup import escape
     from rich.table import Table
 
     from trainer.engine.config import SCHEMA_VERSION, schema_docs
@@ -181,15 +182,19 @@ def schema() -> None:
     table = Table("key", "type", "default", "meaning", title=f"trainer config, version {SCHEMA_VERSION}",
                   box=None)
     for key, tp, default, doc in schema_docs():
-        table.add_row(key, tp, "null" if default is None else repr(default), doc)
+        table.add_row(key, tp, "null" if default is None else escape(repr(default)), escape(doc))  # [h, w] is text
     _console().print(table)
 
 
 from trainer.cache_cli import cache  # trainer cache ls|rm: the prepared image caches
 from trainer.store_cli import register  # the store commands: launch, queue, worker, ls, sweep...
+from trainer.sweep_cli import sweep as sweep_command
+from trainer.tools_cli import register as register_tools  # eval, predict, export, tune
 
 main.add_command(cache)
 register(main)
+main.add_command(sweep_command)  # grid, random, bayes and --around sweeps
+register_tools(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

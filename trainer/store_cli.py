@@ -1,8 +1,8 @@
-"""The store-facing ``trainer`` commands: launch, queue, worker, jobs, cancel, ls, status, resume, sweep.
+"""The store-facing ``trainer`` commands: launch, queue, worker, jobs, cancel, ls, status, resume, plot.
 
-A thin click layer over :mod:`trainer.ops.launch`, :mod:`trainer.ops.jobs`, :mod:`trainer.ops.worker` and
-:mod:`trainer.ops.sweep`. :func:`register` attaches the commands to the engine's ``trainer`` group
-(which has a ``--store`` of its own); every command also takes ``--store`` itself.
+A thin click layer over :mod:`trainer.ops.launch`, :mod:`trainer.ops.jobs` and :mod:`trainer.ops.worker`
+(``trainer sweep`` is in :mod:`trainer.sweep_cli`). :func:`register` attaches the commands to the engine's
+``trainer`` group (which has a ``--store`` of its own); every command also takes ``--store`` itself.
 The store comes from ``--store``, else ``EDNAQUERY_STORE``, else the config file, else the
 embedded default (see ``ednaquery config``). Torch is imported only by commands that train.
 """
@@ -23,6 +23,7 @@ import click
 from ednaquery.clikit import EXIT_ERROR, EXIT_NOTHING, command_app, echo_error, store_option
 from ednaquery.errors import UsageError
 from ednaquery.terminal import printable
+from trainer.ops.query import find_runs
 
 # ------------------------------------------------------------------ plumbing
 
@@ -424,19 +425,6 @@ def cancel(job_ids: tuple[str, ...], store_uri: str | None) -> None:
 # ------------------------------------------------------------------ ls / status
 
 
-def find_runs(store: Any, query: Sequence[str] = (), *, status: str | None = None,
-              limit: int | None = None) -> list[dict]:
-    """Run documents, newest first (run ids sort by start time), filtered by an ednaquery query."""
-    from ednaquery.keys import KeySpec
-    from ednaquery.query.parser import parse
-    from ednaquery.store.base import FindOptions, SortKey
-
-    words = list(query) + ([f"status={status}"] if status else [])
-    node = parse(words)
-    return store.find(node, FindOptions(kinds=("run",), sort=[SortKey(KeySpec(("id",)), descending=True)],
-                                        limit=limit))
-
-
 @click.command(name="ls", epilog="""\b
 Examples:
   trainer ls
@@ -446,7 +434,7 @@ Examples:
 \b
 Exit status: 0 runs listed, 1 none match, 2 error.""")
 @click.argument("query", nargs=-1)
-@click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "interrupted"]),
+@click.option("--status", type=click.Choice(["queued", "running", "completed", "failed", "interrupted", "pruned"]),
               default=None, help="Only runs in this state.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N runs.")
 @click.option("--columns", "columns_arg", metavar="KEY,...", default=None,
@@ -587,50 +575,6 @@ def _show_run(doc: dict, as_json: bool) -> None:
         out.print(printable(f"{name:>22}: last {m.get('last', float('nan')):.6g}{best}"), markup=False)
 
 
-# ------------------------------------------------------------------ sweep
-
-
-@click.command(epilog="""\b
-Examples:
-  trainer sweep grid.yaml --dry-run
-  trainer sweep grid.yaml && trainer worker --until-empty
-\b
-A grid file:
-  base: 3fa9c2                        # config id prefix, config file, or an inline mapping
-  axes:
-    model.name: [resnet18, convnext_atto]
-    optimizer.lr: [1e-3, 3e-4]""")
-@click.argument("grid", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Expand and validate only; index and queue nothing.")
-@click.option("--device", default=None, help="Device the workers should use for these jobs.")
-@_store_option
-def sweep(grid: Path, dry_run: bool, device: str | None, store_uri: str | None) -> None:
-    """Expand GRID (a base config times axes of values) into derived configs; index and queue them."""
-    from trainer.ops.jobs import open_jobs
-    from trainer.ops.launch import override_strings
-    from trainer.ops.sweep import load_plan, submit
-
-    app = _Ctx(store_uri)
-    try:
-        plan = load_plan(grid, store=app.store, index_base=not dry_run)
-        job_ids: list[str] = []
-        if not dry_run:
-            q = open_jobs(app.store)
-            try:
-                job_ids = [j.id for j in submit(plan, store=app.store, queue=q,
-                                                options={"device": device} if device else None)]
-            finally:
-                q.close()
-    finally:
-        app.close()
-    for i, item in enumerate(plan.items):
-        tail = f"  {job_ids[i]}" if job_ids else ""
-        click.echo(f"{item.config.config_id[:12]}  {' '.join(override_strings(item.overrides))}{tail}")
-    dup = f" ({plan.duplicates} duplicate combination(s) skipped)" if plan.duplicates else ""
-    verb = "would queue" if dry_run else "queued"
-    click.echo(f"{verb} {len(plan.items)} config(s) from base {plan.base.config_id[:12]}{dup}", err=True)
-
-
 @click.command("plot", epilog="""\b
 Examples:
   trainer plot 20261122-221530-3fa9            # curves.png etc. in its folder
@@ -681,7 +625,7 @@ def plot(runs: tuple[str, ...], metric: str, output: str | None, store_uri: str 
 
 # ------------------------------------------------------------------ registration
 
-COMMANDS = (launch, resume, queue, worker, jobs_cmd, cancel, ls_cmd, status, sweep, plot)
+COMMANDS = (launch, resume, queue, worker, jobs_cmd, cancel, ls_cmd, status, plot)
 
 
 def register(group: click.Group) -> None:
@@ -689,3 +633,9 @@ def register(group: click.Group) -> None:
     for cmd in COMMANDS:
         if cmd.name not in group.commands or cmd is plot:  # plot by run id replaces the folder-only one
             group.add_command(cmd)
+    from trainer.groups_cli import register as register_groups
+
+    register_groups(group)  # cv, bag, group: k-fold and bagging groups of runs
+    from trainer.ensemble_cli import ensemble  # trainer ensemble (trainer/ops/ensemble.py)
+
+    group.add_command(ensemble)

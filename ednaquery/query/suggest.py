@@ -15,8 +15,9 @@ from ednaquery.query.describe import key_text
 
 __all__ = ["KINDS", "check_kinds", "describe_unknown", "unknown_keys"]
 
-#: the kinds of document a store holds (``kind=...``)
-KINDS = ("config", "run", "error")
+#: the kinds of document a store holds (``kind=...``); a ``group`` is a cross-validation or bagging
+#: group of runs (mean and std of its runs' metrics, see :mod:`ednaquery.groups`)
+KINDS = ("config", "run", "error", "group")
 
 
 def unknown_keys(node: Node, paths: Sequence[tuple[str, ...]]) -> list[KeySpec]:

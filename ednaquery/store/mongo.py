@@ -45,6 +45,7 @@ from ednaquery.keys import (
     key_matches,
 )
 from ednaquery.masking import mask_uri, redact
+from ednaquery.metrics import summary_rank
 from ednaquery.query.ast import Node
 from ednaquery.store import id_version
 from ednaquery.store.base import (
@@ -722,7 +723,7 @@ class MongoStore(Store):
         tiers = resolve(metric)
         if flt == NOTHING or not tiers:
             return []
-        ranks = {p: {"best": 0, "last": 1}.get(p.split(PATH_SEP)[-1].lower(), 2) for p in tiers.all}
+        ranks = {p: summary_rank(p.split(PATH_SEP)[-1]) for p in tiers.all}
         group, group_paths = None, []
         if by is not None:
             group = resolve(by)

@@ -349,15 +349,18 @@ def best_pipeline(match: dict, metric: Tiers, ranks: dict[str, int], group: Tier
     """For ``--best``: ``{_id, v, g, path0, nopath}`` per matching document with a number for the metric.
 
     ``v`` is the document's best number (lowest with ``minimize``) among the metric's leaves of the lowest
-    rank present (``ranks``: path -> 0 for ``.best``, 1 for ``.last``, 2 otherwise), picked by ``$unwind``,
+    rank present (``ranks``: path -> :func:`ednaquery.metrics.summary_rank`: 0 for ``.best``, 1 for ``.last``,
+    2 for a group's ``.mean``, 3 otherwise), picked by ``$unwind``,
     ``$sort`` and ``$group`` (``$first``); ``g`` holds the document's group leaves (``group_paths``) for the
     caller to label.
     """
     def ranked(paths: list[str], k: int, rest: Any) -> dict:
         return {"$cond": [{"$in": ["$m.p", paths]}, k, rest]} if paths else rest
 
-    best = [p for p, k in ranks.items() if k == 0]
-    last = [p for p, k in ranks.items() if k == 1]
+    levels = sorted(set(ranks.values()))
+    rank: Any = levels[-1] if levels else 0  # the highest rank needs no test
+    for level in reversed(levels[:-1]):
+        rank = ranked([p for p, k in ranks.items() if k == level], level, rank)
     project: dict[str, Any] = {"_id": 1, "path0": 1, "nopath": 1, "m": tiered_leaves(metric), "g": {"$literal": []}}
     if group and group_paths:
         project["g"] = {"$filter": {"input": tiered_leaves(group), "as": "l",
@@ -367,7 +370,7 @@ def best_pipeline(match: dict, metric: Tiers, ranks: dict[str, int], group: Tier
         {"$project": project},
         {"$unwind": "$m"},
         {"$match": {"m.n": {"$exists": True}}},
-        {"$addFields": {"k": ranked(best, 0, ranked(last, 1, 2))}},
+        {"$addFields": {"k": rank}},
         {"$sort": {"_id": 1, "k": 1, "m.n": 1 if minimize else -1}},
         {"$group": {"_id": "$_id", "v": {"$first": "$m.n"}, "g": {"$first": "$g"},
                     "path0": {"$first": "$path0"}, "nopath": {"$first": "$nopath"}}},

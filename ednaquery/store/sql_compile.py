@@ -399,7 +399,8 @@ def best_rows_sql(match: SQL, metric: Tiers, ranks: dict[int, int], group: Tiers
     """``(id, score, group label, order)`` of the best-scoring documents of each group (ties kept).
 
     A document's score is its best number (``min`` with ``minimize``) among the metric's leaves of the
-    lowest rank present (``ranks``: path id -> 0 for ``.best``, 1 for ``.last``, 2 otherwise); its label is
+    lowest rank present (``ranks``: path id -> :func:`ednaquery.metrics.summary_rank`: 0 for ``.best``, 1 for
+    ``.last``, 2 for a group's ``.mean``, 3 otherwise); its label is
     the smallest value (strings lower-cased) of its ``group`` leaves under ``group_pids``, '' without.
     Scores come from the ``(pid, n)`` index, labels from ``(pid, sid)``/``(pid, n)``, one GROUP BY each;
     ``RANK()`` per label keeps the winners, and only their ``docs`` rows are read.
@@ -409,7 +410,7 @@ def best_rows_sql(match: SQL, metric: Tiers, ranks: dict[int, int], group: Tiers
     pids = sorted(ranks)
     values = ",".join("(?,?)" for _ in pids)
     params: list = list(match[1]) + [x for p in pids for x in (p, ranks[p])] + mp
-    score = " ".join(f"WHEN {k} THEN {agg}(CASE WHEN r.k = {k} THEN l.n END)" for k in (0, 1, 2))
+    score = " ".join(f"WHEN {k} THEN {agg}(CASE WHEN r.k = {k} THEN l.n END)" for k in sorted(set(ranks.values())))
     sql = (f"WITH m(rid) AS ({match[0]}), r(pid, k) AS (VALUES {values}), "
            f"b(rid, v) AS (SELECT l.rid, CASE min(r.k) {score} END FROM r JOIN leaves l ON l.pid = r.pid "
            f"WHERE l.n IS NOT NULL AND l.rid IN (SELECT rid FROM m) AND {mf} GROUP BY l.rid)")

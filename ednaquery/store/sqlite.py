@@ -28,6 +28,7 @@ from typing import Any
 from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
+from ednaquery.metrics import summary_rank
 from ednaquery.query.ast import And, Compare, Node, Not, Or
 from ednaquery.regex import RegexError
 from ednaquery.regex import compile_regex as _compile_regex
@@ -888,7 +889,7 @@ class SQLiteStore(Store):
             if not tiers:
                 return []
             paths = {pid: p.split(PATH_SEP) for p, pid in self._catalog.items()}
-            ranks = {pid: {"best": 0, "last": 1}.get(paths[pid][-1].lower(), 2) for pid in tiers.all}
+            ranks = {pid: summary_rank(paths[pid][-1]) for pid in tiers.all}
             group, group_pids = None, []
             if by is not None:
                 group = self._resolve(by)

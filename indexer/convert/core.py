@@ -10,6 +10,8 @@
   our trainer's ``val_confusion.json``, Hydra's ``.hydra/*``) are never config documents of
   their own. A run folder itself gives its run document. MLflow's experiment ``meta.yaml``
   gives nothing.
+- A ``group.json`` of ours (a k-fold or bagging group of runs, :mod:`ednaquery.groups`) gives its
+  ``kind=group`` document, whose path is the file.
 - MLflow's SQLite store (``mlflow.db``) gives one run document per MLflow run, each with the
   path ``<db>#<run_id>`` (or one error record if the database cannot be read).
 - A run with no id of its own gets one from its folder's path relative to the watched root
@@ -38,6 +40,7 @@ from ednaquery.annotations import is_sidecar, read_annotation
 from ednaquery.documents import config_id, make_config_document, make_error_document, make_run_document
 from ednaquery.errors import LoadError
 from ednaquery.fsutil import special_file_kind
+from ednaquery.groups import group_document, is_group_file
 from ednaquery.loaders import DEFAULT_MAX_BYTES, format_for, load_file
 from ednaquery.runfolder import document_from
 from ednaquery.store.base import SeriesRow, series_rows
@@ -88,6 +91,11 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
                 return [_run_document(info, roots, series) for info in read_mlflow_db(p)]
             except MlflowDbError as exc:
                 return [_error(p, str(exc), "mlflow", stat)]
+        if is_group_file(p):  # a group of runs (k-fold, bagging): one kind=group document
+            try:
+                return [group_document(p, max_bytes=max_bytes)]
+            except LoadError as exc:
+                return [_error(p, exc.detail, "json", stat)]
         owned = run_folder_of(p)
         if owned is not None:
             rec, folder = owned

@@ -26,6 +26,11 @@ from ednaquery.results import lower_is_better
     # rates: judged by what is counted; a count per time unit is a throughput
     ("images_per_s", "max"), ("samples_per_second", "max"), ("time_per_step", "min"),
     ("loss_per_token", "min"), ("acc_per_class", "max"), ("tokens_per_batch", None),
+    # the trainer's task metrics; per-class scores are scores whatever the class is called
+    ("val_balanced_acc", "max"), ("val_macro_f1", "max"), ("val_knn_acc", "max"), ("val_mae", "min"),
+    ("val_rmse", "min"), ("val_r2", "max"), ("train_loss_focal", "min"), ("val_softmax_std", None),
+    ("val_recall_cat", "max"), ("val_precision_Times_New_Roman", "max"), ("test_recall_error", "max"),
+    ("val_f1_loss_of_signal", "max"),
     # unknown: no best
     ("lr", None), ("grad_norm", None), ("throughput", None), ("cpu_rss_mb", None), ("peak_gpu_mem_mb", None),
 ])

@@ -322,6 +322,11 @@ def test_eval_transform_matches_timm_within_one_grey_level(tmp_path: Path) -> No
     diff = (ours - ref).abs().mean().item()
     assert diff <= 1 / 255, diff
     assert torch.equal(b.holdout_images.float() / 255, (ours[:len(b.holdout_images)] * 255).round() / 255)
+    # predict/eval/export read single files the same way (trainer.ops.restore.read_images)
+    from trainer.engine.prepared import eval_image
+
+    one = torch.stack([eval_image(p, (32, 32), 3, 0.875) for p in val_paths]).float() / 255
+    assert torch.equal(one, (ours * 255).round() / 255)
 
 
 def test_train_batches_are_full_resolution_crops_of_the_right_size(tmp_path: Path) -> None:
@@ -379,6 +384,16 @@ def test_a_short_training_run_on_a_generated_folder_learns(tmp_path: Path) -> No
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     accs = [r["val_acc"] for r in rows if r.get("scope") == "epoch" and "val_acc" in r]
     assert accs[-1] >= 0.8  # three colours: chance is 1/3
+    # predict/eval/export see images as validation did: the checkpoint says to centre-crop
+    from trainer.ops.restore import read_images, restore_run
+
+    run = restore_run(tmp_path / "run")
+    assert run.preprocess.crop_pct == 0.875
+    files = sorted((tmp_path / "imgs").rglob("*.jpg"))[:4]
+    from trainer.engine.prepared import eval_image
+
+    assert torch.equal(read_images(files, run.preprocess), torch.stack([eval_image(f, (24, 24), 3, 0.875)
+                                                                          for f in files]))
 
 
 # ------------------------------------------------------------------ trainer cache ls / rm

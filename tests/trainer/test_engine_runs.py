@@ -151,7 +151,9 @@ def test_resume_continues_bit_exactly(tmp_path: Path, stop_at_step: int) -> None
     assert second.status == "completed" and second.run_id == first.run_id
 
     assert _same_weights(tmp_path / "whole" / "last.pt", tmp_path / "parts" / "last.pt")
-    drop = {"epoch_time_s", "images_per_s", "data_wait_frac", "cpu_rss_mb", "time"}
+    drop = {"epoch_time_s", "images_per_s", "data_wait_frac", "cpu_rss_mb", "time",  # measured, not computed
+            "train_time_s", "eval_time_s", "train_images_per_s", "cpu_rss_max_mb", "gpu_util_mean", "gpu_util_max",
+            "gpu_mem_mean_mb", "gpu_mem_max_mb", "peak_gpu_mem_mb"}
     rows_whole = [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / "whole" /
                                                                                         "metrics.jsonl")]
     rows_parts = [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / "parts" /

@@ -4,8 +4,8 @@
 (see :data:`trainer.engine.config.AUGMENTATIONS` for the names and their defaults). Per-image
 augmentations run on uint8 CHW tensors (torchvision.transforms.v2) in the data loader,
 in a fixed order: geometry first (crop, flips), then colour (jitter, brightness,
-contrast, hue/saturation, gamma, RGB shift, channel shuffle), then degradations (blur,
-JPEG, noise) and random erasing last. Mixup and cutmix act on whole batches on the
+contrast, hue/saturation, gamma, RGB shift, channel shuffle, CLAHE), then degradations (blur,
+median blur, JPEG, noise) and random erasing last. Mixup and cutmix act on whole batches on the
 device (timm's ``Mixup``) and turn the targets into soft labels.
 
 Per-image randomness comes from a generator seeded per batch (see
@@ -20,10 +20,11 @@ import torch
 from torchvision.transforms import v2
 
 from trainer.engine.config import BATCH_AUGMENTATIONS, RGB_ONLY_AUGMENTATIONS, normalize_augment
+from trainer.engine.filters import MedianBlur, RandomCLAHE
 from trainer.errors import ConfigError
 
 ORDER = ("random_resized_crop", "hflip", "vflip", "color_jitter", "brightness", "contrast", "hue_saturation",
-         "gamma", "rgb_shift", "channel_shuffle", "blur", "jpeg", "noise", "random_erase")
+         "gamma", "rgb_shift", "channel_shuffle", "clahe", "blur", "median_blur", "jpeg", "noise", "random_erase")
 
 
 class RandomGamma:
@@ -125,6 +126,17 @@ def _one(name: str, a: dict[str, Any], size: tuple[int, int]) -> Any:
         return _maybe(p, RandomNoise(a["std"]))
     if name == "random_erase":
         return v2.RandomErasing(p=p, scale=tuple(a["scale"]))
+    if name == "clahe":  # filters.py: torch CLAHE (RGB: on the luma)
+        lo, hi = a["clip_limit"]
+        if not 0 < lo <= hi or int(a["tile_grid"]) < 1:
+            raise ConfigError(f"data.augment.clahe: expected 0 < clip_limit low <= high and tile_grid >= 1, "
+                              f"got clip_limit {[lo, hi]}, tile_grid {a['tile_grid']}")
+        return _maybe(p, RandomCLAHE((lo, hi), a["tile_grid"]))
+    if name == "median_blur":
+        k = int(a["kernel_size"])
+        if k < 1 or k % 2 == 0:
+            raise ConfigError(f"data.augment.median_blur.kernel_size: must be an odd positive integer, got {k}")
+        return _maybe(p, MedianBlur(k))
     raise AssertionError(name)  # every name in ORDER is handled above
 
 

@@ -39,7 +39,22 @@ SCHEMA_VERSION = 1
 SCHEDULERS = ("none", "constant", "step", "multistep", "exponential", "cosine", "cosine_restarts",
               "cyclic", "onecycle", "linear", "plateau")
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5")
-BUILTIN_DATASETS = ("digits", "fashion_mnist", "fake")
+BUILTIN_DATASETS = ("digits", "fashion_mnist", "fake", "synthetic_regression")
+
+# Tasks (``task:``): what the model predicts, which losses fit it, what evaluation logs, what decides best.pt.
+TASKS = ("classification", "regression", "embedding")
+TASK_LOSSES = {"classification": ("ce", "focal"), "regression": ("mse", "l1", "huber"),
+               "embedding": ("contrastive", "triplet", "supcon")}
+DEFAULT_LOSS = {"classification": "ce", "regression": "mse", "embedding": "supcon"}
+TASK_METRICS = {
+    "classification": (*EPOCH_METRICS, "val_balanced_acc", "val_macro_f1", "val_softmax_std"),
+    "regression": ("train_loss", "val_loss", "val_mae", "val_rmse", "val_r2"),
+    "embedding": ("train_loss", "val_loss", "val_knn_acc"),
+}
+DEFAULT_BEST_METRIC = {"classification": "val_acc", "regression": "val_r2", "embedding": "val_knn_acc"}
+HEAD_NORMS = ("none", "batch", "layer")
+HEAD_POOLS = ("avg", "max", "token")
+HEAD_ACTIVATIONS = ("none", "sigmoid", "clamp")
 
 # Augmentations by name: each maps to its parameters and their defaults; ``p`` is the
 # probability that the augmentation is applied to an image (or, for mixup/cutmix, a batch).
@@ -60,9 +75,16 @@ AUGMENTATIONS: dict[str, dict[str, Any]] = {
     "random_erase": {"p": 0.25, "scale": [0.02, 0.33]},
     "mixup": {"p": 1.0, "alpha": 0.8},
     "cutmix": {"p": 1.0, "alpha": 1.0},
+    "clahe": {"p": 0.5, "clip_limit": [1.0, 4.0], "tile_grid": 8},
+    "median_blur": {"p": 0.2, "kernel_size": 3},
 }
 RGB_ONLY_AUGMENTATIONS = ("hue_saturation", "rgb_shift", "channel_shuffle")
 BATCH_AUGMENTATIONS = ("mixup", "cutmix")
+# data.sampler: how training batches draw their classes (trainer.engine.sampling)
+SAMPLERS = ("none", "balanced", "sqrt", "weights")
+# data.features: input feature -> channels it adds to the stack (trainer.engine.features)
+FEATURES: dict[str, int] = {"rgb": 3, "gray": 1, "sobel": 1, "sobel_xy": 2, "fft": 1, "wavelet": 4,
+                            "scalespace": 3}
 
 # Short override names: ``epochs=5`` means ``train.epochs=5``.
 SHORTHANDS = {
@@ -96,6 +118,15 @@ class ModelConfig:
 
 
 @dataclass
+class ImbalanceConfig:
+    """``data.imbalance:`` a reproducibly imbalanced training subset (validation untouched)."""
+
+    ratio: float | None = None
+    classes: list[int | str] | None = None
+    seed: int = 0
+
+
+@dataclass
 class DataConfig:
     """``data:`` dataset, image size, batching and augmentation."""
 
@@ -113,6 +144,14 @@ class DataConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     augment: dict[str, Any] = field(default_factory=dict)
+    sampler: str = "none"
+    sampler_weights: list[float] | None = None
+    imbalance: ImbalanceConfig = field(default_factory=ImbalanceConfig)
+    features: list[str] | None = None
+    folds: int | None = None
+    fold: int | None = None
+    bootstrap: int | None = None
+    targets: str | None = None
     # --- the prepared pipeline for image folders (trainer.engine.prepared; docs/trainer-data.md)
     pipeline: str = "prepared"
     crop_resize: str = "auto"
@@ -166,11 +205,38 @@ class SchedulerConfig:
 
 
 @dataclass
-class LossConfig:
-    """``loss:`` cross-entropy options."""
+class LossTermConfig:
+    """One entry of ``loss.terms``: a loss by name and its weight in the sum."""
 
+    name: str = ""
+    weight: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    """``loss:`` which loss (or weighted sum of losses) and its parameters."""
+
+    name: str = "ce"
     label_smoothing: float = 0.0
     class_weights: list[float] | str | None = None
+    gamma: float = 2.0
+    alpha: float | list[float] | None = None
+    huber_delta: float = 1.0
+    margin: float | None = None
+    temperature: float = 0.1
+    terms: list[LossTermConfig] = field(default_factory=list)
+
+
+@dataclass
+class HeadConfig:
+    """``head:`` what sits on the backbone's pooled features (MLP, norm, output activation, embedding size)."""
+
+    hidden: list[int] = field(default_factory=list)
+    norm: str = "none"
+    pool: str | None = None
+    activation: str = "none"
+    range: list[float] | None = None
+    embed_dim: int = 128
 
 
 @dataclass
@@ -199,6 +265,8 @@ class TrainConfig:
     best_metric: str = "val_acc"
     log_every_steps: int = 0
     max_steps_per_epoch: int | None = None
+    per_class_metrics: int = 20
+    knn_k: int = 5
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
@@ -210,7 +278,9 @@ class TrainerConfig:
     name: str | None = None
     description: str | None = None
     tags: list[str] = field(default_factory=list)
+    task: str = "classification"
     model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -230,6 +300,8 @@ DOCS: dict[str, str] = {
     "name": "free-form name of the experiment",
     "description": "free-form description",
     "tags": "free-form tags",
+    "task": "classification | regression | embedding: what the model predicts (class scores, numbers, "
+            "an L2-normalised embedding)",
     "model.name": "timm model name (required), e.g. resnet18, convnext_atto, vit_tiny_patch16_224",
     "model.pretrained": "path to a local weights file (.pth/.safetensors/.bin); there is no model hub here",
     "model.num_classes": "number of classes; null = taken from the dataset",
@@ -238,7 +310,17 @@ DOCS: dict[str, str] = {
     "model.drop_path_rate": "stochastic depth rate; null = the model's default",
     "model.global_pool": "head pooling (avg, max, token...); null = the model's default",
     "model.kwargs": "extra keyword arguments for timm.create_model",
-    "data.dataset": "digits | fashion_mnist | fake | imagefolder:<path>",
+    "head.hidden": "widths of hidden layers between the pooled features and the output, e.g. [512, 256] "
+                   "(Linear, norm, ReLU, dropout model.drop_rate each); [] = the output layer alone",
+    "head.norm": "none | batch | layer: normalisation after each hidden layer (with no hidden layer: on the "
+                 "pooled features)",
+    "head.pool": "avg | max | token (token: transformers' class token); null = model.global_pool, else the "
+                 "model's default",
+    "head.activation": "regression: none | sigmoid | clamp: the output squashed (sigmoid) or clipped (clamp, "
+                       "no gradient outside) into head.range",
+    "head.range": "regression: [low, high] for sigmoid/clamp; null = [0, 1]",
+    "head.embed_dim": "embedding: size of the projection head's output (L2-normalised)",
+    "data.dataset": "digits | fashion_mnist | fake | synthetic_regression | imagefolder:<path>",
     "data.root": "folder holding the dataset's files (fashion_mnist's idx .gz files); null = the default",
     "data.img_size": "image size: an int (square) or [height, width]",
     "data.channels": "1 (greyscale) or 3 (RGB); null = the dataset's own",
@@ -247,19 +329,38 @@ DOCS: dict[str, str] = {
     "data.workers": "data loader worker processes; null = auto (prepared pipeline: the cores available to the "
                     "process; else 0 for in-memory data without per-image augmentation, else up to 8)",
     "data.pin_memory": "pin host memory for GPU copies; null = on with CUDA",
-    "data.fraction": "fraction of the training set to use (0 < f <= 1), stratified by class",
+    "data.fraction": "fraction of the training set to use (0 < f <= 1), stratified by class (regression: a "
+                     "seeded random subset)",
     "data.val_split": "validation fraction for datasets without their own split (digits, imagefolder)",
     "data.fake_samples": "fake dataset: number of training images (validation: a quarter of it)",
     "data.mean": "normalisation mean per channel (0..1); null = the model's pretrained config's (else ImageNet's)",
     "data.std": "normalisation std per channel (0..1); null = the model's pretrained config's (else ImageNet's)",
     "data.augment": "augmentations by name: a probability, true, or a mapping of parameters",
+    "data.sampler": "class mix of training batches: none (the data's own) | balanced (equal classes) | sqrt "
+                    "(shares ~ sqrt of class counts) | weights (shares ~ data.sampler_weights)",
+    "data.sampler_weights": "sampler: weights: one relative share per class, in class order, e.g. [1, 1, 4]",
+    "data.imbalance.ratio": "keep this fraction (0 < r <= 1) of the training images of data.imbalance.classes; "
+                            "null = off",
+    "data.imbalance.classes": "classes (names or indices) cut to the ratio; null = a long tail: class i keeps "
+                              "ratio^(i/(C-1))",
+    "data.imbalance.seed": "which images the subset keeps (independent of train.seed)",
+    "data.features": "input channels computed on the device: a list of " + " | ".join(FEATURES)
+                     + "; null = the image as loaded",
+    "data.folds": "k-fold cross-validation: split the training set into K stratified folds (seed-independent); "
+                  "null = off. The dataset's own validation/test split is never in a fold",
+    "data.fold": "with data.folds: which fold (0..K-1) is this run's validation set; the other folds train",
+    "data.bootstrap": "bagging: train on a bootstrap sample of the training set drawn with this seed (with "
+                      "replacement, same size); out-of-bag indices go to the run's split.json. null = off",
+    "data.targets": "regression with imagefolder:<path>: the CSV of targets (columns path, target...; paths "
+                    "relative to the folder); null = <path>/targets.csv, else <path>.csv beside the folder",
     "data.pipeline": "imagefolder: prepared (decode once into a memory-mapped cache, crop and augment per batch "
                      "on the device; docs/trainer-data.md) | files (decode and squash every file each epoch)",
     "data.crop_resize": "prepared pipeline: where crops are resized to img_size: auto (device with a GPU, else "
                         "workers) | device | workers",
     "data.stored_size": "prepared pipeline: short side of the cached images; null = floor(img_size / crop_pct) "
                         "(256 for 224, 1.14x); every image is resized to it, aspect kept",
-    "data.crop_pct": "prepared pipeline, evaluation: resize the short side to img_size / crop_pct, then centre-crop (timm's 0.875)",
+    "data.crop_pct": "prepared pipeline, evaluation: resize the short side to img_size / crop_pct, then "
+                     "centre-crop (timm's 0.875)",
     "data.cache_dir": "prepared pipeline: cache folder; null = $EDNAQUERY_TRAINER_CACHE or "
                       "$XDG_CACHE_HOME/ednaquery/trainer (~/.cache/...)",
     "data.cache_max_gb": "prepared pipeline: size cap of the cache folder (least recently used caches evicted); "
@@ -295,12 +396,24 @@ DOCS: dict[str, str] = {
     "scheduler.max_lr": "cyclic/onecycle: peak lr; null = optimizer.lr",
     "scheduler.cyclic_mode": "cyclic: triangular | triangular2 | exp_range",
     "scheduler.pct_start": "onecycle: fraction of the steps spent increasing the lr",
-    "scheduler.metric": f"plateau: metric to watch ({_METRICS})",
+    "scheduler.metric": f"plateau: metric to watch ({_METRICS}; any name train.best_metric takes)",
     "scheduler.mode": "plateau: min | max | auto (max for accuracies, min for losses)",
     "scheduler.patience": "plateau: evaluations without improvement before the lr is cut",
     "scheduler.threshold": "plateau: relative improvement that counts",
-    "loss.label_smoothing": "label smoothing (0 = off)",
-    "loss.class_weights": "per-class loss weights: a list, 'balanced' (inverse class frequency), or null",
+    "loss.name": "classification: ce | focal; regression: mse | l1 | huber; embedding: contrastive | triplet "
+                 "| supcon; the task's first (ce, mse) or supcon when not given",
+    "loss.label_smoothing": "label smoothing (0 = off; ce and focal)",
+    "loss.class_weights": "per-class loss weights: a list, 'balanced' (inverse class frequency), or null "
+                          "(ce and focal)",
+    "loss.gamma": "focal: focusing exponent; 0 = cross-entropy",
+    "loss.alpha": "focal: a number (scales the loss) or one weight per class; null = 1",
+    "loss.huber_delta": "huber: where the loss turns from quadratic to linear",
+    "loss.margin": "triplet and contrastive: margin on the distance of L2-normalised embeddings; null = 0.2 "
+                   "(triplet), 0.5 (contrastive)",
+    "loss.temperature": "supcon: softmax temperature",
+    "loss.terms": "a weighted sum of losses instead of loss.name: [{name: ce, weight: 1.0}, {name: focal, "
+                  "weight: 0.5}]; each term is also logged alone (train_loss_<name>, val_loss_<name>); terms "
+                  "share the section's parameters",
     "train.epochs": "number of epochs",
     "train.seed": "random seed (model init, shuffling, augmentation)",
     "train.device": "auto | cpu | cuda | cuda:N (auto = the GPU where there is one)",
@@ -311,11 +424,18 @@ DOCS: dict[str, str] = {
     "train.deterministic": "ask torch for deterministic algorithms (slower on GPU)",
     "train.eval_every": "evaluate every N epochs (the last epoch is always evaluated)",
     "train.checkpoint_every": "write last.pt every N epochs (0 = only at the end or on interrupt)",
-    "train.best_metric": f"metric that decides best.pt ({_METRICS})",
+    "train.best_metric": f"metric that decides best.pt ({_METRICS}, val_balanced_acc, val_macro_f1; "
+                         "regression: val_r2 (its default), val_mae, val_rmse, val_loss; embedding: val_knn_acc "
+                         "(its default), val_loss; with loss.terms also train_loss_<term>, val_loss_<term>)",
     "train.log_every_steps": "also write a metrics line every N optimizer steps (0 = per epoch only)",
     "train.max_steps_per_epoch": "cap the batches per epoch (smoke tests, benchmarks); null = all",
+    "train.per_class_metrics": "classification: log val_recall_<class> and val_precision_<class> when there "
+                               "are at most this many classes (0 = never); balanced accuracy and macro-F1 "
+                               "are always logged",
+    "train.knn_k": "embedding: neighbours of the k-NN accuracy (val_knn_acc, leave-one-out on the validation "
+                   "set)",
     "train.early_stopping.patience": "evaluations without improvement before stopping; null = off",
-    "train.early_stopping.metric": f"metric to watch ({_METRICS})",
+    "train.early_stopping.metric": f"metric to watch ({_METRICS}; any name train.best_metric takes)",
     "train.early_stopping.min_delta": "smallest change that counts as an improvement",
 }
 """One line of documentation for every leaf key of the schema (docs/trainer-config.md mirrors it)."""
@@ -366,6 +486,8 @@ def _type_name(tp: Any) -> str:
         return f"list of {_type_name(arg)}"
     if origin is dict or tp is dict:
         return "mapping"
+    if dataclasses.is_dataclass(tp):  # list entries such as loss.terms' {name, weight}
+        return "{" + ", ".join(f.name for f in dataclasses.fields(tp)) + "}"
     return {int: "integer", float: "number", bool: "boolean", str: "string"}.get(tp, getattr(tp, "__name__",
                                                                                               str(tp)))
 
@@ -555,7 +677,148 @@ def parse_device(device: str) -> str:
     raise ConfigError(f"train.device: {device!r} is not auto, cpu, cuda or cuda:N")
 
 
-def _validate(cfg: TrainerConfig) -> None:
+def _validate_inputs(d: DataConfig) -> None:
+    """data.sampler, data.sampler_weights, data.imbalance and data.features."""
+    _check_choice("data.sampler", d.sampler, SAMPLERS)
+    if d.sampler == "weights":
+        w = d.sampler_weights
+        if not w or any(v < 0 or math.isnan(v) for v in w) or sum(w) <= 0:
+            raise ConfigError(f"data.sampler_weights: sampler: weights needs a list of non-negative per-class "
+                              f"shares with a positive sum, e.g. [1, 1, 4]; got {_show(w)}")
+    elif d.sampler_weights is not None:
+        raise ConfigError(f"data.sampler_weights: only used with data.sampler: weights "
+                          f"(data.sampler is {d.sampler!r})")
+    im = d.imbalance
+    if im.ratio is not None and not 0.0 < im.ratio <= 1.0:
+        raise ConfigError(f"data.imbalance.ratio: must be in (0, 1], got {im.ratio}")
+    if im.classes is not None:
+        if im.ratio is None:
+            raise ConfigError("data.imbalance.classes: set data.imbalance.ratio too (e.g. ratio: 0.05)")
+        if not im.classes:
+            raise ConfigError("data.imbalance.classes: an empty list; name classes or use null (a long tail)")
+        for c in im.classes:
+            if isinstance(c, int) and c < 0:
+                raise ConfigError(f"data.imbalance.classes: class index must be >= 0, got {c}")
+    if d.features is not None:
+        if not d.features:
+            raise ConfigError(f"data.features: an empty list; use null (the image) or some of "
+                              f"{', '.join(FEATURES)}")
+        for name in d.features:
+            _check_choice("data.features", name, list(FEATURES))
+        dup = sorted({n for n in d.features if d.features.count(n) > 1})
+        if dup:
+            raise ConfigError(f"data.features: {', '.join(dup)} listed twice")
+def _check_resampling(d: DataConfig) -> None:
+    """``data.folds``/``data.fold`` go together (fold in 0..K-1); ``data.bootstrap`` is a seed >= 0."""
+    if d.folds is not None and d.folds < 2:
+        raise ConfigError(f"data.folds: k-fold needs at least 2 folds, got {d.folds}")
+    if d.folds is not None and d.fold is None:
+        raise ConfigError(f"data.fold: data.folds is {d.folds}, so data.fold must say which fold validates "
+                          f"(0..{d.folds - 1}); `trainer cv` queues them all")
+    if d.fold is not None and d.folds is None:
+        raise ConfigError("data.fold: needs data.folds (the number of folds), e.g. data.folds: 5")
+    if d.folds is not None and d.fold is not None and not 0 <= d.fold < d.folds:
+        raise ConfigError(f"data.fold: must be in 0..{d.folds - 1} for data.folds: {d.folds}, got {d.fold}")
+    _check_positive("data.bootstrap", d.bootstrap, allow_zero=True)
+
+
+def task_metrics(cfg: TrainerConfig) -> tuple[str, ...]:
+    """The epoch metrics a run of this config logs and may select on (best.pt, plateau, early stopping)."""
+    terms = _term_keys(cfg.loss)
+    return (*TASK_METRICS[cfg.task], *(f"{split}_loss_{k}" for split in ("train", "val") for k in terms))
+
+
+def _term_keys(loss: LossConfig) -> list[str]:
+    """Metric suffixes of ``loss.terms``: the term's name, numbered when a name repeats (focal, focal_2)."""
+    keys: list[str] = []
+    for term in loss.terms:
+        key, n = term.name, 1
+        while key in keys:
+            n += 1
+            key = f"{term.name}_{n}"
+        keys.append(key)
+    return keys
+
+
+def loss_term_keys(loss: LossConfig) -> list[str]:
+    """Public form of the ``loss.terms`` metric suffixes (``train_loss_<key>``)."""
+    return _term_keys(loss)
+
+
+def _validate_task(cfg: TrainerConfig, given: frozenset[str]) -> None:
+    """``task``, ``loss`` and ``head``: choices per task, and the task's defaults for keys the config leaves out."""
+    task, loss, head, t = cfg.task, cfg.loss, cfg.head, cfg.train
+    _check_choice("task", task, TASKS)
+    allowed = TASK_LOSSES[task]
+    if "loss.name" not in given and loss.name == "ce":
+        loss.name = DEFAULT_LOSS[task]
+    if "train.best_metric" not in given and t.best_metric == "val_acc":
+        t.best_metric = DEFAULT_BEST_METRIC[task]
+    if loss.name not in allowed:
+        everything = [n for names in TASK_LOSSES.values() for n in names]
+        if loss.name in everything:
+            raise ConfigError(f"loss.name: {loss.name!r} is not a {task} loss; use one of {', '.join(allowed)}")
+        _check_choice("loss.name", loss.name, allowed)
+    for i, term in enumerate(loss.terms):
+        key = f"loss.terms[{i}]"
+        if not term.name:
+            raise ConfigError(f"{key}.name: missing; one of {', '.join(allowed)}")
+        if term.name not in allowed:
+            raise ConfigError(f"{key}.name: {term.name!r} is not one of {', '.join(allowed)}"
+                              f"{_suggest(term.name, list(allowed))}")
+        if not math.isfinite(term.weight) or term.weight < 0:
+            raise ConfigError(f"{key}.weight: must be a number >= 0, got {term.weight}")
+    _check_positive("loss.gamma", loss.gamma, allow_zero=True)
+    if isinstance(loss.alpha, float):
+        _check_positive("loss.alpha", loss.alpha)
+    elif isinstance(loss.alpha, list) and any(a < 0 for a in loss.alpha):
+        raise ConfigError(f"loss.alpha: per-class weights must be >= 0, got {loss.alpha!r}")
+    _check_positive("loss.huber_delta", loss.huber_delta)
+    _check_positive("loss.margin", loss.margin)
+    _check_positive("loss.temperature", loss.temperature)
+    if task != "classification":
+        if loss.label_smoothing:
+            raise ConfigError(f"loss.label_smoothing: only for classification, not {task}")
+        if loss.class_weights is not None:
+            raise ConfigError(f"loss.class_weights: only for classification, not {task}")
+        mixing = [n for n in BATCH_AUGMENTATIONS if n in normalize_augment(cfg.data.augment)]
+        if mixing:
+            raise ConfigError(f"data.augment.{mixing[0]}: mixes labels, so only for classification, not {task}")
+    if cfg.data.dataset == "synthetic_regression" and task != "regression":
+        raise ConfigError("data.dataset: synthetic_regression has numeric targets; set task: regression")
+    if task == "regression" and not (cfg.data.dataset == "synthetic_regression"
+                                     or cfg.data.dataset.startswith("imagefolder:")):
+        raise ConfigError(f"data.dataset: regression needs numeric targets: synthetic_regression or "
+                          f"imagefolder:<path> with a targets CSV, not {cfg.data.dataset!r}")
+    if cfg.data.targets is not None and not (task == "regression" and cfg.data.dataset.startswith("imagefolder:")):
+        raise ConfigError("data.targets: a targets CSV is for task: regression with data.dataset: imagefolder:<path>")
+    if task == "regression" and cfg.data.sampler != "none":
+        raise ConfigError(f"data.sampler: {cfg.data.sampler} balances classes; regression has none (use none)")
+    if task == "regression" and cfg.data.imbalance.ratio is not None:
+        raise ConfigError("data.imbalance: cuts classes; regression has none (leave data.imbalance.ratio null)")
+
+    if any(w < 1 for w in head.hidden):
+        raise ConfigError(f"head.hidden: layer widths must be >= 1, got {head.hidden!r}")
+    _check_choice("head.norm", head.norm, HEAD_NORMS)
+    if head.pool is not None:
+        _check_choice("head.pool", head.pool, HEAD_POOLS)
+        if cfg.model.global_pool is not None and cfg.model.global_pool != head.pool:
+            raise ConfigError(f"head.pool: {head.pool!r} contradicts model.global_pool "
+                              f"{cfg.model.global_pool!r}; set one of them")
+    _check_choice("head.activation", head.activation, HEAD_ACTIVATIONS)
+    if head.activation != "none" and task != "regression":
+        raise ConfigError(f"head.activation: {head.activation} bounds regression outputs; {task} needs none")
+    if head.range is not None:
+        if len(head.range) != 2 or not head.range[0] < head.range[1]:
+            raise ConfigError(f"head.range: expected [low, high] with low < high, got {head.range!r}")
+        if head.activation == "none":
+            raise ConfigError("head.range: needs head.activation sigmoid or clamp")
+    _check_positive("head.embed_dim", head.embed_dim)
+    _check_positive("train.per_class_metrics", t.per_class_metrics, allow_zero=True)
+    _check_positive("train.knn_k", t.knn_k)
+
+
+def _validate(cfg: TrainerConfig, given: frozenset[str] = frozenset()) -> None:
     if cfg.version > SCHEMA_VERSION or cfg.version < 1:
         raise ConfigError(f"version: this trainer reads config version {SCHEMA_VERSION}, got {cfg.version}")
     m, d, o, s, loss, t = cfg.model, cfg.data, cfg.optimizer, cfg.scheduler, cfg.loss, cfg.train
@@ -594,6 +857,7 @@ def _validate(cfg: TrainerConfig) -> None:
     for key, vec in (("data.mean", d.mean), ("data.std", d.std)):
         if vec is not None and len(vec) not in (1, 3):
             raise ConfigError(f"{key}: expected 1 or 3 values, got {vec!r}")
+    _check_resampling(d)
     _check_choice("data.pipeline", d.pipeline, ("prepared", "files"))
     _check_choice("data.crop_resize", d.crop_resize, ("auto", "device", "workers"))
     _check_positive("data.stored_size", d.stored_size)
@@ -603,6 +867,7 @@ def _validate(cfg: TrainerConfig) -> None:
     aug = normalize_augment(d.augment)
     if ("mixup" in aug or "cutmix" in aug) and d.batch_size % 2:
         raise ConfigError(f"data.batch_size: mixup/cutmix need an even batch size, got {d.batch_size}")
+    _validate_inputs(d)
     if d.channels == 1:
         for name in RGB_ONLY_AUGMENTATIONS:
             if name in aug:
@@ -631,7 +896,6 @@ def _validate(cfg: TrainerConfig) -> None:
     _check_choice("scheduler.cyclic_mode", s.cyclic_mode, ("triangular", "triangular2", "exp_range"))
     if not 0.0 < s.pct_start < 1.0:
         raise ConfigError(f"scheduler.pct_start: must be in (0, 1), got {s.pct_start}")
-    _check_choice("scheduler.metric", s.metric, EPOCH_METRICS)
     _check_choice("scheduler.mode", s.mode, ("auto", "min", "max"))
 
     if not 0.0 <= loss.label_smoothing < 1.0:
@@ -649,8 +913,11 @@ def _validate(cfg: TrainerConfig) -> None:
     _check_positive("train.checkpoint_every", t.checkpoint_every, allow_zero=True)
     _check_positive("train.log_every_steps", t.log_every_steps, allow_zero=True)
     _check_positive("train.max_steps_per_epoch", t.max_steps_per_epoch)
-    _check_choice("train.best_metric", t.best_metric, EPOCH_METRICS)
-    _check_choice("train.early_stopping.metric", t.early_stopping.metric, EPOCH_METRICS)
+    _validate_task(cfg, given)
+    metrics = task_metrics(cfg)
+    _check_choice("scheduler.metric", s.metric, metrics)
+    _check_choice("train.best_metric", t.best_metric, metrics)
+    _check_choice("train.early_stopping.metric", t.early_stopping.metric, metrics)
     _check_positive("train.early_stopping.patience", t.early_stopping.patience)
 
 
@@ -670,7 +937,7 @@ def load_config(raw: Any) -> TrainerConfig:
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise ConfigError("not a trainer config: missing model.name")
     cfg = _build(TrainerConfig, raw, "")
-    _validate(cfg)
+    _validate(cfg, frozenset(_dotted(raw)))
     return cfg
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import gzip
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from trainer.engine.augment import build_mixup, build_transform
 from trainer.engine.cache import available_cores
 from trainer.engine.config import TrainerConfig
 from trainer.engine.prepared import Prepared, applies, open_prepared
+from trainer.engine.sampling import imbalance_subset, weighted_draw
 from trainer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -174,12 +175,16 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
     :class:`torch.utils.data.DistributedSampler` from the same permutation a single process
     would use: ``even=True`` (training) pads the shards to equal length so every rank runs
     the same number of batches; ``even=False`` (validation) splits exactly, so the ranks
-    together see every image once. Batch seeds differ between ranks.
+    together see every image once. Batch seeds differ between ranks. With ``draw`` (a weighted
+    ``data.sampler``, :mod:`trainer.engine.sampling`) the epoch's order is ``draw(epoch, count)``
+    instead, one order for all ranks, of which rank r takes the r-th contiguous block.
     """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
-                 max_batches: int | None = None, rank: int = 0, world_size: int = 1, even: bool = True) -> None:
+                 max_batches: int | None = None, rank: int = 0, world_size: int = 1, even: bool = True,
+                 draw: Callable[[int, int], list[int]] | None = None) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.draw = draw  # data.sampler (trainer.engine.sampling): draw(epoch, count) -> the epoch's order
         self.rank, self.world_size, self.even = rank, world_size, even
         if world_size == 1:
             self.local_n = n
@@ -211,6 +216,9 @@ class EpochBatchSampler(Sampler[tuple[int, list[int]]]):
 
     def _shard(self, epoch: int) -> list[int]:
         """This rank's indices for ``epoch``, in order."""
+        if self.draw is not None:  # weighted: one order for all ranks, rank r takes its r-th block
+            size = self.local_n
+            return self.draw(epoch, size * self.world_size)[self.rank * size:(self.rank + 1) * size]
         if self.world_size == 1:
             return self._order(epoch)
         if not self.even:  # exact split: rank r takes items r, r+W, r+2W... of the order
@@ -260,6 +268,9 @@ def stratified_fraction(labels: torch.Tensor, fraction: float) -> torch.Tensor:
     if fraction >= 1.0:
         return torch.arange(len(labels))
     rng = np.random.RandomState(SPLIT_SEED + 1)
+    if labels.is_floating_point():  # regression targets: a seeded random subset, nested the same way
+        order = rng.permutation(len(labels))
+        return torch.as_tensor(np.sort(order[:max(1, round(len(labels) * fraction))]).astype(np.int64))
     lab = labels.numpy()
     keep = []
     for c in np.unique(lab):
@@ -267,6 +278,41 @@ def stratified_fraction(labels: torch.Tensor, fraction: float) -> torch.Tensor:
         rng.shuffle(idx)
         keep.extend(idx[:max(1, round(len(idx) * fraction))])
     return torch.as_tensor(np.sort(np.array(keep, dtype=np.int64)))
+
+
+def _subset(split: RawSplit, idx: np.ndarray) -> RawSplit:
+    """The images ``idx`` (repeats allowed) of a split."""
+    t = torch.as_tensor(idx, dtype=torch.long)
+    return RawSplit(split.images[t] if split.images is not None else None,
+                    [split.paths[i] for i in idx.tolist()] if split.paths is not None else None, split.labels[t])
+
+
+def resample_training(train: RawSplit, val: RawSplit, d: Any, *, origin: torch.Tensor | None = None
+                      ) -> tuple[RawSplit, RawSplit, dict | None]:
+    """``data.folds``/``data.fold`` and ``data.bootstrap`` applied to the training split
+    (:mod:`trainer.engine.folds`): a fold's validation images replace ``val``, never the other way.
+
+    Returns the new (train, val) and the ``split.json`` record, whose indices are positions in
+    the dataset's training split before ``data.fraction`` (``origin`` maps them back); None
+    without folds or bootstrap.
+    """
+    from trainer.engine.folds import select
+
+    try:
+        sel = select(train.labels.numpy(), folds=d.folds, fold=d.fold, bootstrap=d.bootstrap)
+    except ValueError as exc:
+        raise ConfigError(f"data.folds: {exc}") from None
+    if sel is None:
+        return train, val, None
+    new_val = _subset(train, sel.val) if sel.val is not None else val
+    new_train = _subset(train, sel.train)
+    if origin is not None and len(origin) == len(train.labels):
+        back = origin.numpy()
+        sel.train, sel.val = back[sel.train], back[sel.val] if sel.val is not None else None
+        sel.oob = back[sel.oob] if sel.oob is not None else None
+    about = {"dataset": d.dataset, "fraction": d.fraction,
+             "indices": "positions in the dataset's training split, before data.fraction"}
+    return new_train, new_val, sel.record(len(train.labels), about)
 
 
 def load_digits(val_split: float) -> tuple[RawSplit, RawSplit, list[str]]:
@@ -395,6 +441,97 @@ def make_fake(n_train: int, num_classes: int, hw: tuple[int, int], channels: int
     return split(n_train), split(max(num_classes, n_train // 4)), [f"class{i}" for i in range(num_classes)]
 
 
+# ------------------------------------------------------------------ regression targets
+
+
+def make_synthetic_regression(n_train: int, hw: tuple[int, int], channels: int
+                              ) -> tuple[RawSplit, RawSplit, list[str]]:
+    """Synthetic regression: each image blends two fixed smooth patterns by its target t in [0, 1], plus noise."""
+    g = torch.Generator().manual_seed(4321)
+    a, b = F.interpolate(torch.rand(2, channels, 4, 4, generator=g), size=hw, mode="bilinear",
+                         align_corners=False)
+
+    def split(n: int) -> RawSplit:
+        t = torch.rand(n, generator=g)
+        noise = torch.rand(n, channels, *hw, generator=g)
+        x = (0.8 * (t.view(-1, 1, 1, 1) * a + (1 - t.view(-1, 1, 1, 1)) * b) + 0.2 * noise) * 255.0
+        return RawSplit(x.round_().clamp_(0, 255).to(torch.uint8), None, t.view(-1, 1))
+
+    return split(n_train), split(max(8, n_train // 4)), ["target"]
+
+
+def find_targets_csv(folder: Path, targets: str | None) -> Path:
+    """``data.targets``, else ``<folder>/targets.csv``, else ``<folder>.csv`` beside the folder."""
+    if targets:
+        path = Path(targets).expanduser()
+        if not path.is_file():
+            raise DataError(f"data.targets: {path} not found")
+        return path
+    for path in (folder / "targets.csv", folder.with_name(folder.name + ".csv")):
+        if path.is_file():
+            return path
+    raise DataError(f"regression: no targets CSV for {folder}: put targets.csv (columns path, target...) in it, "
+                    f"{folder.name}.csv beside it, or set data.targets")
+
+
+def load_regression_folder(path: str, targets: str | None, val_split: float
+                           ) -> tuple[RawSplit, RawSplit, list[str]]:
+    """Images of a folder with numeric targets from a CSV: ``path,target...`` (paths relative to the folder).
+
+    The header names the targets (one output each). A ``split`` column (train/val) fixes the split;
+    without it a seeded random ``val_split`` of the rows is held out.
+    """
+    import csv
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"imagefolder: {root} is not a folder")
+    csv_path = find_targets_csv(root, targets)
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2 or len(rows[0]) < 2:
+        raise DataError(f"{csv_path}: expected a header (path, target...) and at least one row")
+    header = [h.strip() for h in rows[0]]
+    split_col = header.index("split") if "split" in header else None
+    target_cols = [i for i in range(1, len(header)) if i != split_col]
+    if not target_cols:
+        raise DataError(f"{csv_path}: no target column after the path column")
+    paths: list[Path] = []
+    values: list[list[float]] = []
+    is_val: list[bool] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{csv_path}:{line}: {len(row)} fields, the header has {len(header)}")
+        file = root / row[0].strip()
+        if not file.is_file():
+            raise DataError(f"{csv_path}:{line}: image {file} not found")
+        try:
+            values.append([float(row[i]) for i in target_cols])
+        except ValueError:
+            raise DataError(f"{csv_path}:{line}: targets must be numbers, got {[row[i] for i in target_cols]}"
+                            ) from None
+        paths.append(file)
+        if split_col is not None:
+            kind = row[split_col].strip().lower()
+            if kind not in ("train", "val", "valid", "validation"):
+                raise DataError(f"{csv_path}:{line}: split must be train or val, got {row[split_col]!r}")
+            is_val.append(kind != "train")
+    y = torch.tensor(values, dtype=torch.float32)
+    if split_col is not None:
+        va = np.flatnonzero(np.array(is_val))
+        tr = np.flatnonzero(~np.array(is_val))
+    else:
+        order = np.random.RandomState(SPLIT_SEED).permutation(len(paths))
+        n_val = max(1, round(len(paths) * val_split))
+        va, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if len(tr) == 0 or len(va) == 0:
+        raise DataError(f"{csv_path}: no images for training or for validation")
+    return (RawSplit(None, [paths[i] for i in tr], y[tr]), RawSplit(None, [paths[i] for i in va], y[va]),
+            [header[i] for i in target_cols])
+
+
 # ------------------------------------------------------------------ the bundle
 
 
@@ -419,6 +556,10 @@ class DataBundle:
     pin_memory: bool
     in_memory: bool
     on_device: bool = False
+    #: ``split.json`` for a k-fold or bootstrap run (:func:`resample_training`), else None
+    split: dict | None = None
+    #: prepared pipeline: validation is timm's resize + centre crop at this crop_pct (else None: squashed)
+    eval_crop_pct: float | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -428,6 +569,13 @@ class DataBundle:
 
 def _native(cfg: TrainerConfig) -> tuple[RawSplit, RawSplit, list[str], int]:
     d = cfg.data
+    if d.dataset == "synthetic_regression":
+        channels = d.channels or 3
+        tr, va, names = make_synthetic_regression(d.fake_samples, cfg.img_hw, channels)
+        return tr, va, names, channels
+    if cfg.task == "regression" and d.dataset.startswith("imagefolder:"):
+        tr, va, names = load_regression_folder(d.dataset[len("imagefolder:"):], d.targets, d.val_split)
+        return tr, va, names, 3
     if d.dataset == "digits":
         tr, va, names = load_digits(d.val_split)
         return tr, va, names, 1
@@ -486,19 +634,23 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
     if cfg.model.num_classes is not None and cfg.model.num_classes < num_classes:
         raise ConfigError(f"model.num_classes: {cfg.model.num_classes} is fewer than the "
                           f"{num_classes} classes of {d.dataset}")
-    if int(train.labels.max()) >= num_classes or int(val.labels.max()) >= num_classes:
+    if not train.labels.is_floating_point() and (int(train.labels.max()) >= num_classes
+                                                 or int(val.labels.max()) >= num_classes):
         raise DataError(f"{d.dataset}: labels outside 0..{num_classes - 1}")
     # --- prepared pipeline hook (trainer.engine.prepared): the whole folder's cache, before any subset
     prep: Prepared | None = None
     if applies(cfg):
-        prep = open_prepared(cfg, list(train.paths or []) + list(val.paths or []),
-                             torch.cat([train.labels, val.labels]).tolist(), channels, device_type=device_type)
+        paths = list(train.paths or []) + list(val.paths or [])
+        classes = [-1] * len(paths) if train.labels.is_floating_point() else torch.cat([train.labels, val.labels])
+        prep = open_prepared(cfg, paths, [int(c) for c in classes], channels, device_type=device_type)
 
     keep = stratified_fraction(train.labels, d.fraction)
+    keep = keep[imbalance_subset(train.labels[keep], d.imbalance, names)]  # data.imbalance (sampling.py)
     if len(keep) < len(train.labels):
         train = RawSplit(train.images[keep] if train.images is not None else None,
                          [train.paths[i] for i in keep.tolist()] if train.paths is not None else None,
                          train.labels[keep])
+    train, val, split = resample_training(train, val, d, origin=keep)
 
     transform = None if prep else build_transform(d.augment, size=hw, channels=channels)
     mixup = build_mixup(d.augment, num_classes=cfg.model.num_classes or num_classes,
@@ -526,7 +678,8 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
 
     train_sampler = EpochBatchSampler(len(train.labels), d.batch_size, shuffle=True, drop_last=True,
                                       seed=cfg.train.seed, max_batches=cfg.train.max_steps_per_epoch,
-                                      rank=rank, world_size=world_size, even=True)
+                                      rank=rank, world_size=world_size, even=True,
+                                      draw=weighted_draw(d, train.labels, num_classes, cfg.train.seed))
     val_sampler = EpochBatchSampler(len(val.labels), d.eval_batch_size or d.batch_size, shuffle=False,
                                     drop_last=False, seed=0, rank=rank, world_size=world_size, even=False)
 
@@ -557,6 +710,8 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         pin_memory=pin,
         in_memory=in_memory,
         on_device=on_device,
+        split=split,
+        eval_crop_pct=d.crop_pct if prep is not None else None,
     )
     if prep is not None:  # batches arrive cropped, resized and augmented on the device
         bundle.train_loader = prep.wrap(bundle.train_loader, device)  # type: ignore[assignment]

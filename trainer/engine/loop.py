@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +44,9 @@ from ednaquery.fsutil import atomic_file
 from trainer.engine.config import TrainerConfig, to_dict
 from trainer.engine.data import DataBundle, class_weights, normalization
 from trainer.engine.distributed import SINGLE, DistContext, PendingVote
+from trainer.engine.evalmetrics import ClassificationExtras, evaluate_task
+from trainer.engine.features import build_features
+from trainer.engine.losses import TermTally, build_objective
 from trainer.engine.optim import (
     build_optimizer,
     build_schedule,
@@ -54,6 +55,7 @@ from trainer.engine.optim import (
     needs_create_graph,
 )
 from trainer.engine.progress import NullProgress
+from trainer.engine.stats import DeviceMonitor, LoaderWait, cpu_rss_mb, synchronize
 from trainer.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -103,16 +105,6 @@ def resolve_amp(spec: bool | str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16  # True or "bf16"
 
 
-def cpu_rss_mb() -> float:
-    """Resident memory of this process now (MB); peak RSS where /proc is missing."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -152,7 +144,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class FitResult:
     """How ``fit()`` ended."""
 
-    status: str  # completed | interrupted
+    status: str  # completed | interrupted | what an on_epoch stop request said (e.g. pruned)
     stop_reason: str | None
     epochs_done: int
     steps: int
@@ -164,7 +156,7 @@ class EvalResult:
     """One pass over the validation set."""
 
     metrics: dict[str, float]
-    confusion: np.ndarray
+    confusion: np.ndarray | None  # None for regression and embedding
 
 
 class Trainer:
@@ -209,11 +201,28 @@ class Trainer:
         mean, std = normalization(mean, std, data.channels)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        # data.features (features.py): the stack replaces the plain mean/std normalisation in prepare()
+        self.features = build_features(cfg.data.features, mean_std or (cfg.data.mean, cfg.data.std), device)
+        # what a prediction needs to feed the model as training did (saved in every checkpoint; trainer.ops.restore)
+        self.preprocess: dict[str, Any] = {"img_size": list(data.img_size), "channels": data.channels,
+                                           "mean": list(mean), "std": list(std)}
+        if cfg.data.features is not None:
+            raw_mean, raw_std = mean_std or (cfg.data.mean, cfg.data.std)
+            self.preprocess.update(features=list(cfg.data.features),
+                                   feature_mean=list(raw_mean) if raw_mean else None,
+                                   feature_std=list(raw_std) if raw_std else None)
+        if data.eval_crop_pct is not None:  # prepared pipeline: predictions crop as validation did
+            self.preprocess["crop_pct"] = data.eval_crop_pct
         weights = class_weights(cfg.loss.class_weights, data.train_labels,
                                 cfg.model.num_classes or data.num_classes)
         self.loss_weights = weights.to(device) if weights is not None else None
         self.mixup = data.mixup
         self.num_classes = cfg.model.num_classes or data.num_classes
+        # task: the loss (trainer.engine.losses) and what evaluation adds (trainer.engine.evalmetrics)
+        self.task = cfg.task
+        self.objective = build_objective(cfg, weight=self.loss_weights, num_classes=self.num_classes,
+                                         mixup=self.mixup is not None)
+        self.train_terms = TermTally()
         # progress through training
         self.epochs_done = 0
         self.step = 0
@@ -234,15 +243,14 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 batch on the host -> normalised float batch on the device."""
+        """uint8 batch on the host -> normalised float batch (or data.features stack) on the device."""
         x = x.to(self.device, non_blocking=True).float()
-        x = x.sub_(self.mean).div_(self.std)
+        x = self.features(x) if self.features is not None else x.sub_(self.mean).div_(self.std)
         return x.contiguous(memory_format=self.memory_format) if self.channels_last else x
 
     def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with class weights; label smoothing here unless mixup already applied it."""
-        smoothing = 0.0 if self.mixup is not None else self.cfg.loss.label_smoothing
-        return F.cross_entropy(logits.float(), target, weight=self.loss_weights, label_smoothing=smoothing)
+        """The configured loss (trainer.engine.losses; ce: class weights, smoothing unless mixup applied it)."""
+        return self.objective(logits, target, self.train_terms)
 
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -265,7 +273,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.float64)
         seen = acc_seen = 0
-        wait = 0.0
+        wait = LoaderWait(dev)  # run statistics: the time the device waited for the loader
         batch = self.batch_in_epoch
         log_every = self.cfg.train.log_every_steps
         self.progress.start_epoch(epoch + 1, self.cfg.train.epochs, total, batch)
@@ -275,12 +283,12 @@ class Trainer:
         start = time.perf_counter()
         it = iter(loader)
         while True:
-            t0 = time.perf_counter()
+            t0 = wait.begin()
             try:
                 x, y = next(it)
             except StopIteration:
                 break
-            wait += time.perf_counter() - t0
+            wait.got_batch(t0)
             n = y.shape[0]
             x = self.prepare(x)
             y = y.to(dev, non_blocking=True)
@@ -299,7 +307,7 @@ class Trainer:
             batch += 1
             loss_sum += loss.detach().double() * n
             seen += n
-            if not mixed:
+            if not mixed and self.task == "classification":
                 correct += (out.detach().argmax(1) == y).sum().double()
                 acc_seen += n
             if batch % self.accum == 0 or batch == total:
@@ -331,14 +339,14 @@ class Trainer:
                     batch, loss=(p["loss_sum"] + running) / max(1, s),
                     acc=(p["correct"] + float(correct)) / (p["acc_seen"] + acc_seen) if acc_seen else None,
                     ips=s * self.dist.world_size / elapsed if elapsed > 0 else None)
+            wait.step_queued()
         if vote is not None:
             vote.result()  # every rank waits for its last vote: the next collective starts from a clean slate
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        synchronize(dev)
         elapsed = time.perf_counter() - start
         # all ranks together: sums of losses and counts, the slowest rank's times
         cur = self.dist.reduce_stats({"loss_sum": float(loss_sum), "correct": float(correct), "seen": seen,
-                                      "acc_seen": acc_seen, "wait_s": wait, "time_s": elapsed},
+                                      "acc_seen": acc_seen, "wait_s": wait.total_s(), "time_s": elapsed},
                                      maximum=("wait_s", "time_s"))
         if self.ddp is not None and not math.isfinite(cur["loss_sum"]):
             raise _diverged(cur["loss_sum"], epoch)
@@ -386,11 +394,20 @@ class Trainer:
     def evaluate(self) -> EvalResult:
         """Loss, top-1 and (with more than 5 classes) top-5 accuracy and the confusion matrix on val.
 
+        Plus balanced accuracy, macro-F1, per-class recall/precision and the softmax spread; regression
+        and embedding runs log their own metrics instead (all in :mod:`trainer.engine.evalmetrics`).
+
         With DDP each rank evaluates its shard with rank 0's weights and buffers, and the sums
         are all-reduced: the metrics are those of the whole validation set, on every rank.
         """
         self.dist.broadcast_buffers(self.model)
         self.eval_net.eval()
+        if self.task != "classification":  # regression, embedding: trainer.engine.evalmetrics
+            result = EvalResult(evaluate_task(self), None)
+            self.eval_net.train()
+            self.last_eval = result
+            return result
+        extras = ClassificationExtras(self.num_classes, self.device, self.objective)
         c = self.num_classes
         dev = self.device
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
@@ -405,6 +422,7 @@ class Trainer:
             with self.autocast():
                 out = self.eval_net(x)
             out = out.float()
+            extras.add(out, y)
             loss_sum += F.cross_entropy(out, y, reduction="sum").double()
             pred = out.argmax(1)
             top1 += (pred == y).sum().double()
@@ -421,7 +439,10 @@ class Trainer:
         metrics = {"val_loss": float(loss_sum) / max(1, seen), "val_acc": float(top1) / max(1, seen)}
         if c > 5:
             metrics["val_top5"] = float(top5) / max(1, seen)
-        result = EvalResult(metrics, confusion.view(c, c).cpu().numpy())
+        matrix = confusion.view(c, c).cpu().numpy()
+        metrics.update(extras.result(matrix, list(self.data.class_names), self.cfg.train.per_class_metrics,
+                                     self.dist))
+        result = EvalResult(metrics, matrix)
         self.last_eval = result
         return result
 
@@ -446,14 +467,28 @@ class Trainer:
             on_step: Callable[[int], None] | None = None) -> FitResult:
         """Train from where the trainer stands to ``train.epochs``; see the module docstring.
 
-        ``on_epoch(row)`` gets each epoch's metrics; ``on_step_row(row)`` the every-N-steps rows;
+        ``on_epoch(row)`` gets each epoch's metrics; a truthy answer (a status word such as ``pruned``)
+        ends the run after that epoch with a checkpoint; ``on_step_row(row)`` the every-N-steps rows;
         ``on_step(step)`` runs after every optimizer update (heartbeats, tests).
         """
+        # run statistics: each epoch's wall clock runs from the previous epoch's row to this one's, so
+        # epoch_time_s adds up to the wall time and images_per_s agrees with it (trainer.engine.stats)
+        monitor = DeviceMonitor(self.device).start()
+        try:
+            return self._fit(monitor, on_epoch, on_step_row, on_step)
+        finally:
+            monitor.stop()
+
+    def _fit(self, monitor: DeviceMonitor, on_epoch: Callable[[dict[str, Any]], None] | None,
+             on_step_row: Callable[[dict[str, Any]], None] | None, on_step: Callable[[int], None] | None
+             ) -> FitResult:
         t = self.cfg.train
         es = t.early_stopping
         best_mode = metric_mode(t.best_metric)
+        clock = time.perf_counter()
         while self.epochs_done < t.epochs:
             epoch = self.epochs_done
+            carried = float(self.partial["time_s"]) if self.partial else 0.0  # resumed mid-epoch
             stats, finished = self.train_epoch(epoch, on_step_row, on_step)
             if not finished:
                 self.save_checkpoint("last.pt")
@@ -464,15 +499,16 @@ class Trainer:
                                    "train_loss": stats["loss_sum"] / max(1, stats["seen"])}
             if stats["acc_seen"]:
                 row["train_acc"] = stats["correct"] / stats["acc_seen"]
+            row.update(self.train_terms.means("train_loss_", self.dist))  # loss.terms, each alone
             last = self.epochs_done == t.epochs
             eval_start = time.perf_counter()
             if self.epochs_done % t.eval_every == 0 or last:
                 row.update(self.evaluate().metrics)
             train_time = stats["time_s"]
-            row.update({"lr": stats["lr"], "epoch_time_s": train_time + time.perf_counter() - eval_start,
-                        "images_per_s": stats["seen"] / train_time if train_time > 0 else None,
+            row.update({"lr": stats["lr"], "train_time_s": train_time, "eval_time_s": time.perf_counter() - eval_start,
+                        "train_images_per_s": stats["seen"] / train_time if train_time > 0 else None,
                         "data_wait_frac": stats["wait_s"] / train_time if train_time > 0 else None,
-                        "cpu_rss_mb": cpu_rss_mb()})
+                        "cpu_rss_mb": cpu_rss_mb(), **monitor.window()})
             if self.device.type == "cuda":
                 row["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
             row["time"] = time.time()
@@ -491,16 +527,25 @@ class Trainer:
                 else:
                     self.early_bad += 1
                     stop_early = self.early_bad >= es.patience
+            # the epoch's wall clock stops here, best.pt written: the next epoch's starts (see fit)
+            now = time.perf_counter()
+            wall, clock = now - clock + carried, now
+            row.update({"epoch_time_s": wall, "images_per_s": stats["seen"] / wall if wall > 0 else None})
             log.info("epoch %d/%d %s", self.epochs_done, t.epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in row.items()
                               if isinstance(v, float) and k not in ("time",)))
-            if on_epoch is not None:
-                on_epoch(row)
+            # a callback may end the run here: its truthy answer is the run's final status (e.g. "pruned")
+            request = on_epoch(row) if on_epoch is not None else None
             self.progress.end_epoch(row)
-            stopping = self.dist.vote(self.stop.is_set())[0]  # with DDP: every rank decides the same
+            # with DDP: every rank decides the same
+            stopping, requested = self.dist.vote(self.stop.is_set(), bool(request))
             every = t.checkpoint_every
-            if (every and self.epochs_done % every == 0) or last or stop_early or stopping:
+            if (every and self.epochs_done % every == 0) or last or stop_early or stopping or requested:
                 self.save_checkpoint("last.pt")
+            if requested and not last:
+                word = str(request or "stopped")
+                log.info("stopped after epoch %d: %s", self.epochs_done, word)
+                return FitResult(word, word, self.epochs_done, self.step, dict(self.best))
             if stop_early:
                 log.info("early stopping: %s did not improve for %d evaluations", es.metric, es.patience)
                 return FitResult("completed", "early_stopping", self.epochs_done, self.step, dict(self.best))
@@ -533,6 +578,7 @@ class Trainer:
             "config": to_dict(self.cfg),
             "world_size": self.dist.world_size,
             "class_names": list(self.data.class_names),
+            "preprocess": dict(self.preprocess),
         }
         if self.dist.enabled:
             state["rng_ranks"] = self.dist.gather(rng_state())
@@ -580,7 +626,8 @@ class Trainer:
             return None
         return self._save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "best",
                            "model": self.model.state_dict(), "best": dict(self.best),
-                           "config": to_dict(self.cfg), "class_names": list(self.data.class_names)},
+                           "config": to_dict(self.cfg), "class_names": list(self.data.class_names),
+                           "preprocess": dict(self.preprocess)},
                           "best.pt")
 
 

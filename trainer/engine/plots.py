@@ -55,12 +55,14 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, *, title: str = "") -> P
         if xs:
             axes[0].plot(xs, ys, marker="o", ms=3, label=label)
     axes[0].set_title("loss")
-    for key, label in (("train_acc", "train"), ("val_acc", "val"), ("val_top5", "val top-5")):
+    for key, label in (("train_acc", "train"), ("val_acc", "val"), ("val_top5", "val top-5"),
+                       ("val_knn_acc", "val k-NN"), ("val_r2", "val R²")):  # embedding, regression runs
         xs, ys = _series(epochs, key)
         if xs:
             axes[1].plot(xs, ys, marker="o", ms=3, label=label)
-    axes[1].set_title("accuracy")
-    axes[1].set_ylim(0, 1.02)
+    r2 = _series(epochs, "val_r2")[1]
+    axes[1].set_title("R²" if r2 else "accuracy")
+    axes[1].set_ylim(max(-1.0, min([0.0, *r2])), 1.02)  # R² goes below 0 early on (shown down to -1)
     xs, ys = _series(epochs, "lr")
     if xs:
         axes[2].plot(xs, ys, marker="o", ms=3, color="tab:green")
@@ -81,8 +83,10 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, *, title: str = "") -> P
     return _save(fig, path)
 
 
-def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, *, title: str = "") -> Path:
-    """Confusion matrix (rows: true class, columns: predicted), class names on the axes."""
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, *, title: str = "",
+                   split: str = "validation") -> Path:
+    """Confusion matrix (rows: true class, columns: predicted), class names on the axes; ``split`` names
+    the images in the title."""
     matrix = np.asarray(matrix)
     n = len(class_names)
     size = min(20.0, max(5.0, 0.45 * n + 2.5))
@@ -102,7 +106,7 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, *, ti
                     ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
                             color="white" if normalised[i, j] > 0.5 else "black")
     acc = np.trace(matrix) / max(1, matrix.sum())
-    ax.set_title(f"{title + ': ' if title else ''}validation accuracy {acc:.3f}")
+    ax.set_title(f"{title + ': ' if title else ''}{split} accuracy {acc:.3f}")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -128,6 +132,28 @@ def plot_predictions(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, 
         ax.set_title(f"{class_names[preds[i]]}\n({class_names[labels[i]]})", fontsize=8,
                      color="tab:green" if ok else "tab:red")
     fig.suptitle("predicted (true)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_lr_range(lrs: list[float], losses: list[float], smoothed: list[float], suggestion: float | None,
+                  path: Path, *, title: str = "") -> Path:
+    """The learning-rate range test (``trainer tune lr``): loss against lr (log scale), the suggestion marked."""
+    fig = _figure(7, 4.5)
+    ax = fig.subplots()
+    ax.plot(lrs, losses, color="tab:blue", alpha=0.3, lw=1, label="loss")
+    ax.plot(lrs, smoothed, color="tab:blue", lw=2, label="smoothed")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", ls="--", label=f"suggested lr {suggestion:.2g}")
+    ax.set_xscale("log")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:  # the divergence at the end would squash the interesting part
+        low, high = min(finite), max(finite[: max(1, len(finite) // 10)] + [min(finite)])
+        ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.3 * (high - low + 1e-9))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(title or "learning-rate range test")
+    ax.legend()
     fig.tight_layout()
     return _save(fig, path)
 

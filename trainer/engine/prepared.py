@@ -34,6 +34,7 @@ from trainer.engine.cache import (
     CacheSpec,
     PreparedImages,
     available_cores,
+    decode_stored,
     default_cache_dir,
     open_cache,
 )
@@ -74,6 +75,15 @@ def resolve_crop_resize(spec: str, device_type: str) -> str:
     if spec == "auto":
         return "device" if device_type == "cuda" else "workers"
     return spec
+
+
+def eval_image(path: Path, out_hw: tuple[int, int], channels: int, crop_pct: float) -> torch.Tensor:
+    """One image file through the evaluation transform (timm's: short side to ``floor(size / crop_pct)``,
+    centre crop), uint8 ``[C, H, W]``: what predict/eval/export show a model validated on a prepared cache."""
+    arr = decode_stored(path, math.floor(max(out_hw) / crop_pct), channels)
+    t, l, h, w = eval_boxes(np.array([arr.shape[0]]), np.array([arr.shape[1]]), tuple(out_hw), crop_pct)[0].tolist()
+    crop = torch.from_numpy(np.array(arr[t:t + h, l:l + w])).permute(2, 0, 1)[None]
+    return (crop if (h, w) == tuple(out_hw) else resize(crop, tuple(out_hw)))[0].contiguous()
 
 
 # ------------------------------------------------------------------ batches

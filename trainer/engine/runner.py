@@ -39,6 +39,7 @@ from ednaquery.documents import new_run_id
 from ednaquery.errors import EdnaError
 from ednaquery.fsutil import write_atomic
 from trainer.engine.config import TrainerConfig, default_keys, load_config, to_dict
+from trainer.engine.folds import write_split
 from trainer.engine.runs import (
     RunSnapshot,
     RunWriter,
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Callback = Callable[[RunSnapshot], None]
+#: an ``on_epoch`` callback; a truthy answer (a status word such as ``pruned``) ends the run after that epoch
+EpochCallback = Callable[[RunSnapshot], "str | None"]
 
 
 @dataclass
@@ -61,7 +64,7 @@ class RunResult:
 
     run_id: str
     run_dir: Path
-    status: str  # completed | failed | interrupted
+    status: str  # completed | failed | interrupted | pruned (what an on_epoch stop request said)
     summary: dict[str, Any]
     error: str | None = None
     exit_code: int = 0
@@ -148,11 +151,11 @@ def _describe_failure(exc: BaseException) -> str:
 def _save_artefacts(trainer: Any, run_dir: Path) -> None:
     """val_confusion.json and holdout.npz: what the pictures are drawn from."""
     data = trainer.data
-    if trainer.last_eval is not None:
+    if trainer.last_eval is not None and trainer.last_eval.confusion is not None:
         write_atomic(run_dir / "val_confusion.json", json.dumps({
             "class_names": list(data.class_names), "epoch": trainer.epochs_done,
             "matrix": trainer.last_eval.confusion.tolist()}) + "\n")
-    if len(data.holdout_labels):
+    if len(data.holdout_labels) and trainer.task == "classification":
         preds = trainer.predict(data.holdout_images)
         tmp = run_dir / ".holdout.npz.tmp"
         with open(tmp, "wb") as f:
@@ -170,19 +173,21 @@ def _ddp_info(dist: DistContext, cfg: TrainerConfig) -> dict[str, Any]:
             "global_batch_size": cfg.data.batch_size * dist.world_size}
 
 
-def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback | None = None,
+def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCallback | None = None,
                  on_status: Callback | None = None, resume_from: Path | None = None, quiet: bool = False,
                  run_id: str | None = None, config_id: str | None = None,
                  stop: threading.Event | None = None, handle_signals: bool = True,
                  plots: bool = True, on_step: Callable[[int], None] | None = None,
-                 dist: DistContext | None = None) -> RunResult:
+                 dist: DistContext | None = None, labels: dict[str, Any] | None = None) -> RunResult:
     """Train ``cfg`` into ``run_dir``; never raises for a failed run (see ``RunResult.status``).
 
     ``resume_from`` is a checkpoint (``last.pt``) or a run folder holding one; resuming in the
     same folder continues the same run (same run id, metrics after the checkpoint dropped).
     ``stop`` lets a caller request a clean stop from another thread; ``handle_signals`` turns
     SIGTERM/SIGINT into such a request (main thread only). ``on_epoch``/``on_status`` get a
-    :class:`RunSnapshot` after every epoch / every run.json change; ``on_step(step)`` runs after
+    :class:`RunSnapshot` after every epoch / every run.json change; an ``on_epoch`` that answers a
+    status word (``pruned``) ends the run after that epoch with that status. ``labels`` are extra
+    run.json fields (``{"sweep": id, "trial": 3}``: searchable as ``sweep=id``). ``on_step(step)`` runs after
     every optimizer update (cheap: for heartbeats). ``dist`` is this process's place in a DDP
     group (:func:`trainer.engine.distributed.init_from_env`); ranks other than 0 write nothing and
     call no callbacks.
@@ -191,10 +196,13 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
 
     from trainer.engine.data import build_data
     from trainer.engine.distributed import SINGLE
+    from trainer.engine.features import feature_channels
+    from trainer.engine.heads import build_task_model
     from trainer.engine.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
-    from trainer.engine.model import build_model, check_forward, model_mean_std, param_count
+    from trainer.engine.model import check_forward, model_mean_std, param_count
     from trainer.engine.plots import plot_run
     from trainer.engine.progress import make_progress
+    from trainer.engine.stats import inference_stats
 
     run_dir = Path(run_dir)
     t0 = time.time()
@@ -220,9 +228,10 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
     previous_time = float(writer.run.get("total_time_s") or 0.0)
     last_row: dict[str, Any] | None = None
 
-    def emit(callback: Callback | None) -> None:
+    def emit(callback: Callable[[RunSnapshot], Any] | None) -> Any:
         if callback is not None and main:
-            callback(snapshot(writer.run, run_dir, resolved, summary, last_row))
+            return callback(snapshot(writer.run, run_dir, resolved, summary, last_row))
+        return None
 
     writer.on_status = lambda _run: emit(on_status)
     writer.attach_log()
@@ -236,7 +245,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
             writer.update(run_id=run_id, config_id=config_id, status="running",
                           started_at=writer.run.get("started_at") or t0, ended_at=None, error=None,
                           attempts=attempts, resumed_from=str(checkpoint) if checkpoint else None,
-                          default_keys=default_keys(resolved),
+                          default_keys=default_keys(resolved), **(labels or {}),
                           **(environment_info() if main else {}))
             if cfg.train.threads > 0:
                 torch.set_num_threads(cfg.train.threads)
@@ -255,9 +264,12 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                 torch.set_float32_matmul_precision("high")
             seed_everything(cfg.train.seed + dist.rank)  # DDP: own dropout/mixup streams; weights come from rank 0
             data = build_data(cfg, device=device, rank=dist.rank, world_size=dist.world_size)
-            model = build_model(cfg.model, num_classes=data.num_classes, in_chans=data.channels,
-                                img_size=data.img_size)
-            check_forward(model, in_chans=data.channels, img_size=data.img_size, name=cfg.model.name)
+            if main and data.split is not None:  # k-fold / bootstrap: which images it trained and validated on
+                write_split(run_dir, data.split)
+            in_chans = feature_channels(cfg.data.features, data.channels)  # data.features: the stack's
+            model = build_task_model(cfg, num_classes=data.num_classes, in_chans=in_chans,
+                                     img_size=data.img_size)
+            check_forward(model, in_chans=in_chans, img_size=data.img_size, name=cfg.model.name)
             mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
             trainer = Trainer(cfg, data, model, device=device, run_dir=run_dir, stop=stop, progress=progress,
                               mean_std=mean_std, dist=dist)
@@ -276,13 +288,13 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
             log.info("run %s: %s on %s, %d parameters, %d train / %d val images", run_id, cfg.model.name,
                      cfg.data.dataset, param_count(model), data.train_size, data.val_size)
 
-            def epoch_done(row: dict[str, Any]) -> None:
+            def epoch_done(row: dict[str, Any]) -> Any:
                 nonlocal summary, last_row
                 writer.add_metrics(row)
                 last_row = row
                 summary = writer.write_summary({"status": "running"}, best_metric=best_metric)
                 writer.update(epochs_done=row["epoch"], step=row["step"])
-                emit(on_epoch)
+                return emit(on_epoch)
 
             with progress:
                 result = trainer.fit(on_epoch=epoch_done, on_step_row=writer.add_metrics, on_step=on_step)
@@ -291,6 +303,8 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: Callback
                 exit_code = 130
             if main:
                 _save_artefacts(trainer, run_dir)
+                if status == "completed":  # latency_ms, flops... on the run's device (trainer.engine.stats)
+                    writer.update(**inference_stats(trainer))
     except KeyboardInterrupt:
         status, stop_reason, exit_code = "interrupted", "aborted", 130
         error = "aborted by a second Ctrl-C; the last checkpoint is from before it"

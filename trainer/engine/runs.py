@@ -15,7 +15,7 @@ Readers (the indexer, ``trainer status``) may look at any moment, so every file 
 the log is replaced whole (temp file in the same folder, then ``os.replace``): a
 reader sees the old version or the new one, never half of one.
 
-Status moves ``queued -> running -> completed | failed | interrupted``.
+Status moves ``queued -> running -> completed | failed | interrupted | pruned``.
 """
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ from ednaquery.metrics import MetricsSummary, direction, finite_number, iter_jso
 
 RUN_FORMAT = "ednaquery-run"
 RUN_FORMAT_VERSION = 1
-STATUSES = ("queued", "running", "completed", "failed", "interrupted")
-FINAL_STATUSES = ("completed", "failed", "interrupted")
+STATUSES = ("queued", "running", "completed", "failed", "interrupted", "pruned")
+#: ``pruned``: a sweep's pruner stopped the run early (see :mod:`trainer.ops.prune`)
+FINAL_STATUSES = ("completed", "failed", "interrupted", "pruned")
 
 # ------------------------------------------------------------------ atomic files
 

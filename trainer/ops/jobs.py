@@ -44,6 +44,10 @@ DEFAULT_MAX_ATTEMPTS = 3
 Clock = Callable[[], float]
 
 
+class JobExists(UsageError):
+    """A job with the id asked for is already in the queue (a sweep's trial another process queued first)."""
+
+
 def new_job_id(now: float | None = None) -> str:
     """A time-sortable unique job id: ``job-20261122-221530-3fa9c2d1``."""
     t = time.time() if now is None else now
@@ -81,8 +85,9 @@ class JobQueue(abc.ABC):
     clock: Clock = time.time
 
     @abc.abstractmethod
-    def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None) -> Job:
-        """Add a job (status queued)."""
+    def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None,
+                job_id: str | None = None) -> Job:
+        """Add a job (status queued); with ``job_id``, atomically: :class:`JobExists` if that id is taken."""
 
     @abc.abstractmethod
     def claim(self, worker_id: str) -> Job | None:
@@ -195,14 +200,18 @@ class SQLiteJobQueue(JobQueue):
             self.db.execute("COMMIT")
             return out
 
-    def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None) -> Job:
+    def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None,
+                job_id: str | None = None) -> Job:
         now = self.clock()
-        job = Job(id=new_job_id(now), config_id=config_id, overrides=list(overrides), created_at=now,
+        job = Job(id=job_id or new_job_id(now), config_id=config_id, overrides=list(overrides), created_at=now,
                   options=dict(options or {}))
-        self._tx(lambda: self.db.execute(
-            "INSERT INTO jobs (id, config_id, overrides, options, status, attempts, created_at) "
-            "VALUES (?, ?, ?, ?, 'queued', 0, ?)",
-            (job.id, config_id, json.dumps(job.overrides), json.dumps(job.options), now)))
+        try:
+            self._tx(lambda: self.db.execute(
+                "INSERT INTO jobs (id, config_id, overrides, options, status, attempts, created_at) "
+                "VALUES (?, ?, ?, ?, 'queued', 0, ?)",
+                (job.id, config_id, json.dumps(job.overrides), json.dumps(job.options), now)))
+        except sqlite3.IntegrityError:
+            raise JobExists(f"job {job.id} is already queued") from None
         return job
 
     def claim(self, worker_id: str) -> Job | None:
@@ -326,14 +335,20 @@ class MongoJobQueue(JobQueue):
         d["attempts"] = int(doc.get("attempts") or 0)
         return Job(id=doc["_id"], **d)
 
-    def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None) -> Job:
+    def enqueue(self, config_id: str, overrides: Sequence[str] = (), *, options: dict | None = None,
+                job_id: str | None = None) -> Job:
+        from pymongo.errors import DuplicateKeyError
+
         now = self.clock()
-        job = Job(id=new_job_id(now), config_id=config_id, overrides=list(overrides), created_at=now,
+        job = Job(id=job_id or new_job_id(now), config_id=config_id, overrides=list(overrides), created_at=now,
                   options=dict(options or {}))
         doc = job.as_dict()
         doc["_id"] = doc.pop("id")
         with self._guard("queueing a job"):
-            self.coll.insert_one(doc)
+            try:
+                self.coll.insert_one(doc)
+            except DuplicateKeyError:
+                raise JobExists(f"job {job.id} is already queued") from None
         return job
 
     def claim(self, worker_id: str) -> Job | None:

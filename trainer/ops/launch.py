@@ -208,8 +208,12 @@ def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet
                device: str | None = None, run_id: str | None = None, stop: threading.Event | None = None,
                handle_signals: bool = True, announce: Callable[[str], None] | None = None,
                on_start: Callable[[str, Path], None] | None = None, gpus: int | None = None,
-               store_uri: str | None = None) -> Any:
+               store_uri: str | None = None, labels: dict[str, Any] | None = None,
+               on_epoch: Callable[[Any], Any] | None = None) -> Any:
     """Train an already resolved (and indexed) config into a new run folder; returns the engine's RunResult.
+
+    ``labels`` (extra run.json fields, e.g. a sweep's id and trial) and ``on_epoch`` (may answer
+    ``pruned`` to end the run) go to :func:`trainer.engine.runner.run_training`; one process only.
 
     ``gpus`` > 1 trains with that many DDP processes (:func:`trainer.ddp.launch.run_ddp`; they
     reach the store through ``store_uri``, by default the one ``store`` was opened with).
@@ -225,12 +229,13 @@ def run_config(store: Store, resolved: ResolvedConfig, *, runs_root: Path, quiet
         on_start(run_id, run_dir)
     return _train(store, cfg, run_dir, run_id=run_id, config_id=resolved.config_id, resume=False,
                   gpus=gpus, quiet=quiet, stop=stop, handle_signals=handle_signals, announce=announce,
-                  store_uri=store_uri)
+                  store_uri=store_uri, labels=labels, on_epoch=on_epoch)
 
 
 def _train(store: Store, cfg: Any, run_dir: Path, *, run_id: str, config_id: str | None, resume: bool,
            gpus: int | None, quiet: bool, stop: threading.Event | None, handle_signals: bool,
-           announce: Callable[[str], None] | None, store_uri: str | None) -> Any:
+           announce: Callable[[str], None] | None, store_uri: str | None,
+           labels: dict[str, Any] | None = None, on_epoch: Callable[[Any], Any] | None = None) -> Any:
     """Train ``cfg`` into ``run_dir`` (continuing it when ``resume``), indexing the run as it goes.
 
     ``gpus`` > 1: that many DDP processes (:func:`trainer.ddp.launch.run_ddp`, which checks the
@@ -248,7 +253,7 @@ def _train(store: Store, cfg: Any, run_dir: Path, *, run_id: str, config_id: str
     recorder = RunRecorder(store, run_dir, announce=announce)
     result = run_training(cfg, run_dir, on_status=recorder, resume_from=run_dir if resume else None,
                           quiet=quiet, run_id=run_id, config_id=config_id, stop=stop,
-                          handle_signals=handle_signals)
+                          handle_signals=handle_signals, labels=labels, on_epoch=on_epoch)
     if (run_dir / "run.json").exists() and not recorder.record():
         log.warning("run %s is not in the store (%s); `ednaquery index %s` adds it later", run_id,
                     recorder.last_error, run_dir)
@@ -295,7 +300,7 @@ def find_run_folder(store: Store | None, run: str, runs_root: Path | None = None
 def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool = False,
            device: str | None = None, stop: threading.Event | None = None, handle_signals: bool = True,
            announce: Callable[[str], None] | None = None, gpus: int | None = None,
-           store_uri: str | None = None) -> Any:
+           store_uri: str | None = None, on_epoch: Callable[[Any], Any] | None = None) -> Any:
     """Continue a run from its ``last.pt`` (same run id and folder), indexing it as it goes.
 
     A checkpoint holds the bare model's weights, so a run started with DDP resumes in one
@@ -314,4 +319,4 @@ def resume(run: str, *, store: Store, runs_root: Path | None = None, quiet: bool
     cfg = _apply_device(validate(unescape_keys(info["config"]), f"run {run_dir.name}"), device)
     return _train(store, cfg, run_dir, run_id=info["_id"], config_id=info.get("config_id"), resume=True,
                   gpus=gpus, quiet=quiet, stop=stop, handle_signals=handle_signals, announce=announce,
-                  store_uri=store_uri)
+                  store_uri=store_uri, on_epoch=on_epoch)

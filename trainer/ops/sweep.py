@@ -31,6 +31,7 @@ from ednaquery.loaders import load_file
 from ednaquery.store.base import Store
 from trainer.errors import ConfigError
 from trainer.ops.launch import ResolvedConfig, derive, override_strings, resolve_target, validate
+from trainer.ops.space import is_distribution
 
 #: refuse grids larger than this (a typo in an axis can explode a product)
 MAX_COMBINATIONS = 10_000
@@ -71,10 +72,15 @@ def read_grid(path: str | os.PathLike[str]) -> dict:
 
 
 def _axes(grid: dict, where: str) -> list[tuple[str, list[Any]]]:
-    unknown = sorted(set(grid) - {"base", "axes", "name", "description"})
+    searching = sorted(set(grid) & {"metric", "goal", "budget", "early_stop", "seed"})
+    if searching:
+        raise UsageError(f"{where}: {searching[0]!r} is for search sweeps: add `method: random` or `method: bayes`")
+    if grid.get("method", "grid") != "grid":
+        raise UsageError(f"{where}: method must be grid, random or bayes, not {grid.get('method')!r}")
+    unknown = sorted(set(grid) - {"base", "axes", "name", "description", "method"})
     if unknown:
         raise UsageError(f"{where}: unknown key {unknown[0]!r} in the sweep file (it has base, axes, name, "
-                         "description)")
+                         "description, method)")
     axes = grid.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise UsageError(f"{where}: `axes:` must map config keys to lists of values, e.g. optimizer.lr: [1e-3, 3e-4]")
@@ -86,11 +92,15 @@ def _axes(grid: dict, where: str) -> list[tuple[str, list[Any]]]:
         values = [n if isinstance(v, str) and (n := parse_number(v)) is not None else v for v in values]
         if not values:
             raise UsageError(f"{where}: axis {key!r} has no values")
+        if any(is_distribution(v) for v in values):
+            raise UsageError(f"{where}: axis {key!r} is a distribution; a grid takes lists of values "
+                             "(use method: random or bayes to sample it)")
         out.append((str(key), values))
     return out
 
 
-def _base(store: Store, grid: dict, base_dir: Path, where: str, index: bool) -> ResolvedConfig:
+def resolve_base(store: Store, grid: dict, base_dir: Path, where: str, index: bool) -> ResolvedConfig:
+    """The sweep's ``base:``: a config id prefix, a config file (relative to the sweep file) or a mapping."""
     base = grid.get("base")
     if base is None:
         raise UsageError(f"{where}: `base:` is missing (a config id, a config file, or a config mapping)")
@@ -121,7 +131,7 @@ def expand(grid: dict, *, store: Store, base_dir: str | os.PathLike[str] = ".", 
         total *= len(values)
     if total > MAX_COMBINATIONS:
         raise UsageError(f"{where}: the grid has {total:,} combinations, over the limit of {MAX_COMBINATIONS:,}")
-    base = _base(store, grid, Path(base_dir), where, index_base)
+    base = resolve_base(store, grid, Path(base_dir), where, index_base)
     plan = SweepPlan(base=base, axes=axes, source=source)
     seen: set[str] = set()
     keys = [k for k, _ in axes]

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     """How running one job ended."""
 
-    status: str  # completed | failed | interrupted
+    status: str  # completed | failed | interrupted | pruned (the job then ends completed)
     run_id: str | None = None
     error: str | None = None
 
@@ -117,12 +117,14 @@ def _settle(queue: JobQueue, job: Job, worker_id: str, outcome: Outcome, stoppin
     if outcome.status == "interrupted" and stopping:
         queue.requeue(job.id, worker_id, run_id=outcome.run_id, error="worker stopped; re-queued to resume")
         return "requeued"
-    status = outcome.status if outcome.status in ("completed", "failed", "interrupted") else "failed"
+    # a pruned run did what its sweep asked of it: its job is done
+    status = "completed" if outcome.status == "pruned" else outcome.status
+    status = status if status in ("completed", "failed", "interrupted") else "failed"
     if not queue.finish(job.id, worker_id, status, run_id=outcome.run_id, error=outcome.error):
         log.warning("job %s was taken from this worker before it finished; its result is in run %s",
                     job.id, outcome.run_id)
         return "lost"
-    return status
+    return "pruned" if outcome.status == "pruned" else status
 
 
 def run_one(queue: JobQueue, job: Job, run_job: RunJob, *, worker_id: str, heartbeat: float,
@@ -192,11 +194,17 @@ def run_worker(queue: JobQueue, run_job: RunJob, *, worker_id: str | None = None
 
 def launch_runner(store: Any, *, runs_root: Path, quiet: bool = True, device: str | None = None,
                   announce: Callable[[str], None] | None = None) -> RunJob:
-    """The real job runner: resume the job's run when it has one on this machine, else launch afresh."""
+    """The real job runner: resume the job's run when it has one on this machine, else launch afresh.
+
+    A sweep's trial (``job.options["sweep"]``) runs labelled with its sweep id and trial number,
+    and its sweep's pruner may stop it after any epoch (see :mod:`trainer.ops.prune`).
+    """
     from trainer.ops import launch as launching
+    from trainer.ops.prune import trial_hooks
 
     def run_job(job: Job, stop: threading.Event, started: Callable[[str], None]) -> Outcome:
         device_for_job = job.options.get("device") or device
+        labels, on_epoch = trial_hooks(store, job.options.get("sweep"))
         if job.run_id:
             try:
                 folder = launching.find_run_folder(store, job.run_id, runs_root)
@@ -205,12 +213,15 @@ def launch_runner(store: Any, *, runs_root: Path, quiet: bool = True, device: st
             if folder is not None and (folder / "last.pt").is_file():
                 started(job.run_id)
                 res = launching.resume(job.run_id, store=store, runs_root=runs_root, quiet=quiet,
-                                       device=device_for_job, stop=stop, handle_signals=False, announce=announce)
+                                       device=device_for_job, stop=stop, handle_signals=False, announce=announce,
+                                       on_epoch=on_epoch)
                 return Outcome(res.status, res.run_id, res.error)
         resolved = launching.prepare(store, job.config_id, job.overrides)
         res = launching.run_config(store, resolved, runs_root=runs_root, quiet=quiet, device=device_for_job,
                                    stop=stop, handle_signals=False, announce=announce,
-                                   on_start=lambda run_id, _dir: started(run_id))
+                                   on_start=lambda run_id, _dir: started(run_id), labels=labels, on_epoch=on_epoch)
         return Outcome(res.status, res.run_id, res.error)
 
-    return run_job
+    from trainer.ops.groups import after_member
+
+    return after_member(run_job, store, runs_root=runs_root)  # a k-fold/bagging member refreshes its group
