@@ -103,7 +103,7 @@ def our_epochs(folder: Path, cache_dir: Path, args: argparse.Namespace):
         data.train_sampler.set_epoch(epoch)
         n = 0
         for x, _ in data.train_loader:
-            x = x.sub_(mean).div_(std)  # what timm's loader delivers: normalised floats
+            x = x.float().sub_(mean).div_(std)  # what timm's loader delivers: normalised floats
             n += x.shape[0]
         yield n, time.perf_counter() - t0
         epoch += 1

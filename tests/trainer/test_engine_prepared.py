@@ -291,6 +291,26 @@ def test_colour_jitter_matches_torchvision_per_image() -> None:
     assert wild.min() >= 0 and wild.max() <= 255
 
 
+def test_cpu_workers_jitter_uint8_images_like_the_batched_path_to_rounding() -> None:
+    """Training on the CPU, workers jitter uint8 crops image by image: the same colours, rounded to uint8."""
+    from trainer.engine.device_augment import jitter_uint8
+
+    aug = {"color_jitter": {"p": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.0},
+           "gamma": {"p": 1.0, "gamma": [0.8, 1.25]}}
+    x = torch.randint(0, 256, (6, 3, 12, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    p = sample_params(aug, 6, 3, (12, 10), np.random.default_rng(3))
+    batched = apply_params(x.float(), {k: v for k, v in p.items() if k != "gamma"}, aug)
+    y = x.clone()
+    rest = jitter_uint8(y, dict(p))
+    assert set(rest) == {"gamma"}  # what the worker did not do is left for the batched path
+    assert (y.float() - batched).abs().max() <= 0.5 + 1e-4
+    assert not torch.equal(y, x)  # it did jitter
+    hue = sample_params({"color_jitter": {**aug["color_jitter"], "hue": 0.1}}, 6, 3, (12, 10),
+                        np.random.default_rng(3))
+    z = x.clone()
+    assert set(jitter_uint8(z, dict(hue))) == set(hue) and torch.equal(z, x)  # hue goes through HSV: batched
+
+
 # ------------------------------------------------------------------ through build_data
 
 

@@ -43,6 +43,7 @@ from trainer.engine.device_augment import (
     DEVICE_AUGMENTATIONS,
     apply_params,
     eval_boxes,
+    jitter_uint8,
     sample_crop_boxes,
     sample_params,
 )
@@ -105,9 +106,11 @@ class PreparedBatch:
         return self
 
     def crops_on(self, device: torch.device, out_hw: tuple[int, int]) -> torch.Tensor:
-        """Float ``[B, C, H, W]`` (0..255, channels-last) on ``device``, the crops resized there if needed."""
+        """``[B, C, H, W]`` (0..255) on ``device``, the crops resized there if needed: float where device
+        augmentations are left to apply, else the uint8 crops as they are (Trainer.prepare converts once)."""
         if self.resized:
-            return self.pixels.to(device, non_blocking=True).float()
+            x = self.pixels.to(device, non_blocking=True)
+            return x.float() if self.params else x
         flat = self.pixels.to(device, non_blocking=True)
         b, c = len(self), self.channels
         out = torch.empty((b, c, *out_hw), device=device, dtype=torch.float32, memory_format=torch.channels_last)
@@ -130,8 +133,9 @@ class PreparedDataset(Dataset):
 
     def __init__(self, images: PreparedImages, rows: np.ndarray, labels: torch.Tensor, *, train: bool,
                  aug: dict[str, dict[str, Any]], out_hw: tuple[int, int], crop_pct: float, resize_in_worker: bool,
-                 channels: int) -> None:
+                 channels: int, augment_in_worker: bool = False) -> None:
         self.images, self.rows, self.labels = images, rows, labels
+        self.augment_in_worker = augment_in_worker and resize_in_worker
         self.train, self.aug, self.out_hw, self.crop_pct = train, aug, tuple(out_hw), crop_pct
         self.resize_in_worker, self.channels = resize_in_worker, channels
 
@@ -169,6 +173,8 @@ class PreparedDataset(Dataset):
                     crop = crop[::-1]
                 c = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]  # a contiguous, writable copy
                 out[i] = c[0] if tuple(c.shape[2:]) == self.out_hw else resize(c, self.out_hw)[0]
+            if self.augment_in_worker:  # training on the CPU: the colour jitter is the worker's too
+                params = jitter_uint8(out, params)
             return PreparedBatch(out, sizes, True, params, self.channels), self.labels[torch.from_numpy(idx)]
         total = sum(c.size for c in crops)
         flat = np.empty(total, np.uint8)
@@ -225,6 +231,8 @@ class Prepared:
     resize_in_worker: bool
     row_of: dict[str, int]
     root: Path
+    #: training on the CPU: workers also apply the colour augmentations (the main process has no spare device)
+    augment_in_worker: bool = False
 
     def rows(self, paths: Sequence[Path]) -> np.ndarray:
         """Cache rows of these files of the folder."""
@@ -237,7 +245,7 @@ class Prepared:
         """A batch dataset over ``paths`` (training: augmented; validation: timm's eval crop)."""
         return PreparedDataset(self.images, self.rows(paths), labels, train=train, aug=self.aug, out_hw=self.out_hw,
                                crop_pct=self.crop_pct, resize_in_worker=self.resize_in_worker,
-                               channels=self.channels)
+                               channels=self.channels, augment_in_worker=self.augment_in_worker)
 
     def eval_images(self, paths: Sequence[Path]) -> torch.Tensor:
         """uint8 ``[N, C, H, W]``: these files through the eval transform, on the CPU (the holdout images)."""
@@ -268,4 +276,5 @@ def open_prepared(cfg: TrainerConfig, paths: Sequence[Path], labels: Sequence[in
     images = open_cache(spec, cache_dir, max_bytes=int(max_gb * 2**30))
     row_of = {p: i for i, p in enumerate(images.relpaths)}
     mode = resolve_crop_resize(d.crop_resize, device_type)
-    return Prepared(images, aug, cfg.img_hw, d.crop_pct, channels, mode == "workers", row_of, root)
+    return Prepared(images, aug, cfg.img_hw, d.crop_pct, channels, mode == "workers", row_of, root,
+                    augment_in_worker=device_type == "cpu")
