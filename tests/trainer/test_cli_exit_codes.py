@@ -6,12 +6,12 @@ is one line on stderr and never shows the store's password.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from click.testing import CliRunner
 
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.settings import clean_settings
 from trainer.cli import main
 
 DOWN = "mongodb://user:pw%40secret@127.0.0.1:1/db"  # nothing listens on port 1
@@ -19,11 +19,7 @@ DOWN = "mongodb://user:pw%40secret@127.0.0.1:1/db"  # nothing listens on port 1
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("EDNAQUERY_"):
-            monkeypatch.delenv(name)
-    (tmp_path / "none.toml").write_text("")
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
+    clean_settings(tmp_path, monkeypatch)
     monkeypatch.setenv("EDNAQUERY_STORE_TIMEOUT_MS", "300")
     monkeypatch.chdir(tmp_path)
 

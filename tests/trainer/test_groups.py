@@ -14,6 +14,8 @@ from ednaquery.api import Index
 from ednaquery.cli import main as ednaquery_main
 from ednaquery.groups import read_group
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import tiny_config
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.engine.data import load_digits
 from trainer.engine.folds import read_split
@@ -22,18 +24,12 @@ from trainer.ops.jobs import open_jobs
 
 pytest.importorskip("timm")
 
-TINY = {"model": {"name": "test_resnet"},
-        "data": {"dataset": "digits", "img_size": 8, "batch_size": 16, "fraction": 0.3},
-        "optimizer": {"name": "adamw", "lr": 3e-3}, "scheduler": {"name": "cosine"},
-        "train": {"epochs": 1, "seed": 0, "device": "cpu", "max_steps_per_epoch": 2}}
+TINY = tiny_config(data={"img_size": 8, "fraction": 0.3}, train={"max_steps_per_epoch": 2})
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(TINY))
     return tmp_path
 

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ednaquery.cli import main as ednaquery_main
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.ops.restore import image_files, read_images, restore_run
 
@@ -56,10 +57,7 @@ def invoke(args: list[str], cli=main) -> object:
 def trained(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("runtools")
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("EDNAQUERY_STORE", raising=False)
-        mp.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-        (tmp / "none.toml").write_text("")
-        mp.setenv("EDNAQUERY_CONFIG", str(tmp / "none.toml"))
+        clean_settings(tmp, mp)
         data = tmp / "fonts"
         make_folder(data, {"train": 24, "val": 6}, CLASSES)
         make_folder(data, {"test": 5}, list(reversed(CLASSES)))

@@ -23,24 +23,20 @@ from ednaquery.errors import UsageError
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import tiny_config
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.ops.jobs import open_jobs
 from trainer.ops.search import drive, enqueue_trial, load_search, load_trials, search_spec, summary
 from trainer.ops.space import parse_axis
 from trainer.ops.worker import WorkerOptions, launch_runner, run_worker
 
-BASE = {"model": {"name": "test_resnet"},
-        "data": {"dataset": "digits", "img_size": 16, "batch_size": 32, "fraction": 0.5},
-        "optimizer": {"name": "adamw", "lr": 3e-3}, "scheduler": {"name": "cosine"},
-        "train": {"epochs": 2, "seed": 0, "device": "cpu", "max_steps_per_epoch": 4}}
+BASE = tiny_config(data={"batch_size": 32, "fraction": 0.5}, train={"epochs": 2, "max_steps_per_epoch": 4})
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE, sort_keys=False))
     store = SQLiteStore(tmp_path / "index.db")
     yield tmp_path, store
