@@ -17,7 +17,7 @@ import click
 from ednaquery.clikit import EXIT_NOTHING
 from ednaquery.errors import UsageError
 from ednaquery.terminal import printable
-from trainer.store_cli import _abort_quietly, _Ctx, _sayer, _store_option
+from trainer.store_cli import _abort_quietly, _check_heartbeat, _Ctx, _sayer, _store_option
 
 __all__ = ["sweep"]
 
@@ -86,8 +86,7 @@ def sweep(args: tuple[str, ...], dry_run: bool, around: str | None, keys: str | 
           heartbeat: float, stale_after: float, quiet: bool, store_uri: str | None) -> None:
     """Sweep a base config: a GRID of values, a random or bayes SEARCH over distributions, or
     --around a known run; `status ID` and `ID --plot` report on a sweep."""
-    if heartbeat >= stale_after:
-        raise UsageError(f"--heartbeat ({heartbeat:g}s) must be shorter than --stale-after ({stale_after:g}s)")
+    _check_heartbeat(heartbeat, stale_after)
     if around is not None:
         if args:
             raise UsageError("--around takes no sweep file: give the query or run id to --around alone")
@@ -224,17 +223,24 @@ def _search(app: Any, spec: Any, *, dry_run: bool, parallel: int, no_work: bool,
         q.close()
 
 
-def _status(store: Any, sweep_id: str, as_json: bool) -> None:
+def _load_sweep(store: Any, sweep_id: str) -> tuple[dict, list]:
+    """The sweep ``sweep_id`` (a prefix will do) as the queue records it, and its trials."""
     from trainer.ops.jobs import open_jobs
-    from trainer.ops.search import find_sweep, load_trials, summary
-    from trainer.ops.sweep_report import status_lines, trial_record
+    from trainer.ops.search import find_sweep, load_trials
 
     q = open_jobs(store)
     try:
         block = find_sweep(q, sweep_id)
-        trials = load_trials(store, q, block["id"], block["metric"], block["goal"])
+        return block, load_trials(store, q, block["id"], block["metric"], block["goal"])
     finally:
         q.close()
+
+
+def _status(store: Any, sweep_id: str, as_json: bool) -> None:
+    from trainer.ops.search import summary
+    from trainer.ops.sweep_report import status_lines, trial_record
+
+    block, trials = _load_sweep(store, sweep_id)
     s = summary(trials, block["goal"])
     if as_json:
         best = s["best"]
@@ -252,15 +258,8 @@ def _status(store: Any, sweep_id: str, as_json: bool) -> None:
 
 
 def _plot(store: Any, sweep_id: str, folder: Path) -> None:
-    from trainer.ops.jobs import open_jobs
-    from trainer.ops.search import find_sweep, load_trials
     from trainer.ops.sweep_report import plot_sweep
 
-    q = open_jobs(store)
-    try:
-        block = find_sweep(q, sweep_id)
-        trials = load_trials(store, q, block["id"], block["metric"], block["goal"])
-    finally:
-        q.close()
+    block, trials = _load_sweep(store, sweep_id)
     for path, note in plot_sweep(block, trials, folder):
         click.echo(f"{path}" + (f"  ({note})" if note else ""))
