@@ -51,6 +51,17 @@ def test_nothing_found_exits_1(tmp_path):
     assert res.exit_code == 0 and "running: 0 run(s)" in res.stdout
 
 
+@pytest.mark.parametrize(("command", "flags"), [(["launch"], []), (["queue"], []), (["cv"], ["--dry-run"]),
+                                              (["bag"], ["--dry-run"]), (["tune", "lr"], []),
+                                              (["sweep"], ["--dry-run"])])
+def test_a_config_or_sweep_file_that_does_not_parse_is_bad_input(tmp_path, command, flags):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: {name: [test_resnet\n")
+    res = CliRunner().invoke(main, [*command, str(broken), *flags, "--store", str(tmp_path / "index.db")])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith(f"error: {broken}: YAML: line 2") and res.stderr.count("\n") == 1, res.stderr
+
+
 def test_every_trainer_command_has_help_with_an_example():
     runner = CliRunner()
     assert "Example" in runner.invoke(main, ["--help"]).stdout
