@@ -146,6 +146,15 @@ def test_bag_runs_record_out_of_bag_indices_and_the_group_follows(env):
         store.close()
 
 
+def test_cv_prints_a_runs_root_with_control_characters_as_escapes(env):
+    root = env / "runs\x1b]0;pwned\x07"  # printed raw, this would set the terminal's title
+    res = CliRunner().invoke(main, ["cv", str(env / "base.yaml"), "--folds", "2", "--dry-run", "--runs-root",
+                                    str(root), "--store", str(env / "index.db")], color=True)
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    assert "runs\\x1b]0;pwned\\x07/cv-" in res.stderr
+
+
 def test_a_member_relaunched_by_hand_counts_after_a_refresh(env):
     store = SQLiteStore(env / "index.db")
     try:
