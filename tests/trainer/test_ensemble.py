@@ -273,6 +273,10 @@ def test_a_query_with_fewer_than_two_runs_is_refused(env):
     assert res.exit_code == 2 and "at least 2 completed trainer runs" in res.output
     res = trainer(env, "ensemble", *QUERY, "--top", "1")
     assert res.exit_code == 2  # click: K >= 2
+    res = trainer(env, "ensemble", *QUERY, "--top", "2", "--by", "val_acc_typo", "--dry-run")  # 3 runs, no ranking
+    assert res.exit_code == 2 and res.stderr == ("error: --by val_acc_typo: none of the 3 runs has this metric, so "
+                                                 "--top 2 cannot rank them; `ednaquery keys 'metrics.*'` lists the "
+                                                 "metrics\n"), res.output
 
 
 def test_a_test_split_is_scored_and_stacking_scores_it_with_a_meta_learner_fitted_on_all_validation(
