@@ -7,6 +7,7 @@ Engine commands that work on files directly:
     trainer plot RUN_DIR                          (re)draw curves, confusion matrix, predictions
     trainer optimizers                            optimizer names a config may use
     trainer schema                                every config key, its type, default and meaning
+    trainer cache ls | rm KEY | rm --all          the prepared image caches of image folders
 
 Store-facing commands (launch by config id, queue, worker, sweep) attach to :data:`main`.
 Torch is imported only by the commands that train or plot.
@@ -185,10 +186,12 @@ def schema() -> None:
     _console().print(table)
 
 
+from trainer.cache_cli import cache  # trainer cache ls|rm: the prepared image caches
 from trainer.store_cli import register  # the store commands: launch, queue, worker, ls, sweep...
 from trainer.sweep_cli import sweep as sweep_command
 from trainer.tools_cli import register as register_tools  # eval, predict, export, tune
 
+main.add_command(cache)
 register(main)
 main.add_command(sweep_command)  # grid, random, bayes and --around sweeps
 register_tools(main)

@@ -1,7 +1,9 @@
 """The training engine: a config in, a run folder out; it never touches the store.
 
 :mod:`~trainer.engine.config` (the config schema), :mod:`~trainer.engine.data` and
-:mod:`~trainer.engine.augment` (datasets and transforms), :mod:`~trainer.engine.sampling` (weighted batch order, imbalanced
+:mod:`~trainer.engine.augment` (datasets and transforms; image folders go through the prepared
+pipeline: :mod:`~trainer.engine.prepared`, :mod:`~trainer.engine.cache`,
+:mod:`~trainer.engine.device_augment`), :mod:`~trainer.engine.sampling` (weighted batch order, imbalanced
 subsets), :mod:`~trainer.engine.features` (engineered input channels), :mod:`~trainer.engine.filters`
 (median blur, CLAHE), :mod:`~trainer.engine.model` (timm
 models), :mod:`~trainer.engine.optim` (optimizers and schedules), :mod:`~trainer.engine.loop`
@@ -12,5 +14,5 @@ the one call), :mod:`~trainer.engine.runs` (the run folder's files), :mod:`~trai
 and :mod:`~trainer.engine.progress`. The modules import torch only where they need it.
 """
 
-__all__ = ["augment", "config", "data", "distributed", "features", "filters", "loop", "model", "optim", "plots",
-           "progress", "runner", "runs", "sampling", "stats"]
+__all__ = ["augment", "cache", "config", "data", "device_augment", "distributed", "features", "filters", "loop",
+           "model", "optim", "plots", "prepared", "progress", "runner", "runs", "sampling", "stats"]

@@ -152,6 +152,13 @@ class DataConfig:
     fold: int | None = None
     bootstrap: int | None = None
     targets: str | None = None
+    # --- the prepared pipeline for image folders (trainer.engine.prepared; docs/trainer-data.md)
+    pipeline: str = "prepared"
+    crop_resize: str = "auto"
+    stored_size: int | None = None
+    crop_pct: float = 0.875
+    cache_dir: str | None = None
+    cache_max_gb: float | None = None
 
 
 @dataclass
@@ -319,8 +326,8 @@ DOCS: dict[str, str] = {
     "data.channels": "1 (greyscale) or 3 (RGB); null = the dataset's own",
     "data.batch_size": "training batch size",
     "data.eval_batch_size": "validation batch size; null = batch_size",
-    "data.workers": "data loader worker processes; null = auto (0 for in-memory data without per-image "
-                    "augmentation, else up to 8)",
+    "data.workers": "data loader worker processes; null = auto (prepared pipeline: the cores available to the "
+                    "process; else 0 for in-memory data without per-image augmentation, else up to 8)",
     "data.pin_memory": "pin host memory for GPU copies; null = on with CUDA",
     "data.fraction": "fraction of the training set to use (0 < f <= 1), stratified by class (regression: a "
                      "seeded random subset)",
@@ -346,6 +353,18 @@ DOCS: dict[str, str] = {
                       "replacement, same size); out-of-bag indices go to the run's split.json. null = off",
     "data.targets": "regression with imagefolder:<path>: the CSV of targets (columns path, target...; paths "
                     "relative to the folder); null = <path>/targets.csv, else <path>.csv beside the folder",
+    "data.pipeline": "imagefolder: prepared (decode once into a memory-mapped cache, crop and augment per batch "
+                     "on the device; docs/trainer-data.md) | files (decode and squash every file each epoch)",
+    "data.crop_resize": "prepared pipeline: where crops are resized to img_size: auto (device with a GPU, else "
+                        "workers) | device | workers",
+    "data.stored_size": "prepared pipeline: short side of the cached images; null = floor(img_size / crop_pct) "
+                        "(256 for 224, 1.14x); every image is resized to it, aspect kept",
+    "data.crop_pct": "prepared pipeline, evaluation: resize the short side to img_size / crop_pct, then "
+                     "centre-crop (timm's 0.875)",
+    "data.cache_dir": "prepared pipeline: cache folder; null = $EDNAQUERY_TRAINER_CACHE or "
+                      "$XDG_CACHE_HOME/ednaquery/trainer (~/.cache/...)",
+    "data.cache_max_gb": "prepared pipeline: size cap of the cache folder (least recently used caches evicted); "
+                         "null = 100",
     "optimizer.name": "optimizer name (see `trainer optimizers`); sgd = momentum SGD, nesterov only if asked",
     "optimizer.lr": "learning rate",
     "optimizer.weight_decay": "weight decay (not applied to biases and norm layers)",
@@ -839,6 +858,12 @@ def _validate(cfg: TrainerConfig, given: frozenset[str] = frozenset()) -> None:
         if vec is not None and len(vec) not in (1, 3):
             raise ConfigError(f"{key}: expected 1 or 3 values, got {vec!r}")
     _check_resampling(d)
+    _check_choice("data.pipeline", d.pipeline, ("prepared", "files"))
+    _check_choice("data.crop_resize", d.crop_resize, ("auto", "device", "workers"))
+    _check_positive("data.stored_size", d.stored_size)
+    _check_positive("data.cache_max_gb", d.cache_max_gb)
+    if not 0.0 < d.crop_pct <= 1.0:
+        raise ConfigError(f"data.crop_pct: must be in (0, 1], got {d.crop_pct}")
     aug = normalize_augment(d.augment)
     if ("mixup" in aug or "cutmix" in aug) and d.batch_size % 2:
         raise ConfigError(f"data.batch_size: mixup/cutmix need an even batch size, got {d.batch_size}")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +36,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainer.engine.augment import build_mixup, build_transform
+from trainer.engine.cache import available_cores
 from trainer.engine.config import TrainerConfig
+from trainer.engine.prepared import Prepared, applies, open_prepared
 from trainer.engine.sampling import imbalance_subset, weighted_draw
 from trainer.errors import ConfigError, DataError
 
@@ -557,6 +558,8 @@ class DataBundle:
     on_device: bool = False
     #: ``split.json`` for a k-fold or bootstrap run (:func:`resample_training`), else None
     split: dict | None = None
+    #: prepared pipeline: validation is timm's resize + centre crop at this crop_pct (else None: squashed)
+    eval_crop_pct: float | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -596,7 +599,7 @@ def auto_workers(in_memory: bool, per_image_work: bool, world_size: int = 1) -> 
     """
     if in_memory and not per_image_work:
         return 0
-    return min(8, max(1, (os.cpu_count() or 1) // max(1, world_size) - 1))
+    return min(8, max(1, available_cores() // max(1, world_size) - 1))
 
 
 def _source(split: RawSplit, hw: tuple[int, int], channels: int) -> Any:
@@ -634,6 +637,12 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
     if not train.labels.is_floating_point() and (int(train.labels.max()) >= num_classes
                                                  or int(val.labels.max()) >= num_classes):
         raise DataError(f"{d.dataset}: labels outside 0..{num_classes - 1}")
+    # --- prepared pipeline hook (trainer.engine.prepared): the whole folder's cache, before any subset
+    prep: Prepared | None = None
+    if applies(cfg):
+        paths = list(train.paths or []) + list(val.paths or [])
+        classes = [-1] * len(paths) if train.labels.is_floating_point() else torch.cat([train.labels, val.labels])
+        prep = open_prepared(cfg, paths, [int(c) for c in classes], channels, device_type=device_type)
 
     keep = stratified_fraction(train.labels, d.fraction)
     keep = keep[imbalance_subset(train.labels[keep], d.imbalance, names)]  # data.imbalance (sampling.py)
@@ -643,15 +652,20 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
                          train.labels[keep])
     train, val, split = resample_training(train, val, d, origin=keep)
 
-    transform = build_transform(d.augment, size=hw, channels=channels)
+    transform = None if prep else build_transform(d.augment, size=hw, channels=channels)
     mixup = build_mixup(d.augment, num_classes=cfg.model.num_classes or num_classes,
                         label_smoothing=cfg.loss.label_smoothing)
-    train_src, val_src = _source(train, hw, channels), _source(val, hw, channels)
-    in_memory = bool(train_src.cached and val_src.cached)
-    workers = d.workers if d.workers is not None else auto_workers(in_memory, transform is not None, world_size)
+    if prep is None:
+        train_src, val_src = _source(train, hw, channels), _source(val, hw, channels)
+        in_memory = bool(train_src.cached and val_src.cached)
+        workers = d.workers if d.workers is not None else auto_workers(in_memory, transform is not None, world_size)
+    else:  # prepared pipeline: batches are sliced from the cache by the workers
+        train_src = val_src = None
+        in_memory = False
+        workers = d.workers if d.workers is not None else prep.workers(world_size)
     pin = d.pin_memory if d.pin_memory is not None else device_type == "cuda"
     k = min(HOLDOUT_SIZE, len(val.labels))
-    holdout = val_src.get(torch.arange(k))
+    holdout = prep.eval_images(val.paths[:k]) if prep else val_src.get(torch.arange(k))
     on_device = (device is not None and device.type == "cuda" and in_memory and transform is None
                  and workers == 0 and d.pin_memory is None
                  and train_src.nbytes() + val_src.nbytes() <= DEVICE_CACHE_LIMIT_BYTES)
@@ -674,9 +688,13 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
                           persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
                           generator=torch.Generator().manual_seed(seed))
 
+    if prep is None:
+        train_ds, val_ds = BatchDataset(train_src, train_y, transform), BatchDataset(val_src, val_y)
+    else:
+        train_ds, val_ds = prep.dataset(train.paths, train_y, train=True), prep.dataset(val.paths, val_y, train=False)
     bundle = DataBundle(
-        train_loader=loader(BatchDataset(train_src, train_y, transform), train_sampler, cfg.train.seed),
-        val_loader=loader(BatchDataset(val_src, val_y), val_sampler, 0),
+        train_loader=loader(train_ds, train_sampler, cfg.train.seed),
+        val_loader=loader(val_ds, val_sampler, 0),
         train_sampler=train_sampler,
         num_classes=num_classes,
         class_names=names,
@@ -693,7 +711,11 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
         in_memory=in_memory,
         on_device=on_device,
         split=split,
+        eval_crop_pct=d.crop_pct if prep is not None else None,
     )
+    if prep is not None:  # batches arrive cropped, resized and augmented on the device
+        bundle.train_loader = prep.wrap(bundle.train_loader, device)  # type: ignore[assignment]
+        bundle.val_loader = prep.wrap(bundle.val_loader, device)  # type: ignore[assignment]
     if bundle.steps_per_epoch == 0:
         raise ConfigError(f"data.batch_size: {d.batch_size} leaves no training batch "
                           f"({bundle.train_size} training images)")

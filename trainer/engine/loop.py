@@ -211,6 +211,8 @@ class Trainer:
             self.preprocess.update(features=list(cfg.data.features),
                                    feature_mean=list(raw_mean) if raw_mean else None,
                                    feature_std=list(raw_std) if raw_std else None)
+        if data.eval_crop_pct is not None:  # prepared pipeline: predictions crop as validation did
+            self.preprocess["crop_pct"] = data.eval_crop_pct
         weights = class_weights(cfg.loss.class_weights, data.train_labels,
                                 cfg.model.num_classes or data.num_classes)
         self.loss_weights = weights.to(device) if weights is not None else None

@@ -16,6 +16,7 @@ training computed it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Preprocess:
     features: tuple[str, ...] | None = None
     feature_mean: tuple[float, ...] | None = None
     feature_std: tuple[float, ...] | None = None
+    crop_pct: float | None = None  # prepared pipeline: timm's eval resize + centre crop (trainer.engine.prepared)
 
     @property
     def in_chans(self) -> int:
@@ -76,6 +78,8 @@ class Preprocess:
         if self.features:
             d.update(features=list(self.features), feature_mean=list(self.feature_mean or []) or None,
                      feature_std=list(self.feature_std or []) or None)
+        if self.crop_pct is not None:
+            d["crop_pct"] = self.crop_pct
         return d
 
     @classmethod
@@ -85,7 +89,8 @@ class Preprocess:
         hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         features = tuple(str(f) for f in d["features"]) if d.get("features") else None
         return cls(hw, int(d["channels"]), _floats(d["mean"]) or (), _floats(d["std"]) or (), features,
-                   _floats(d.get("feature_mean")), _floats(d.get("feature_std")))
+                   _floats(d.get("feature_mean")), _floats(d.get("feature_std")),
+                   float(d["crop_pct"]) if d.get("crop_pct") is not None else None)
 
     def input_module(self) -> torch.nn.Module:
         """A module: float pixels 0..255 ``[B, channels, H, W]`` -> the model's input ``[B, in_chans, H, W]``."""
@@ -191,6 +196,7 @@ def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
     preprocessing. Raises UsageError (one line, exit 2) for a missing or unreadable checkpoint."""
     from trainer.engine.config import load_config
     from trainer.engine.heads import build_task_model
+    from trainer.engine.prepared import applies as prepared_applies
     from trainer.errors import ConfigError
 
     run_dir = Path(run_dir)
@@ -220,6 +226,9 @@ def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
         raise UsageError(f"{run_dir / checkpoint}: the weights do not fit {cfg.model.name}: "
                          f"{str(exc).splitlines()[0]}") from None
     preprocess = Preprocess.from_dict(saved) if saved else _rebuilt_preprocess(cfg, model)
+    raw_data = (state.get("config") or {}).get("data") or {}
+    if not saved and "pipeline" in raw_data and prepared_applies(cfg):  # trained on the prepared pipeline
+        preprocess = dataclasses.replace(preprocess, crop_pct=cfg.data.crop_pct)
     dev = torch.device(device)
     model = model.to(dev).eval()
     run_id = run_dir.name
@@ -258,11 +267,18 @@ def read_images(paths: Sequence[Path], preprocess: Preprocess) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     from trainer.engine.data import _read_image
+    from trainer.engine.prepared import eval_image
+    from trainer.errors import DataError
 
     out = []
     for p in paths:
         try:
-            out.append(_read_image(Path(p), preprocess.img_size, preprocess.channels))
+            if preprocess.crop_pct is not None:  # as validation saw them: resize the short side, centre-crop
+                out.append(eval_image(Path(p), preprocess.img_size, preprocess.channels, preprocess.crop_pct))
+            else:
+                out.append(_read_image(Path(p), preprocess.img_size, preprocess.channels))
+        except DataError as exc:
+            raise UsageError(f"cannot read image {p}: {str(exc).split(': ', 1)[-1]}") from None
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UsageError(f"cannot read image {p}: {reason}") from None
