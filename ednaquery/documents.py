@@ -774,18 +774,9 @@ def make_run_document(run_id: str, *, config: dict, config_id: str | None, path:
                       started_at: float | None = None, ended_at: float | None = None,
                       format: str = "run", warnings: Sequence[str] = (), mtime: float | None = None) -> dict:
     """A run document: the config's leaves, summary metrics (last/best, never series), status, timing."""
-    doc = _base("run", run_id, path, format, None, mtime, warnings)
-    kept = fit_size(config, "the run's config", doc["warnings"])
-    doc["config"] = escape_keys(kept)
-    doc["config_id"] = config_id
-    doc["status"] = status
-    doc["metrics"] = escape_keys({str(k): dict(v) for k, v in metrics.items()})
-    doc["info"] = escape_keys(fit_size(info or {}, "the run info", doc["warnings"]))
-    doc["started_at"] = started_at
-    doc["ended_at"] = ended_at
-    doc["leaves"] = (cap_leaves(flatten(_with_summaries(kept, config), warnings=doc["warnings"]), doc["warnings"])
-                     + [make_leaf(p, v) for p, v in _run_extra_pairs(doc)])
-    return doc
+    return _outcome_document("run", run_id, config=config, config_id=config_id, path=path, status=status,
+                             metrics=metrics, info=info, members=None, started_at=started_at, ended_at=ended_at,
+                             format=format, warnings=warnings, mtime=mtime)
 
 
 def make_group_document(group_id: str, *, config: dict, config_id: str | None, path: str, status: str,
@@ -794,14 +785,25 @@ def make_group_document(group_id: str, *, config: dict, config_id: str | None, p
                         format: str = "group", warnings: Sequence[str] = (), mtime: float | None = None) -> dict:
     """A group document (cross-validation folds, bagging members): the base config's leaves, each metric's
     ``mean``/``std`` over the member runs, ``group.*`` facts (method, size, run ids), and the members."""
-    doc = _base("group", group_id, path, format, None, mtime, warnings)
-    kept = fit_size(config, "the group's config", doc["warnings"])
+    return _outcome_document("group", group_id, config=config, config_id=config_id, path=path, status=status,
+                             metrics=metrics, info=info, members=members, started_at=started_at,
+                             ended_at=ended_at, format=format, warnings=warnings, mtime=mtime)
+
+
+def _outcome_document(kind: str, doc_id: str, *, config: dict, config_id: str | None, path: str, status: str,
+                      metrics: dict[str, dict[str, float]], info: dict | None, members: list[dict] | None,
+                      started_at: float | None, ended_at: float | None, format: str, warnings: Sequence[str],
+                      mtime: float | None) -> dict:
+    """The one builder of run and group documents (a group also lists its ``members``)."""
+    doc = _base(kind, doc_id, path, format, None, mtime, warnings)
+    kept = fit_size(config, f"the {kind}'s config", doc["warnings"])
     doc["config"] = escape_keys(kept)
     doc["config_id"] = config_id
     doc["status"] = status
     doc["metrics"] = escape_keys({str(k): dict(v) for k, v in metrics.items()})
-    doc["info"] = escape_keys(fit_size(info, "the group info", doc["warnings"]))
-    doc["members"] = escape_keys(fit_size(members, "the group members", doc["warnings"]))
+    doc["info"] = escape_keys(fit_size(info or {}, f"the {kind} info", doc["warnings"]))
+    if members is not None:
+        doc["members"] = escape_keys(fit_size(members, "the group members", doc["warnings"]))
     doc["started_at"] = started_at
     doc["ended_at"] = ended_at
     doc["leaves"] = (cap_leaves(flatten(_with_summaries(kept, config), warnings=doc["warnings"]), doc["warnings"])

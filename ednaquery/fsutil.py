@@ -22,8 +22,8 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-__all__ = ["NotRegularFile", "atomic_file", "check_regular", "open_regular", "special_file_kind",
-           "write_atomic", "write_json_atomic"]
+__all__ = ["NotRegularFile", "atomic_file", "check_regular", "head_has_marker", "open_regular",
+           "special_file_kind", "write_atomic", "write_json_atomic"]
 
 
 @contextlib.contextmanager
@@ -114,3 +114,17 @@ def open_regular(path: str | os.PathLike[str], mode: str = "rb", **kwargs: Any) 
         os.close(fd)
         raise
     return os.fdopen(fd, mode, **kwargs)  # owns fd from here, closing it on its own failure
+
+
+def head_has_marker(path: str | os.PathLike[str], marker: str, *, size: int = 4096) -> bool:
+    """True if the regular file ``path`` holds the JSON string ``"marker"`` in its first ``size`` bytes.
+
+    The cheap test of a format marker (``run.json``'s, ``group.json``'s) before a file is parsed;
+    False for what cannot be read or is not a regular file.
+    """
+    try:
+        with open_regular(path) as fh:
+            head = fh.read(size)
+    except OSError:
+        return False
+    return b'"' + marker.encode() + b'"' in head

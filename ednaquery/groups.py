@@ -36,7 +36,7 @@ from typing import Any
 from ednaquery.annotations import read_annotation
 from ednaquery.documents import make_group_document
 from ednaquery.errors import LoadError
-from ednaquery.fsutil import open_regular, write_json_atomic
+from ednaquery.fsutil import head_has_marker, write_json_atomic
 from ednaquery.loaders import DEFAULT_MAX_BYTES, load_file
 from ednaquery.metrics import finite_number
 
@@ -52,15 +52,7 @@ FINAL = frozenset({"completed", "failed", "interrupted", "cancelled"})
 
 def is_group_file(path: str | os.PathLike[str]) -> bool:
     """True for a ``group.json`` that says it is ours (cheap: the name, then the first 4 KB)."""
-    p = Path(path)
-    if p.name != GROUP_FILE:
-        return False
-    try:
-        with open_regular(p) as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    return b'"' + GROUP_FORMAT.encode() + b'"' in head
+    return Path(path).name == GROUP_FILE and head_has_marker(path, GROUP_FORMAT)
 
 
 def member_value(summary: Any) -> float | None:

@@ -33,7 +33,7 @@ from ednaquery.annotations import read_annotation
 from ednaquery.documents import config_id as content_id
 from ednaquery.documents import make_run_document
 from ednaquery.errors import LoadError
-from ednaquery.fsutil import open_regular
+from ednaquery.fsutil import head_has_marker
 from ednaquery.loaders import DEFAULT_MAX_BYTES, load_file
 from ednaquery.metrics import MetricsSummary, Point, finite_number, iter_jsonl
 
@@ -72,13 +72,7 @@ class RunFolder:
 
 def is_trainer_run(folder: str | os.PathLike[str]) -> bool:
     """True if ``folder`` holds a ``run.json`` written by the bundled trainer."""
-    path = Path(folder) / RUN_FILE
-    try:
-        with open_regular(path) as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    return b'"' + RUN_FORMAT.encode() + b'"' in head
+    return head_has_marker(Path(folder) / RUN_FILE, RUN_FORMAT)
 
 
 def epoch_summary(rows: list[dict]) -> MetricsSummary:

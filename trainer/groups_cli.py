@@ -61,11 +61,11 @@ def _queue_group(kind: str, target: str, overrides: Sequence[str], size: int, se
         click.echo(printable(f"{m.config.config_id[:12]}  {plan.describe(m)}{tail}"))
     base = plan.base.config_id[:12]
     if dry_run:
-        click.echo(f"would queue {len(plan.members)} run(s) of base {base} as group {plan.group_id} "
-                   f"(file {root / plan.group_id / 'group.json'})", err=True)
+        click.echo(printable(f"would queue {len(plan.members)} run(s) of base {base} as group {plan.group_id} "
+                             f"(file {root / plan.group_id / 'group.json'})"), err=True)
     else:
-        click.echo(f"queued {len(plan.members)} run(s) of base {base} as group {plan.group_id} -> {path}; "
-                   "run `trainer worker` to start them", err=True)
+        click.echo(printable(f"queued {len(plan.members)} run(s) of base {base} as group {plan.group_id} -> "
+                             f"{path}; run `trainer worker` to start them"), err=True)
 
 
 @click.command(epilog="""\b

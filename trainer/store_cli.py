@@ -87,6 +87,12 @@ def _sayer(quiet: bool) -> Callable[[str], None]:
     return lambda m: err.print(printable(m), markup=False)
 
 
+def _check_heartbeat(heartbeat: float, stale_after: float) -> None:
+    """Refuse a heartbeat no shorter than --stale-after: a live worker's job would be taken from it."""
+    if heartbeat >= stale_after:
+        raise UsageError(f"--heartbeat ({heartbeat:g}s) must be shorter than --stale-after ({stale_after:g}s)")
+
+
 @contextlib.contextmanager
 def _abort_quietly() -> Iterator[None]:
     """A second Ctrl-C outside a run: exit 130 without a traceback."""
@@ -322,8 +328,7 @@ def worker(once: bool, until_empty: bool, max_jobs: int | None, poll_interval: f
         stop_on_signals,
     )
 
-    if heartbeat >= stale_after:
-        raise UsageError(f"--heartbeat ({heartbeat:g}s) must be shorter than --stale-after ({stale_after:g}s)")
+    _check_heartbeat(heartbeat, stale_after)
     app = _Ctx(store_uri)
     err = _err_console()
 

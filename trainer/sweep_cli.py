@@ -17,7 +17,7 @@ import click
 from ednaquery.clikit import EXIT_NOTHING
 from ednaquery.errors import UsageError
 from ednaquery.terminal import printable
-from trainer.store_cli import _abort_quietly, _Ctx, _sayer, _store_option
+from trainer.store_cli import _abort_quietly, _check_heartbeat, _Ctx, _sayer, _store_option
 
 __all__ = ["sweep"]
 
@@ -86,8 +86,7 @@ def sweep(args: tuple[str, ...], dry_run: bool, around: str | None, keys: str | 
           heartbeat: float, stale_after: float, quiet: bool, store_uri: str | None) -> None:
     """Sweep a base config: a GRID of values, a random or bayes SEARCH over distributions, or
     --around a known run; `status ID` and `ID --plot` report on a sweep."""
-    if heartbeat >= stale_after:
-        raise UsageError(f"--heartbeat ({heartbeat:g}s) must be shorter than --stale-after ({stale_after:g}s)")
+    _check_heartbeat(heartbeat, stale_after)
     if around is not None:
         if args:
             raise UsageError("--around takes no sweep file: give the query or run id to --around alone")
@@ -118,7 +117,7 @@ def sweep(args: tuple[str, ...], dry_run: bool, around: str | None, keys: str | 
                                            early_stop=early_stop, queue=q)
             finally:
                 q.close()
-            click.echo(f"around run {centre['_id']} (config {spec.base.config_id[:12]})", err=True)
+            _echo(f"around run {centre['_id']} (config {spec.base.config_id[:12]})", err=True)
             _search(app, spec, dry_run=dry_run, parallel=parallel or len(spec.points or []), no_work=no_work,
                     no_wait=no_wait, runs_root=runs_root, poll_interval=poll_interval, heartbeat=heartbeat,
                     stale_after=stale_after, quiet=quiet, job_options=opts)
@@ -142,6 +141,12 @@ def sweep(args: tuple[str, ...], dry_run: bool, around: str | None, keys: str | 
         app.close()
 
 
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print a line for people: config values, metric names and paths come from files, so their control
+    characters are shown as escapes (:func:`ednaquery.terminal.printable`)."""
+    click.echo(printable(text), err=err)
+
+
 def _grid(app: Any, grid: Path, *, dry_run: bool, job_options: dict | None) -> None:
     """A grid file: expand, index and queue every combination (the worker runs them)."""
     from trainer.ops.jobs import open_jobs
@@ -158,7 +163,7 @@ def _grid(app: Any, grid: Path, *, dry_run: bool, job_options: dict | None) -> N
             q.close()
     for i, item in enumerate(plan.items):
         tail = f"  {job_ids[i]}" if job_ids else ""
-        click.echo(f"{item.config.config_id[:12]}  {' '.join(override_strings(item.overrides))}{tail}")
+        _echo(f"{item.config.config_id[:12]}  {' '.join(override_strings(item.overrides))}{tail}")
     dup = f" ({plan.duplicates} duplicate combination(s) skipped)" if plan.duplicates else ""
     verb = "would queue" if dry_run else "queued"
     click.echo(f"{verb} {len(plan.items)} config(s) from base {plan.base.config_id[:12]}{dup}", err=True)
@@ -180,9 +185,9 @@ def _search(app: Any, spec: Any, *, dry_run: bool, parallel: int, no_work: bool,
     from trainer.ops.search import drive, load_trials, next_params, summary
     from trainer.ops.sweep_report import describe_space, status_lines
 
-    click.echo(_describe(spec), err=True)
+    _echo(_describe(spec), err=True)
     for line in describe_space(spec.space):
-        click.echo(f"  {line}", err=True)
+        _echo(f"  {line}", err=True)
     q = open_jobs(app.store)
     try:
         trials = load_trials(app.store, q, spec.sweep_id, spec.metric, spec.goal)
@@ -195,7 +200,7 @@ def _search(app: Any, spec: Any, *, dry_run: bool, parallel: int, no_work: bool,
                 n0 = len(trials)
                 shown = [next_params(spec, trials)[1]] if (spec.trials or 1) > n0 else []
             for i, p in enumerate(shown):
-                click.echo(f"trial {len(trials) + i}: {' '.join(override_strings(p))}")
+                _echo(f"trial {len(trials) + i}: {' '.join(override_strings(p))}")
             if spec.points is None and shown:
                 click.echo("(later trials are asked as results come in)", err=True)
             return
@@ -216,7 +221,7 @@ def _search(app: Any, spec: Any, *, dry_run: bool, parallel: int, no_work: bool,
                            worker_options=worker_options, stop=stop, say=say, poll_interval=poll_interval,
                            job_options=job_options, wait=not no_wait)
         for line in status_lines(spec.sweep_id, trials, summary(trials, spec.goal), spec.metric):
-            click.echo(line)
+            _echo(line)
         if stop.is_set():
             click.echo(f"stopped; `trainer sweep` with the same file resumes sweep {spec.sweep_id}", err=True)
             sys.exit(130)
@@ -224,17 +229,24 @@ def _search(app: Any, spec: Any, *, dry_run: bool, parallel: int, no_work: bool,
         q.close()
 
 
-def _status(store: Any, sweep_id: str, as_json: bool) -> None:
+def _load_sweep(store: Any, sweep_id: str) -> tuple[dict, list]:
+    """The sweep ``sweep_id`` (a prefix will do) as the queue records it, and its trials."""
     from trainer.ops.jobs import open_jobs
-    from trainer.ops.search import find_sweep, load_trials, summary
-    from trainer.ops.sweep_report import status_lines, trial_record
+    from trainer.ops.search import find_sweep, load_trials
 
     q = open_jobs(store)
     try:
         block = find_sweep(q, sweep_id)
-        trials = load_trials(store, q, block["id"], block["metric"], block["goal"])
+        return block, load_trials(store, q, block["id"], block["metric"], block["goal"])
     finally:
         q.close()
+
+
+def _status(store: Any, sweep_id: str, as_json: bool) -> None:
+    from trainer.ops.search import summary
+    from trainer.ops.sweep_report import status_lines, trial_record
+
+    block, trials = _load_sweep(store, sweep_id)
     s = summary(trials, block["goal"])
     if as_json:
         best = s["best"]
@@ -243,24 +255,17 @@ def _status(store: Any, sweep_id: str, as_json: bool) -> None:
                                "best": trial_record(best) if best else None, "best_so_far": s["curve"],
                                "trials": [trial_record(t) for t in trials]}, indent=2, default=str))
         return
-    click.echo(printable(f"sweep {block['id']}: {block.get('method')}, {block['metric']} {block['goal']}, "
-                         f"early stop {(block.get('early_stop') or {}).get('name', 'none')}"))
+    _echo(f"sweep {block['id']}: {block.get('method')}, {block['metric']} {block['goal']}, "
+          f"early stop {(block.get('early_stop') or {}).get('name', 'none')}")
     for line in status_lines(block["id"], trials, s, block["metric"], detail=True):
-        click.echo(line)
+        _echo(line)
     if not trials:
         sys.exit(EXIT_NOTHING)
 
 
 def _plot(store: Any, sweep_id: str, folder: Path) -> None:
-    from trainer.ops.jobs import open_jobs
-    from trainer.ops.search import find_sweep, load_trials
     from trainer.ops.sweep_report import plot_sweep
 
-    q = open_jobs(store)
-    try:
-        block = find_sweep(q, sweep_id)
-        trials = load_trials(store, q, block["id"], block["metric"], block["goal"])
-    finally:
-        q.close()
+    block, trials = _load_sweep(store, sweep_id)
     for path, note in plot_sweep(block, trials, folder):
-        click.echo(f"{path}" + (f"  ({note})" if note else ""))
+        _echo(f"{path}" + (f"  ({note})" if note else ""))

@@ -100,7 +100,7 @@ def eval_cmd(run: str, data: str | None, split: str, batch_size: int | None, dev
         return
     click.echo(printable(f"run {restored.run_id}: {report.images} images from {report.source}"))
     for name, value in report.metrics.items():
-        click.echo(f"{name:>22}: {value:.4f}")
+        click.echo(printable(f"{name:>22}: {value:.4f}"))
     for f in files:
         click.echo(printable(f"wrote {f}"), err=True)
 
@@ -133,7 +133,9 @@ def predict(run: str, images: str, top: int, fmt: str, device: str | None, store
     restored, app = _restore(run, store_uri, device)
     if app is not None:
         app.close()
-    click.echo(format_predictions(predict_images(restored, paths, top), fmt))
+    # the table escapes control characters itself; json and csv keep the exact class names and paths,
+    # which click.echo would otherwise strip of anything that looks like a colour code when piped
+    click.echo(format_predictions(predict_images(restored, paths, top), fmt), color=True)
 
 
 # ------------------------------------------------------------------ export
@@ -162,8 +164,8 @@ def export(run: str, fmt: str, output: str | None, store_uri: str | None) -> Non
     if app is not None:
         app.close()
     artefact, side = export_run(restored, fmt, output)
-    click.echo(str(artefact))
-    click.echo(str(side))
+    click.echo(printable(str(artefact)))
+    click.echo(printable(str(side)))
 
 
 # ------------------------------------------------------------------ tune
@@ -192,6 +194,12 @@ def _config(config: str, overrides: tuple[str, ...], store_uri: str | None) -> t
     return load_config(resolved.config), resolved, app
 
 
+def _check_folder(path: Path | None, option: str) -> None:
+    """Refuse a file option whose folder does not exist before a probe runs for minutes, not after."""
+    if path is not None and not path.expanduser().resolve().parent.is_dir():
+        raise UsageError(f"{option}: the folder {path.parent} does not exist")
+
+
 def _apply(resolved: Any, key: str, value: Any, store_uri: str | None, app: Any, output: Path | None) -> None:
     """``--apply``: index a config derived with ``key=value`` and say its id; ``--output``: write it as YAML."""
     import json
@@ -204,7 +212,7 @@ def _apply(resolved: Any, key: str, value: Any, store_uri: str | None, app: Any,
     derived = derive(resolved, [f"{key}={json.dumps(value)}"])
     if output is not None:
         write_atomic(output, yaml.safe_dump(derived.config, sort_keys=False, default_flow_style=None))
-        click.echo(f"wrote {output} ({key}={value})", err=True)
+        click.echo(printable(f"wrote {output} ({key}={value})"), err=True)
     if derived is resolved:
         click.echo(f"the config already has {key}={value}; nothing new to index")
         return
@@ -256,6 +264,8 @@ def tune_lr(config: str, overrides: tuple[str, ...], start_lr: float, end_lr: fl
     from trainer.ops.launch import check_device
     from trainer.ops.tune import lr_range_test
 
+    _check_folder(plot_path, "--plot")
+    _check_folder(output, "--output")
     cfg, resolved, app = _config(config, overrides, store_uri)
     try:
         found = lr_range_test(cfg, start_lr=start_lr, end_lr=end_lr, steps=steps, rule=rule,
@@ -273,7 +283,7 @@ def tune_lr(config: str, overrides: tuple[str, ...], start_lr: float, end_lr: fl
             click.echo(f"{'lr':>10}  {'loss':>9}  {'smoothed':>9}")
             for i in range(0, len(found.lrs), every):
                 click.echo(f"{found.lrs[i]:>10.3g}  {found.losses[i]:>9.4f}  {found.smoothed[i]:>9.4f}")
-            click.echo(f"plot: {plot_path}", err=True)
+            click.echo(printable(f"plot: {plot_path}"), err=True)
         if found.suggestion is None:
             raise UsageError("the loss never fell during the sweep: lower --start-lr or raise --steps")
         if not as_json:
@@ -313,6 +323,7 @@ def tune_batch_size(config: str, overrides: tuple[str, ...], start: int, max_bat
     from trainer.ops.launch import check_device
     from trainer.ops.tune import TrainStepProbe, search_batch_size
 
+    _check_folder(output, "--output")
     cfg, resolved, app = _config(config, overrides, store_uri)
     try:
         probe = TrainStepProbe(cfg, device=check_device(device), steps=steps)

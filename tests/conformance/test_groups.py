@@ -17,6 +17,7 @@ from ednaquery.documents import make_run_document
 from ednaquery.errors import UsageError
 from ednaquery.groups import group_document, is_group_file, write_group
 from ednaquery.store import open_store
+from tests.support.settings import clean_settings
 
 #: name -> (model, method, [(val_acc, val_loss) per member run])
 GROUPS = {
@@ -134,9 +135,7 @@ def test_cli_lists_and_shows_groups(tmp_path, monkeypatch):
 
     from ednaquery.cli import main
 
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     ids = _write(tmp_path)
     store = open_store(str(tmp_path / "g.db"))
     store.upsert([group_document(tmp_path / gid / "group.json") for gid in ids.values()])

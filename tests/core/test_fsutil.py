@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ednaquery.fsutil import NotRegularFile, atomic_file, open_regular, write_atomic, write_json_atomic
+from ednaquery.fsutil import (
+    NotRegularFile,
+    atomic_file,
+    head_has_marker,
+    open_regular,
+    write_atomic,
+    write_json_atomic,
+)
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -50,3 +57,15 @@ def test_open_regular_reads_a_file_and_refuses_a_pipe_a_device_and_a_folder(tmp_
         open_regular(tmp_path)
     with pytest.raises(ValueError):
         open_regular(f, "w")
+
+
+def test_head_has_marker_finds_a_format_marker_near_the_top_only_in_a_regular_file(tmp_path: Path) -> None:
+    f = tmp_path / "run.json"
+    f.write_text('{"format": "ednaquery-run", "format_version": 1}')
+    assert head_has_marker(f, "ednaquery-run")
+    assert not head_has_marker(f, "ednaquery-group") and not head_has_marker(f, "ednaquery")  # the whole string
+    f.write_text('{"notes": "' + "x" * 5000 + '", "format": "ednaquery-run"}')
+    assert not head_has_marker(f, "ednaquery-run")  # past the first 4 KB: not looked at
+    os.mkfifo(tmp_path / "pipe")
+    assert not head_has_marker(tmp_path / "pipe", "ednaquery-run")  # refused, not waited on
+    assert not head_has_marker(tmp_path / "missing.json", "ednaquery-run")

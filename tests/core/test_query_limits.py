@@ -16,6 +16,7 @@ from ednaquery.store import sqlite as sqlite_mod
 from ednaquery.store.base import FileState, PathUpdate
 from ednaquery.store.mongo import MongoStore
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.settings import clean_settings
 
 EVIL = "a" * 5000 + "!"  # (a+)+$ backtracks ~2^n times on this in a backtracking engine
 
@@ -31,9 +32,7 @@ def _fill(store, tmp_path: Path, n: int) -> None:
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     path = str(tmp_path / "index.db")
     store = SQLiteStore(path)
     _fill(store, tmp_path, 3000)

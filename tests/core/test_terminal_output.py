@@ -14,6 +14,7 @@ from ednaquery.cli import main
 from ednaquery.documents import make_config_document, make_error_document
 from ednaquery.store import FileState, PathUpdate, open_store
 from ednaquery.terminal import printable
+from tests.support.settings import clean_settings
 
 TITLE = "\x1b]0;pwned\x07"  # sets the terminal's window title
 CLEAR = "\x1b[2J"  # clears the screen
@@ -22,9 +23,7 @@ CLEAR = "\x1b[2J"  # clears the screen
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     db = str(tmp_path / "index.db")
     store = open_store(db)
     updates, ids = [], []

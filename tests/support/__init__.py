@@ -5,7 +5,9 @@
 - :mod:`tests.support.indexer`: an in-memory store, a stand-in converter and tree helpers for the daemon tests;
 - :mod:`tests.support.wire`: the nx-27017 MongoDB wire-protocol server (the ``wire_uri`` fixture is in
   tests/conftest.py);
-- :mod:`tests.support.mongo_filters`: walking compiled MongoDB filters.
+- :mod:`tests.support.mongo_filters`: walking compiled MongoDB filters;
+- :mod:`tests.support.settings`: no ``EDNAQUERY_*`` variable or config file in play (``clean_settings``);
+- :mod:`tests.support.configs`: the tiny test_resnet-on-digits trainer config (``tiny_config``).
 """
 from __future__ import annotations
 

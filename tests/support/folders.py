@@ -1,7 +1,6 @@
 """Folders indexed for tests: configs written as the indexer would (without it), or a tree scanned by it."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ from ednaquery.errors import LoadError
 from ednaquery.loaders import format_for, load_file
 from ednaquery.store import FileState, PathUpdate, open_store
 from indexer.scan import scan
+from tests.support.settings import clean_settings
 
 __all__ = ["EXAMPLES", "index_folder", "scanned_store"]
 
@@ -37,12 +37,9 @@ def index_folder(store, root: Path) -> int:
 
 
 def scanned_store(tmp_path: Path, monkeypatch: Any, tree: Path) -> str:
-    """``tree`` scanned into ``tmp_path/index.db`` the way ``ednaquery index`` does, with no
-    ``EDNAQUERY_*`` setting or user config file in play and ``tmp_path`` the working folder; the db path."""
-    for name in list(os.environ):
-        if name.startswith("EDNAQUERY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    """``tree`` scanned into ``tmp_path/index.db`` the way ``ednaquery index`` does, under
+    :func:`~tests.support.settings.clean_settings` and with ``tmp_path`` the working folder; the db path."""
+    clean_settings(tmp_path, monkeypatch)
     db = str(tmp_path / "index.db")
     store = open_store(db)
     try:

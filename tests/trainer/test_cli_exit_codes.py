@@ -6,12 +6,12 @@ is one line on stderr and never shows the store's password.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from click.testing import CliRunner
 
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.settings import clean_settings
 from trainer.cli import main
 
 DOWN = "mongodb://user:pw%40secret@127.0.0.1:1/db"  # nothing listens on port 1
@@ -19,11 +19,7 @@ DOWN = "mongodb://user:pw%40secret@127.0.0.1:1/db"  # nothing listens on port 1
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("EDNAQUERY_"):
-            monkeypatch.delenv(name)
-    (tmp_path / "none.toml").write_text("")
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
+    clean_settings(tmp_path, monkeypatch)
     monkeypatch.setenv("EDNAQUERY_STORE_TIMEOUT_MS", "300")
     monkeypatch.chdir(tmp_path)
 
@@ -53,6 +49,17 @@ def test_nothing_found_exits_1(tmp_path):
     assert res.exit_code == 1 and "no jobs" in res.stderr
     res = CliRunner().invoke(main, ["--store", db, "status"])
     assert res.exit_code == 0 and "running: 0 run(s)" in res.stdout
+
+
+@pytest.mark.parametrize(("command", "flags"), [(["launch"], []), (["queue"], []), (["cv"], ["--dry-run"]),
+                                              (["bag"], ["--dry-run"]), (["tune", "lr"], []),
+                                              (["sweep"], ["--dry-run"])])
+def test_a_config_or_sweep_file_that_does_not_parse_is_bad_input(tmp_path, command, flags):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: {name: [test_resnet\n")
+    res = CliRunner().invoke(main, [*command, str(broken), *flags, "--store", str(tmp_path / "index.db")])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith(f"error: {broken}: YAML: line 2") and res.stderr.count("\n") == 1, res.stderr
 
 
 def test_every_trainer_command_has_help_with_an_example():

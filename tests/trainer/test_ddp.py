@@ -27,23 +27,19 @@ from ednaquery.errors import UsageError
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FileState, FindOptions, PathUpdate
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import tiny_config
+from tests.support.settings import clean_settings
 from trainer.engine.data import EpochBatchSampler
 
 pytest.importorskip("timm")
 
 DIGITS_VAL = 359  # digits' validation split (odd: an even split across 2 ranks would pad it to 360)
-TINY = {"model": {"name": "test_resnet"},
-        "data": {"dataset": "digits", "img_size": 16, "batch_size": 16},
-        "optimizer": {"name": "adamw", "lr": 3e-3}, "scheduler": {"name": "cosine"},
-        "train": {"epochs": 1, "seed": 0, "device": "cpu"}}
+TINY = tiny_config()
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # the launcher's control folder goes here

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sklearn import metrics as skm
 
 from ednaquery.cli import main as eq_main
+from tests.support.configs import tiny_config, with_sections
 from tests.support.folders import scanned_store
 from trainer.engine.config import load_config
 from trainer.engine.data import build_data
@@ -26,13 +27,7 @@ from trainer.errors import ConfigError, DataError
 
 def tiny(**over) -> dict:
     """test_resnet on a quarter of digits at 16 px: about a second an epoch on one CPU thread."""
-    cfg = {"model": {"name": "test_resnet"},
-           "data": {"dataset": "digits", "img_size": 16, "batch_size": 32, "fraction": 0.25},
-           "optimizer": {"name": "adamw", "lr": 3e-3}, "scheduler": {"name": "cosine"},
-           "train": {"epochs": 2, "device": "cpu"}}
-    for section, values in over.items():
-        cfg[section] = {**cfg[section], **values} if isinstance(values, dict) and section in cfg else values
-    return cfg
+    return with_sections(tiny_config(data={"batch_size": 32, "fraction": 0.25}, train={"epochs": 2}), **over)
 
 
 # ---------------------------------------------------------------- losses

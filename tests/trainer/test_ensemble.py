@@ -19,15 +19,14 @@ from click.testing import CliRunner
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import tiny_config
+from tests.support.settings import clean_settings
 
 pytest.importorskip("timm")
 pytest.importorskip("sklearn")
 pytestmark = pytest.mark.slow
 
-TINY = {"model": {"name": "test_resnet"},
-        "data": {"dataset": "digits", "img_size": 16, "batch_size": 16},
-        "optimizer": {"name": "adamw", "lr": 3e-3}, "scheduler": {"name": "cosine"},
-        "train": {"epochs": 2, "seed": 0, "device": "cpu", "max_steps_per_epoch": 40}}
+TINY = tiny_config(train={"epochs": 2, "max_steps_per_epoch": 40})
 QUERY = ["model=test_resnet", "dataset=digits"]
 
 
@@ -37,12 +36,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     from trainer.ops.launch import launch
 
     root = tmp_path_factory.mktemp("ensemble")
-    (root / "none.toml").write_text("")
     (root / "tiny.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDNAQUERY_CONFIG", str(root / "none.toml"))
-        mp.delenv("EDNAQUERY_STORE", raising=False)
-        mp.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
+        clean_settings(root, mp)
         store = SQLiteStore(root / "index.db")
         ids = []
         for seed in range(3):
@@ -56,9 +52,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def env(trained, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(trained["root"] / "none.toml"))
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
+    clean_settings(tmp_path, monkeypatch)
     return {**trained, "out": tmp_path / "ensembles"}
 
 
@@ -279,6 +273,10 @@ def test_a_query_with_fewer_than_two_runs_is_refused(env):
     assert res.exit_code == 2 and "at least 2 completed trainer runs" in res.output
     res = trainer(env, "ensemble", *QUERY, "--top", "1")
     assert res.exit_code == 2  # click: K >= 2
+    res = trainer(env, "ensemble", *QUERY, "--top", "2", "--by", "val_acc_typo", "--dry-run")  # 3 runs, no ranking
+    assert res.exit_code == 2 and res.stderr == ("error: --by val_acc_typo: none of the 3 runs has this metric, so "
+                                                 "--top 2 cannot rank them; `ednaquery keys 'metrics.*'` lists the "
+                                                 "metrics\n"), res.output
 
 
 def test_a_test_split_is_scored_and_stacking_scores_it_with_a_meta_learner_fitted_on_all_validation(

@@ -14,6 +14,8 @@ from ednaquery.api import Index
 from ednaquery.cli import main as ednaquery_main
 from ednaquery.groups import read_group
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import tiny_config
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.engine.data import load_digits
 from trainer.engine.folds import read_split
@@ -22,18 +24,12 @@ from trainer.ops.jobs import open_jobs
 
 pytest.importorskip("timm")
 
-TINY = {"model": {"name": "test_resnet"},
-        "data": {"dataset": "digits", "img_size": 8, "batch_size": 16, "fraction": 0.3},
-        "optimizer": {"name": "adamw", "lr": 3e-3}, "scheduler": {"name": "cosine"},
-        "train": {"epochs": 1, "seed": 0, "device": "cpu", "max_steps_per_epoch": 2}}
+TINY = tiny_config(data={"img_size": 8, "fraction": 0.3}, train={"max_steps_per_epoch": 2})
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(TINY))
     return tmp_path
 
@@ -148,6 +144,15 @@ def test_bag_runs_record_out_of_bag_indices_and_the_group_follows(env):
         assert store.get(gid)["info"]["method"] == "bag"
     finally:
         store.close()
+
+
+def test_cv_prints_a_runs_root_with_control_characters_as_escapes(env):
+    root = env / "runs\x1b]0;pwned\x07"  # printed raw, this would set the terminal's title
+    res = CliRunner().invoke(main, ["cv", str(env / "base.yaml"), "--folds", "2", "--dry-run", "--runs-root",
+                                    str(root), "--store", str(env / "index.db")], color=True)
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    assert "runs\\x1b]0;pwned\\x07/cv-" in res.stderr
 
 
 def test_a_member_relaunched_by_hand_counts_after_a_refresh(env):

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ednaquery.cli import main as ednaquery_main
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.ops.restore import image_files, read_images, restore_run
 
@@ -56,10 +57,7 @@ def invoke(args: list[str], cli=main) -> object:
 def trained(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("runtools")
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("EDNAQUERY_STORE", raising=False)
-        mp.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-        (tmp / "none.toml").write_text("")
-        mp.setenv("EDNAQUERY_CONFIG", str(tmp / "none.toml"))
+        clean_settings(tmp, mp)
         data = tmp / "fonts"
         make_folder(data, {"train": 24, "val": 6}, CLASSES)
         make_folder(data, {"test": 5}, list(reversed(CLASSES)))
@@ -217,6 +215,35 @@ def test_a_checkpoint_without_preprocessing_still_loads(trained, tmp_path: Path)
     run = restore_run(old)
     assert run.preprocess.as_dict() == saved
     assert run.class_names == sorted(CLASSES)
+
+
+def test_predict_escapes_control_characters_in_its_table_and_keeps_them_in_csv(trained, tmp_path: Path) -> None:
+    red = "a\x1b[31mred"  # a class folder named so: printed raw it would colour the terminal
+    run = tmp_path / "run"
+    shutil.copytree(trained["run_dir"], run)
+    state = torch.load(run / "best.pt", weights_only=True)
+    state["class_names"] = [red if n == "abril" else n for n in state["class_names"]]
+    torch.save(state, run / "best.pt")
+    image = tmp_path / red / "abril.png"
+    image.parent.mkdir()
+    shutil.copy(next((trained["data"] / "test" / "abril").iterdir()), image)
+    table = CliRunner().invoke(main, ["predict", str(run), str(image), "--top", "1"], color=True)  # a terminal
+    assert table.exit_code == 0, table.output
+    assert "\x1b" not in table.output
+    assert table.output.splitlines()[1].split()[:2] == [str(image).replace("\x1b", "\\x1b"), "a\\x1b[31mred"]
+    piped = invoke(["predict", str(run), str(image), "--top", "1", "--format", "csv"])
+    [row] = list(csv.DictReader(io.StringIO(piped.output)))
+    assert (row["image"], row["class"]) == (str(image), red)  # the exact bytes, as json has them
+
+
+def test_tune_refuses_a_plot_or_output_folder_that_does_not_exist_before_it_runs(trained, tmp_path: Path) -> None:
+    config = str(trained["tmp"] / "fonts.yaml")
+    for args in (["lr", config, "--plot", str(tmp_path / "no" / "lr.png")],
+                 ["lr", config, "--apply", "--output", str(tmp_path / "no" / "tuned.yaml")],
+                 ["batch-size", config, "--apply", "--output", str(tmp_path / "no" / "tuned.yaml")]):
+        res = invoke(["tune", *args])
+        assert res.exit_code == 2, res.output
+        assert res.output == f"error: {args[-2]}: the folder {tmp_path / 'no'} does not exist\n"
 
 
 def test_bad_input_is_one_line_and_exit_2(trained, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from ednaquery.documents import make_config_document
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FileState, FindOptions, PathUpdate
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.settings import clean_settings
 
 pytest.importorskip("timm")
 
@@ -30,8 +31,7 @@ def test_launch_trains_indexes_and_find_returns_the_run(tmp_path: Path, monkeypa
     from ednaquery.cli import main as ednaquery_main
     from trainer.cli import main as trainer_main
 
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     db = str(tmp_path / "index.db")
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(TINY, sort_keys=False))

@@ -18,6 +18,7 @@ from ednaquery.documents import config_id, make_config_document, original_config
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FileState, FindOptions, PathUpdate
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.ops.jobs import open_jobs
 from trainer.ops.launch import prepare
@@ -60,10 +61,7 @@ def fake_run_training(cfg, run_dir, *, on_status=None, run_id=None, config_id=No
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
     monkeypatch.setattr("trainer.engine.runner.run_training", fake_run_training)
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     cfg_path = tmp_path / "configs" / "tiny.yaml"
     cfg_path.parent.mkdir()
     cfg_path.write_text(yaml.safe_dump(TINY))

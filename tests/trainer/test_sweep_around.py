@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from ednaquery.documents import config_id, make_config_document, make_run_document, original_config
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import with_sections
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.ops.around import img_step
 from trainer.ops.jobs import open_jobs
@@ -19,20 +21,14 @@ BASE = {"model": {"name": "test_resnet"}, "data": {"dataset": "digits", "img_siz
         "optimizer": {"name": "adamw", "lr": 1e-3}, "train": {"epochs": 2, "device": "cpu"}}
 
 
-def _with(cfg: dict, **sections) -> dict:
-    return {k: {**v, **sections.get(k, {})} if isinstance(v, dict) else v for k, v in cfg.items()}
-
-
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     store = SQLiteStore(tmp_path / "index.db")
     runs = {}
     for i, (model, lr, acc) in enumerate([("test_resnet", 1e-3, 0.80), ("test_resnet", 3e-3, 0.93),
                                           ("resnet18", 1e-2, 0.85), ("resnet10t", 1e-2, 0.5)]):
-        cfg = _with(BASE, model={"name": model}, optimizer={"lr": lr})
+        cfg = with_sections(BASE, model={"name": model}, optimizer={"lr": lr})
         cid = config_id(cfg)
         store.upsert([make_config_document(cfg, path=None, format="derived")])
         rid = f"20261204-10000{i}-abcd"

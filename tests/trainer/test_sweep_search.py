@@ -23,24 +23,20 @@ from ednaquery.errors import UsageError
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import tiny_config
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.ops.jobs import open_jobs
 from trainer.ops.search import drive, enqueue_trial, load_search, load_trials, search_spec, summary
 from trainer.ops.space import parse_axis
 from trainer.ops.worker import WorkerOptions, launch_runner, run_worker
 
-BASE = {"model": {"name": "test_resnet"},
-        "data": {"dataset": "digits", "img_size": 16, "batch_size": 32, "fraction": 0.5},
-        "optimizer": {"name": "adamw", "lr": 3e-3}, "scheduler": {"name": "cosine"},
-        "train": {"epochs": 2, "seed": 0, "device": "cpu", "max_steps_per_epoch": 4}}
+BASE = tiny_config(data={"batch_size": 32, "fraction": 0.5}, train={"epochs": 2, "max_steps_per_epoch": 4})
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    monkeypatch.delenv("EDNAQUERY_RUNS_ROOT", raising=False)
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
+    clean_settings(tmp_path, monkeypatch)
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE, sort_keys=False))
     store = SQLiteStore(tmp_path / "index.db")
     yield tmp_path, store
@@ -93,6 +89,24 @@ def test_bad_search_files_fail_in_one_line(env):
         assert res.exit_code == 2, (sweep, res.output)
         assert words in res.output and "Traceback" not in res.output, res.output
         assert len([ln for ln in res.output.splitlines() if ln.strip()]) == 1, res.output
+    (tmp / "broken.yaml").write_text("base: base.yaml\naxes: [1, 2\n")  # not YAML: bad input too
+    res = CliRunner().invoke(main, ["sweep", str(tmp / "broken.yaml"), "--dry-run", "--store", str(tmp / "index.db")])
+    assert res.exit_code == 2 and res.output.startswith(f"error: {tmp / 'broken.yaml'}: YAML: line 3"), res.output
+    assert res.output.count("\n") == 1, res.output
+
+
+def test_dry_runs_show_control_characters_from_the_sweep_file_as_escapes(env):
+    tmp, _ = env
+    red = "a\x1b[31mred"
+    grid = _write(tmp, "grid.yaml", {"axes": {"name": ["plain", red]}})
+    search = _write(tmp, "search.yaml", {"method": "random", "budget": 1, "metric": f"val_{red}",
+                                         "axes": {"name": [red]}})
+    for path, shown in [(grid, "name=a\\x1b[31mred"), (search, "trial 0: name=a\\x1b[31mred")]:
+        res = CliRunner().invoke(main, ["sweep", str(path), "--dry-run", "--store", str(tmp / "index.db")],
+                                 color=True)  # as on a terminal: nothing strips the escape sequences
+        assert res.exit_code == 0, res.output
+        assert "\x1b" not in res.output and shown in res.stdout, res.output
+    assert "random, val_a\\x1b[31mred max" in res.stderr
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(env):

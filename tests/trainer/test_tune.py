@@ -14,22 +14,19 @@ from ednaquery.errors import UsageError
 from ednaquery.query.parser import parse
 from ednaquery.store.base import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
+from tests.support.configs import tiny_config
+from tests.support.settings import clean_settings
 from trainer.cli import main
 from trainer.engine.runner import run_training
 from trainer.ops.tune import BatchTrial, search_batch_size, suggest_lr
 
-TINY = {"model": {"name": "test_resnet"},
-        "data": {"dataset": "digits", "img_size": 16, "batch_size": 64, "fraction": 0.25},
-        "optimizer": {"name": "adamw", "lr": 1e-3}, "scheduler": {"name": "cosine"},
-        "train": {"epochs": 1, "seed": 0, "device": "cpu"}}
+TINY = tiny_config(data={"batch_size": 64, "fraction": 0.25}, optimizer={"lr": 1e-3})
 LIMIT = 40  # the faked device fits batches up to this size
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.delenv("EDNAQUERY_STORE", raising=False)
-    (tmp_path / "none.toml").write_text("")
-    monkeypatch.setenv("EDNAQUERY_CONFIG", str(tmp_path / "none.toml"))
+    clean_settings(tmp_path, monkeypatch)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY, sort_keys=False))
     return {"tmp": tmp_path, "config": path, "db": str(tmp_path / "index.db")}

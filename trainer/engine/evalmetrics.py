@@ -21,6 +21,7 @@ same numbers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "evaluate_task",
     "knn_accuracy",
     "regression_metrics",
+    "val_outputs",
 ]
 
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
@@ -152,6 +154,21 @@ def knn_accuracy(z: torch.Tensor, labels: torch.Tensor, k: int = 5, chunk: int =
     return correct / n
 
 
+def val_outputs(trainer: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The model's float outputs and the labels, on the device, batch by batch over the validation loader.
+
+    The one validation forward pass of every task (the caller holds ``torch.no_grad`` and eval mode);
+    ``trainer`` as in :func:`evaluate_task`.
+    """
+    trainer.data.val_loader.sampler.set_epoch(0)
+    for x, y in trainer.data.val_loader:
+        x = trainer.prepare(x)
+        y = y.to(trainer.device, non_blocking=True)
+        with trainer.autocast():
+            out = trainer.eval_net(x)
+        yield out.float(), y
+
+
 @torch.no_grad()
 def evaluate_task(trainer: Any) -> dict[str, float]:
     """Regression and embedding evaluation over ``trainer``'s validation loader (the model in eval mode).
@@ -167,13 +184,7 @@ def evaluate_task(trainer: Any) -> dict[str, float]:
     embeddings: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     seen = 0
-    trainer.data.val_loader.sampler.set_epoch(0)
-    for x, y in trainer.data.val_loader:
-        x = trainer.prepare(x)
-        y = y.to(dev, non_blocking=True)
-        with trainer.autocast():
-            out = trainer.eval_net(x)
-        out = out.float()
+    for out, y in val_outputs(trainer):
         n = y.shape[0]
         loss_sum += trainer.objective(out, y, tally).double() * n
         seen += n

@@ -44,7 +44,7 @@ from ednaquery.fsutil import atomic_file
 from trainer.engine.config import TrainerConfig, to_dict
 from trainer.engine.data import DataBundle, class_weights, normalization
 from trainer.engine.distributed import SINGLE, DistContext, PendingVote
-from trainer.engine.evalmetrics import ClassificationExtras, evaluate_task
+from trainer.engine.evalmetrics import ClassificationExtras, evaluate_task, val_outputs
 from trainer.engine.features import build_features
 from trainer.engine.losses import TermTally, build_objective
 from trainer.engine.optim import (
@@ -415,13 +415,7 @@ class Trainer:
         top5 = torch.zeros((), device=dev, dtype=torch.float64)
         confusion = torch.zeros(c * c, device=dev, dtype=torch.long)
         seen = 0
-        self.data.val_loader.sampler.set_epoch(0)
-        for x, y in self.data.val_loader:
-            x = self.prepare(x)
-            y = y.to(dev, non_blocking=True)
-            with self.autocast():
-                out = self.eval_net(x)
-            out = out.float()
+        for out, y in val_outputs(self):
             extras.add(out, y)
             loss_sum += F.cross_entropy(out, y, reduction="sum").double()
             pred = out.argmax(1)

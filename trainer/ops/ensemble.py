@@ -185,6 +185,9 @@ def plan_ensemble(store: Store, query: list[str], *, combines: list[str], by: st
     lower = direction(by) == "min"
     ranked = sorted(usable, key=lambda d: (_score(d, by) is None,
                                            (1 if lower else -1) * (_score(d, by) or 0.0), d["_id"]))
+    if top and len(usable) > top and all(_score(d, by) is None for d in usable):
+        raise UsageError(f"--by {by}: none of the {len(usable)} runs has this metric, so --top {top} cannot "
+                         "rank them; `ednaquery keys 'metrics.*'` lists the metrics")
     chosen = ranked[:top] if top else ranked
     if len(chosen) < 2:
         q = " ".join(query) or "(all runs)"

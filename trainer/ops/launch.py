@@ -22,8 +22,8 @@ from typing import Any
 
 from ednaquery.documents import config_id as content_id
 from ednaquery.documents import make_config_document, new_run_id, original_config
-from ednaquery.errors import NotFound, UsageError
-from ednaquery.loaders import FORMATS, load_file
+from ednaquery.errors import LoadError, NotFound, UsageError
+from ednaquery.loaders import FORMATS, LoadResult, load_file
 from ednaquery.runfolder import run_document
 from ednaquery.store.base import FileState, PathUpdate, Store
 from trainer.errors import ConfigError
@@ -63,13 +63,22 @@ def validate(config: Any, what: str) -> Any:
         raise ConfigError(f"{what}: {exc}") from None
 
 
+def read_user_file(path: str | os.PathLike[str]) -> LoadResult:
+    """A config or sweep file the user named, loaded; one that cannot be read or parsed is bad input
+    (:class:`ConfigError`, exit status 2), not a failure."""
+    try:
+        return load_file(path)
+    except LoadError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def index_config_file(store: Store | None, path: str | os.PathLike[str], *, index: bool = True) -> ResolvedConfig:
     """Load a config file, check it is a trainer config, index it (``store.apply``) and return it.
 
     ``index=False`` only loads and checks (for dry runs).
     """
     p = os.path.abspath(path)
-    loaded = load_file(p)
+    loaded = read_user_file(p)
     if not loaded.documents:
         raise ConfigError(f"{path}: the file holds no config")
     config = loaded.documents[0]

@@ -27,10 +27,16 @@ from typing import Any
 
 from ednaquery.documents import parse_number
 from ednaquery.errors import UsageError
-from ednaquery.loaders import load_file
 from ednaquery.store.base import Store
 from trainer.errors import ConfigError
-from trainer.ops.launch import ResolvedConfig, derive, override_strings, resolve_target, validate
+from trainer.ops.launch import (
+    ResolvedConfig,
+    derive,
+    override_strings,
+    read_user_file,
+    resolve_target,
+    validate,
+)
 from trainer.ops.space import is_distribution
 
 #: refuse grids larger than this (a typo in an axis can explode a product)
@@ -64,7 +70,7 @@ class SweepPlan:
 
 def read_grid(path: str | os.PathLike[str]) -> dict:
     """Load a grid file (YAML/JSON/TOML) and check its shape."""
-    loaded = load_file(path)
+    loaded = read_user_file(path)
     grid = loaded.documents[0] if loaded.documents else None
     if not isinstance(grid, dict):
         raise UsageError(f"{path}: a sweep file is a mapping with `base:` and `axes:`")
