@@ -12,6 +12,8 @@ The prepared pipeline (:mod:`trainer.engine.prepared`) splits an augmentation in
   per-image colour matrix), gamma, RGB shift, channel shuffle,
   Gaussian blur, noise and random erasing, each as a few batched tensor operations on float images
   in 0..255. Normalisation follows in :meth:`trainer.engine.loop.Trainer.prepare`.
+- :func:`jitter_uint8` (in a loader worker, training on a CPU): the hue-free colour jitters applied
+  image by image to the uint8 crops, where no device is free to do them per batch.
 
 ``jpeg`` (a Pillow round trip) and names this module does not know have no batched form: the
 prepared pipeline refuses them with one line (see :data:`DEVICE_AUGMENTATIONS`).
