@@ -240,13 +240,18 @@ def _jitter(x: torch.Tensor, f: torch.Tensor, order: list[int]) -> torch.Tensor:
                 x = _hsv_to_rgb(h, s, v) * 255.0
                 mu = None
             continue
-        if not bool((col != 1).any()) or (k == 2 and c != 3):
+        if not _affine_acts(k, col, c):
             continue
         if k == 1 and mu is None:
             mu = x.mean(dim=(2, 3))
         m, t = _affine_step(m, t, k, col, mu, grey, eye)
         pending = True
     return _affine(x, m, t) if pending else x
+
+
+def _affine_acts(k: int, col: torch.Tensor, c: int) -> bool:
+    """Whether affine jitter step ``k`` changes anything: some factor is not 1 (saturation: RGB only)."""
+    return bool((col != 1).any()) and not (k == 2 and c != 3)
 
 
 def _affine_step(m: torch.Tensor, t: torch.Tensor, k: int, col: torch.Tensor, mu: torch.Tensor | None,
@@ -282,8 +287,7 @@ def jitter_uint8(x: torch.Tensor, p: dict[str, torch.Tensor]) -> dict[str, torch
         f = p[name].float()
         if c == 3 and bool((f[:, 3] != 0).any()):
             break
-        steps = [k for k in p[name + ".order"].tolist()
-                 if k != 3 and bool((f[:, k] != 1).any()) and not (k == 2 and c != 3)]
+        steps = [k for k in p[name + ".order"].tolist() if k != 3 and _affine_acts(k, f[:, k], c)]
         for i in range(b) if steps else ():
             img = x[i].view(c, h * w)
             buf.copy_(img)
