@@ -46,7 +46,7 @@ from ednaquery.groups import (
 )
 from ednaquery.store.base import FileState, FindOptions, PathUpdate, SortKey, Store
 from trainer.errors import ConfigError
-from trainer.ops.launch import ResolvedConfig, derive, override_strings, resolve_target
+from trainer.ops.launch import ResolvedConfig, derive, override_strings, record_of_kind, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -274,14 +274,8 @@ def find_group_file(store: Store | None, group: str, runs_root: str | os.PathLik
     if runs_root is not None and group_path(runs_root, group).is_file():
         return group_path(runs_root, group)
     if store is not None:
-        try:
-            doc = store.get(group)
-        except NotFound:
-            doc = None
+        doc = record_of_kind(store, group, "group", "`ednaquery find kind=group` lists groups")
         if doc is not None:
-            if doc.get("kind") != "group":
-                raise UsageError(f"{group!r} is a {doc.get('kind')}, not a group; "
-                                 "`ednaquery find kind=group` lists groups")
             for p in doc.get("paths") or []:
                 if os.path.isfile(p):
                     return Path(p)

@@ -283,18 +283,25 @@ def launch(target: str, overrides: Sequence[str] = (), *, store: Store, runs_roo
                       handle_signals=handle_signals, announce=announce)
 
 
+def record_of_kind(store: Store, id_or_prefix: str, kind: str, hint: str, *, name: str | None = None) -> dict | None:
+    """The store's record an id (prefix) names, or None if none does; a record of another kind is refused
+    with ``hint`` (``name``: how the user wrote the id, for the message)."""
+    try:
+        doc = store.get(id_or_prefix)
+    except NotFound:
+        return None
+    if doc.get("kind") != kind:
+        raise UsageError(f"{(name or id_or_prefix)!r} is a {doc.get('kind')}, not a {kind}; {hint}")
+    return doc
+
+
 def find_run_folder(store: Store | None, run: str, runs_root: Path | None = None) -> Path:
     """The folder of a run named by id (prefix, through the store), by path, or as ``<runs root>/<id>``."""
     if os.path.isdir(run) and (Path(run) / "run.json").is_file():
         return Path(os.path.abspath(run))
     if store is not None:
-        try:
-            doc = store.get(run)
-        except NotFound:
-            doc = None
+        doc = record_of_kind(store, run, "run", "`trainer ls` lists runs")
         if doc is not None:
-            if doc.get("kind") != "run":
-                raise UsageError(f"{run!r} is a {doc.get('kind')}, not a run; `trainer ls` lists runs")
             for p in [*(doc.get("paths") or []), *(doc.get("past_paths") or [])]:
                 folder = Path(p) if os.path.isdir(p) else Path(p).parent
                 if (folder / "run.json").is_file():
