@@ -185,6 +185,11 @@ def default_runs_root(settings: Any = None) -> Path:
     return Path(os.path.abspath(root or "runs"))
 
 
+def runs_root_for(flag: str | os.PathLike[str] | None, settings: Any = None) -> Path:
+    """The folder a ``--runs-root`` flag names (resolved), else :func:`default_runs_root`."""
+    return Path(flag).resolve() if flag else default_runs_root(settings)
+
+
 # ------------------------------------------------------------------ launch and resume
 
 
