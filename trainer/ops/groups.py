@@ -44,9 +44,10 @@ from ednaquery.groups import (
     read_group,
     write_group,
 )
-from ednaquery.store.base import FileState, FindOptions, PathUpdate, SortKey, Store
+from ednaquery.store.base import FileState, PathUpdate, Store
 from trainer.errors import ConfigError
 from trainer.ops.launch import ResolvedConfig, derive, override_strings, record_of_kind, resolve_target
+from trainer.ops.query import find_runs
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +192,7 @@ def submit(plan: GroupPlan, *, store: Store, queue: Any, runs_root: str | os.Pat
 
 def _runs_of(store: Store, config_id: str, since: float | None) -> list[dict]:
     """The runs of a config in the store started at or after ``since``, newest first."""
-    from ednaquery.keys import KeySpec
-    from ednaquery.query.parser import parse
-
-    node = parse([f'config_id="{config_id}"'])
-    docs = store.find(node, FindOptions(kinds=("run",), sort=[SortKey(KeySpec(("id",)), descending=True)]))
+    docs = find_runs(store, [f'config_id="{config_id}"'])
     return [d for d in docs if d.get("config_id") == config_id
             and (since is None or (d.get("started_at") or 0) >= since - 1.0)]
 
