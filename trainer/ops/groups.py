@@ -46,7 +46,7 @@ from ednaquery.groups import (
 )
 from ednaquery.store.base import FileState, PathUpdate, Store
 from trainer.errors import ConfigError
-from trainer.ops.launch import ResolvedConfig, derive, override_strings, record_of_kind, resolve_target
+from trainer.ops.launch import ResolvedConfig, derive, override_strings, prepare, record_of_kind
 from trainer.ops.query import find_runs
 
 log = logging.getLogger(__name__)
@@ -94,15 +94,6 @@ def _check_size(n: int, what: str, low: int) -> None:
         raise UsageError(f"{what} {n} is over the limit of {MAX_MEMBERS} runs in one group")
 
 
-def _base(store: Store, target: str, overrides: Sequence[str], index: bool) -> ResolvedConfig:
-    """The group's base: the target with the user's overrides (indexed when derived and ``index``)."""
-    base = resolve_target(store, target, index=index)
-    base = derive(base, list(overrides))
-    if index and base.derived_from is not None:
-        store.upsert([base.doc])
-    return base
-
-
 def _members(base: ResolvedConfig, method: str, points: list[dict[str, Any]], gid: str) -> list[Member]:
     out = []
     for point in points:
@@ -119,7 +110,7 @@ def plan_cv(store: Store, target: str, overrides: Sequence[str] = (), *, folds: 
             index: bool = True) -> GroupPlan:
     """The K fold runs of ``target`` (a config id prefix or file) with ``overrides``; nothing is queued."""
     _check_size(folds, "--folds", 2)
-    base = _base(store, target, overrides, index)
+    base = prepare(store, target, overrides, index=index)
     gid = new_group_id("cv")
     points = [{"data.folds": folds, "data.fold": i} for i in range(folds)]
     return GroupPlan("cv", base, gid, folds, _members(base, "cv", points, gid))
@@ -131,7 +122,7 @@ def plan_bag(store: Store, target: str, overrides: Sequence[str] = (), *, n: int
     _check_size(n, "--n", 1)
     if seed < 0:
         raise UsageError(f"--seed must be >= 0, got {seed}")
-    base = _base(store, target, overrides, index)
+    base = prepare(store, target, overrides, index=index)
     gid = new_group_id("bag")
     points = [{"data.bootstrap": seed + i} for i in range(n)]
     return GroupPlan("bag", base, gid, n, _members(base, "bag", points, gid))

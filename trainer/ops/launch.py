@@ -163,11 +163,12 @@ def derive(base: ResolvedConfig, overrides: Sequence[str] | dict[str, Any], *, t
     return ResolvedConfig(config=config, config_id=cid, doc=doc, derived_from=base.config_id)
 
 
-def prepare(store: Store, target: str, overrides: Sequence[str] = ()) -> ResolvedConfig:
-    """Resolve ``target``, apply ``overrides`` and index the derived config: what ``launch`` will run."""
-    base = resolve_target(store, target)
+def prepare(store: Store, target: str, overrides: Sequence[str] = (), *, index: bool = True) -> ResolvedConfig:
+    """Resolve ``target``, apply ``overrides`` and index the derived config: what ``launch`` will run
+    (``index`` False: nothing is written, for a dry run)."""
+    base = resolve_target(store, target, index=index)
     resolved = derive(base, overrides)
-    if resolved.derived_from is not None:
+    if index and resolved.derived_from is not None:
         store.upsert([resolved.doc])
     return resolved
 
