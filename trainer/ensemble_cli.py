@@ -54,13 +54,13 @@ def ensemble(query: tuple[str, ...], top: int | None, by: str, combines: tuple[s
              device: str | None, runs_root: Path | None, dry_run: bool, quiet: bool, store_uri: str | None) -> None:
     """Combine the best checkpoints of the runs QUERY finds into ensemble runs, scored and indexed."""
     from trainer.ops.ensemble import plan_ensemble, run_ensemble
-    from trainer.ops.launch import check_device, default_runs_root
+    from trainer.ops.launch import check_device, runs_root_for
 
     check_device(device)
     app = command_app(store_uri)
     try:
         store = app.open_store(create=True)
-        root = Path(runs_root).resolve() if runs_root else default_runs_root(app.settings)
+        root = runs_root_for(runs_root, app.settings)
         plan = plan_ensemble(store, list(query), combines=list(combines), by=by, top=top, folds=folds,
                              runs_root=root)
         if dry_run:

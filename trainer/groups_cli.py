@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -23,18 +22,12 @@ _runs_root_option = click.option(
          "or ./runs).")
 
 
-def _runs_root(app: Any, flag: Path | None) -> Path:
-    from trainer.ops.launch import default_runs_root
-
-    return Path(flag).resolve() if flag else default_runs_root(app.settings)
-
-
 def _queue_group(kind: str, target: str, overrides: Sequence[str], size: int, seed: int, dry_run: bool,
                  device: str | None, runs_root: Path | None, store_uri: str | None) -> None:
     """Plan (and unless ``dry_run`` queue) a cv or bag group, printing one line per member."""
     from trainer.ops.groups import plan_bag, plan_cv, submit
     from trainer.ops.jobs import open_jobs
-    from trainer.ops.launch import check_device
+    from trainer.ops.launch import check_device, runs_root_for
 
     check_device(device)
     app = command_app(store_uri)
@@ -44,7 +37,7 @@ def _queue_group(kind: str, target: str, overrides: Sequence[str], size: int, se
             plan = plan_cv(store, target, list(overrides), folds=size, index=not dry_run)
         else:
             plan = plan_bag(store, target, list(overrides), n=size, seed=seed, index=not dry_run)
-        root = _runs_root(app, runs_root)
+        root = runs_root_for(runs_root, app.settings)
         path, job_ids = None, []
         if not dry_run:
             q = open_jobs(store)
@@ -135,11 +128,12 @@ def group_cmd(group: str, refresh: bool, dry_run: bool, as_json: bool, runs_root
     from ednaquery.groups import read_group
     from trainer.ops.groups import find_group_file, refresh_group
     from trainer.ops.jobs import open_jobs
+    from trainer.ops.launch import runs_root_for
 
     app = command_app(store_uri)
     try:
         store = app.open_store(create=True)
-        path = find_group_file(store, group, _runs_root(app, runs_root))
+        path = find_group_file(store, group, runs_root_for(runs_root, app.settings))
         if refresh:
             q = open_jobs(store)
             try:

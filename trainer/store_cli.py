@@ -62,9 +62,9 @@ class _Ctx:
         return self.app.open_store(create=True)
 
     def runs_root(self, flag: Path | None) -> Path:
-        from trainer.ops.launch import default_runs_root
+        from trainer.ops.launch import runs_root_for
 
-        return Path(flag).resolve() if flag else default_runs_root(self.settings)
+        return runs_root_for(flag, self.settings)
 
     def close(self) -> None:
         self.app.close()

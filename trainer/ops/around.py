@@ -26,7 +26,7 @@ from typing import Any
 from ednaquery.documents import original_config
 from ednaquery.errors import NotFound, UsageError
 from ednaquery.store.base import Store
-from trainer.ops.launch import ResolvedConfig, config_from_store
+from trainer.ops.launch import ResolvedConfig, config_from_store, record_of_kind
 from trainer.ops.prune import trial_value
 from trainer.ops.search import SearchSpec, goal_for, parse_early_stop
 from trainer.ops.space import config_key
@@ -69,13 +69,8 @@ def best_run(store: Store, target: str, metric: str, goal: str,
 
     words = shlex.split(target)
     if len(words) == 1 and not re.search(r"[=<>~!]", words[0]):
-        try:
-            doc = store.get(words[0])
-        except NotFound:
-            doc = None
+        doc = record_of_kind(store, words[0], "run", "give a run id or a query", name=target)
         if doc is not None:
-            if doc.get("kind") != "run":
-                raise UsageError(f"{target!r} is a {doc.get('kind')}, not a run; give a run id or a query")
             return doc, [doc]
     runs = [d for d in find_runs(store, words) if (d.get("info") or {}).get("sweep") not in exclude_sweeps]
     scored = [(v, d) for d in runs if (v := trial_value(d, metric, goal)) is not None]

@@ -36,6 +36,7 @@ from ednaquery.metrics import direction, finite_number
 from ednaquery.runfolder import RUN_FORMAT
 from ednaquery.store.base import Store
 from trainer.ops.combine import COMBINES, combine, scores, stack_folds
+from trainer.ops.query import find_runs
 
 __all__ = ["COMBINES", "EnsemblePlan", "EnsembleResult", "LoadedModel", "Member", "MemberOutputs",
            "evaluate_members", "load_run_model", "plan_ensemble", "run_ensemble", "write_ensemble_run"]
@@ -107,13 +108,6 @@ class EnsemblePlan:
         return lines
 
 
-def find_member_docs(store: Store, query: list[str]) -> list[dict]:
-    """Run documents an ednaquery query finds (docs/query.md; the same search as ``trainer ls``)."""
-    from trainer.ops.query import find_runs
-
-    return find_runs(store, query)
-
-
 def _score(doc: dict, by: str) -> float | None:
     m = unescape_keys(doc.get("metrics") or {}).get(by) or {}
     best = finite_number(m.get("best"))
@@ -178,7 +172,7 @@ def plan_ensemble(store: Store, query: list[str], *, combines: list[str], by: st
         raise UsageError(f"--combine: {', '.join(unknown) or 'nothing'}; use one of {', '.join(COMBINES)}")
     if folds < 2:
         raise UsageError("--folds must be 2 or more")
-    docs = find_member_docs(store, query)
+    docs = find_runs(store, query)
     usable = [d for d in docs if d.get("status") == "completed" and d.get("format") == RUN_FORMAT
               and not _is_ensemble(d)]
     skipped = len(docs) - len(usable)

@@ -44,9 +44,10 @@ from ednaquery.groups import (
     read_group,
     write_group,
 )
-from ednaquery.store.base import FileState, FindOptions, PathUpdate, SortKey, Store
+from ednaquery.store.base import FileState, PathUpdate, Store
 from trainer.errors import ConfigError
-from trainer.ops.launch import ResolvedConfig, derive, override_strings, resolve_target
+from trainer.ops.launch import ResolvedConfig, derive, override_strings, prepare, record_of_kind
+from trainer.ops.query import find_runs
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,6 @@ def _check_size(n: int, what: str, low: int) -> None:
         raise UsageError(f"{what} {n} is over the limit of {MAX_MEMBERS} runs in one group")
 
 
-def _base(store: Store, target: str, overrides: Sequence[str], index: bool) -> ResolvedConfig:
-    """The group's base: the target with the user's overrides (indexed when derived and ``index``)."""
-    base = resolve_target(store, target, index=index)
-    base = derive(base, list(overrides))
-    if index and base.derived_from is not None:
-        store.upsert([base.doc])
-    return base
-
-
 def _members(base: ResolvedConfig, method: str, points: list[dict[str, Any]], gid: str) -> list[Member]:
     out = []
     for point in points:
@@ -118,7 +110,7 @@ def plan_cv(store: Store, target: str, overrides: Sequence[str] = (), *, folds: 
             index: bool = True) -> GroupPlan:
     """The K fold runs of ``target`` (a config id prefix or file) with ``overrides``; nothing is queued."""
     _check_size(folds, "--folds", 2)
-    base = _base(store, target, overrides, index)
+    base = prepare(store, target, overrides, index=index)
     gid = new_group_id("cv")
     points = [{"data.folds": folds, "data.fold": i} for i in range(folds)]
     return GroupPlan("cv", base, gid, folds, _members(base, "cv", points, gid))
@@ -130,7 +122,7 @@ def plan_bag(store: Store, target: str, overrides: Sequence[str] = (), *, n: int
     _check_size(n, "--n", 1)
     if seed < 0:
         raise UsageError(f"--seed must be >= 0, got {seed}")
-    base = _base(store, target, overrides, index)
+    base = prepare(store, target, overrides, index=index)
     gid = new_group_id("bag")
     points = [{"data.bootstrap": seed + i} for i in range(n)]
     return GroupPlan("bag", base, gid, n, _members(base, "bag", points, gid))
@@ -191,11 +183,7 @@ def submit(plan: GroupPlan, *, store: Store, queue: Any, runs_root: str | os.Pat
 
 def _runs_of(store: Store, config_id: str, since: float | None) -> list[dict]:
     """The runs of a config in the store started at or after ``since``, newest first."""
-    from ednaquery.keys import KeySpec
-    from ednaquery.query.parser import parse
-
-    node = parse([f'config_id="{config_id}"'])
-    docs = store.find(node, FindOptions(kinds=("run",), sort=[SortKey(KeySpec(("id",)), descending=True)]))
+    docs = find_runs(store, [f'config_id="{config_id}"'])
     return [d for d in docs if d.get("config_id") == config_id
             and (since is None or (d.get("started_at") or 0) >= since - 1.0)]
 
@@ -274,14 +262,8 @@ def find_group_file(store: Store | None, group: str, runs_root: str | os.PathLik
     if runs_root is not None and group_path(runs_root, group).is_file():
         return group_path(runs_root, group)
     if store is not None:
-        try:
-            doc = store.get(group)
-        except NotFound:
-            doc = None
+        doc = record_of_kind(store, group, "group", "`ednaquery find kind=group` lists groups")
         if doc is not None:
-            if doc.get("kind") != "group":
-                raise UsageError(f"{group!r} is a {doc.get('kind')}, not a group; "
-                                 "`ednaquery find kind=group` lists groups")
             for p in doc.get("paths") or []:
                 if os.path.isfile(p):
                     return Path(p)

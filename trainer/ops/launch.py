@@ -163,11 +163,12 @@ def derive(base: ResolvedConfig, overrides: Sequence[str] | dict[str, Any], *, t
     return ResolvedConfig(config=config, config_id=cid, doc=doc, derived_from=base.config_id)
 
 
-def prepare(store: Store, target: str, overrides: Sequence[str] = ()) -> ResolvedConfig:
-    """Resolve ``target``, apply ``overrides`` and index the derived config: what ``launch`` will run."""
-    base = resolve_target(store, target)
+def prepare(store: Store, target: str, overrides: Sequence[str] = (), *, index: bool = True) -> ResolvedConfig:
+    """Resolve ``target``, apply ``overrides`` and index the derived config: what ``launch`` will run
+    (``index`` False: nothing is written, for a dry run)."""
+    base = resolve_target(store, target, index=index)
     resolved = derive(base, overrides)
-    if resolved.derived_from is not None:
+    if index and resolved.derived_from is not None:
         store.upsert([resolved.doc])
     return resolved
 
@@ -183,6 +184,11 @@ def default_runs_root(settings: Any = None) -> Path:
         settings = load_settings()
     root = settings.effective_runs_root() if settings is not None else None
     return Path(os.path.abspath(root or "runs"))
+
+
+def runs_root_for(flag: str | os.PathLike[str] | None, settings: Any = None) -> Path:
+    """The folder a ``--runs-root`` flag names (resolved), else :func:`default_runs_root`."""
+    return Path(flag).resolve() if flag else default_runs_root(settings)
 
 
 # ------------------------------------------------------------------ launch and resume
@@ -283,18 +289,25 @@ def launch(target: str, overrides: Sequence[str] = (), *, store: Store, runs_roo
                       handle_signals=handle_signals, announce=announce)
 
 
+def record_of_kind(store: Store, id_or_prefix: str, kind: str, hint: str, *, name: str | None = None) -> dict | None:
+    """The store's record an id (prefix) names, or None if none does; a record of another kind is refused
+    with ``hint`` (``name``: how the user wrote the id, for the message)."""
+    try:
+        doc = store.get(id_or_prefix)
+    except NotFound:
+        return None
+    if doc.get("kind") != kind:
+        raise UsageError(f"{(name or id_or_prefix)!r} is a {doc.get('kind')}, not a {kind}; {hint}")
+    return doc
+
+
 def find_run_folder(store: Store | None, run: str, runs_root: Path | None = None) -> Path:
     """The folder of a run named by id (prefix, through the store), by path, or as ``<runs root>/<id>``."""
     if os.path.isdir(run) and (Path(run) / "run.json").is_file():
         return Path(os.path.abspath(run))
     if store is not None:
-        try:
-            doc = store.get(run)
-        except NotFound:
-            doc = None
+        doc = record_of_kind(store, run, "run", "`trainer ls` lists runs")
         if doc is not None:
-            if doc.get("kind") != "run":
-                raise UsageError(f"{run!r} is a {doc.get('kind')}, not a run; `trainer ls` lists runs")
             for p in [*(doc.get("paths") or []), *(doc.get("past_paths") or [])]:
                 folder = Path(p) if os.path.isdir(p) else Path(p).parent
                 if (folder / "run.json").is_file():

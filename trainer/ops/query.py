@@ -1,5 +1,5 @@
 """Run documents an ednaquery query finds: the one search ``trainer ls``, ``trainer status``,
-``trainer ensemble``, ``trainer sweep --around`` and the sweep pruner share (docs/query.md)."""
+``trainer ensemble``, ``trainer sweep --around``, the sweep pruner and group refreshes share (docs/query.md)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

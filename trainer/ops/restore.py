@@ -212,9 +212,9 @@ def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
         raise UsageError(f"{run_dir / checkpoint} holds no class list; it cannot name its predictions")
     built = copy.deepcopy(cfg)
     built.model.pretrained = None  # the checkpoint has the weights; the original file may be elsewhere
-    saved = state.get("preprocess")
-    if saved:
-        in_chans, hw = Preprocess.from_dict(saved).in_chans, Preprocess.from_dict(saved).img_size
+    saved = Preprocess.from_dict(state["preprocess"]) if state.get("preprocess") else None
+    if saved is not None:
+        in_chans, hw = saved.in_chans, saved.img_size
     else:
         from trainer.engine.features import feature_channels
 
@@ -225,9 +225,9 @@ def restore_run(run_dir: str | os.PathLike[str], *, checkpoint: str = "best.pt",
     except RuntimeError as exc:
         raise UsageError(f"{run_dir / checkpoint}: the weights do not fit {cfg.model.name}: "
                          f"{str(exc).splitlines()[0]}") from None
-    preprocess = Preprocess.from_dict(saved) if saved else _rebuilt_preprocess(cfg, model)
+    preprocess = saved if saved is not None else _rebuilt_preprocess(cfg, model)
     raw_data = (state.get("config") or {}).get("data") or {}
-    if not saved and "pipeline" in raw_data and prepared_applies(cfg):  # trained on the prepared pipeline
+    if saved is None and "pipeline" in raw_data and prepared_applies(cfg):  # trained on the prepared pipeline
         preprocess = dataclasses.replace(preprocess, crop_pct=cfg.data.crop_pct)
     dev = torch.device(device)
     model = model.to(dev).eval()
