@@ -584,7 +584,6 @@ class SQLiteStore(Store):
 
     def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
         def run() -> list[StoredPoint]:
-            rids = dict(self._rows_in("SELECT rid, id FROM docs WHERE id IN ({})", list(dict.fromkeys(run_ids))))
             sql = "SELECT metric, step, epoch, value FROM series WHERE rid=?"
             names: list[str] = []
             if metrics is not None:
@@ -592,9 +591,10 @@ class SQLiteStore(Store):
                 if not names:
                     return []
                 sql += f" AND metric IN ({','.join('?' * len(names))})"
+            ids = list(dict.fromkeys(run_ids))
+            by_id = dict(self._rows_in("SELECT id, rid FROM docs WHERE id IN ({})", ids))
             out: list[StoredPoint] = []
-            by_id = {run_id: rid for rid, run_id in rids.items()}
-            for run_id in dict.fromkeys(run_ids):  # one index range per run, in the order asked
+            for run_id in ids:  # one index range per run, in the order asked
                 rid = by_id.get(run_id)
                 if rid is not None:
                     rows = self.db.execute(sql + " ORDER BY metric, rowid", [rid, *names]).fetchall()
