@@ -707,8 +707,8 @@ class MongoStore(Store):
                 by_id = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}}, _projection())}
                 return [by_id[i] for i in ids if i in by_id]
             cursor = self.docs.find(flt, _projection()).sort(DEFAULT_ORDER)
-            if self.query_timeout:
-                cursor = cursor.max_time_ms(max(1, int(self.query_timeout * 1000)))
+            if limit_ms := self._time_limit().get("maxTimeMS"):
+                cursor = cursor.max_time_ms(limit_ms)
             if options.offset:
                 cursor = cursor.skip(int(options.offset))
             if options.limit is not None:
