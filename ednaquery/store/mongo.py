@@ -729,7 +729,8 @@ class MongoStore(Store):
             group = resolve(by)
             group_paths = [p for p in group.all if group_leaf(by, tuple(p.split(PATH_SEP)))]
         with self._errors("best"):
-            rows = list(self.docs.aggregate(best_pipeline(flt, tiers, ranks, group, group_paths, minimize)))
+            rows = list(self.docs.aggregate(best_pipeline(flt, tiers, ranks, group, group_paths, minimize),
+                                            **self._time_limit()))
         out = []
         for r in rows:
             labels = [lf["s"] if lf.get("s") is not None else f"{lf['n']:.15g}"
