@@ -40,12 +40,10 @@ from ednaquery.keys import (
     RESERVED_FIELDS,
     RESERVED_PREFIX,
     KeySpec,
-    group_leaf,
     is_reserved_path,
     key_matches,
 )
 from ednaquery.masking import mask_uri, redact
-from ednaquery.metrics import summary_rank
 from ednaquery.query.ast import Node
 from ednaquery.store import id_version
 from ednaquery.store.base import (
@@ -723,11 +721,9 @@ class MongoStore(Store):
         tiers = resolve(metric)
         if flt == NOTHING or not tiers:
             return []
-        ranks = {p: summary_rank(p.split(PATH_SEP)[-1]) for p in tiers.all}
-        group, group_paths = None, []
-        if by is not None:
-            group = resolve(by)
-            group_paths = [p for p in group.all if group_leaf(by, tuple(p.split(PATH_SEP)))]
+        group = resolve(by) if by is not None else None
+        with self._lock:
+            ranks, group_paths = self._catalog.best_handles(tiers, by, group)
         with self._errors("best"):
             rows = list(self.docs.aggregate(best_pipeline(flt, tiers, ranks, group, group_paths, minimize),
                                             **self._time_limit()))

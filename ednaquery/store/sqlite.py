@@ -27,8 +27,7 @@ from typing import Any
 
 from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
-from ednaquery.metrics import summary_rank
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
 from ednaquery.query.ast import And, Compare, Node, Not, Or
 from ednaquery.regex import RegexError
 from ednaquery.regex import compile_regex as _compile_regex
@@ -888,12 +887,8 @@ class SQLiteStore(Store):
             tiers = self._resolve(metric)
             if not tiers:
                 return []
-            paths = {pid: p.split(PATH_SEP) for p, pid in self._catalog.items()}
-            ranks = {pid: summary_rank(paths[pid][-1]) for pid in tiers.all}
-            group, group_pids = None, []
-            if by is not None:
-                group = self._resolve(by)
-                group_pids = [pid for pid in group.all if group_leaf(by, tuple(paths[pid]))]
+            group = self._resolve(by) if by is not None else None
+            ranks, group_pids = self._catalog.best_handles(tiers, by, group)
             sql, params = best_rows_sql(match, tiers, ranks, group, group_pids, minimize)
             return [tuple(r) for r in self.db.execute(sql, params)]
         return self._guard(run)
