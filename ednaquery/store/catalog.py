@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ednaquery.documents import PATH_SEP
-from ednaquery.keys import EXACT, KeySpec, group_leaf, key_tier
+from ednaquery.keys import EXACT, RESERVED_PREFIX, KeySpec, group_leaf, key_tier
 from ednaquery.metrics import summary_rank
 
 
@@ -76,6 +76,10 @@ class PathCatalog:
     def items(self) -> list[tuple[str, object]]:
         """``(stored path, handle)`` for every path."""
         return list(self._paths.items())
+
+    def key_paths(self) -> list[tuple[str, ...]]:
+        """Every config (not reserved) leaf path, as segments: what "did you mean" suggests from."""
+        return [tuple(p.split(PATH_SEP)) for p in self._paths if not p.startswith(RESERVED_PREFIX)]
 
     def best_handles(self, metric: Tiers, by: KeySpec | None, group: Tiers | None) -> tuple[dict, list]:
         """For ``--best``: each of ``metric``'s handles with its leaf's :func:`~ednaquery.metrics.summary_rank`,

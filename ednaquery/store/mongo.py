@@ -758,7 +758,7 @@ class MongoStore(Store):
         self._ready()
         self._load_catalog()
         with self._lock:
-            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
+            return self._catalog.key_paths()
 
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._ready()

@@ -896,7 +896,7 @@ class SQLiteStore(Store):
     def key_paths(self) -> list[tuple[str, ...]]:
         with self._lock:
             self._refresh_catalog()
-            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
+            return self._catalog.key_paths()
 
     def reopen(self) -> SQLiteStore:
         """A second connection to the same file: this one runs one query at a time (its lock), while WAL
