@@ -212,9 +212,9 @@ def flat_values(doc: dict, columns: Sequence[Column],
             if name in out:
                 continue
             owner[name] = p
-            value: Any = vs if (len(vs) > 1 or p == (RESERVED_PREFIX + "tags",)) else vs[0]
-            out[name] = [iso_time(v) for v in value] if p in TIME_PATHS and isinstance(value, list) else (
-                iso_time(value) if p in TIME_PATHS else value)
+            if p in TIME_PATHS:
+                vs = [iso_time(v) for v in vs]
+            out[name] = vs if (len(vs) > 1 or p == (RESERVED_PREFIX + "tags",)) else vs[0]
     return out
 
 
