@@ -28,7 +28,7 @@ from typing import Any
 from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
 from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
-from ednaquery.query.ast import And, Compare, Node, Not, Or
+from ednaquery.query.ast import Compare, Node, terms_of
 from ednaquery.regex import RegexError
 from ednaquery.regex import compile_regex as _compile_regex
 from ednaquery.settings import default_store_path
@@ -129,15 +129,10 @@ def compile_regex(pattern: str) -> Any:
 
 def check_regexes(node: Node) -> None:
     """Compile every ``~``/``!~`` pattern of a query now, so a bad one is a clear error, not a failed query."""
-    if isinstance(node, Compare):
-        if node.op in ("~", "!~"):
-            for v in node.values:
+    for term in terms_of(node):
+        if isinstance(term, Compare) and term.op in ("~", "!~"):
+            for v in term.values:
                 compile_regex(str(v.value))
-    elif isinstance(node, (And, Or)):
-        for item in node.items:
-            check_regexes(item)
-    elif isinstance(node, Not):
-        check_regexes(node.item)
 
 
 #: Ctrl-C seen inside a callback SQLite made (it cannot raise through SQLite): the query stops at the next
