@@ -418,9 +418,9 @@ class Index:
 
             metric_key = parse_key_arg(best, "--best", alias_groups)
             by_key = parse_key_arg(by, "--by", alias_groups) if by else None
-            self._check_option_keys([("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
+            paths = self._check_option_keys([("--best", metric_key)] + ([("--by", by_key)] if by_key else []))
             if by_key is not None:
-                check_group_key(by_key, self.store.key_paths())
+                check_group_key(by_key, paths)
             docs = best_in_store(self.store, node, FindOptions(kinds=kinds, all_versions=all_versions),
                                  Column(metric_key, key_label(metric_key)),
                                  Column(by_key, key_label(by_key)) if by_key else None, minimize)
@@ -436,14 +436,16 @@ class Index:
             col.group = bool(best and by_key is not None and col.key == by_key and not col.terms)
         return Results((Record.from_document(d, columns) for d in docs), query=node, columns=columns)
 
-    def _check_option_keys(self, keys: Sequence[tuple[str, KeySpec]]) -> None:
-        """``--sort``/``--best``/``--by`` on a key the index has never seen: a usage error with a suggestion."""
+    def _check_option_keys(self, keys: Sequence[tuple[str, KeySpec]]) -> list[tuple[str, ...]]:
+        """``--sort``/``--best``/``--by`` on a key the index has never seen: a usage error with a suggestion.
+        Returns the store's key paths it read (none when ``keys`` is empty), for further checks."""
         from ednaquery.query.suggest import describe_unknown, known
 
         paths = self.store.key_paths() if keys else []
         for what, key in keys:
             if paths and not known(key, paths):
                 raise UsageError(f"{what}: {describe_unknown(key, paths)}")
+        return paths
 
     def unknown_keys(self, query: str | Sequence[str] | Node | None, *, aliases: bool = True) -> list[str]:
         """One line per key of ``query`` the index has never seen, with a "did you mean" (what the

@@ -152,8 +152,6 @@ def _plain(*cells: str) -> list[Any]:
     """Table cells shown literally: no rich markup (values may contain '[...]'), control characters escaped."""
     from rich.text import Text
 
-    from ednaquery.terminal import printable
-
     return [Text(printable(c)) for c in cells]
 
 
@@ -384,7 +382,6 @@ def _diff_table(a: dict, b: dict, rows: list) -> None:
 
     from ednaquery.output import dumps_json, id_prefixes, scalar_text
     from ednaquery.results import MISSING
-    from ednaquery.terminal import printable
 
     names = id_prefixes([a["_id"], b["_id"]])
 

@@ -204,24 +204,24 @@ class MetricsSummary:
 
     def add(self, name: str, value: Any, *, step: Any = None, epoch: Any = None) -> None:
         """One value of one metric (later calls are later in time), at ``step``/``epoch`` if known."""
-        self._add(name, value, _whole(step), _whole(epoch))
+        e = _whole(epoch)
+        if self._add(name, value, _whole(step), e) and e is not None and len(self.epoch_values) < MAX_POINTS:
+            self.epoch_values.add(float(e))
 
-    def _add(self, name: str, value: Any, step: int | None, epoch: int | None) -> None:
+    def _add(self, name: str, value: Any, step: int | None, epoch: int | None) -> bool:
+        """Record one value; True when it was a finite number (the caller notes its epoch: :meth:`add_record`
+        notes the row's epoch field once, not once per metric)."""
         x = as_number(value)
         if x is None:
-            return
+            return False
         s = self.series.get(name)
         if s is None:
             s = self.series[name] = _Series(direction(name))
         if not math.isfinite(x):
             s.nonfinite += 1
-            return
+            return False
         s.count += 1
         s.last = x
-        if epoch is not None and len(self.epoch_values) < MAX_POINTS:
-            e = finite_number(epoch)
-            if e is not None:
-                self.epoch_values.add(e)
         if len(self.points) < MAX_POINTS:
             self.points.append(Point(name, step, epoch, x))
         else:
@@ -231,6 +231,7 @@ class MetricsSummary:
             s.best = x if s.best is None else min(s.best, x)
         elif d == "max":
             s.best = x if s.best is None else max(s.best, x)
+        return True
 
     def add_record(self, record: dict) -> None:
         """A logged row: every numeric field is a metric except the step columns."""

@@ -212,9 +212,9 @@ def flat_values(doc: dict, columns: Sequence[Column],
             if name in out:
                 continue
             owner[name] = p
-            value: Any = vs if (len(vs) > 1 or p == (RESERVED_PREFIX + "tags",)) else vs[0]
-            out[name] = [iso_time(v) for v in value] if p in TIME_PATHS and isinstance(value, list) else (
-                iso_time(value) if p in TIME_PATHS else value)
+            if p in TIME_PATHS:
+                vs = [iso_time(v) for v in vs]
+            out[name] = vs if (len(vs) > 1 or p == (RESERVED_PREFIX + "tags",)) else vs[0]
     return out
 
 
@@ -360,13 +360,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = False,
-              names: Sequence[str] | None = None) -> dict[str, Any]:
+def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = False) -> dict[str, Any]:
     """The machine-readable form of one document (what ``--format json`` prints for it).
 
     ``values`` maps the unique name of every leaf the columns matched to its value
-    (:func:`flat_values`); with ``names`` (the columns of the whole answer) it has exactly
-    those names, in that order, null where this document has none. Times are ISO 8601.
+    (:func:`flat_values`; :func:`records` gives every record of an answer the same names).
+    Times are ISO 8601.
     """
     rec: dict[str, Any] = {
         "id": doc["_id"],
@@ -392,8 +391,7 @@ def to_record(doc: dict, columns: Sequence[Column] = (), *, as_written: bool = F
     if doc.get("kind") == "error":
         rec["error"] = doc.get("error")
     rec["config"] = original_config(doc, as_written=as_written)
-    flat = flat_values(doc, columns) if columns else {}
-    rec["values"] = flat if names is None else {n: flat.get(n) for n in names}
+    rec["values"] = flat_values(doc, columns) if columns else {}
     if doc.get("warnings"):
         rec["warnings"] = list(doc["warnings"])
     if doc.get("depends_on"):

@@ -4,6 +4,7 @@ Nodes are small frozen dataclasses so they can be compared in tests and cached.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,19 +77,17 @@ class MatchAll:
 Node = Compare | Range | Exists | And | Or | Not | MatchAll
 
 
+def terms_of(node: Node) -> Iterator[Compare | Range | Exists]:
+    """Every term of the query (under and/or/not alike), in order of appearance."""
+    if isinstance(node, (Compare, Range, Exists)):
+        yield node
+    elif isinstance(node, (And, Or)):
+        for item in node.items:
+            yield from terms_of(item)
+    elif isinstance(node, Not):
+        yield from terms_of(node.item)
+
+
 def keys_of(node: Node) -> list[KeySpec]:
     """Every key the query names, in order of appearance (for table columns and projection)."""
-    out: list[KeySpec] = []
-
-    def walk(n: Node) -> None:
-        if isinstance(n, (Compare, Range, Exists)):
-            if n.key not in out:
-                out.append(n.key)
-        elif isinstance(n, (And, Or)):
-            for i in n.items:
-                walk(i)
-        elif isinstance(n, Not):
-            walk(n.item)
-
-    walk(node)
-    return out
+    return list(dict.fromkeys(t.key for t in terms_of(node)))

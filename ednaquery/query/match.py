@@ -8,13 +8,13 @@ document's original values (``ednaquery.documents.document_pairs``), never a sto
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from ednaquery.documents import number_view, value_tokens
 from ednaquery.keys import KeySpec, resolve_paths
 from ednaquery.query.ast import And, Compare, Exists, MatchAll, Node, Not, Or, Range, Value
+from ednaquery.regex import RegexError, compile_regex
 
 __all__ = ["Pairs", "matches", "resolved_pairs", "value_satisfies"]
 
@@ -63,8 +63,8 @@ def _regex(pattern: Value, value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        return re.search(str(pattern.value), value.lower(), re.IGNORECASE) is not None
-    except re.error:
+        return compile_regex(str(pattern.value)).search(value.lower()) is not None  # as the stores: RE2 on ``s``
+    except RegexError:
         return False
 
 

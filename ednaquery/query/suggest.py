@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from ednaquery.errors import UsageError
 from ednaquery.keys import RESERVED_FIELDS, KeySpec, key_matches
-from ednaquery.query.ast import And, Compare, Node, Not, Or, keys_of
+from ednaquery.query.ast import Compare, Node, keys_of, terms_of
 from ednaquery.query.describe import key_text
 
 __all__ = ["KINDS", "check_kinds", "describe_unknown", "unknown_keys"]
@@ -84,18 +84,11 @@ def describe_unknown(key: KeySpec, paths: Sequence[tuple[str, ...]]) -> str:
 
 def check_kinds(node: Node) -> None:
     """Raise :class:`UsageError` for ``kind=x`` where ``x`` is no kind (globs and regexes pass)."""
-    def walk(n: Node) -> None:
-        if isinstance(n, (And, Or)):
-            for i in n.items:
-                walk(i)
-        elif isinstance(n, Not):
-            walk(n.item)
-        elif isinstance(n, Compare) and n.key.reserved_field() == "kind" and n.op in ("=", "!="):
+    for n in terms_of(node):
+        if isinstance(n, Compare) and n.key.reserved_field() == "kind" and n.op in ("=", "!="):
             for v in n.values:
                 if v.glob or str(v.value).lower() in KINDS:
                     continue
                 hint = difflib.get_close_matches(str(v.value).lower(), KINDS, n=1, cutoff=0.6)
                 more = f"; did you mean '{hint[0]}'?" if hint else ""
                 raise UsageError(f"'{v.value}' is not a kind: the kinds are {', '.join(KINDS)}{more}")
-
-    walk(node)

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ednaquery.documents import PATH_SEP
-from ednaquery.keys import EXACT, KeySpec, key_tier
+from ednaquery.keys import EXACT, RESERVED_PREFIX, KeySpec, group_leaf, key_tier
+from ednaquery.metrics import summary_rank
 
 
 class Tiers(NamedTuple):
@@ -75,3 +76,16 @@ class PathCatalog:
     def items(self) -> list[tuple[str, object]]:
         """``(stored path, handle)`` for every path."""
         return list(self._paths.items())
+
+    def key_paths(self) -> list[tuple[str, ...]]:
+        """Every config (not reserved) leaf path, as segments: what "did you mean" suggests from."""
+        return [tuple(p.split(PATH_SEP)) for p in self._paths if not p.startswith(RESERVED_PREFIX)]
+
+    def best_handles(self, metric: Tiers, by: KeySpec | None, group: Tiers | None) -> tuple[dict, list]:
+        """For ``--best``: each of ``metric``'s handles with its leaf's :func:`~ednaquery.metrics.summary_rank`,
+        and those of ``group``'s handles whose leaves name a group for ``by`` (:func:`~ednaquery.keys.group_leaf`)."""
+        wanted = set(metric.all) | set(group.all if group is not None else ())
+        path_of = {h: tuple(p.split(PATH_SEP)) for p, h in self._paths.items() if h in wanted}
+        ranks = {h: summary_rank(path_of[h][-1]) for h in metric.all}
+        group_handles = [] if by is None or group is None else [h for h in group.all if group_leaf(by, path_of[h])]
+        return ranks, group_handles

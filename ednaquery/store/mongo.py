@@ -40,12 +40,10 @@ from ednaquery.keys import (
     RESERVED_FIELDS,
     RESERVED_PREFIX,
     KeySpec,
-    group_leaf,
     is_reserved_path,
     key_matches,
 )
 from ednaquery.masking import mask_uri, redact
-from ednaquery.metrics import summary_rank
 from ednaquery.query.ast import Node
 from ednaquery.store import id_version
 from ednaquery.store.base import (
@@ -707,8 +705,8 @@ class MongoStore(Store):
                 by_id = {d["_id"]: d for d in self.docs.find({"_id": {"$in": ids}}, _projection())}
                 return [by_id[i] for i in ids if i in by_id]
             cursor = self.docs.find(flt, _projection()).sort(DEFAULT_ORDER)
-            if self.query_timeout:
-                cursor = cursor.max_time_ms(max(1, int(self.query_timeout * 1000)))
+            if limit_ms := self._time_limit().get("maxTimeMS"):
+                cursor = cursor.max_time_ms(limit_ms)
             if options.offset:
                 cursor = cursor.skip(int(options.offset))
             if options.limit is not None:
@@ -723,13 +721,12 @@ class MongoStore(Store):
         tiers = resolve(metric)
         if flt == NOTHING or not tiers:
             return []
-        ranks = {p: summary_rank(p.split(PATH_SEP)[-1]) for p in tiers.all}
-        group, group_paths = None, []
-        if by is not None:
-            group = resolve(by)
-            group_paths = [p for p in group.all if group_leaf(by, tuple(p.split(PATH_SEP)))]
+        group = resolve(by) if by is not None else None
+        with self._lock:
+            ranks, group_paths = self._catalog.best_handles(tiers, by, group)
         with self._errors("best"):
-            rows = list(self.docs.aggregate(best_pipeline(flt, tiers, ranks, group, group_paths, minimize)))
+            rows = list(self.docs.aggregate(best_pipeline(flt, tiers, ranks, group, group_paths, minimize),
+                                            **self._time_limit()))
         out = []
         for r in rows:
             labels = [lf["s"] if lf.get("s") is not None else f"{lf['n']:.15g}"
@@ -761,7 +758,7 @@ class MongoStore(Store):
         self._ready()
         self._load_catalog()
         with self._lock:
-            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
+            return self._catalog.key_paths()
 
     def key_stats(self, pattern: str | None = None, sample: int = 3) -> list[KeyStat]:
         self._ready()

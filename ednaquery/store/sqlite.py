@@ -27,9 +27,8 @@ from typing import Any
 
 from ednaquery.documents import ID_VERSION, PATH_SEP, reserved_leaves, value_tokens
 from ednaquery.errors import AmbiguousId, NotFound, QueryTimeout, StoreUnavailable, UsageError
-from ednaquery.keys import RESERVED_PREFIX, KeySpec, group_leaf, is_reserved_path, key_matches
-from ednaquery.metrics import summary_rank
-from ednaquery.query.ast import And, Compare, Node, Not, Or
+from ednaquery.keys import RESERVED_PREFIX, KeySpec, is_reserved_path, key_matches
+from ednaquery.query.ast import Compare, Node, terms_of
 from ednaquery.regex import RegexError
 from ednaquery.regex import compile_regex as _compile_regex
 from ednaquery.settings import default_store_path
@@ -130,15 +129,10 @@ def compile_regex(pattern: str) -> Any:
 
 def check_regexes(node: Node) -> None:
     """Compile every ``~``/``!~`` pattern of a query now, so a bad one is a clear error, not a failed query."""
-    if isinstance(node, Compare):
-        if node.op in ("~", "!~"):
-            for v in node.values:
+    for term in terms_of(node):
+        if isinstance(term, Compare) and term.op in ("~", "!~"):
+            for v in term.values:
                 compile_regex(str(v.value))
-    elif isinstance(node, (And, Or)):
-        for item in node.items:
-            check_regexes(item)
-    elif isinstance(node, Not):
-        check_regexes(node.item)
 
 
 #: Ctrl-C seen inside a callback SQLite made (it cannot raise through SQLite): the query stops at the next
@@ -584,7 +578,6 @@ class SQLiteStore(Store):
 
     def series(self, run_ids: Sequence[str], metrics: Sequence[str] | None = None) -> list[StoredPoint]:
         def run() -> list[StoredPoint]:
-            rids = dict(self._rows_in("SELECT rid, id FROM docs WHERE id IN ({})", list(dict.fromkeys(run_ids))))
             sql = "SELECT metric, step, epoch, value FROM series WHERE rid=?"
             names: list[str] = []
             if metrics is not None:
@@ -592,9 +585,10 @@ class SQLiteStore(Store):
                 if not names:
                     return []
                 sql += f" AND metric IN ({','.join('?' * len(names))})"
+            ids = list(dict.fromkeys(run_ids))
+            by_id = dict(self._rows_in("SELECT id, rid FROM docs WHERE id IN ({})", ids))
             out: list[StoredPoint] = []
-            by_id = {run_id: rid for rid, run_id in rids.items()}
-            for run_id in dict.fromkeys(run_ids):  # one index range per run, in the order asked
+            for run_id in ids:  # one index range per run, in the order asked
                 rid = by_id.get(run_id)
                 if rid is not None:
                     rows = self.db.execute(sql + " ORDER BY metric, rowid", [rid, *names]).fetchall()
@@ -888,12 +882,8 @@ class SQLiteStore(Store):
             tiers = self._resolve(metric)
             if not tiers:
                 return []
-            paths = {pid: p.split(PATH_SEP) for p, pid in self._catalog.items()}
-            ranks = {pid: summary_rank(paths[pid][-1]) for pid in tiers.all}
-            group, group_pids = None, []
-            if by is not None:
-                group = self._resolve(by)
-                group_pids = [pid for pid in group.all if group_leaf(by, tuple(paths[pid]))]
+            group = self._resolve(by) if by is not None else None
+            ranks, group_pids = self._catalog.best_handles(tiers, by, group)
             sql, params = best_rows_sql(match, tiers, ranks, group, group_pids, minimize)
             return [tuple(r) for r in self.db.execute(sql, params)]
         return self._guard(run)
@@ -901,7 +891,7 @@ class SQLiteStore(Store):
     def key_paths(self) -> list[tuple[str, ...]]:
         with self._lock:
             self._refresh_catalog()
-            return [tuple(p.split(PATH_SEP)) for p in self._catalog.paths() if not p.startswith(RESERVED_PREFIX)]
+            return self._catalog.key_paths()
 
     def reopen(self) -> SQLiteStore:
         """A second connection to the same file: this one runs one query at a time (its lock), while WAL

@@ -207,8 +207,7 @@ def create_app(index: Any, *, store_uri: str | None = None, host: str = "127.0.0
                 records.append(index.get(doc_id))
             except (NotFound, AmbiguousId) as exc:
                 return _error(404, str(exc))
-        ids = [record_json(r, with_config=False)["id"] for r in records]
-        return ok({"ids": ids, "rows": config_diff(records) if len(records) > 1 else []})
+        return ok({"ids": [r.id for r in records], "rows": config_diff(records) if len(records) > 1 else []})
 
     def api_series(request: Request) -> Response:
         """``/api/series?ids=a,b&metric=val_acc``: per-epoch/step values from the index."""
@@ -226,8 +225,7 @@ def create_app(index: Any, *, store_uri: str | None = None, host: str = "127.0.0
         """``/api/file/{id}/{path}``: a file from that run's folder; anything else is 404."""
         try:
             record = index.get(request.path_params["doc_id"])
-            shown = record_json(record, with_config=False)
-            folder = runfiles.run_folder(shown.get("kind"), shown.get("paths"))
+            folder = runfiles.run_folder(record.kind, record.paths)
             if folder is None:
                 raise runfiles.FileRefused("no folder")
             real = runfiles.resolve(folder, request.path_params["path"])
