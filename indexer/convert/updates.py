@@ -11,6 +11,7 @@ The one-shot scan and the daemon both go through here.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def _config_files(folder: str, done: str = "") -> list[tuple[str, os.stat_result
                 st = os.stat(p)
             except OSError:
                 continue
-            if os.path.isfile(p):
+            if stat.S_ISREG(st.st_mode):
                 out.append((p, st))
     return out
 
