@@ -375,21 +375,22 @@ class Indexer:
             runs = [d for d in self._convert_quietly(path, series) if d.get("kind") == "run"]  # a run folder keeps its run
             return [PathUpdate(path, runs, None, series=series)]
         try:
-            if self._with_series:
-                docs = self.convert(Path(path), max_bytes=self.max_bytes, series=series)
-            else:
-                docs = self.convert(Path(path), max_bytes=self.max_bytes)
+            docs = self._converted(path, series)
         except Exception as exc:  # the converter should never raise; if it does, record it
             log.debug("converter failed on %s", path, exc_info=True)
             docs = [_error_doc(path, f"internal error while converting: {exc}", st)]
-        return path_updates(path, list(docs), file_state(st) if st is not None else None, settle_members=True,
+        return path_updates(path, docs, file_state(st) if st is not None else None, settle_members=True,
                             series=series)
 
-    def _convert_quietly(self, folder: str, series: dict[str, Any] | None = None) -> list[dict]:
+    def _converted(self, path: str, series: dict[str, Any]) -> list[dict]:
+        """``self.convert`` of ``path``; the built-in converter also hands the runs' series to ``series``."""
+        if self._with_series:
+            return list(self.convert(Path(path), max_bytes=self.max_bytes, series=series))
+        return list(self.convert(Path(path), max_bytes=self.max_bytes))
+
+    def _convert_quietly(self, folder: str, series: dict[str, Any]) -> list[dict]:
         try:
-            if self._with_series and series is not None:
-                return list(self.convert(Path(folder), max_bytes=self.max_bytes, series=series))
-            return list(self.convert(Path(folder), max_bytes=self.max_bytes))
+            return self._converted(folder, series)
         except Exception:
             log.debug("converter failed on %s", folder, exc_info=True)
             return []
