@@ -375,17 +375,18 @@ class Indexer:
             runs = [d for d in self._convert_quietly(path, series) if d.get("kind") == "run"]  # a run folder keeps its run
             return [PathUpdate(path, runs, None, series=series)]
         try:
-            docs = self._converted(path, series)
+            docs = self._converted(path, series, st)
         except Exception as exc:  # the converter should never raise; if it does, record it
             log.debug("converter failed on %s", path, exc_info=True)
             docs = [_error_doc(path, f"internal error while converting: {exc}", st)]
         return path_updates(path, docs, file_state(st) if st is not None else None, settle_members=True,
                             series=series)
 
-    def _converted(self, path: str, series: dict[str, Any]) -> list[dict]:
-        """``self.convert`` of ``path``; the built-in converter also hands the runs' series to ``series``."""
+    def _converted(self, path: str, series: dict[str, Any], st: os.stat_result | None = None) -> list[dict]:
+        """``self.convert`` of ``path``; the built-in converter also hands the runs' series to ``series``
+        and takes the caller's ``st`` of the path (so it need not stat the file again)."""
         if self._with_series:
-            return list(self.convert(Path(path), max_bytes=self.max_bytes, series=series))
+            return list(self.convert(Path(path), max_bytes=self.max_bytes, series=series, stat=st))
         return list(self.convert(Path(path), max_bytes=self.max_bytes))
 
     def _convert_quietly(self, folder: str, series: dict[str, Any]) -> list[dict]:
