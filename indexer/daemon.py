@@ -547,11 +547,8 @@ class Indexer:
             if stored.get(path) != st:
                 self.queue.add(path, CONVERT, now=True)
                 changed += 1
-        skip = [f + os.sep for f in result.unreadable]
         for path in stored:
-            if path in result.files or path in result.unreadable or rel_parts(top, path) is None:
-                continue
-            if skip and path.startswith(tuple(skip)):
+            if path in result.files or result.hides(path) or rel_parts(top, path) is None:
                 continue
             self.queue.add(path, GONE, now=True)
             gone += 1

@@ -259,8 +259,7 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
 
                 found = walk(root, pfilter, on_file=found_file, keep_files=False)
                 report.unreadable.update(found.unreadable)
-                gone += [p for p in known if p not in found.unreadable
-                         and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
+                gone += [p for p in known if not found.hides(p)]
                 unreadable += [unreadable_update(f, why) for f, why in found.unreadable.items()
                                if f not in known and f != root]
             if not loading:  # the embedded store indexes a big first scan faster
