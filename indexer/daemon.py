@@ -375,21 +375,23 @@ class Indexer:
             runs = [d for d in self._convert_quietly(path, series) if d.get("kind") == "run"]  # a run folder keeps its run
             return [PathUpdate(path, runs, None, series=series)]
         try:
-            if self._with_series:
-                docs = self.convert(Path(path), max_bytes=self.max_bytes, series=series)
-            else:
-                docs = self.convert(Path(path), max_bytes=self.max_bytes)
+            docs = self._converted(path, series, st)
         except Exception as exc:  # the converter should never raise; if it does, record it
             log.debug("converter failed on %s", path, exc_info=True)
             docs = [_error_doc(path, f"internal error while converting: {exc}", st)]
-        return path_updates(path, list(docs), file_state(st) if st is not None else None, settle_members=True,
+        return path_updates(path, docs, file_state(st) if st is not None else None, settle_members=True,
                             series=series)
 
-    def _convert_quietly(self, folder: str, series: dict[str, Any] | None = None) -> list[dict]:
+    def _converted(self, path: str, series: dict[str, Any], st: os.stat_result | None = None) -> list[dict]:
+        """``self.convert`` of ``path``; the built-in converter also hands the runs' series to ``series``
+        and takes the caller's ``st`` of the path (so it need not stat the file again)."""
+        if self._with_series:
+            return list(self.convert(Path(path), max_bytes=self.max_bytes, series=series, stat=st))
+        return list(self.convert(Path(path), max_bytes=self.max_bytes))
+
+    def _convert_quietly(self, folder: str, series: dict[str, Any]) -> list[dict]:
         try:
-            if self._with_series and series is not None:
-                return list(self.convert(Path(folder), max_bytes=self.max_bytes, series=series))
-            return list(self.convert(Path(folder), max_bytes=self.max_bytes))
+            return self._converted(folder, series)
         except Exception:
             log.debug("converter failed on %s", folder, exc_info=True)
             return []
@@ -545,11 +547,8 @@ class Indexer:
             if stored.get(path) != st:
                 self.queue.add(path, CONVERT, now=True)
                 changed += 1
-        skip = [f + os.sep for f in result.unreadable]
         for path in stored:
-            if path in result.files or path in result.unreadable or rel_parts(top, path) is None:
-                continue
-            if skip and path.startswith(tuple(skip)):
+            if path in result.files or result.hides(path) or rel_parts(top, path) is None:
                 continue
             self.queue.add(path, GONE, now=True)
             gone += 1

@@ -23,7 +23,7 @@ from ednaquery.loaders import DEFAULT_MAX_BYTES
 from ednaquery.store.base import FileState, PathUpdate, SeriesRow, Store
 from ednaquery.store.bodies import pack_body, slim_for_body
 from indexer.convert import convert_path
-from indexer.convert.updates import dedupe, gone_updates, path_updates
+from indexer.convert.updates import dedupe, gone_updates, path_updates, run_home
 from indexer.patterns import PathFilter
 from indexer.walk import file_state, unreadable_update, walk
 
@@ -84,17 +84,11 @@ def _convert_chunk(paths: list[str], max_bytes: int, zdict: bytes | None,
         sent_series.update(series)
         if any(id(d) in sent for d in docs):
             docs[:] = [d for d in docs if id(d) not in sent]
-        sent.update(id(d) for d in docs if _home(d) not in (None, path))
+        sent.update(id(d) for d in docs if run_home(d) not in (None, path))
     if not zdict:
         return out
     return [(path, [slim_for_body(d) for d in docs], [pack_body(d, zdict) for d in docs], series)
             for path, docs, _, series in out]
-
-
-def _home(doc: dict) -> str | None:
-    """The run folder a run document lives at (None for other documents)."""
-    paths = doc.get("paths") or []
-    return paths[0] if doc.get("kind") == "run" and paths else None
 
 
 class _Converter:
@@ -265,8 +259,7 @@ def scan(store: Store, roots: Sequence[str], *, pfilter: PathFilter | None = Non
 
                 found = walk(root, pfilter, on_file=found_file, keep_files=False)
                 report.unreadable.update(found.unreadable)
-                gone += [p for p in known if p not in found.unreadable
-                         and not any(p.startswith(u.rstrip(os.sep) + os.sep) for u in found.unreadable)]
+                gone += [p for p in known if not found.hides(p)]
                 unreadable += [unreadable_update(f, why) for f, why in found.unreadable.items()
                                if f not in known and f != root]
             if not loading:  # the embedded store indexes a big first scan faster

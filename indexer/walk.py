@@ -31,6 +31,12 @@ class WalkResult:
     unreadable: dict[str, str] = field(default_factory=dict)  # folder -> reason
     folders: int = 0
 
+    def hides(self, path: str) -> bool:
+        """True if ``path`` is a folder the walk could not list, or lies in one: whether it is gone is unknown."""
+        if not self.unreadable:
+            return False
+        return path in self.unreadable or path.startswith(tuple(f.rstrip(os.sep) + os.sep for f in self.unreadable))
+
 
 def file_state(st: os.stat_result) -> FileState:
     return FileState(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)

@@ -73,7 +73,8 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
     watched folders (ids of runs that have none of their own are relative to them); ``series``:
     a dict that receives the metric series of the runs read (run id -> rows, ``PathUpdate.series``);
     ``memo``: a dict a caller converting many files at once (the scan's chunks) keeps between calls, so that
-    the files of one unchanged run folder share one read and one document (the same object, not a copy).
+    the files of one unchanged run folder share one read and one document (the same object, not a copy),
+    and the files of one folder one look at whether it is a run folder.
     """
     p = Path(os.path.abspath(os.fspath(path)))
     try:
@@ -96,7 +97,7 @@ def convert_path(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
                 return [group_document(p, max_bytes=max_bytes)]
             except LoadError as exc:
                 return [_error(p, exc.detail, "json", stat)]
-        owned = run_folder_of(p)
+        owned = run_folder_of(p, None if memo is None else memo.setdefault("folders", {}))
         if owned is not None:
             rec, folder = owned
             if rec is None:

@@ -11,6 +11,7 @@ The one-shot scan and the daemon both go through here.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,13 +19,14 @@ from ednaquery.store.base import FileState, PathUpdate
 from indexer.convert.runs import RECOGNISERS, TOOL_SUBFOLDERS, recognise_folder
 from indexer.walk import file_state
 
-__all__ = ["dedupe", "gone_updates", "path_updates"]
+__all__ = ["dedupe", "gone_updates", "path_updates", "run_home"]
 
 #: how far above a vanished file its run folder may be (``run/.hydra/config.yaml``: 2)
 _UP = 2
 
 
-def _home(doc: dict) -> str | None:
+def run_home(doc: dict) -> str | None:
+    """The run folder a run document lives at (None for other documents)."""
     paths = doc.get("paths") or []
     return paths[0] if doc.get("kind") == "run" and paths else None
 
@@ -44,7 +46,7 @@ def path_updates(path: str, docs: list[dict], state: FileState | None, bodies: S
     moved: list[PathUpdate] = []
     for i, doc in enumerate(docs):
         body = bodies[i] if i < len(bodies) else None
-        home = _home(doc)
+        home = run_home(doc)
         if home is not None and home != path:
             moved.append(PathUpdate(home, [doc], None, [body] if bodies else ()))
             if settle_members:
@@ -77,7 +79,7 @@ def _config_files(folder: str, done: str = "") -> list[tuple[str, os.stat_result
                 st = os.stat(p)
             except OSError:
                 continue
-            if os.path.isfile(p):
+            if stat.S_ISREG(st.st_mode):
                 out.append((p, st))
     return out
 
@@ -97,7 +99,7 @@ def gone_updates(path: str, convert: Callable[[str], list[dict]]) -> list[PathUp
         if not os.path.isdir(folder):
             out.append(PathUpdate(folder, [], None))  # the run folder itself is gone
             continue
-        docs = [d for d in convert(folder) if _home(d) == folder]
+        docs = [d for d in convert(folder) if run_home(d) == folder]
         if docs:  # still a run, one file short
             out.append(PathUpdate(folder, docs, None))
         elif _made_run(path, folder) and _no_run(folder):  # its run files are gone, the folder stays: the run leaves the store,

@@ -22,6 +22,7 @@ from ednaquery.store import FindOptions
 from ednaquery.store.sqlite import SQLiteStore
 from indexer.convert import convert_path
 from indexer.daemon import Indexer
+from tests.support.indexer import resnet_kinds, sqlite_indexer
 from tests.support.wait import wait_until
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpora_runs"
@@ -63,12 +64,6 @@ def generate(out: Path, lib: str) -> list[dict]:
     return json.loads(line[6:])
 
 
-def resnet_kinds(store: SQLiteStore) -> list[tuple[str, list[str]]]:
-    """``(kind, paths)`` of the configs and runs whose model is resnet18."""
-    docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
-    return [(d["kind"], d["paths"]) for d in docs]
-
-
 def test_a_folder_that_stops_being_a_run_leaves_no_run_behind(tmp_path: Path) -> None:
     root = tmp_path / "watched"
     run = root / "r1"
@@ -76,11 +71,7 @@ def test_a_folder_that_stops_being_a_run_leaves_no_run_behind(tmp_path: Path) ->
     (run / "config.yaml").write_text("model: resnet18\nlr: 0.1\n")
     (run / "run.json").write_text('{"run_id": "r1", "status": "finished"}\n')
     (run / "metrics.jsonl").write_text('{"epoch": 1, "val_acc": 0.5}\n')
-    db = str(tmp_path / "index.db")
-    ix = Indexer(lambda: SQLiteStore(db), [str(root)], debounce=0.05, reconcile_every=None)
-    ix.start()
-    store = SQLiteStore(db)
-    try:
+    with sqlite_indexer(root, str(tmp_path / "index.db")) as (_ix, store):
         def kinds() -> list[tuple[str, list[str]]]:
             return resnet_kinds(store)
 
@@ -88,9 +79,6 @@ def test_a_folder_that_stops_being_a_run_leaves_no_run_behind(tmp_path: Path) ->
         (run / "run.json").unlink()
         (run / "metrics.jsonl").unlink()  # the folder stays, with only a config in it
         assert wait_until(lambda: kinds() == [("config", [str(run / "config.yaml")])], timeout=10), kinds()
-    finally:
-        store.close()
-        ix.stop()
 
 
 @pytest.mark.parametrize("lib", sorted(LIBRARIES))
@@ -131,11 +119,7 @@ def test_a_config_written_before_its_folder_became_a_run_is_no_config_after(tmp_
     root = tmp_path / "watched"
     run = root / "r1"
     run.mkdir(parents=True)
-    db = str(tmp_path / "index.db")
-    ix = Indexer(lambda: SQLiteStore(db), [str(root)], debounce=0.05, reconcile_every=None)
-    ix.start()
-    store = SQLiteStore(db)
-    try:
+    with sqlite_indexer(root, str(tmp_path / "index.db")) as (_ix, store):
         def kinds() -> list[tuple[str, list[str]]]:
             return resnet_kinds(store)
 
@@ -143,9 +127,6 @@ def test_a_config_written_before_its_folder_became_a_run_is_no_config_after(tmp_
         assert wait_until(lambda: kinds() == [("config", [str(run / "config.yaml")])], timeout=10)
         (run / "metrics.jsonl").write_text('{"epoch": 1, "val_acc": 0.5}\n')  # now it is a run
         assert wait_until(lambda: kinds() == [("run", [str(run)])], timeout=10), kinds()
-    finally:
-        store.close()
-        ix.stop()
 
 
 @pytest.mark.parametrize("lib", sorted(LIBRARIES))

@@ -17,6 +17,7 @@ from indexer.convert import convert_path
 from indexer.convert.runs import clear_cache, read_run, recognise_folder
 from indexer.convert.updates import gone_updates, path_updates
 from indexer.scan import scan
+from tests.support.indexer import resnet_kinds
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpora_runs"
 
@@ -89,8 +90,7 @@ def test_a_rescan_drops_a_run_whose_folder_is_no_run_any_more(tmp_path: Path) ->
     store = SQLiteStore(str(tmp_path / "index.db"))
     try:
         def kinds() -> list[tuple[str, list[str]]]:
-            docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
-            return [(d["kind"], d["paths"]) for d in docs]
+            return resnet_kinds(store)
 
         scan(store, [str(root)], workers=1)
         assert kinds() == [("run", [str(run)])]

@@ -5,21 +5,29 @@ file_states, dependants, ping, close) and can be switched "down" to raise
 StoreUnavailable, like a MongoDB that went away. ``standin_convert`` is a tiny converter
 (YAML/JSON -> one config document via the real ``ednaquery.documents`` functions, an
 error record for what does not parse), used where the real converter is not needed.
+``sqlite_indexer`` starts the real daemon over a SQLite store; ``resnet_kinds`` reads what it made of the
+run-folder tests' resnet18 files.
 """
 from __future__ import annotations
 
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 from ednaquery.documents import make_config_document, make_error_document
 from ednaquery.errors import StoreUnavailable
+from ednaquery.query import compile_query
+from ednaquery.store import FindOptions
 from ednaquery.store.base import FileState, PathUpdate
+from ednaquery.store.sqlite import SQLiteStore
+from indexer.daemon import Indexer
 
-__all__ = ["FakeStore", "disk_states", "standin_convert"]
+__all__ = ["FakeStore", "disk_states", "resnet_kinds", "sqlite_indexer", "standin_convert"]
 
 
 def standin_convert(path: Path, *, max_bytes: int) -> list[dict]:
@@ -149,3 +157,22 @@ def disk_states(root: str | Path, suffixes: tuple[str, ...] = (".yaml", ".yml", 
                 out[p] = FileState(st.st_size, st.st_mtime_ns, st.st_ino)
     return out
 
+
+
+@contextmanager
+def sqlite_indexer(root: str | Path, db: str) -> Iterator[tuple[Indexer, SQLiteStore]]:
+    """A started Indexer watching ``root`` into the SQLite store ``db``, and a store to read it; both closed after."""
+    ix = Indexer(lambda: SQLiteStore(db), [str(root)], debounce=0.05, reconcile_every=None)
+    ix.start()
+    store = SQLiteStore(db)
+    try:
+        yield ix, store
+    finally:
+        store.close()
+        ix.stop()
+
+
+def resnet_kinds(store: SQLiteStore) -> list[tuple[str, list[str]]]:
+    """``(kind, paths)`` of the configs and runs whose model is resnet18."""
+    docs = store.find(compile_query("model=resnet18"), FindOptions(kinds=("config", "run")))
+    return [(d["kind"], d["paths"]) for d in docs]

@@ -51,13 +51,16 @@ _cache: OrderedDict[tuple[str, str], tuple[tuple, RunInfo]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def run_folder_of(path: str | Path) -> tuple[Recogniser | None, Path] | None:
+def run_folder_of(path: str | Path, folders: dict[Path, Recogniser | None] | None = None,
+                  ) -> tuple[Recogniser | None, Path] | None:
     """The recogniser and run folder a file belongs to, or None if it is not part of a run.
 
     First the layouts' own file names; then any file directly in a run folder (our trainer's
     ``val_confusion.json``) or in a tool's sub-folder of one. MLflow's experiment
     ``meta.yaml`` and a Hydra multirun's ``multirun.yaml`` give ``(None, IGNORED)``: neither
-    is a config or a run of its own (a multirun's jobs read theirs).
+    is a config or a run of its own (a multirun's jobs read theirs). ``folders``: a caller's
+    memo of :func:`recognise_folder` answers, kept over a few files at once (the scan's chunks),
+    so that the files of one big folder do not each list it again.
     """
     p = path if isinstance(path, Path) else Path(path)
     for rec in RECOGNISERS:
@@ -73,7 +76,12 @@ def run_folder_of(path: str | Path) -> tuple[Recogniser | None, Path] | None:
     if p.parent.name in TOOL_SUBFOLDERS:
         candidates.append(p.parent.parent)
     for folder in candidates:
-        rec = recognise_folder(folder)
+        if folders is None:
+            rec = recognise_folder(folder)
+        elif folder in folders:
+            rec = folders[folder]
+        else:
+            rec = folders[folder] = recognise_folder(folder)
         if rec is not None:
             return rec, folder
     return None

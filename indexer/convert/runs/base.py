@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ednaquery.errors import LoadError
 from ednaquery.loaders import DEFAULT_MAX_BYTES, load_file
-from ednaquery.metrics import Point
+from ednaquery.metrics import MetricsSummary, Point
 
 
 @dataclass
@@ -75,6 +75,12 @@ class RunInfo:
         except OSError:
             return
         self.mtime = m if self.mtime is None else max(self.mtime, m)
+
+    def take_metrics(self, summary: MetricsSummary) -> None:
+        """The run's metrics (last/best), series and metric warnings from what ``summary`` gathered."""
+        self.metrics = summary.result()
+        self.series = summary.points
+        self.warnings += summary.warnings()
 
 
 @runtime_checkable

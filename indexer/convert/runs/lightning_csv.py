@@ -46,9 +46,7 @@ class LightningRecogniser:
             info.touch(csv_path)
             summary = MetricsSummary()
             read_csv(str(csv_path), summary, info.warnings)
-            info.metrics = summary.result()
-            info.series = summary.points
-            info.warnings += summary.warnings()
+            info.take_metrics(summary)
             if summary.epoch_count:
                 info.info["epochs"] = summary.epoch_count
             if summary.last_step is not None:

@@ -117,7 +117,5 @@ class MlflowRecogniser:
                     info.touch(p)
                     name = os.path.relpath(p, mdir).replace(os.sep, "/")
                     read_mlflow_metric(p, name, summary, info.warnings)
-        info.metrics = summary.result()
-        info.series = summary.points
-        info.warnings += summary.warnings()
+        info.take_metrics(summary)
         return info

@@ -147,9 +147,7 @@ def _read(db: sqlite3.Connection, path: Path) -> list[RunInfo]:
     for rid, info in runs.items():
         s = summaries.get(rid)
         if s is not None:
-            info.metrics = s.result()
-            info.series = list(s.points)
-            info.warnings += s.warnings()
+            info.take_metrics(s)
             if s.last_step is not None:
                 info.info["steps"] = s.last_step
         if rid in cut:

@@ -54,9 +54,7 @@ def read_metric_files(folder: Path, info: RunInfo) -> None:
             for k, v in final.items():
                 if str(k).lower() not in ("epoch", "epochs", "step", "status"):
                     summary.set_final(str(k), v)
-    info.metrics = summary.result()
-    info.series = summary.points
-    info.warnings += summary.warnings()
+    info.take_metrics(summary)
     if summary.epoch_count:
         info.info.setdefault("epochs", summary.epoch_count)
     if summary.last_step is not None:

@@ -188,9 +188,7 @@ class TensorboardRecogniser:
             summary.add(tag, value, step=step, epoch=epochs.get(step))
             if step is not None:
                 summary.last_step = float(step)
-        info.metrics = summary.result()
-        info.series = list(summary.points)
-        info.warnings += summary.warnings()
+        info.take_metrics(summary)
         if summary.epoch_count:
             info.info["epochs"] = summary.epoch_count
         if summary.last_step is not None:

@@ -330,9 +330,7 @@ class WandbBinaryRecogniser:
             summary.set_final(str(k), v)
         if as_number(run.summary.get("_step")) is not None:
             info.info["steps"] = as_number(run.summary.get("_step"))
-        info.metrics = summary.result()
-        info.series = list(summary.points)
-        info.warnings += summary.warnings()
+        info.take_metrics(summary)
         if summary.epoch_count:
             info.info["epochs"] = summary.epoch_count
         info.status = status_of(run, info.mtime)

@@ -104,9 +104,7 @@ class WandbRecogniser:
                 if isinstance(v, dict) and ("_type" in v or not any(x in v for x in ("max", "min", "last", "best"))):
                     continue  # media, histograms, tables
                 summary.set_final(str(k), v)
-        info.metrics = summary.result()
-        info.series = summary.points
-        info.warnings += summary.warnings()
+        info.take_metrics(summary)
         if summary.epoch_count:
             info.info["epochs"] = summary.epoch_count
         info.run_id = m.group(2) if m else derived_run_id(folder, info.started_at)
