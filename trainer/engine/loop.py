@@ -221,7 +221,7 @@ class Trainer:
         # task: the loss (trainer.engine.losses) and what evaluation adds (trainer.engine.evalmetrics)
         self.task = cfg.task
         self.objective = build_objective(cfg, weight=self.loss_weights, num_classes=self.num_classes,
-                                         mixup=self.mixup is not None)
+                                         mixup=self.mixup is not None, device=device)
         self.train_terms = TermTally()
         # progress through training
         self.epochs_done = 0
