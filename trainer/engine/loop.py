@@ -197,17 +197,16 @@ class Trainer:
         self.updates_per_epoch = math.ceil(data.steps_per_epoch / self.accum)
         self.schedule = build_schedule(self.optimizer, cfg.scheduler, epochs=t.epochs,
                                        steps_per_epoch=self.updates_per_epoch, base_lr=cfg.optimizer.lr)
-        mean, std = mean_std or normalization(cfg.data.mean, cfg.data.std, data.channels)
-        mean, std = normalization(mean, std, data.channels)
+        raw_mean, raw_std = mean_std or (cfg.data.mean, cfg.data.std)  # the pretrained config's, or data.mean/std
+        mean, std = normalization(raw_mean, raw_std, data.channels)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
         # data.features (features.py): the stack replaces the plain mean/std normalisation in prepare()
-        self.features = build_features(cfg.data.features, mean_std or (cfg.data.mean, cfg.data.std), device)
+        self.features = build_features(cfg.data.features, (raw_mean, raw_std), device)
         # what a prediction needs to feed the model as training did (saved in every checkpoint; trainer.ops.restore)
         self.preprocess: dict[str, Any] = {"img_size": list(data.img_size), "channels": data.channels,
                                            "mean": list(mean), "std": list(std)}
         if cfg.data.features is not None:
-            raw_mean, raw_std = mean_std or (cfg.data.mean, cfg.data.std)
             self.preprocess.update(features=list(cfg.data.features),
                                    feature_mean=list(raw_mean) if raw_mean else None,
                                    feature_std=list(raw_std) if raw_std else None)
