@@ -33,13 +33,13 @@ import torch.nn.functional as F
 
 from trainer.engine.config import FEATURES
 from trainer.engine.data import normalization
+from trainer.engine.filters import LUMA
 
 __all__ = ["FeatureStack", "build_features", "feature_channels", "fft_log_magnitude", "gray", "haar",
            "luma_weights", "scale_space", "sobel_kernel", "sobel_xy", "standardize"]
 
 STANDARDIZE_EPS = 1e-5
 SCALESPACE_SIGMAS = (1.0, 2.0, 4.0)
-LUMA = (0.299, 0.587, 0.114)
 
 
 def feature_channels(features: list[str] | None, channels: int) -> int:
