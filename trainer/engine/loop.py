@@ -455,7 +455,7 @@ class Trainer:
             return True
         return value > best + min_delta if mode == "max" else value < best - min_delta
 
-    def fit(self, *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    def fit(self, *, on_epoch: Callable[[dict[str, Any]], Any] | None = None,
             on_step_row: Callable[[dict[str, Any]], None] | None = None,
             on_step: Callable[[int], None] | None = None) -> FitResult:
         """Train from where the trainer stands to ``train.epochs``; see the module docstring.
@@ -472,7 +472,7 @@ class Trainer:
         finally:
             monitor.stop()
 
-    def _fit(self, monitor: DeviceMonitor, on_epoch: Callable[[dict[str, Any]], None] | None,
+    def _fit(self, monitor: DeviceMonitor, on_epoch: Callable[[dict[str, Any]], Any] | None,
              on_step_row: Callable[[dict[str, Any]], None] | None, on_step: Callable[[int], None] | None
              ) -> FitResult:
         t = self.cfg.train
