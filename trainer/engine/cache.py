@@ -35,11 +35,14 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trainer.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where used: listing and evicting caches do not need it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,6 @@ def decode_stored(path: str | Path, short_side: int, channels: int) -> np.ndarra
     bicubic, within 0.01 grey level on average, and 3x faster than ``Image.resize``).
     """
     import torch
-    import torch.nn.functional as F
     from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
@@ -105,9 +107,20 @@ def decode_stored(path: str | Path, short_side: int, channels: int) -> np.ndarra
         arr = arr[:, :, None]
     if arr.shape[:2] != (th, tw):
         x = torch.from_numpy(arr).permute(2, 0, 1)[None]  # channels-last: torch's fast uint8 path
-        arr = F.interpolate(x, size=(th, tw), mode="bicubic", antialias=True, align_corners=False)[0]
-        arr = arr.permute(1, 2, 0).numpy()
+        arr = resize(x, (th, tw))[0].permute(1, 2, 0).numpy()
     return np.ascontiguousarray(arr)
+
+
+def resize(x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bicubic resize (timm's default interpolation) of ``[N, C, h, w]`` (uint8 stays uint8);
+    ``x`` itself when it is already ``out_hw``."""
+    import torch
+    import torch.nn.functional as F
+
+    if tuple(x.shape[-2:]) == tuple(out_hw):
+        return x
+    y = F.interpolate(x, size=tuple(out_hw), mode="bicubic", align_corners=False, antialias=True)
+    return y if y.dtype == torch.uint8 else y.clamp_(0, 255)
 
 
 # torchvision 0.29 marks its image codecs deprecated in favour of torchcodec; they are what this project pins

@@ -724,12 +724,12 @@ def _check_resampling(d: DataConfig) -> None:
 
 def task_metrics(cfg: TrainerConfig) -> tuple[str, ...]:
     """The epoch metrics a run of this config logs and may select on (best.pt, plateau, early stopping)."""
-    terms = _term_keys(cfg.loss)
+    terms = loss_term_keys(cfg.loss)
     return (*TASK_METRICS[cfg.task], *(f"{split}_loss_{k}" for split in ("train", "val") for k in terms))
 
 
-def _term_keys(loss: LossConfig) -> list[str]:
-    """Metric suffixes of ``loss.terms``: the term's name, numbered when a name repeats (focal, focal_2)."""
+def loss_term_keys(loss: LossConfig) -> list[str]:
+    """Metric suffixes of ``loss.terms`` (``train_loss_<key>``): each term's name, numbered on repeats (focal_2)."""
     keys: list[str] = []
     for term in loss.terms:
         key, n = term.name, 1
@@ -738,11 +738,6 @@ def _term_keys(loss: LossConfig) -> list[str]:
             key = f"{term.name}_{n}"
         keys.append(key)
     return keys
-
-
-def loss_term_keys(loss: LossConfig) -> list[str]:
-    """Public form of the ``loss.terms`` metric suffixes (``train_loss_<key>``)."""
-    return _term_keys(loss)
 
 
 def _validate_task(cfg: TrainerConfig, given: frozenset[str]) -> None:

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from trainer.engine.augment import build_mixup, build_transform
 from trainer.engine.cache import available_cores
 from trainer.engine.config import TrainerConfig
+from trainer.engine.filters import LUMA
 from trainer.engine.prepared import Prepared, applies, open_prepared
 from trainer.engine.sampling import imbalance_subset, weighted_draw
 from trainer.errors import ConfigError, DataError
@@ -75,7 +76,7 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if c == 1 and channels == 3:
         return x.expand(-1, 3, -1, -1).contiguous()
     if c == 3 and channels == 1:
-        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        w = torch.tensor(LUMA).view(1, 3, 1, 1)
         return (x.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
     raise DataError(f"cannot convert {c}-channel images to {channels} channels")
 

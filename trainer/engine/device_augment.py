@@ -220,19 +220,23 @@ def _jitter(x: torch.Tensor, f: torch.Tensor, order: list[int]) -> torch.Tensor:
     from the channel means); hue (through HSV) splits the runs. The result is clamped to 0..255 after
     each run rather than after each step: identical to torchvision unless a step pushes a value
     outside 0..255 and a later one brings it back.
+
+    ``f`` lies where it was sampled (the CPU): which steps run is decided there, so the device is
+    never waited for; only the factors (and the grey weights) are copied to it, once a batch.
     """
     b, c = x.shape[:2]
     dev, dt = x.device, x.dtype
-    f = f.to(device=dev, dtype=dt)
-    grey = torch.tensor(GREY if c == 3 else (1.0,), device=dev, dtype=dt)
+    f = f.to(dt)
+    f_dev = f.to(dev, non_blocking=True)
+    grey = torch.tensor(GREY if c == 3 else (1.0,), dtype=dt).to(dev, non_blocking=True)
     eye = torch.eye(c, device=dev, dtype=dt).expand(b, c, c)
     m, t = eye.clone(), torch.zeros(b, c, device=dev, dtype=dt)
     mu: torch.Tensor | None = None
     pending = False
     for k in order:
-        col = f[:, k]
+        col = f_dev[:, k]
         if k == 3:
-            if c == 3 and bool((col != 0).any()):
+            if c == 3 and bool((f[:, k] != 0).any()):
                 if pending:
                     x, m, t, mu, pending = _affine(x, m, t), eye.clone(), torch.zeros_like(t), None, False
                 h, s, v = _rgb_to_hsv(x / 255.0)
@@ -240,7 +244,7 @@ def _jitter(x: torch.Tensor, f: torch.Tensor, order: list[int]) -> torch.Tensor:
                 x = _hsv_to_rgb(h, s, v) * 255.0
                 mu = None
             continue
-        if not _affine_acts(k, col, c):
+        if not _affine_acts(k, f[:, k], c):  # decided on the CPU copy: no device wait
             continue
         if k == 1 and mu is None:
             mu = x.mean(dim=(2, 3))
@@ -302,9 +306,12 @@ def jitter_uint8(x: torch.Tensor, p: dict[str, torch.Tensor]) -> dict[str, torch
 
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
-    on = sigma > 0
-    if not bool(on.any()):
+    """Per-image Gaussian blur; ``sigma`` [B] where it was sampled (the CPU: whether any image blurs is
+    decided there, without waiting for the device)."""
+    if not bool((sigma > 0).any()):
         return x
+    sigma = sigma.to(x.device, non_blocking=True)
+    on = sigma > 0
     b, c, hh, ww = x.shape
     r = torch.arange(k, device=x.device, dtype=x.dtype) - (k - 1) / 2
     s = sigma.clamp(min=1e-6).to(x.dtype).view(b, 1)
@@ -329,7 +336,7 @@ def apply_params(x: torch.Tensor, p: dict[str, torch.Tensor], aug: dict[str, dic
             x = torch.where(t(name).view(b, 1, 1, 1), x.flip(dim), x)
     for name in JITTER:
         if name in p:
-            x = _jitter(x, t(name), p[name + ".order"].tolist())
+            x = _jitter(x, p[name], p[name + ".order"].tolist())
     if "gamma" in p:
         g = t("gamma").to(x.dtype).view(b, 1, 1, 1)
         x = (x / 255.0).clamp_(0, 1).pow(g) * 255.0
@@ -339,7 +346,7 @@ def apply_params(x: torch.Tensor, p: dict[str, torch.Tensor], aug: dict[str, dic
         idx = t("channel_shuffle").view(b, -1, 1, 1).expand_as(x)
         x = x.gather(1, idx)
     if "blur" in p:
-        x = _blur(x, t("blur"), int(aug["blur"]["kernel_size"]))
+        x = _blur(x, p["blur"], int(aug["blur"]["kernel_size"]))
     if "noise" in p:
         gen = torch.Generator(device=dev).manual_seed(int(p["noise.seed"]))
         noise = torch.randn(x.shape, generator=gen, device=dev, dtype=x.dtype) * (float(aug["noise"]["std"]) * 255)

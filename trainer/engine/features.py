@@ -33,13 +33,13 @@ import torch.nn.functional as F
 
 from trainer.engine.config import FEATURES
 from trainer.engine.data import normalization
+from trainer.engine.filters import LUMA
 
 __all__ = ["FeatureStack", "build_features", "feature_channels", "fft_log_magnitude", "gray", "haar",
-           "scale_space", "sobel_xy", "standardize"]
+           "luma_weights", "scale_space", "sobel_kernel", "sobel_xy", "standardize"]
 
 STANDARDIZE_EPS = 1e-5
 SCALESPACE_SIGMAS = (1.0, 2.0, 4.0)
-LUMA = (0.299, 0.587, 0.114)
 
 
 def feature_channels(features: list[str] | None, channels: int) -> int:
@@ -47,17 +47,33 @@ def feature_channels(features: list[str] | None, channels: int) -> int:
     return channels if features is None else sum(FEATURES[name] for name in features)
 
 
-def gray(x: torch.Tensor) -> torch.Tensor:
-    """Luma ``[B, 1, H, W]`` of a float batch ``[B, 1 or 3, H, W]`` (same scale as the input)."""
+def luma_weights(device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[1, 3, 1, 1]``: the RGB weights of :func:`gray`."""
+    return torch.tensor(LUMA, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+
+def sobel_kernel(device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[2, 1, 3, 3]``: the Sobel dx and dy kernels of :func:`sobel_xy`."""
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=device, dtype=dtype)
+    return torch.stack([kx, kx.t()])[:, None]
+
+
+def gray(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Luma ``[B, 1, H, W]`` of a float batch ``[B, 1 or 3, H, W]`` (same scale as the input).
+
+    ``weights``: :func:`luma_weights` already on ``x``'s device (else made, and copied there, per call).
+    """
     if x.shape[1] == 1:
         return x
-    return (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (x * (weights if weights is not None else luma_weights(x.device, x.dtype))).sum(1, keepdim=True)
 
 
-def sobel_xy(g: torch.Tensor) -> torch.Tensor:
-    """Sobel derivatives ``[B, 2, H, W]`` (dx, dy) of ``[B, 1, H, W]``, borders replicated."""
-    kx = g.new_tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    kernel = torch.stack([kx, kx.t()])[:, None]
+def sobel_xy(g: torch.Tensor, kernel: torch.Tensor | None = None) -> torch.Tensor:
+    """Sobel derivatives ``[B, 2, H, W]`` (dx, dy) of ``[B, 1, H, W]``, borders replicated.
+
+    ``kernel``: :func:`sobel_kernel` already on ``g``'s device (else made, and copied there, per call).
+    """
+    kernel = kernel if kernel is not None else sobel_kernel(g.device, g.dtype)
     return F.conv2d(F.pad(g, (1, 1, 1, 1), mode="replicate"), kernel)
 
 
@@ -114,10 +130,14 @@ class FeatureStack(torch.nn.Module):
         self.register_buffer("rgb_mean", torch.tensor(m3, device=device).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("rgb_std", torch.tensor(s3, device=device).view(1, 3, 1, 1) * 255.0)
         self.gray_mean, self.gray_std = m1[0] * 255.0, s1[0] * 255.0
+        # constants made on the device once: a tensor made from a list in forward() is a blocking
+        # host-to-device copy every batch (not persistent: the module's state_dict stays empty)
+        self.register_buffer("luma", luma_weights(device), persistent=False)
+        self.register_buffer("sobel", sobel_kernel(device), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
-        g = gray(x)
+        g = gray(x, self.luma)
         g01 = g / 255.0
         parts = []
         for name in self.names:
@@ -127,10 +147,10 @@ class FeatureStack(torch.nn.Module):
             elif name == "gray":
                 parts.append((g - self.gray_mean) / self.gray_std)
             elif name == "sobel":
-                d = sobel_xy(g01)
+                d = sobel_xy(g01, self.sobel)
                 parts.append(standardize(d.square().sum(1, keepdim=True).sqrt()))
             elif name == "sobel_xy":
-                parts.append(standardize(sobel_xy(g01)))
+                parts.append(standardize(sobel_xy(g01, self.sobel)))
             elif name == "fft":
                 parts.append(standardize(fft_log_magnitude(g01)))
             elif name == "wavelet":

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 __all__ = ["MedianBlur", "RandomCLAHE", "clahe", "median_blur"]
 
+#: ITU-R 601 luma weights of R, G, B: CLAHE's luma, the ``gray`` feature, RGB -> greyscale conversion
 LUMA = (0.299, 0.587, 0.114)
 
 

@@ -197,17 +197,16 @@ class Trainer:
         self.updates_per_epoch = math.ceil(data.steps_per_epoch / self.accum)
         self.schedule = build_schedule(self.optimizer, cfg.scheduler, epochs=t.epochs,
                                        steps_per_epoch=self.updates_per_epoch, base_lr=cfg.optimizer.lr)
-        mean, std = mean_std or normalization(cfg.data.mean, cfg.data.std, data.channels)
-        mean, std = normalization(mean, std, data.channels)
+        raw_mean, raw_std = mean_std or (cfg.data.mean, cfg.data.std)  # the pretrained config's, or data.mean/std
+        mean, std = normalization(raw_mean, raw_std, data.channels)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
         # data.features (features.py): the stack replaces the plain mean/std normalisation in prepare()
-        self.features = build_features(cfg.data.features, mean_std or (cfg.data.mean, cfg.data.std), device)
+        self.features = build_features(cfg.data.features, (raw_mean, raw_std), device)
         # what a prediction needs to feed the model as training did (saved in every checkpoint; trainer.ops.restore)
         self.preprocess: dict[str, Any] = {"img_size": list(data.img_size), "channels": data.channels,
                                            "mean": list(mean), "std": list(std)}
         if cfg.data.features is not None:
-            raw_mean, raw_std = mean_std or (cfg.data.mean, cfg.data.std)
             self.preprocess.update(features=list(cfg.data.features),
                                    feature_mean=list(raw_mean) if raw_mean else None,
                                    feature_std=list(raw_std) if raw_std else None)
@@ -221,7 +220,7 @@ class Trainer:
         # task: the loss (trainer.engine.losses) and what evaluation adds (trainer.engine.evalmetrics)
         self.task = cfg.task
         self.objective = build_objective(cfg, weight=self.loss_weights, num_classes=self.num_classes,
-                                         mixup=self.mixup is not None)
+                                         mixup=self.mixup is not None, device=device)
         self.train_terms = TermTally()
         # progress through training
         self.epochs_done = 0
@@ -456,7 +455,7 @@ class Trainer:
             return True
         return value > best + min_delta if mode == "max" else value < best - min_delta
 
-    def fit(self, *, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    def fit(self, *, on_epoch: Callable[[dict[str, Any]], Any] | None = None,
             on_step_row: Callable[[dict[str, Any]], None] | None = None,
             on_step: Callable[[int], None] | None = None) -> FitResult:
         """Train from where the trainer stands to ``train.epochs``; see the module docstring.
@@ -473,7 +472,7 @@ class Trainer:
         finally:
             monitor.stop()
 
-    def _fit(self, monitor: DeviceMonitor, on_epoch: Callable[[dict[str, Any]], None] | None,
+    def _fit(self, monitor: DeviceMonitor, on_epoch: Callable[[dict[str, Any]], Any] | None,
              on_step_row: Callable[[dict[str, Any]], None] | None, on_step: Callable[[int], None] | None
              ) -> FitResult:
         t = self.cfg.train

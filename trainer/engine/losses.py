@@ -178,7 +178,7 @@ class Objective:
 
 
 def _loss_fn(name: str, cfg: TrainerConfig, weight: torch.Tensor | None, num_classes: int,
-             mixup: bool) -> LossFn:
+             mixup: bool, device: torch.device | None) -> LossFn:
     loss = cfg.loss
     smoothing = 0.0 if mixup else loss.label_smoothing  # mixup's soft targets already carry the smoothing
     if name == "ce":
@@ -188,8 +188,9 @@ def _loss_fn(name: str, cfg: TrainerConfig, weight: torch.Tensor | None, num_cla
         if isinstance(loss.alpha, list):
             if len(loss.alpha) != num_classes:
                 raise ConfigError(f"loss.alpha: {len(loss.alpha)} weights for {num_classes} classes")
+            # on the training device once, not copied there every batch
             alpha = torch.tensor(loss.alpha, dtype=torch.float32,
-                                 device=weight.device if weight is not None else None)
+                                 device=device or (weight.device if weight is not None else None))
         return lambda out, y: focal_loss(out, y, gamma=loss.gamma,
                                          alpha=alpha.to(out.device) if isinstance(alpha, torch.Tensor)
                                          else alpha, weight=weight, label_smoothing=smoothing)
@@ -211,12 +212,13 @@ def _loss_fn(name: str, cfg: TrainerConfig, weight: torch.Tensor | None, num_cla
 
 
 def build_objective(cfg: TrainerConfig, *, weight: torch.Tensor | None = None, num_classes: int = 0,
-                    mixup: bool = False) -> Objective:
-    """The configured loss: ``loss.terms`` when given (each logged alone), else ``loss.name``."""
+                    mixup: bool = False, device: torch.device | None = None) -> Objective:
+    """The configured loss: ``loss.terms`` when given (each logged alone), else ``loss.name``; its constant
+    tensors (focal's per-class alpha) live on ``device``."""
     if cfg.loss.terms:
         keys = loss_term_keys(cfg.loss)
-        terms = [(key, t.weight, _loss_fn(t.name, cfg, weight, num_classes, mixup))
+        terms = [(key, t.weight, _loss_fn(t.name, cfg, weight, num_classes, mixup, device))
                  for key, t in zip(keys, cfg.loss.terms, strict=True)]
         return Objective(terms, log_terms=True)
-    return Objective([(cfg.loss.name, 1.0, _loss_fn(cfg.loss.name, cfg, weight, num_classes, mixup))],
+    return Objective([(cfg.loss.name, 1.0, _loss_fn(cfg.loss.name, cfg, weight, num_classes, mixup, device))],
                      log_terms=False)

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from trainer.engine.cache import (
@@ -37,6 +36,7 @@ from trainer.engine.cache import (
     decode_stored,
     default_cache_dir,
     open_cache,
+    resize,
 )
 from trainer.engine.config import TrainerConfig, normalize_augment
 from trainer.engine.device_augment import (
@@ -84,7 +84,7 @@ def eval_image(path: Path, out_hw: tuple[int, int], channels: int, crop_pct: flo
     arr = decode_stored(path, math.floor(max(out_hw) / crop_pct), channels)
     t, l, h, w = eval_boxes(np.array([arr.shape[0]]), np.array([arr.shape[1]]), tuple(out_hw), crop_pct)[0].tolist()
     crop = torch.from_numpy(np.array(arr[t:t + h, l:l + w])).permute(2, 0, 1)[None]
-    return (crop if (h, w) == tuple(out_hw) else resize(crop, tuple(out_hw)))[0].contiguous()
+    return resize(crop, tuple(out_hw))[0].contiguous()
 
 
 # ------------------------------------------------------------------ batches
@@ -118,14 +118,8 @@ class PreparedBatch:
         for i, (h, w) in enumerate(self.sizes.tolist()):
             img = flat[pos:pos + h * w * c].view(1, h, w, c).permute(0, 3, 1, 2).float()
             pos += h * w * c
-            out[i] = img[0] if (h, w) == tuple(out_hw) else resize(img, out_hw)[0]
+            out[i] = resize(img, out_hw)[0]
         return out
-
-
-def resize(x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bicubic resize (timm's default interpolation) of ``[N, C, h, w]`` (uint8 stays uint8)."""
-    y = F.interpolate(x, size=tuple(out_hw), mode="bicubic", align_corners=False, antialias=True)
-    return y if y.dtype == torch.uint8 else y.clamp_(0, 255)
 
 
 class PreparedDataset(Dataset):
@@ -172,7 +166,7 @@ class PreparedDataset(Dataset):
                 if vflip is not None and vflip[i]:
                     crop = crop[::-1]
                 c = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]  # a contiguous, writable copy
-                out[i] = c[0] if tuple(c.shape[2:]) == self.out_hw else resize(c, self.out_hw)[0]
+                out[i] = resize(c, self.out_hw)[0]
             if self.augment_in_worker:  # training on the CPU: the colour jitter is the worker's too
                 params = jitter_uint8(out, params)
             return PreparedBatch(out, sizes, True, params, self.channels), self.labels[torch.from_numpy(idx)]
