@@ -292,23 +292,57 @@ def test_colour_jitter_matches_torchvision_per_image() -> None:
 
 
 def test_cpu_workers_jitter_uint8_images_like_the_batched_path_to_rounding() -> None:
-    """Training on the CPU, workers jitter uint8 crops image by image: the same colours, rounded to uint8."""
+    """Training on the CPU, workers jitter uint8 channels-last crops (OpenCV): the batched path's colours
+    to within a grey level (uint8 rounding and OpenCV's fixed-point matrix), for RGB and for one channel."""
     from trainer.engine.device_augment import jitter_uint8
 
-    aug = {"color_jitter": {"p": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.0},
-           "gamma": {"p": 1.0, "gamma": [0.8, 1.25]}}
-    x = torch.randint(0, 256, (6, 3, 12, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    p = sample_params(aug, 6, 3, (12, 10), np.random.default_rng(3))
-    batched = apply_params(x.float(), {k: v for k, v in p.items() if k != "gamma"}, aug)
-    y = x.clone()
-    rest = jitter_uint8(y, dict(p))
-    assert set(rest) == {"gamma"}  # what the worker did not do is left for the batched path
-    assert (y.float() - batched).abs().max() <= 0.5 + 1e-4
-    assert not torch.equal(y, x)  # it did jitter
+    for c in (3, 1):
+        aug = {"color_jitter": {"p": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.0},
+               "gamma": {"p": 1.0, "gamma": [0.8, 1.25]}}
+        x = torch.randint(0, 256, (6, c, 12, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+        p = sample_params(aug, 6, c, (12, 10), np.random.default_rng(3))
+        batched = apply_params(x.float(), {k: v for k, v in p.items() if k != "gamma"}, aug)
+        hwc = x.permute(0, 2, 3, 1).numpy().copy()  # C order (for one channel the view is x itself)
+        rest = jitter_uint8(hwc, dict(p))
+        y = torch.from_numpy(hwc).permute(0, 3, 1, 2)
+        assert set(rest) == {"gamma"}  # what the worker did not do is left for the batched path
+        err = (y.float() - batched).abs()
+        assert err.max() <= 1.0 and err.mean() <= 0.3, (c, err.max(), err.mean())  # OpenCV's fixed point
+        assert not torch.equal(y, x)  # it did jitter, in place
     hue = sample_params({"color_jitter": {**aug["color_jitter"], "hue": 0.1}}, 6, 3, (12, 10),
                         np.random.default_rng(3))
-    z = x.clone()
-    assert set(jitter_uint8(z, dict(hue))) == set(hue) and torch.equal(z, x)  # hue goes through HSV: batched
+    z = np.ascontiguousarray(np.random.default_rng(0).integers(0, 256, (6, 12, 10, 3), dtype=np.uint8))
+    before = z.copy()
+    assert set(jitter_uint8(z, dict(hue))) == set(hue) and np.array_equal(z, before)  # hue via HSV: batched
+
+
+def test_worker_crops_are_resized_and_flipped_in_place_like_torch() -> None:
+    """The workers' OpenCV resize and flips write into the batch: close to torch's antialiased bicubic
+    (what the device path and evaluation use), flipped exactly, for RGB and one channel."""
+    from trainer.engine.cache import resize
+    from trainer.engine.prepared import _flip, fit_crop
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (8, 8, 3)).astype(np.float32)
+    smooth = torch.nn.functional.interpolate(torch.from_numpy(base).permute(2, 0, 1)[None], size=(90, 120),
+                                             mode="bilinear")[0].permute(1, 2, 0).round().to(torch.uint8).numpy()
+    for c in (3, 1):
+        img = np.ascontiguousarray(smooth[..., :c])
+        for box, out_hw in (((5, 7, 40, 50), (64, 64)), ((0, 0, 90, 120), (48, 40)), ((3, 2, 70, 30), (50, 50))):
+            t, left, h, w = box
+            crop = img[t:t + h, left:left + w]  # a strided view, as sliced from the memory map
+            out = np.zeros((*out_hw, c), np.uint8)
+            fit_crop(crop, out)
+            ref = resize(torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None], out_hw)[0].permute(1, 2, 0)
+            assert np.abs(out.astype(float) - ref.numpy()).mean() < 1.5, (c, box)
+            exact = np.zeros_like(out)
+            fit_crop(crop, exact, exact=True)
+            assert np.array_equal(exact, ref.numpy())
+            flipped = out.copy()
+            _flip(flipped, 1)
+            assert np.array_equal(flipped, out[:, ::-1])
+            _flip(flipped, 0)
+            assert np.array_equal(flipped, out[::-1, ::-1])
 
 
 # ------------------------------------------------------------------ through build_data

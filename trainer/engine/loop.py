@@ -243,7 +243,9 @@ class Trainer:
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch on the host -> normalised float batch (or data.features stack) on the device."""
-        x = x.to(self.device, non_blocking=True).float()
+        # one conversion into the model's layout (a channels-last uint8 batch from the prepared loader
+        # becomes NCHW floats on the CPU, or stays channels-last on a GPU)
+        x = x.to(self.device, non_blocking=True).to(dtype=torch.float32, memory_format=self.memory_format)
         x = self.features(x) if self.features is not None else x.sub_(self.mean).div_(self.std)
         return x.contiguous(memory_format=self.memory_format) if self.channels_last else x
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -85,6 +86,33 @@ def eval_image(path: Path, out_hw: tuple[int, int], channels: int, crop_pct: flo
     t, l, h, w = eval_boxes(np.array([arr.shape[0]]), np.array([arr.shape[1]]), tuple(out_hw), crop_pct)[0].tolist()
     crop = torch.from_numpy(np.array(arr[t:t + h, l:l + w])).permute(2, 0, 1)[None]
     return resize(crop, tuple(out_hw))[0].contiguous()
+
+
+def fit_crop(crop: np.ndarray, out: np.ndarray, *, exact: bool = False) -> None:
+    """Resize an ``[h, w, C]`` crop (a view of the cache) into ``out`` (``[H, W, C]`` uint8, in place).
+
+    Training crops go through OpenCV, read straight from the memory map: area averaging when the crop
+    shrinks on both axes (antialiased), else bicubic; 0.08-0.19 ms, against 0.19-0.5 ms for torch's
+    antialiased bicubic. ``exact`` (evaluation) keeps torch's antialiased bicubic, timm's resize to
+    within 0.01 grey level.
+    """
+    h, w = crop.shape[:2]
+    oh, ow = out.shape[:2]
+    if (h, w) == (oh, ow):
+        out[...] = crop
+    elif exact:
+        c = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]  # channels-last: torch's fast uint8 path
+        out[...] = resize(c, (oh, ow))[0].permute(1, 2, 0).numpy()
+    else:
+        dst = out[..., 0] if out.shape[2] == 1 else out  # one channel: OpenCV wants it without the axis
+        src = crop[..., 0] if crop.shape[2] == 1 else crop
+        mode = cv2.INTER_AREA if h > oh and w > ow else cv2.INTER_CUBIC
+        cv2.resize(src, (ow, oh), dst=dst, interpolation=mode)
+
+
+def _flip(img: np.ndarray, axis: int) -> None:
+    """Flip an ``[H, W, C]`` uint8 image in place (OpenCV: 1 = left-right, 0 = up-down)."""
+    cv2.flip(img[..., 0] if img.shape[2] == 1 else img, axis, dst=img[..., 0] if img.shape[2] == 1 else img)
 
 
 # ------------------------------------------------------------------ batches
@@ -150,6 +178,8 @@ class PreparedDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, list[int]] | list[int]) -> tuple[PreparedBatch, torch.Tensor]:
         seed, indices = key if isinstance(key, tuple) else (0, key)
+        if cv2.getNumThreads() != 1:  # one image at a time per worker: OpenCV's own threads only contend
+            cv2.setNumThreads(1)
         idx = np.asarray(indices, dtype=np.int64)
         rows = self.rows[idx]
         rng = np.random.default_rng(seed)
@@ -157,19 +187,20 @@ class PreparedDataset(Dataset):
         params = sample_params(self.aug, len(rows), self.channels, self.out_hw, rng) if self.train else {}
         crops = [self.images[int(r)][t:t + h, l:l + w] for r, (t, l, h, w) in zip(rows, boxes.tolist())]
         sizes = torch.from_numpy(boxes[:, 2:].copy())
-        if self.resize_in_worker:  # the whole geometry here: crop, resize, flips (free while copying)
+        if self.resize_in_worker:  # the whole geometry here: crop, resize, flips
             hflip, vflip = params.pop("hflip", None), params.pop("vflip", None)
-            out = torch.empty((len(crops), self.channels, *self.out_hw), dtype=torch.uint8)  # NCHW: the CPU's
+            out = torch.empty((len(crops), *self.out_hw, self.channels), dtype=torch.uint8)  # channels-last
+            pixels = out.numpy()
             for i, crop in enumerate(crops):
+                fit_crop(crop, pixels[i], exact=not self.train)
                 if hflip is not None and hflip[i]:
-                    crop = crop[:, ::-1]
+                    _flip(pixels[i], 1)
                 if vflip is not None and vflip[i]:
-                    crop = crop[::-1]
-                c = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]  # a contiguous, writable copy
-                out[i] = resize(c, self.out_hw)[0]
+                    _flip(pixels[i], 0)
             if self.augment_in_worker:  # training on the CPU: the colour jitter is the worker's too
-                params = jitter_uint8(out, params)
-            return PreparedBatch(out, sizes, True, params, self.channels), self.labels[torch.from_numpy(idx)]
+                params = jitter_uint8(pixels, params)
+            return (PreparedBatch(out.permute(0, 3, 1, 2), sizes, True, params, self.channels),
+                    self.labels[torch.from_numpy(idx)])
         total = sum(c.size for c in crops)
         flat = np.empty(total, np.uint8)
         pos = 0
