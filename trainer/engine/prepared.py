@@ -10,11 +10,13 @@
 3. :class:`DeviceLoader`, in the training process, moves the buffer to the device, resizes each crop
    to ``img_size`` there (antialiased bicubic, as timm) and applies the rest of the augmentation batched
    (:func:`~trainer.engine.device_augment.apply_params`). With ``data.crop_resize: workers`` (the
-   default on a CPU-only machine) the workers resize and flip instead (uint8, from channels-last
-   crops: torch's fastest CPU resize), so the main process keeps its cores for the model and the
-   batch crosses processes at its final size.
+   default on a CPU-only machine) the workers resize and flip instead (:func:`fit_crop`: OpenCV on
+   channels-last uint8, read straight from the memory map) and, training on a CPU, jitter the colours
+   too, so the main process keeps its cores for the model and the batch crosses processes at its
+   final size, as a channels-last uint8 ``[B, C, H, W]`` view.
 
-Batches come out as float ``[B, C, H, W]`` in 0..255 on the device; the loop normalises them.
+Batches come out in 0..255 on the device (float, or uint8 when nothing is left to apply); the loop
+converts them into the model's layout and normalises them.
 """
 from __future__ import annotations
 
