@@ -279,7 +279,7 @@ class Prepared:
         ds = PreparedDataset(self.images, self.rows(paths), torch.zeros(len(paths), dtype=torch.long), train=False,
                              aug={}, out_hw=self.out_hw, crop_pct=self.crop_pct, resize_in_worker=True,
                              channels=self.channels)
-        return ds[list(range(len(paths)))][0].pixels
+        return ds[list(range(len(paths)))][0].pixels.contiguous()
 
     def wrap(self, loader: DataLoader, device: torch.device | None) -> DeviceLoader:
         """The loader whose batches arrive augmented on ``device`` (the CPU when None)."""
