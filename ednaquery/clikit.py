@@ -200,12 +200,33 @@ def _silence_stdout() -> None:
         pass
 
 
+def _usage_line(exc: click.UsageError) -> click.exceptions.Exit:
+    """A usage error (unknown option, missing argument, bad value) printed as one line that says where
+    help is, instead of click's usage block; returns the exit to raise (2)."""
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    echo_error(exc.format_message().rstrip(".") + where, exc.ctx)
+    return click.exceptions.Exit(exc.exit_code)
+
+
 class _Guarded:
     """Mix-in for click commands: every error becomes :func:`print_error`'s line and exit status."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)  # type: ignore[misc]
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a bare group: its help, as click shows it
+        except click.UsageError as exc:
+            raise _usage_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)  # type: ignore[misc]
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a subcommand's: unknown name, option or argument
+            raise _usage_line(exc) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:

@@ -68,3 +68,29 @@ def test_every_trainer_command_has_help_with_an_example():
     for name in main.commands:
         res = runner.invoke(main, [name, "--help"])
         assert res.exit_code == 0 and "Example" in res.stdout, name
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["trainer", "launch"], "error: Missing argument 'TARGET' (see 'trainer launch --help')"),
+    (["trainer", "--bogus"], "error: No such option '--bogus' (see 'trainer --help')"),
+    (["trainer", "cache", "ls", "--zzz"], "error: No such option '--zzz' (see 'trainer cache ls --help')"),
+    (["trainer", "nosuch"], "error: No such command 'nosuch' (see 'trainer --help')"),
+    (["ednaquery", "index"], "error: Missing argument 'PATHS...' (see 'ednaquery index --help')"),
+    (["ednaquery", "find", "--limit", "many"], "error: Invalid value for '--limit'"),
+])
+def test_a_usage_error_is_one_line_that_says_where_help_is_and_exits_2(argv, says):
+    """Unknown options, missing arguments and bad values: one ``error:`` line (not click's usage block)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name(argv[0])
+    res = subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith(says), res.stderr
+    assert "Usage:" not in res.stderr and res.stdout == ""
+
+
+def test_a_bare_group_still_shows_its_help():
+    res = CliRunner().invoke(main, ["cache"])
+    assert "Usage:" in res.output and "ls" in res.output
