@@ -107,8 +107,22 @@ def decode_stored(path: str | Path, short_side: int, channels: int) -> np.ndarra
         arr = arr[:, :, None]
     if arr.shape[:2] != (th, tw):
         x = torch.from_numpy(arr).permute(2, 0, 1)[None]  # channels-last: torch's fast uint8 path
-        arr = resize(x, (th, tw))[0].permute(1, 2, 0).numpy()
+        return to_hwc(resize(x, (th, tw))[0])
     return np.ascontiguousarray(arr)
+
+
+def to_hwc(chw: torch.Tensor) -> np.ndarray:
+    """A contiguous uint8 ``[H, W, C]`` array of a ``[C, H, W]`` tensor (torch's resize answers planes).
+
+    OpenCV interleaves the planes in 0.006 ms for 256x318; numpy's or torch's transposing copy takes
+    0.25 ms, a fifth of a build's time per image.
+    """
+    import cv2
+
+    planes = chw.contiguous().numpy()
+    if planes.shape[0] == 1:
+        return planes.reshape(*planes.shape[1:], 1)
+    return cv2.merge(list(planes))
 
 
 def resize(x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:

@@ -40,6 +40,7 @@ from trainer.engine.cache import (
     default_cache_dir,
     open_cache,
     resize,
+    to_hwc,
 )
 from trainer.engine.config import TrainerConfig, normalize_augment
 from trainer.engine.device_augment import (
@@ -104,7 +105,7 @@ def fit_crop(crop: np.ndarray, out: np.ndarray, *, exact: bool = False) -> None:
         out[...] = crop
     elif exact:
         c = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None]  # channels-last: torch's fast uint8 path
-        out[...] = resize(c, (oh, ow))[0].permute(1, 2, 0).numpy()
+        out[...] = to_hwc(resize(c, (oh, ow))[0])
     else:
         dst = out[..., 0] if out.shape[2] == 1 else out  # one channel: OpenCV wants it without the axis
         src = crop[..., 0] if crop.shape[2] == 1 else crop
