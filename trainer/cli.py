@@ -187,12 +187,16 @@ def schema() -> None:
 
 
 from trainer.cache_cli import cache  # trainer cache ls|rm: the prepared image caches
+from trainer.ensemble_cli import ensemble  # trainer ensemble (trainer/ops/ensemble.py)
+from trainer.groups_cli import register as register_groups  # cv, bag, group: k-fold and bagging groups
 from trainer.store_cli import register  # the store commands: launch, queue, worker, ls, sweep...
 from trainer.sweep_cli import sweep as sweep_command
 from trainer.tools_cli import register as register_tools  # eval, predict, export, tune
 
 main.add_command(cache)
 register(main)
+register_groups(main)
+main.add_command(ensemble)
 main.add_command(sweep_command)  # grid, random, bayes and --around sweeps
 register_tools(main)
 

@@ -2,20 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ednaquery.clikit import command_app, store_option
 from ednaquery.terminal import printable
+from trainer.store_cli import _sayer
 
 __all__ = ["ensemble"]
-
-
-def _say(quiet: bool) -> Any:
-    if quiet:
-        return None
-    return lambda m: click.echo(printable(m), err=True)
 
 
 @click.command(epilog="""\b
@@ -68,7 +62,7 @@ def ensemble(query: tuple[str, ...], top: int | None, by: str, combines: tuple[s
                 click.echo(printable(line))
             click.echo(f"would write {len(plan.combines)} ensemble run(s) under {printable(str(root))}", err=True)
             return
-        results = run_ensemble(store, plan, runs_root=root, device=device, say=_say(quiet))
+        results = run_ensemble(store, plan, runs_root=root, device=device, say=_sayer(quiet))
     finally:
         app.close()
     for r in results:

@@ -638,9 +638,3 @@ def register(group: click.Group) -> None:
     for cmd in COMMANDS:
         if cmd.name not in group.commands or cmd is plot:  # plot by run id replaces the folder-only one
             group.add_command(cmd)
-    from trainer.groups_cli import register as register_groups
-
-    register_groups(group)  # cv, bag, group: k-fold and bagging groups of runs
-    from trainer.ensemble_cli import ensemble  # trainer ensemble (trainer/ops/ensemble.py)
-
-    group.add_command(ensemble)

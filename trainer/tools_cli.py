@@ -9,7 +9,6 @@ one ``error:`` line and exit status 2. :func:`register` attaches them to ``train
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ from ednaquery.terminal import printable
 __all__ = ["COMMANDS", "register"]
 
 _store_option = store_option("store_uri")
-
-
-def _say(quiet: bool = False) -> Callable[[str], None]:
-    if quiet:
-        return lambda m: None
-    return lambda m: click.echo(printable(m), err=True)
 
 
 def _restore(run: str, store_uri: str | None, device: str | None, *, need_store: bool = False) -> tuple[Any, Any]:

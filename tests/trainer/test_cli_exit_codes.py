@@ -6,6 +6,9 @@ is one line on stderr and never shows the store's password.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -80,12 +83,8 @@ def test_every_trainer_command_has_help_with_an_example():
 ])
 def test_a_usage_error_is_one_line_that_says_where_help_is_and_exits_2(argv, says):
     """Unknown options, missing arguments and bad values: one ``error:`` line (not click's usage block)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    exe = Path(sys.executable).with_name(argv[0])
-    res = subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, timeout=60)
+    exe = Path(sys.executable).with_name(argv[0])  # the console scripts installed beside this Python
+    res = subprocess.run([str(exe), *argv[1:]], check=False, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and res.stderr.startswith(says), res.stderr
     assert "Usage:" not in res.stderr and res.stdout == ""

@@ -114,7 +114,8 @@ class TensorSource:
         return x if self.cached else self._convert(x)
 
 
-def _read_image(path: Path, hw: tuple[int, int], channels: int) -> torch.Tensor:
+def read_image(path: Path, hw: tuple[int, int], channels: int) -> torch.Tensor:
+    """One image file squashed to ``hw`` (bilinear), uint8 ``[C, H, W]``: the ``data.pipeline: files`` read."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -138,7 +139,7 @@ class FileSource:
         return len(self.paths)
 
     def get(self, idx: torch.Tensor) -> torch.Tensor:
-        return torch.stack([_read_image(self.paths[int(i)], self.hw, self.channels) for i in idx])
+        return torch.stack([read_image(self.paths[int(i)], self.hw, self.channels) for i in idx])
 
 
 # ------------------------------------------------------------------ datasets

@@ -266,7 +266,7 @@ def read_images(paths: Sequence[Path], preprocess: Preprocess) -> torch.Tensor:
     """uint8 ``[N, C, H, W]`` at the preprocessing size and channels; UsageError naming an unreadable file."""
     from PIL import Image, UnidentifiedImageError
 
-    from trainer.engine.data import _read_image
+    from trainer.engine.data import read_image
     from trainer.engine.prepared import eval_image
     from trainer.errors import DataError
 
@@ -276,7 +276,7 @@ def read_images(paths: Sequence[Path], preprocess: Preprocess) -> torch.Tensor:
             if preprocess.crop_pct is not None:  # as validation saw them: resize the short side, centre-crop
                 out.append(eval_image(Path(p), preprocess.img_size, preprocess.channels, preprocess.crop_pct))
             else:
-                out.append(_read_image(Path(p), preprocess.img_size, preprocess.channels))
+                out.append(read_image(Path(p), preprocess.img_size, preprocess.channels))
         except DataError as exc:
             raise UsageError(f"cannot read image {p}: {str(exc).split(': ', 1)[-1]}") from None
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
