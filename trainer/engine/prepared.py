@@ -115,7 +115,8 @@ def fit_crop(crop: np.ndarray, out: np.ndarray, *, exact: bool = False) -> None:
 
 def _flip(img: np.ndarray, axis: int) -> None:
     """Flip an ``[H, W, C]`` uint8 image in place (OpenCV: 1 = left-right, 0 = up-down)."""
-    cv2.flip(img[..., 0] if img.shape[2] == 1 else img, axis, dst=img[..., 0] if img.shape[2] == 1 else img)
+    view = img[..., 0] if img.shape[2] == 1 else img
+    cv2.flip(view, axis, dst=view)
 
 
 # ------------------------------------------------------------------ batches
