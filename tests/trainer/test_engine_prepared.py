@@ -69,7 +69,11 @@ def pil_resize(path: Path, short: int) -> np.ndarray:
 # ------------------------------------------------------------------ the cache
 
 
-def test_cache_round_trips_the_pixels_aspect_preserved(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writeback", [None, 1])
+def test_cache_round_trips_the_pixels_aspect_preserved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       writeback: int | None) -> None:
+    if writeback is not None:  # the disk writes started after every image: the same pixels at the same offsets
+        monkeypatch.setattr("trainer.engine.cache.WRITEBACK_BYTES", writeback)
     make_folder(tmp_path / "imgs", fmt="png")
     spec = spec_for(tmp_path / "imgs", short=32)
     images = open_cache(spec, tmp_path / "cache", workers=2)

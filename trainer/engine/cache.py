@@ -24,6 +24,7 @@ caches are evicted.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -257,6 +258,36 @@ class PreparedImages:
 
 # ------------------------------------------------------------------ building
 
+#: bytes a build thread writes before it asks the kernel to start writing them to disk
+WRITEBACK_BYTES = 32 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    """libc's ``sync_file_range`` (Linux), or None where there is none."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return fn
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Start writing a file's byte range to disk now, without waiting (Linux ``sync_file_range``).
+
+    The kernel would otherwise hold a build's 1 GB of shards in memory until the final ``fsync``,
+    which then writes it all while the build waits (0.4-0.8 s for 5,000 images); started along the
+    way, the writes overlap the decoding and that ``fsync`` finds next to nothing left. A no-op where
+    the call does not exist: the ``fsync`` still makes the shards durable before the marker.
+    """
+    fn = _sync_file_range()
+    if fn is not None:
+        fn(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)  # an error only means no head start: ignored
+
 
 def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Path, part: int) -> None:
     """Decode ``paths`` into shard files ``part-<part>-<j>.bin`` of ``folder`` plus ``part-<part>.npz``.
@@ -268,7 +299,7 @@ def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Pat
     offset = np.zeros(n, np.int64)
     shape = np.zeros((n, 3), np.int32)
     names = [f"part{part:03d}-000.bin"]
-    pos, fh = 0, open(folder / names[0], "wb")  # noqa: SIM115 - rotated in the loop
+    pos, flushed, fh = 0, 0, open(folder / names[0], "wb")  # noqa: SIM115 - rotated in the loop
     try:
         for i, path in enumerate(paths):
             arr = decode_stored(path, short_side, channels)
@@ -276,8 +307,12 @@ def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Pat
                 os.fsync(fh.fileno())
                 fh.close()
                 names.append(f"part{part:03d}-{len(names):03d}.bin")
-                pos, fh = 0, open(folder / names[-1], "wb")  # noqa: SIM115
+                pos, flushed, fh = 0, 0, open(folder / names[-1], "wb")  # noqa: SIM115
             fh.write(arr.data)
+            if pos + arr.nbytes - flushed >= WRITEBACK_BYTES:
+                fh.flush()
+                start_writeback(fh.fileno(), flushed, pos + arr.nbytes - flushed)
+                flushed = pos + arr.nbytes
             shard[i], offset[i], shape[i] = len(names) - 1, pos, arr.shape
             pos += arr.nbytes
         fh.flush()
