@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,30 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.images import make_folder
 from trainer.engine import cache as cache_mod
 from trainer.engine.cache import CacheSpec, decode_stored, list_caches, open_cache, stored_dims
 from trainer.engine.config import load_config
 from trainer.engine.data import build_data
 from trainer.engine.device_augment import apply_params, sample_crop_boxes, sample_params
 from trainer.errors import ConfigError
-
-SIZES = [(40, 60), (75, 50), (33, 33), (90, 120), (20, 70), (64, 48)]  # (h, w): wide, tall, small, large
-
-
-def make_folder(root: Path, classes: int = 2, per_class: int = 6, fmt: str = "jpg", seed: int = 0) -> list[Path]:
-    """Class folders of images of mixed sizes: class k is mostly colour k (learnable) plus noise."""
-    rng = np.random.RandomState(seed)
-    colours = np.array([[220, 40, 40], [40, 200, 60], [50, 60, 230], [230, 220, 40]], np.float64)
-    paths = []
-    for k in range(classes):
-        (root / f"c{k}").mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            h, w = SIZES[(i + k) % len(SIZES)]
-            arr = np.clip(colours[k] + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
-            p = root / f"c{k}" / f"{i}.{fmt}"
-            Image.fromarray(arr).save(p, quality=90) if fmt == "jpg" else Image.fromarray(arr).save(p)
-            paths.append(p)
-    return paths
 
 
 def spec_for(root: Path, short: int = 32) -> CacheSpec:
@@ -495,6 +479,57 @@ def test_an_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cannot decode .*broken.png"):
         open_cache(spec_for(tmp_path / "imgs"), tmp_path / "cache", workers=2)
     assert list_caches(tmp_path / "cache") == [] and not list((tmp_path / "cache").glob(".tmp-*"))
+
+
+def test_a_failing_slice_stops_the_others_at_their_next_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One bad file ends the whole build soon: the other threads do not decode the rest of their slice."""
+    from trainer.errors import DataError
+
+    make_folder(tmp_path / "imgs", classes=2, per_class=20, fmt="png")
+    first = min((tmp_path / "imgs").rglob("*.png"))
+    first.write_bytes(b"not an image")  # the first file of the first slice
+    calls = []
+    real = cache_mod.decode_stored
+
+    def slow(*a):
+        calls.append(a[0])
+        time.sleep(0.02)
+        return real(*a)
+
+    monkeypatch.setattr(cache_mod, "decode_stored", slow)
+    with pytest.raises(DataError, match="cannot decode"):
+        open_cache(spec_for(tmp_path / "imgs"), tmp_path / "cache", workers=2)
+    assert len(calls) < 10  # of 40: the second slice stopped within a few images
+    assert list_caches(tmp_path / "cache") == [] and not list((tmp_path / "cache").glob(".tmp-*"))
+
+
+def test_a_build_says_how_it_goes_and_a_second_opener_says_it_waits(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    make_folder(tmp_path / "imgs", classes=2, per_class=20, fmt="png")
+    real = cache_mod.decode_stored
+    started = threading.Event()
+
+    def slow(*a):
+        started.set()
+        time.sleep(0.02)
+        return real(*a)
+
+    monkeypatch.setattr(cache_mod, "decode_stored", slow)
+    monkeypatch.setattr(cache_mod, "PROGRESS_S", 0.05)
+    spec = spec_for(tmp_path / "imgs")
+    heard: list[str] = []
+    waiter: list[str] = []
+    builder = threading.Thread(target=lambda: open_cache(spec, tmp_path / "cache", workers=2, say=heard.append))
+    builder.start()
+    assert started.wait(10)
+    second = open_cache(spec, tmp_path / "cache", workers=2, say=waiter.append)  # blocks until it is built
+    builder.join()
+    assert heard[0].startswith(f"preparing 40 images of {tmp_path / 'imgs'} into {tmp_path / 'cache'}")
+    done = [int(m.group(1)) for line in heard[1:-1] if (m := re.match(r"prepared (\d+) of 40 images \(", line))]
+    assert len(done) >= 2 and done == sorted(done) and all(0 <= d <= 40 for d in done), heard
+    assert re.match(r"prepared 40 images in \d+\.\d s \(\d+\.\d\d GB\)", heard[-1]), heard[-1]
+    assert waiter == [f"waiting for another process to finish preparing {second.folder}"]
+    assert len(second) == 40
 
 
 def test_the_gpu_script_runs_in_smoke_mode_on_the_cpu() -> None:

@@ -30,10 +30,11 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -260,6 +261,9 @@ class PreparedImages:
 
 #: bytes a build thread writes before it asks the kernel to start writing them to disk
 WRITEBACK_BYTES = 32 << 20
+#: seconds between two progress lines of a build
+PROGRESS_S = 10.0
+Say = Callable[[str], None]
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -289,10 +293,20 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> None:
         fn(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)  # an error only means no head start: ignored
 
 
-def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Path, part: int) -> None:
+@dataclass
+class _Build:
+    """What the build threads share: images done per slice (for progress) and the flag that stops them."""
+
+    done: list[int]
+    stop: threading.Event
+
+
+def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Path, part: int,
+               build: _Build | None = None) -> None:
     """Decode ``paths`` into shard files ``part-<part>-<j>.bin`` of ``folder`` plus ``part-<part>.npz``.
 
     One build thread runs this for its slice of the folder: the pixels go straight to its own shards.
+    It counts its images in ``build.done[part]`` and gives up between two images once ``build.stop`` is set.
     """
     n = len(paths)
     shard = np.zeros(n, np.int32)
@@ -302,6 +316,8 @@ def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Pat
     pos, flushed, fh = 0, 0, open(folder / names[0], "wb")  # noqa: SIM115 - rotated in the loop
     try:
         for i, path in enumerate(paths):
+            if build is not None and build.stop.is_set():  # another slice failed, or the build was interrupted
+                return
             arr = decode_stored(path, short_side, channels)
             if pos and pos + arr.nbytes > SHARD_BYTES:
                 os.fsync(fh.fileno())
@@ -315,6 +331,8 @@ def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Pat
                 flushed = pos + arr.nbytes
             shard[i], offset[i], shape[i] = len(names) - 1, pos, arr.shape
             pos += arr.nbytes
+            if build is not None:
+                build.done[part] = i + 1
         fh.flush()
         os.fsync(fh.fileno())
     finally:
@@ -323,28 +341,43 @@ def write_part(paths: Sequence[str], short_side: int, channels: int, folder: Pat
         np.savez(f, shard=shard, offset=offset, shape=shape, names=np.array(names, dtype=str))
 
 
-def _run_parts(spec: CacheSpec, tmp: Path, workers: int) -> int:
-    """Decode the folder in ``workers`` slices at once, one thread each.
+def _run_parts(spec: CacheSpec, tmp: Path, workers: int, say: Say | None = None) -> int:
+    """Decode the folder in ``workers`` slices at once, one thread each; progress to ``say`` every
+    :data:`PROGRESS_S` seconds.
 
     Threads, not processes: PIL's decoder and torch's resize release the GIL, so the slices run on
     separate cores with no interpreter to start (a process per core cost more than a small folder's
-    whole build) and nothing forked from a training process that holds locks in other threads.
+    whole build) and nothing forked from a training process that holds locks in other threads. The
+    first error (DataError: cannot decode ...) or an interrupt stops every slice at its next image.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     files = [str(p) for p in spec.files]
     bounds = np.linspace(0, len(files), workers + 1).astype(int)
+    build = _Build([0] * workers, threading.Event())
+    t0 = time.perf_counter()
     with ThreadPoolExecutor(workers, thread_name_prefix="cache-build") as pool:
-        futures = [pool.submit(write_part, files[bounds[k]:bounds[k + 1]], spec.short_side, spec.channels, tmp, k)
-                   for k in range(workers)]
-        for f in futures:
-            f.result()  # the first slice's error, if any (DataError: cannot decode ...)
+        pending = {pool.submit(write_part, files[bounds[k]:bounds[k + 1]], spec.short_side, spec.channels, tmp, k,
+                               build) for k in range(workers)}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=PROGRESS_S, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    f.result()
+                if pending and say is not None:
+                    n, elapsed = sum(build.done), time.perf_counter() - t0
+                    left = f", about {(len(files) - n) * elapsed / n:.0f} s left" if n else ""
+                    say(f"prepared {n:,} of {len(files):,} images ({n / elapsed:,.0f} images/s{left})")
+        except BaseException:
+            build.stop.set()  # the other slices stop at their next image; the with block waits for them
+            raise
     return workers
 
 
-def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int) -> None:
+def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int, say: Say | None = None) -> dict[str, Any]:
+    """Build the cache into ``tmp`` (the marker last); returns the marker's metadata."""
     t0 = time.perf_counter()
-    parts = _run_parts(spec, tmp, max(1, min(workers, len(spec.files) // 16 or 1)))
+    parts = _run_parts(spec, tmp, max(1, min(workers, len(spec.files) // 16 or 1)), say)
     shard, offset, shape, names = [], [], [], []
     for k in range(parts):
         with np.load(tmp / f"part{k:03d}.npz") as z:
@@ -369,16 +402,26 @@ def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int) -> None:
         json.dump(meta, f)
         f.flush()
         os.fsync(f.fileno())
+    return meta
 
 
 def open_cache(spec: CacheSpec, cache_dir: Path, *, workers: int | None = None,
-               max_bytes: int | None = None) -> PreparedImages:
-    """The cache for ``spec``: opened if published, else built (once, whoever asks first) and published."""
+               max_bytes: int | None = None, say: Say | None = None) -> PreparedImages:
+    """The cache for ``spec``: opened if published, else built (once, whoever asks first) and published.
+
+    ``say`` gets one line when a build starts, progress lines while it runs, one when it ends, and
+    one while this process waits for another that is building the same cache.
+    """
     cache_dir = Path(cache_dir).expanduser()
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = spec.key()
     final = cache_dir / key
-    build_lock = _lock(cache_dir / f"{key}.build", fcntl.LOCK_EX)  # waits while another process builds it
+    try:
+        build_lock = _lock(cache_dir / f"{key}.build", fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another process (a DDP rank, a parallel run) is building it: wait for it
+        if say is not None:
+            say(f"waiting for another process to finish preparing {final}")
+        build_lock = _lock(cache_dir / f"{key}.build", fcntl.LOCK_EX)
     lock = None
     try:
         if not is_complete(final):
@@ -389,14 +432,20 @@ def open_cache(spec: CacheSpec, cache_dir: Path, *, workers: int | None = None,
             tmp = cache_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
             w = workers or available_cores()
-            log.info("preparing %d images of %s into %s (%d processes)", len(spec.files), spec.root, final, w)
+            line = f"preparing {len(spec.files):,} images of {spec.root} into {final} ({w} threads; once per folder)"
+            log.info(line)
+            if say is not None:
+                say(line)
             try:
-                _write_cache(spec, tmp, key, w)
+                meta = _write_cache(spec, tmp, key, w, say)
                 os.rename(tmp, final)  # the one step that publishes it
                 _fsync_dir(cache_dir)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            if say is not None:
+                say(f"prepared {meta['images']:,} images in {meta['build_s']:.1f} s "
+                    f"({_folder_bytes(final) / 2**30:.2f} GB)")
         lock = _lock(cache_dir / f"{key}.lock", fcntl.LOCK_SH)  # in use from here on (blocks only a remover)
         images = PreparedImages(final, lock)
     except BaseException:

@@ -617,14 +617,15 @@ def _source(split: RawSplit, hw: tuple[int, int], channels: int) -> Any:
 
 
 def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.device | None = None,
-               rank: int = 0, world_size: int = 1) -> DataBundle:
+               rank: int = 0, world_size: int = 1, say: Callable[[str], None] | None = None) -> DataBundle:
     """Load the configured dataset and build the train/val loaders.
 
     With a CUDA ``device``, an in-memory dataset that needs no per-image work (and fits in
     2 GiB) is moved to the GPU once: a batch is then a slice of GPU memory, with no copy and
     no loader wait. With ``world_size > 1`` (DDP) the loaders serve rank ``rank``'s shard of
     each epoch and of the validation set; ``data.batch_size`` is per process, and the
-    sizes in the bundle (``train_size``, ``val_size``) are the whole dataset's.
+    sizes in the bundle (``train_size``, ``val_size``) are the whole dataset's. ``say`` hears how
+    the prepared cache's build goes (an image folder's first use).
     """
     if device is not None:
         device_type = device.type
@@ -644,7 +645,7 @@ def build_data(cfg: TrainerConfig, *, device_type: str = "cpu", device: torch.de
     if applies(cfg):
         paths = list(train.paths or []) + list(val.paths or [])
         classes = [-1] * len(paths) if train.labels.is_floating_point() else torch.cat([train.labels, val.labels])
-        prep = open_prepared(cfg, paths, [int(c) for c in classes], channels, device_type=device_type)
+        prep = open_prepared(cfg, paths, [int(c) for c in classes], channels, device_type=device_type, say=say)
 
     keep = stratified_fraction(train.labels, d.fraction)
     keep = keep[imbalance_subset(train.labels[keep], d.imbalance, names)]  # data.imbalance (sampling.py)

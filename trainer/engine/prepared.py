@@ -21,7 +21,7 @@ converts them into the model's layout and normalises them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,8 +293,9 @@ class Prepared:
 
 
 def open_prepared(cfg: TrainerConfig, paths: Sequence[Path], labels: Sequence[int], channels: int, *,
-                  device_type: str = "cpu") -> Prepared:
-    """Open (building once, whoever asks first) the prepared cache of the folder's ``paths``."""
+                  device_type: str = "cpu", say: Callable[[str], None] | None = None) -> Prepared:
+    """Open (building once, whoever asks first) the prepared cache of the folder's ``paths``; ``say``
+    hears how a build goes."""
     d = cfg.data
     aug = check_augment(d.augment)
     root = Path(d.dataset[len("imagefolder:"):]).expanduser()
@@ -302,7 +303,7 @@ def open_prepared(cfg: TrainerConfig, paths: Sequence[Path], labels: Sequence[in
     spec = CacheSpec(root, [paths[i] for i in order], [int(labels[i]) for i in order], stored_size(cfg), channels)
     cache_dir = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
     max_gb = d.cache_max_gb if d.cache_max_gb is not None else DEFAULT_MAX_GB
-    images = open_cache(spec, cache_dir, max_bytes=int(max_gb * 2**30))
+    images = open_cache(spec, cache_dir, max_bytes=int(max_gb * 2**30), say=say)
     row_of = {p: i for i, p in enumerate(images.relpaths)}
     mode = resolve_crop_resize(d.crop_resize, device_type)
     return Prepared(images, aug, cfg.img_hw, d.crop_pct, channels, mode == "workers", row_of, root,

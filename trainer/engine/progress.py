@@ -6,7 +6,11 @@ also go to the log, so a quiet run still leaves them in train.log.
 """
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any, Self
+
+from ednaquery.terminal import printable
 
 
 class NullProgress:
@@ -28,7 +32,10 @@ class NullProgress:
         """The epoch ended with these metrics."""
 
     def print(self, message: str) -> None:
-        """A message for the user."""
+        """A message for the user (rich markup)."""
+
+    def say(self, message: str) -> None:
+        """A plain-text line for the user: no markup, control characters escaped (paths, names)."""
 
 
 class RichProgress(NullProgress):
@@ -83,7 +90,15 @@ class RichProgress(NullProgress):
     def print(self, message: str) -> None:
         self.progress.console.print(message)
 
+    def say(self, message: str) -> None:
+        self.progress.console.print(printable(message), markup=False, highlight=False)
+
 
 def make_progress(quiet: bool) -> NullProgress:
     """The rich progress display, or the silent one when ``quiet``."""
     return NullProgress() if quiet else RichProgress()
+
+
+def rank_say(rank: int) -> Callable[[str], None]:
+    """Plain lines on stderr prefixed ``rank R:``, for a DDP rank other than 0 (which has no display)."""
+    return lambda m: print(printable(f"rank {rank}: {m}"), file=sys.stderr, flush=True)

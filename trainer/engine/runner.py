@@ -201,7 +201,7 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
     from trainer.engine.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
     from trainer.engine.model import check_forward, model_mean_std, param_count
     from trainer.engine.plots import plot_run
-    from trainer.engine.progress import make_progress
+    from trainer.engine.progress import make_progress, rank_say
     from trainer.engine.stats import inference_stats
 
     run_dir = Path(run_dir)
@@ -263,7 +263,9 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
                 torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
                 torch.set_float32_matmul_precision("high")
             seed_everything(cfg.train.seed + dist.rank)  # DDP: own dropout/mixup streams; weights come from rank 0
-            data = build_data(cfg, device=device, rank=dist.rank, world_size=dist.world_size)
+            # an image folder's first use builds its prepared cache: whichever rank builds it says how it goes
+            say = progress.say if main else None if quiet else rank_say(dist.rank)
+            data = build_data(cfg, device=device, rank=dist.rank, world_size=dist.world_size, say=say)
             if main and data.split is not None:  # k-fold / bootstrap: which images it trained and validated on
                 write_split(run_dir, data.split)
             in_chans = feature_channels(cfg.data.features, data.channels)  # data.features: the stack's
