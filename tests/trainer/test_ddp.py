@@ -142,6 +142,38 @@ def test_two_gloo_processes_train_one_run_and_index_it_once(env):
     assert list(env["private_tmp"].iterdir()) == []  # the launcher's control folder is cleaned up
 
 
+@pytest.mark.slow
+def test_two_ranks_on_an_image_folder_build_its_cache_once_and_train_their_shards(env):
+    """The prepared pipeline under DDP: one rank builds the folder's cache (the other waits for it, never
+    rebuilds it), each rank trains on its half, and validation counts every image once."""
+    from tests.support.images import make_folder
+    from trainer.engine.cache import list_caches
+
+    make_folder(env["tmp"] / "imgs", classes=4, per_class=20)
+    cache = env["tmp"] / "cache"
+    cfg_id = env["index"](tiny_config(data={"dataset": f"imagefolder:{env['tmp'] / 'imgs'}", "img_size": 24,
+                                            "batch_size": 4, "val_split": 0.25, "workers": 0,
+                                            "cache_dir": str(cache)}))
+    exe = Path(sys.executable).with_name("trainer")
+    res = subprocess.run([str(exe), "--store", env["db"], "launch", cfg_id[:8], "--gpus", "2", "--device", "cpu",
+                          "--runs-root", str(env["runs"])], check=False, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "TMPDIR": str(env["private_tmp"])})
+    out = res.stdout + res.stderr  # both ranks' lines: they share the launcher's terminal
+    assert res.returncode == 0, out[-2000:]
+    assert out.count("preparing 80 images of") == 1, out[-2000:]  # built once, by whichever rank came first
+    assert out.count("prepared 80 images in") == 1
+    [entry] = list_caches(cache)
+    assert entry.images == 80 and not list(cache.glob(".tmp-*"))
+
+    [run_dir] = list(env["runs"].iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "completed" and run["world_size"] == 2
+    assert run["train_size"] == 60 and run["val_size"] == 20
+    assert run["steps_per_epoch"] == 60 // 2 // 4  # each rank its own half of the 60 training images
+    confusion = json.loads((run_dir / "val_confusion.json").read_text())["matrix"]
+    assert sum(map(sum, confusion)) == 20  # both ranks' validation shards, each image once
+
+
 def _rank_pid(marker: str, rank: int, timeout: float = 60.0) -> int:
     """The pid of DDP rank ``rank`` of the launch whose environment carries ``marker``."""
     deadline = time.time() + timeout

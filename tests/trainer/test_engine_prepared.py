@@ -527,7 +527,7 @@ def test_a_build_says_how_it_goes_and_a_second_opener_says_it_waits(tmp_path: Pa
     assert heard[0].startswith(f"preparing 40 images of {tmp_path / 'imgs'} into {tmp_path / 'cache'}")
     done = [int(m.group(1)) for line in heard[1:-1] if (m := re.match(r"prepared (\d+) of 40 images \(", line))]
     assert len(done) >= 2 and done == sorted(done) and all(0 <= d <= 40 for d in done), heard
-    assert re.match(r"prepared 40 images in \d+\.\d s \(\d+\.\d\d GB\)", heard[-1]), heard[-1]
+    assert re.match(r"prepared 40 images in \d+\.\d s \(\d+\.\d MB\)", heard[-1]), heard[-1]
     assert waiter == [f"waiting for another process to finish preparing {second.folder}"]
     assert len(second) == 40
 

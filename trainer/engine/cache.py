@@ -444,8 +444,9 @@ def open_cache(spec: CacheSpec, cache_dir: Path, *, workers: int | None = None,
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             if say is not None:
-                say(f"prepared {meta['images']:,} images in {meta['build_s']:.1f} s "
-                    f"({_folder_bytes(final) / 2**30:.2f} GB)")
+                size = _folder_bytes(final)
+                shown = f"{size / 2**30:.2f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
+                say(f"prepared {meta['images']:,} images in {meta['build_s']:.1f} s ({shown})")
         lock = _lock(cache_dir / f"{key}.lock", fcntl.LOCK_SH)  # in use from here on (blocks only a remover)
         images = PreparedImages(final, lock)
     except BaseException:

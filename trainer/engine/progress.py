@@ -91,7 +91,7 @@ class RichProgress(NullProgress):
         self.progress.console.print(message)
 
     def say(self, message: str) -> None:
-        self.progress.console.print(printable(message), markup=False, highlight=False)
+        self.progress.console.print(printable(message), markup=False, highlight=False, soft_wrap=True)
 
 
 def make_progress(quiet: bool) -> NullProgress:
