@@ -31,6 +31,22 @@ def spec_for(root: Path, short: int = 32) -> CacheSpec:
     return CacheSpec(root, files, [0] * len(files), short, 3)
 
 
+def slow_decoding(monkeypatch: pytest.MonkeyPatch, delay: float) -> tuple[list[str], threading.Event]:
+    """Every decode of a cache build takes ``delay`` s longer; returns (the files decoded, set at the first)."""
+    calls: list[str] = []
+    started = threading.Event()
+    real = cache_mod.decode_stored
+
+    def slow(*a):
+        calls.append(a[0])
+        started.set()
+        time.sleep(delay)
+        return real(*a)
+
+    monkeypatch.setattr(cache_mod, "decode_stored", slow)
+    return calls, started
+
+
 def pil_reference(path: Path, short: int) -> np.ndarray:
     """The documented resize: decoded by PIL, antialiased bicubic to torchvision's Resize(short) size."""
     with Image.open(path) as im:
@@ -161,15 +177,7 @@ def test_a_folder_without_its_marker_is_rebuilt(tmp_path: Path) -> None:
 def test_concurrent_openers_build_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_folder(tmp_path / "imgs", fmt="png")
     spec = spec_for(tmp_path / "imgs")
-    calls = []
-    real = cache_mod.decode_stored
-
-    def counting(*a):
-        calls.append(a[0])
-        time.sleep(0.01)
-        return real(*a)
-
-    monkeypatch.setattr(cache_mod, "decode_stored", counting)
+    calls, _ = slow_decoding(monkeypatch, 0.01)
     results = []
     threads = [threading.Thread(target=lambda: results.append(open_cache(spec, tmp_path / "cache", workers=1)))
                for _ in range(3)]
@@ -488,15 +496,7 @@ def test_a_failing_slice_stops_the_others_at_their_next_image(tmp_path: Path, mo
     make_folder(tmp_path / "imgs", classes=2, per_class=20, fmt="png")
     first = min((tmp_path / "imgs").rglob("*.png"))
     first.write_bytes(b"not an image")  # the first file of the first slice
-    calls = []
-    real = cache_mod.decode_stored
-
-    def slow(*a):
-        calls.append(a[0])
-        time.sleep(0.02)
-        return real(*a)
-
-    monkeypatch.setattr(cache_mod, "decode_stored", slow)
+    calls, _ = slow_decoding(monkeypatch, 0.02)
     with pytest.raises(DataError, match="cannot decode"):
         open_cache(spec_for(tmp_path / "imgs"), tmp_path / "cache", workers=2)
     assert len(calls) < 10  # of 40: the second slice stopped within a few images
@@ -506,15 +506,7 @@ def test_a_failing_slice_stops_the_others_at_their_next_image(tmp_path: Path, mo
 def test_a_build_says_how_it_goes_and_a_second_opener_says_it_waits(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     make_folder(tmp_path / "imgs", classes=2, per_class=20, fmt="png")
-    real = cache_mod.decode_stored
-    started = threading.Event()
-
-    def slow(*a):
-        started.set()
-        time.sleep(0.02)
-        return real(*a)
-
-    monkeypatch.setattr(cache_mod, "decode_stored", slow)
+    _, started = slow_decoding(monkeypatch, 0.02)
     monkeypatch.setattr(cache_mod, "PROGRESS_S", 0.05)
     spec = spec_for(tmp_path / "imgs")
     heard: list[str] = []
