@@ -23,7 +23,7 @@ from trainer.engine.cache import CacheSpec, decode_stored, list_caches, open_cac
 from trainer.engine.config import load_config
 from trainer.engine.data import build_data
 from trainer.engine.device_augment import apply_params, sample_crop_boxes, sample_params
-from trainer.errors import ConfigError
+from trainer.errors import ConfigError, DataError
 
 
 def spec_for(root: Path, short: int = 32) -> CacheSpec:
@@ -480,8 +480,6 @@ def test_cache_ls_and_rm(tmp_path: Path) -> None:
 
 
 def test_an_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
-    from trainer.errors import DataError
-
     make_folder(tmp_path / "imgs", fmt="png")
     (tmp_path / "imgs" / "c0" / "broken.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match=r"cannot decode .*broken.png"):
@@ -491,8 +489,6 @@ def test_an_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_a_failing_slice_stops_the_others_at_their_next_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One bad file ends the whole build soon: the other threads do not decode the rest of their slice."""
-    from trainer.errors import DataError
-
     make_folder(tmp_path / "imgs", classes=2, per_class=20, fmt="png")
     first = min((tmp_path / "imgs").rglob("*.png"))
     first.write_bytes(b"not an image")  # the first file of the first slice
@@ -522,6 +518,24 @@ def test_a_build_says_how_it_goes_and_a_second_opener_says_it_waits(tmp_path: Pa
     assert re.match(r"prepared 40 images in \d+\.\d s \(\d+\.\d MB\)", heard[-1]), heard[-1]
     assert waiter == [f"waiting for another process to finish preparing {second.folder}"]
     assert len(second) == 40
+
+
+def test_a_disk_without_room_for_the_cache_is_one_clear_error_before_any_work(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    make_folder(tmp_path / "imgs", classes=2, per_class=20)
+    spec = spec_for(tmp_path / "imgs")
+    need = cache_mod.estimate_bytes(spec)
+    assert need == sum(h * w * 3 for h, w in (stored_dims(*reversed(Image.open(f).size), 32) for f in spec.files))
+    calls, _ = slow_decoding(monkeypatch, 0.0)
+    real = cache_mod.shutil.disk_usage
+    monkeypatch.setattr(cache_mod.shutil, "disk_usage", lambda p: real(p)._replace(free=need // 2))
+    with pytest.raises(DataError, match=r"preparing 40 images of .*imgs needs about 0\.0 GB in .*cache, which has "
+                                        r"0\.0 GB free: free some space, set data.cache_dir to a larger disk"):
+        open_cache(spec, tmp_path / "cache", workers=2)
+    assert calls == [] and list_caches(tmp_path / "cache") == [] and not list((tmp_path / "cache").glob(".tmp-*"))
+    monkeypatch.setattr(cache_mod.shutil, "disk_usage", real)
+    built = open_cache(spec, tmp_path / "cache", workers=2)  # with the room it builds, and the estimate was right
+    assert sum(int(np.prod(built.shapes[i])) for i in range(len(built))) == need
 
 
 def test_the_gpu_script_runs_in_smoke_mode_on_the_cpu() -> None:

@@ -197,6 +197,10 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MB"
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -405,6 +409,37 @@ def _write_cache(spec: CacheSpec, tmp: Path, key: str, workers: int, say: Say | 
     return meta
 
 
+def estimate_bytes(spec: CacheSpec, sample: int = 200) -> int:
+    """About how many bytes ``spec``'s cache takes: the stored sizes of up to ``sample`` files spread over
+    the folder (their headers only), scaled to all of them."""
+    from PIL import Image
+
+    files = spec.files
+    if not files:
+        return 0
+    picks = sorted({int(i) for i in np.linspace(0, len(files) - 1, min(sample, len(files)))})
+    total = 0
+    for i in picks:
+        try:
+            with Image.open(files[i]) as im:
+                h, w = stored_dims(im.size[1], im.size[0], spec.short_side)
+        except (OSError, ValueError):
+            continue  # the build says which file it cannot decode
+        total += h * w * spec.channels
+    return int(total / len(picks) * len(files))
+
+
+def _check_space(spec: CacheSpec, cache_dir: Path) -> int:
+    """The estimated size of the cache; a one-line DataError when ``cache_dir``'s disk lacks the room."""
+    need = estimate_bytes(spec)
+    free = shutil.disk_usage(cache_dir).free
+    if need * 1.05 > free:  # a margin for the estimate and the index
+        raise DataError(f"preparing {len(spec.files):,} images of {spec.root} needs about {need / 2**30:.1f} GB "
+                        f"in {cache_dir}, which has {free / 2**30:.1f} GB free: free some space, set "
+                        f"data.cache_dir to a larger disk, or lower data.stored_size")
+    return need
+
+
 def open_cache(spec: CacheSpec, cache_dir: Path, *, workers: int | None = None,
                max_bytes: int | None = None, say: Say | None = None) -> PreparedImages:
     """The cache for ``spec``: opened if published, else built (once, whoever asks first) and published.
@@ -429,10 +464,12 @@ def open_cache(spec: CacheSpec, cache_dir: Path, *, workers: int | None = None,
                 shutil.rmtree(stale, ignore_errors=True)
             if final.exists():  # never trusted without its marker
                 shutil.rmtree(final)
+            need = _check_space(spec, cache_dir)
             tmp = cache_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
             w = workers or available_cores()
-            line = f"preparing {len(spec.files):,} images of {spec.root} into {final} ({w} threads; once per folder)"
+            line = (f"preparing {len(spec.files):,} images of {spec.root} into {final} (about {_size(need)}, "
+                    f"{w} threads; once per folder)")
             log.info(line)
             if say is not None:
                 say(line)
@@ -444,9 +481,7 @@ def open_cache(spec: CacheSpec, cache_dir: Path, *, workers: int | None = None,
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             if say is not None:
-                size = _folder_bytes(final)
-                shown = f"{size / 2**30:.2f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
-                say(f"prepared {meta['images']:,} images in {meta['build_s']:.1f} s ({shown})")
+                say(f"prepared {meta['images']:,} images in {meta['build_s']:.1f} s ({_size(_folder_bytes(final))})")
         lock = _lock(cache_dir / f"{key}.lock", fcntl.LOCK_SH)  # in use from here on (blocks only a remover)
         images = PreparedImages(final, lock)
     except BaseException:
