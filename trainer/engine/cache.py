@@ -184,7 +184,11 @@ class CacheSpec:
 
 def _lock(path: Path, mode: int) -> Any:
     fh = open(path, "a+")  # noqa: SIM115 - the caller owns the handle (the lock lives as long as it)
-    fcntl.flock(fh, mode)
+    try:
+        fcntl.flock(fh, mode)
+    except BaseException:  # not taken (LOCK_NB: held elsewhere), or interrupted while waiting
+        fh.close()
+        raise
     return fh
 
 
