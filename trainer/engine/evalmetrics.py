@@ -101,8 +101,10 @@ class ClassificationExtras:
         if self.objective is not None and self.objective.log_terms:
             self.objective(logits, y, self.tally)
 
-    def result(self, confusion: np.ndarray, class_names: list[str], per_class_max: int, dist: Any) -> dict[str, float]:
-        """``val_softmax_std``, ``val_loss_<term>`` and :func:`classification_metrics` (DDP: whole set)."""
+    def result(self, confusion: np.ndarray, class_names: list[str], per_class_max: int, dist: Any,
+               prefix: str = "val_") -> dict[str, float]:
+        """``val_softmax_std``, ``val_loss_<term>`` and :func:`classification_metrics` (DDP: whole set);
+        ``prefix`` names another split (``test_``: ``trainer eval``)."""
         n = torch.tensor([float(self.n)], device=self.p_sum.device, dtype=torch.float64)
         if dist is not None and dist.enabled:
             stacked = dist.sum_(torch.cat([self.p_sum, self.p_sq, n]))
@@ -113,9 +115,9 @@ class ClassificationExtras:
         count = max(1.0, float(n[0]))
         mean = p_sum / count
         var = (p_sq / count - mean * mean).clamp(min=0.0)
-        out = {"val_softmax_std": float(var.sqrt().mean())}
-        out.update(self.tally.means("val_loss_", dist))
-        out.update(classification_metrics(confusion, class_names, per_class_max=per_class_max))
+        out = {f"{prefix}softmax_std": float(var.sqrt().mean())}
+        out.update(self.tally.means(f"{prefix}loss_", dist))
+        out.update(classification_metrics(confusion, class_names, per_class_max=per_class_max, prefix=prefix))
         return out
 
 

@@ -158,17 +158,16 @@ def evaluate(run: RestoredRun, *, data: str | None = None, split: str = "test",
         raise UsageError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
     bs = batch_size or run.cfg.data.eval_batch_size or run.cfg.data.batch_size
     source, _, batches = _source(run, data, split, bs)
+    from trainer.engine.evalmetrics import ClassificationExtras
+
     c = len(run.class_names)
     confusion = torch.zeros(c * c, dtype=torch.long)
-    p_sum = torch.zeros(c, dtype=torch.float64)
-    p_sq = torch.zeros(c, dtype=torch.float64)
+    extras = ClassificationExtras(c, torch.device("cpu"))  # the softmax spread, as the training's validation
     loss_sum = top5 = 0.0
     seen = 0
     for x, y in batches:
         logits = run.logits(x, bs)
-        p = logits.softmax(1).double()
-        p_sum += p.sum(0)
-        p_sq += (p * p).sum(0)
+        extras.add(logits, y)
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         pred = logits.argmax(1)
         if c > 5:
@@ -177,17 +176,12 @@ def evaluate(run: RestoredRun, *, data: str | None = None, split: str = "test",
         seen += int(y.shape[0])
     if seen == 0:
         raise UsageError(f"{source}: no images to evaluate")
-    from trainer.engine.evalmetrics import classification_metrics
-
     matrix = confusion.view(c, c).numpy()
     prefix = metric_prefix(split)
     metrics = {f"{prefix}loss": loss_sum / seen, f"{prefix}acc": float(np.trace(matrix)) / seen}
     if c > 5:
         metrics[f"{prefix}top5"] = top5 / seen
-    mean = p_sum / seen  # as val_softmax_std: near 0 when the model predicts the same for every image
-    metrics[f"{prefix}softmax_std"] = float((p_sq / seen - mean * mean).clamp(min=0.0).sqrt().mean())
-    metrics.update(classification_metrics(matrix, run.class_names, per_class_max=run.cfg.train.per_class_metrics,
-                                          prefix=prefix))
+    metrics.update(extras.result(matrix, run.class_names, run.cfg.train.per_class_metrics, None, prefix=prefix))
     return EvalReport(split, source, metrics, matrix, list(run.class_names), seen)
 
 
