@@ -12,11 +12,12 @@ pipe 141. This module imports only click and the light core: it is loaded by eve
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -200,12 +201,18 @@ def _silence_stdout() -> None:
         pass
 
 
-def _usage_line(exc: click.UsageError) -> click.exceptions.Exit:
-    """A usage error (unknown option, missing argument, bad value) printed as one line that says where
-    help is, instead of click's usage block; returns the exit to raise (2)."""
-    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-    echo_error(exc.format_message().rstrip(".") + where, exc.ctx)
-    return click.exceptions.Exit(exc.exit_code)
+@contextlib.contextmanager
+def _usage_in_one_line() -> Iterator[None]:
+    """A usage error (unknown option, missing argument, bad value) inside becomes one line that says where
+    help is, instead of click's usage block, and exit 2; a bare group still shows its help."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        echo_error(exc.format_message().rstrip(".") + where, exc.ctx)
+        raise click.exceptions.Exit(exc.exit_code) from None
 
 
 class _Guarded:
@@ -213,20 +220,13 @@ class _Guarded:
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
-        try:
+        with _usage_in_one_line():
             return super().make_context(info_name, args, parent, **extra)  # type: ignore[misc]
-        except click.exceptions.NoArgsIsHelpError:
-            raise  # a bare group: its help, as click shows it
-        except click.UsageError as exc:
-            raise _usage_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)  # type: ignore[misc]
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.UsageError as exc:  # a subcommand's: unknown name, option or argument
-            raise _usage_line(exc) from None
+            with _usage_in_one_line():  # a subcommand's: unknown name, option or argument
+                return super().invoke(ctx)  # type: ignore[misc]
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
