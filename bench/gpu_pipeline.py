@@ -70,6 +70,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, amp: bool) -> None:
+    """One training step as timm's train.py takes it (bf16 autocast when ``amp``)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def model_only(args: argparse.Namespace, device: torch.device) -> dict:
     """timm benchmark.py --bench train: synthetic batches already on the device, forward + backward + step."""
     import timm
@@ -80,19 +89,12 @@ def model_only(args: argparse.Namespace, device: torch.device) -> dict:
         memory_format=args.memory_format)
     y = torch.randint(0, 10, (args.batch_size,), device=device)
 
-    def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
     for _ in range(args.warmup):
-        step()
+        _step(model, opt, x, y, args.amp)
     _sync(device)
     t0 = time.time()
     for _ in range(args.steps):
-        step()
+        _step(model, opt, x, y, args.amp)
     _sync(device)
     t1 = time.time()
     return {"name": "timm benchmark (model only, synthetic)", "ips": args.steps * args.batch_size / (t1 - t0),
@@ -120,12 +122,7 @@ def timm_train(folder: Path, args: argparse.Namespace, device: torch.device) -> 
         for x, y in loader:
             wait += time.perf_counter() - t_wait
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            x = x.contiguous(memory_format=args.memory_format)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            _step(model, opt, x.contiguous(memory_format=args.memory_format), y, args.amp)
             seen += y.shape[0]
             t_wait = time.perf_counter()
         _sync(device)
