@@ -380,7 +380,8 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-def _scan_classes(folder: Path) -> dict[str, list[Path]]:
+def scan_classes(folder: Path) -> dict[str, list[Path]]:
+    """``<folder>/<class>/`` image files by class name (sorted; hidden folders and empty classes left out)."""
     classes = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = _image_files(sub)
@@ -396,8 +397,8 @@ def load_imagefolder(path: str, val_split: float) -> tuple[RawSplit, RawSplit, l
         raise DataError(f"imagefolder: {root} is not a folder")
     val_dir = next((root / n for n in ("val", "valid", "validation") if (root / n).is_dir()), None)
     if (root / "train").is_dir() and val_dir is not None:
-        train_classes = _scan_classes(root / "train")
-        val_classes = _scan_classes(val_dir)
+        train_classes = scan_classes(root / "train")
+        val_classes = scan_classes(val_dir)
         names = sorted(train_classes)
         unknown = sorted(set(val_classes) - set(train_classes))
         if unknown:
@@ -411,7 +412,7 @@ def load_imagefolder(path: str, val_split: float) -> tuple[RawSplit, RawSplit, l
 
         train, val = split(train_classes), split(val_classes)
     else:
-        classes = _scan_classes(root)
+        classes = scan_classes(root)
         names = sorted(classes)
         paths = [p for n in names for p in classes[n]]
         labels = np.array([i for i, n in enumerate(names) for _ in classes[n]], dtype=np.int64)

@@ -64,9 +64,9 @@ Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 
 
 def _folder_batches(run: RestoredRun, root: Path, batch_size: int) -> tuple[int, Batches]:
-    from trainer.engine.data import _scan_classes
+    from trainer.engine.data import scan_classes
 
-    classes = _scan_classes(root)
+    classes = scan_classes(root)
     if not classes:
         raise UsageError(f"{root}: no class folders with images (<folder>/<class>/*.png)")
     index = {name: i for i, name in enumerate(run.class_names)}
