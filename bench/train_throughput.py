@@ -67,7 +67,8 @@ def make_model(args: argparse.Namespace, num_classes: int, in_chans: int, device
     return model.train()
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so a wall-clock reading covers it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -99,11 +100,11 @@ def plain_loop(args: argparse.Namespace, x8: torch.Tensor, y: torch.Tensor, num_
         return seen
 
     epoch()  # warm-up
-    _sync(device)
+    sync(device)
     stamps.clear()
     t0 = time.perf_counter()
     seen = epoch()
-    _sync(device)
+    sync(device)
     steps = [b - a for a, b in itertools.pairwise(stamps)]
     return seen / (time.perf_counter() - t0), args.batch_size / statistics.median(steps)
 
@@ -137,10 +138,10 @@ def tuned_loop(args: argparse.Namespace, x8: torch.Tensor, y: torch.Tensor, num_
         return seen
 
     epoch()
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     seen = epoch()
-    _sync(device)
+    sync(device)
     return seen / (time.perf_counter() - t0)
 
 
