@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.loader_throughput import IMAGENET_MEAN, IMAGENET_STD, make_folder
-from bench.train_throughput import sync
+from trainer.engine.stats import synchronize
 
 
 class UtilSampler:
@@ -87,11 +87,11 @@ def model_only(args: argparse.Namespace, device: torch.device) -> dict:
 
     for _ in range(args.warmup):
         _step(model, opt, x, y, args.amp)
-    sync(device)
+    synchronize(device)
     t0 = time.time()
     for _ in range(args.steps):
         _step(model, opt, x, y, args.amp)
-    sync(device)
+    synchronize(device)
     t1 = time.time()
     return {"name": "timm benchmark (model only, synthetic)", "ips": args.steps * args.batch_size / (t1 - t0),
             "t0": t0, "t1": t1, "wait": None}
@@ -112,7 +112,7 @@ def timm_train(folder: Path, args: argparse.Namespace, device: torch.device) -> 
     best = None
     for epoch in range(args.timm_epochs):
         seen, wait = 0, 0.0
-        sync(device)
+        synchronize(device)
         t0 = time.time()
         t_wait = time.perf_counter()
         for x, y in loader:
@@ -121,7 +121,7 @@ def timm_train(folder: Path, args: argparse.Namespace, device: torch.device) -> 
             _step(model, opt, x.contiguous(memory_format=args.memory_format), y, args.amp)
             seen += y.shape[0]
             t_wait = time.perf_counter()
-        sync(device)
+        synchronize(device)
         t1 = time.time()
         row = {"name": f"timm train loop, create_loader, epoch {epoch + 1}", "ips": seen / (t1 - t0), "t0": t0,
                "t1": t1, "wait": wait / (t1 - t0)}

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from trainer.engine.stats import synchronize
+
 
 def trainer_config(args: argparse.Namespace, device: str) -> dict:
     return {
@@ -67,12 +69,6 @@ def make_model(args: argparse.Namespace, num_classes: int, in_chans: int, device
     return model.train()
 
 
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA), so a wall-clock reading covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def plain_loop(args: argparse.Namespace, x8: torch.Tensor, y: torch.Tensor, num_classes: int, norm: tuple,
                device: torch.device) -> tuple[float, float]:
     """What a user writes first: float tensors, TensorDataset, DataLoader(shuffle=True), AdamW."""
@@ -100,11 +96,11 @@ def plain_loop(args: argparse.Namespace, x8: torch.Tensor, y: torch.Tensor, num_
         return seen
 
     epoch()  # warm-up
-    sync(device)
+    synchronize(device)
     stamps.clear()
     t0 = time.perf_counter()
     seen = epoch()
-    sync(device)
+    synchronize(device)
     steps = [b - a for a, b in itertools.pairwise(stamps)]
     return seen / (time.perf_counter() - t0), args.batch_size / statistics.median(steps)
 
@@ -138,10 +134,10 @@ def tuned_loop(args: argparse.Namespace, x8: torch.Tensor, y: torch.Tensor, num_
         return seen
 
     epoch()
-    sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     seen = epoch()
-    sync(device)
+    synchronize(device)
     return seen / (time.perf_counter() - t0)
 
 
