@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.engine.config import TrainerConfig
-from trainer.engine.model import build_model
+from trainer.engine.data import DataBundle
+from trainer.engine.features import feature_channels
+from trainer.engine.model import build_model, model_mean_std
 
 __all__ = ["HeadModel", "TaskHead", "build_task_model", "needs_head", "num_outputs"]
 
@@ -120,3 +122,13 @@ def build_task_model(cfg: TrainerConfig, *, num_classes: int, in_chans: int, img
     return HeadModel(backbone, TaskHead(features, num_outputs(cfg, num_classes), hidden=list(head.hidden),
                                         norm=head.norm, dropout=cfg.model.drop_rate, activation=head.activation,
                                         value_range=rng, normalize=cfg.task == "embedding"))
+
+
+def model_for(cfg: TrainerConfig, data: DataBundle) -> tuple[nn.Module, int, tuple[tuple[float, ...], ...] | None]:
+    """(the model ``cfg`` trains on ``data``, its input channels after ``data.features``, the pretrained
+    mean/std to normalise with, or None when ``data.mean``/``data.std`` are set): one recipe for runs and
+    the finders."""
+    in_chans = feature_channels(cfg.data.features, data.channels)
+    model = build_task_model(cfg, num_classes=data.num_classes, in_chans=in_chans, img_size=data.img_size)
+    mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
+    return model, in_chans, mean_std

@@ -69,6 +69,14 @@ DIVERGENCE_CHECK_UPDATES = 50  # DDP: how often the ranks compare notes on a non
 # ------------------------------------------------------------------ device and precision
 
 
+def configure_device(cfg: TrainerConfig, device: torch.device) -> None:
+    """How a run uses a GPU, and so how the finders measure one: cuDNN picks its fastest kernels for the
+    fixed input sizes and float32 matmuls use TF32, unless ``train.deterministic``."""
+    if device.type == "cuda" and not cfg.train.deterministic:
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+
+
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> the first GPU if there is one, else the CPU; ``cuda:N`` checked against what exists."""
     from trainer.errors import ConfigError

@@ -196,10 +196,16 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
 
     from trainer.engine.data import build_data
     from trainer.engine.distributed import SINGLE
-    from trainer.engine.features import feature_channels
-    from trainer.engine.heads import build_task_model
-    from trainer.engine.loop import Trainer, device_name, load_checkpoint, resolve_device, seed_everything
-    from trainer.engine.model import check_forward, model_mean_std, param_count
+    from trainer.engine.heads import model_for
+    from trainer.engine.loop import (
+        Trainer,
+        configure_device,
+        device_name,
+        load_checkpoint,
+        resolve_device,
+        seed_everything,
+    )
+    from trainer.engine.model import check_forward, param_count
     from trainer.engine.plots import plot_run
     from trainer.engine.progress import make_progress, rank_say
     from trainer.engine.stats import inference_stats
@@ -259,20 +265,15 @@ def run_training(cfg: TrainerConfig | dict, run_dir: Path, *, on_epoch: EpochCal
                     threads = f"{dist.world_size} processes ({dist.backend}), {threads} each"
                 progress.print(f"using CPU ({why}; {threads})")
                 log.info("using CPU (%s; %s)", why, threads)
-            if device.type == "cuda" and not cfg.train.deterministic:
-                torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
-                torch.set_float32_matmul_precision("high")
+            configure_device(cfg, device)
             seed_everything(cfg.train.seed + dist.rank)  # DDP: own dropout/mixup streams; weights come from rank 0
             # an image folder's first use builds its prepared cache: whichever rank builds it says how it goes
             say = progress.say if main else None if quiet else rank_say(dist.rank)
             data = build_data(cfg, device=device, rank=dist.rank, world_size=dist.world_size, say=say)
             if main and data.split is not None:  # k-fold / bootstrap: which images it trained and validated on
                 write_split(run_dir, data.split)
-            in_chans = feature_channels(cfg.data.features, data.channels)  # data.features: the stack's
-            model = build_task_model(cfg, num_classes=data.num_classes, in_chans=in_chans,
-                                     img_size=data.img_size)
+            model, in_chans, mean_std = model_for(cfg, data)  # in_chans: data.features' stack's
             check_forward(model, in_chans=in_chans, img_size=data.img_size, name=cfg.model.name)
-            mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
             trainer = Trainer(cfg, data, model, device=device, run_dir=run_dir, stop=stop, progress=progress,
                               mean_std=mean_std, dist=dist)
             if checkpoint is not None:

@@ -81,18 +81,13 @@ def suggest_lr(lrs: list[float], smoothed: list[float], rule: str = "steepest") 
 def _fresh_trainer(cfg: Any, dev: torch.device, **data_kw: Any) -> Any:
     """Data, a fresh model and a :class:`trainer.engine.loop.Trainer` built as ``run_training`` builds them."""
     from trainer.engine.data import build_data
-    from trainer.engine.features import feature_channels
-    from trainer.engine.heads import build_task_model
-    from trainer.engine.loop import Trainer, seed_everything
-    from trainer.engine.model import model_mean_std
+    from trainer.engine.heads import model_for
+    from trainer.engine.loop import Trainer, configure_device, seed_everything
 
-    if dev.type == "cuda" and not cfg.train.deterministic:
-        torch.backends.cudnn.benchmark = True  # as training runs (trainer.engine.runner): same kernels, same memory
+    configure_device(cfg, dev)  # as training runs: same kernels, same memory
     seed_everything(cfg.train.seed)
     data = build_data(cfg, **data_kw)
-    in_chans = feature_channels(cfg.data.features, data.channels)
-    model = build_task_model(cfg, num_classes=data.num_classes, in_chans=in_chans, img_size=data.img_size)
-    mean_std = None if cfg.data.mean or cfg.data.std else model_mean_std(model)
+    model, _, mean_std = model_for(cfg, data)
     return Trainer(cfg, data, model, device=dev, mean_std=mean_std)
 
 
